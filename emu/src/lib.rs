@@ -1,1 +1,87 @@
-//! The pagelab machine.
+//! The pagelab machine: a CPU interpreter (`cpu`), a guest kernel written in Rust (`kernel`),
+//! the ELF loader (`loader`), the run loop that ties them together (`machine`) and trace
+//! events (`trace`). The CPU never calls the kernel: it returns an [`cpu::Exit`] to the run
+//! loop, which hands it to the kernel, the way a vCPU exits to KVM.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// How a machine is configured.
+pub struct Config {
+    /// Guest physical memory, bytes.
+    pub mem_bytes: u64,
+    /// Stop after this many guest instructions (all vCPUs together).
+    pub instr_limit: Option<u64>,
+    /// Write trace events as JSON Lines here.
+    pub trace: Option<Box<dyn Write + Send>>,
+    /// Host paths, besides the program itself, the guest may open read-only.
+    pub allow_paths: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { mem_bytes: 4 << 30, instr_limit: None, trace: None, allow_paths: Vec::new() }
+    }
+}
+
+/// The guest's standard streams.
+pub struct Io {
+    pub stdin: Box<dyn Read + Send>,
+    pub stdout: Box<dyn Write + Send>,
+    pub stderr: Box<dyn Write + Send>,
+}
+
+impl Io {
+    /// The host process's own stdin, stdout and stderr.
+    pub fn inherit() -> Self {
+        Self { stdin: Box::new(std::io::stdin()), stdout: Box::new(std::io::stdout()), stderr: Box::new(std::io::stderr()) }
+    }
+}
+
+/// How the guest ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// exit_group(status) or exit of the last thread; `status` is the low 8 bits.
+    Exited(i32),
+    /// Killed by a signal.
+    Signaled { sig: i32, core: bool, fault_addr: Option<u64>, rip: u64 },
+    /// The instruction limit was reached.
+    InstrLimit,
+}
+
+impl Outcome {
+    /// The exit status the `pagelab` process uses: the guest's status, or 128+N for signal N.
+    pub fn host_status(&self) -> i32 {
+        match self {
+            Outcome::Exited(s) => *s & 0xff,
+            Outcome::Signaled { sig, .. } => 128 + sig,
+            Outcome::InstrLimit => 124,
+        }
+    }
+}
+
+/// Host-side failures: malformed input the kernel has no errno for, or pagelab limits.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// cannot read the program
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// the program is not a loadable static x86-64 ELF executable
+    #[error("{path}: not a loadable x86-64 static ELF executable: {why}")]
+    BadElf { path: PathBuf, why: String },
+    /// an instruction pagelab does not implement
+    #[error("unimplemented instruction {mnemonic} at rip {rip:#x}")]
+    Unimplemented { mnemonic: String, rip: u64 },
+    /// the guest ran out of physical memory while the kernel had no errno to give
+    #[error("guest physical memory exhausted: {0}")]
+    OutOfMemory(String),
+    /// every thread is blocked and no timer is pending
+    #[error("deadlock: {0}")]
+    Deadlock(String),
+}
+
+/// Loads `prog` with `argv` (argv[0] included) and `envp`, and runs it to completion.
+pub fn run_program(cfg: Config, prog: &std::path::Path, argv: &[String], envp: &[String], io: Io) -> Result<Outcome, Error> {
+    let _ = (cfg, prog, argv, envp, io);
+    todo!("machine")
+}
