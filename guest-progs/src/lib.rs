@@ -1,1 +1,114 @@
-//! Guest programs.
+//! Guest programs: small C programs in `guest-progs/c/*.c`, compiled by `build.rs` with the
+//! system gcc into static x86-64 Linux executables (`-static -O2`; a first-line comment
+//! `// pagelab: cflags=-static-pie` builds a static-pie instead, see `build.rs`).
+//!
+//! Every program prints a deterministic transcript (no addresses, PIDs or timings), so its
+//! stdout and exit status can be compared between a native run and a pagelab run.
+//!
+//! ```no_run
+//! let hello = guest_progs::path("hello");
+//! let m = guest_progs::meta("qsort");
+//! assert_eq!(m.test_args, &["200000"]);
+//! # let _ = hello;
+//! ```
+
+use std::path::PathBuf;
+
+include!(concat!(env!("OUT_DIR"), "/guest_progs.rs"));
+
+/// Linux signal numbers the programs are expected to die of.
+pub const SIGILL: i32 = 4;
+pub const SIGSEGV: i32 = 11;
+
+/// How a program is expected to end (natively, and so under pagelab).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Exits with this status.
+    Exit(i32),
+    /// Is killed by this signal.
+    Signal(i32),
+}
+
+/// What the tests need to know about a program.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta {
+    pub name: &'static str,
+    /// One line on what it exercises.
+    pub about: &'static str,
+    /// Arguments (after argv[0]) the tests run it with: small enough for an interpreter.
+    pub test_args: &'static [&'static str],
+    /// Arguments for a bigger run (benchmarks); the program's own defaults when empty.
+    pub bench_args: &'static [&'static str],
+    pub expect: Expect,
+}
+
+/// Metadata for every program in [`ALL`] (a unit test checks that the two agree).
+pub const META: &[Meta] = &[
+    Meta { name: "args_env", about: "argv, auxv (AT_PAGESZ, AT_CLKTCK, ...) and environment", test_args: &["one", "two words", ""], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "exit_code", about: "exit(42) after atexit and buffered stdout", test_args: &[], bench_args: &[], expect: Expect::Exit(42) },
+    Meta { name: "hello", about: "printf of ints and doubles, string.h, argv", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "hello_pie", about: "hello built -static-pie (ET_DYN, self-relocating)", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "mem", about: "brk, malloc/realloc/free, mmap/munmap/mprotect/mremap/madvise", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "qsort", about: "recursive quicksort of N xorshift ints (argv[1], default 5000000)", test_args: &["200000"], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "segv_null", about: "NULL store: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },
+    Meta { name: "segv_ro", about: "store to a PROT_READ page: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },
+    Meta { name: "smc", about: "self-modifying code in an RWX mapping, incl. the executing block", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "touch", about: "mmap N MiB (argv[1], default 256), one write per page, read back", test_args: &["64"], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "ud", about: "ud2: killed by SIGILL", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGILL) },
+];
+
+/// The compiled executable of program `name` (a stem of `guest-progs/c/*.c`).
+///
+/// Panics, listing the known programs, if there is no such program.
+pub fn path(name: &str) -> PathBuf {
+    try_path(name).unwrap_or_else(|| panic!("no guest program {name:?}; known: {ALL:?}"))
+}
+
+/// Like [`path`], but `None` for an unknown program.
+pub fn try_path(name: &str) -> Option<PathBuf> {
+    ALL.contains(&name).then(|| PathBuf::from(BIN_DIR).join(name))
+}
+
+/// Metadata of program `name`. Panics if unknown.
+pub fn meta(name: &str) -> &'static Meta {
+    META.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("no metadata for guest program {name:?}"))
+}
+
+/// Whether `name` was built with `-static-pie`.
+pub fn is_static_pie(name: &str) -> bool {
+    STATIC_PIE.contains(&name)
+}
+
+/// The arguments the tests use for `name` (empty for an unknown program).
+pub fn test_args(name: &str) -> &'static [&'static str] {
+    META.iter().find(|m| m.name == name).map_or(&[], |m| m.test_args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_program_is_built_and_described() {
+        for name in ALL {
+            assert!(path(name).is_file(), "{name}: {} missing", path(name).display());
+            assert!(META.iter().any(|m| m.name == *name), "{name}: add a Meta entry in guest-progs/src/lib.rs");
+        }
+        for m in META {
+            assert!(ALL.contains(&m.name), "Meta for {} but there is no c/{}.c", m.name, m.name);
+        }
+    }
+
+    #[test]
+    fn binaries_are_static_x86_64_elf() {
+        for name in ALL {
+            let bytes = std::fs::read(path(name)).unwrap();
+            assert_eq!(&bytes[..4], b"\x7fELF", "{name}");
+            assert_eq!(bytes[4], 2, "{name}: ELFCLASS64");
+            assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), 62, "{name}: EM_X86_64");
+            let e_type = u16::from_le_bytes([bytes[16], bytes[17]]);
+            assert_eq!(e_type, if is_static_pie(name) { 3 } else { 2 }, "{name}: ET_DYN iff static-pie");
+        }
+        assert!(is_static_pie("hello_pie") && !is_static_pie("hello"));
+    }
+}
