@@ -85,3 +85,5 @@ pub fn run_program(cfg: Config, prog: &std::path::Path, argv: &[String], envp: &
     let _ = (cfg, prog, argv, envp, io);
     todo!("machine")
 }
+
+pub mod cpu;
