@@ -73,6 +73,8 @@ impl Entry {
     /// Protection key field, bits 62:59.
     pub const PKEY_SHIFT: u32 = 59;
     pub const PKEY_MASK: u64 = 0xf << 59;
+    /// Software-available bits 58:52.
+    pub const SOFTW_HIGH_MASK: u64 = 0x7f << 52;
     /// Bits 51:12, the widest physical-address field architecture allows.
     pub const ADDR_MASK_52: u64 = 0x000f_ffff_ffff_f000;
 
@@ -133,6 +135,10 @@ impl Entry {
     pub const fn softw_high(self) -> u8 {
         ((self.0 >> 52) & 0x7f) as u8
     }
+    #[must_use]
+    pub const fn with_softw_high(self, v: u8) -> Self {
+        Self((self.0 & !Self::SOFTW_HIGH_MASK) | (((v & 0x7f) as u64) << 52))
+    }
     /// The PAT bit of a leaf at `level` (bit 7 at PT, bit 12 for large leaves).
     pub const fn pat(self, level: Level) -> bool {
         match level {
@@ -140,29 +146,72 @@ impl Entry {
             _ => self.0 & Self::PAT_LARGE != 0,
         }
     }
+    /// Sets or clears the PAT bit of a leaf at `level` (SDM 4.9.2).
+    #[must_use]
+    pub const fn with_pat(self, level: Level, pat: bool) -> Self {
+        let bit = match level {
+            Level::Pt => Self::PAT_4K,
+            _ => Self::PAT_LARGE,
+        };
+        if pat {
+            Self(self.0 | bit)
+        } else {
+            Self(self.0 & !bit)
+        }
+    }
     /// PAT index = PAT*4 + PCD*2 + PWT, for a leaf at `level`.
     pub const fn pat_index(self, level: Level) -> u8 {
         (self.pat(level) as u8) << 2 | ((self.0 & Self::PCD != 0) as u8) << 1 | (self.0 & Self::PWT != 0) as u8
     }
     /// The physical address this entry holds: the next table for a non-leaf, or the frame for
-    /// a leaf of `level`'s size. Bits above `maxphyaddr` are not included.
+    /// a leaf of `level`'s size. Bits at and above `maxphyaddr` are not included (SDM 4.5.4:
+    /// they are reserved, and [`Entry::reserved_bits`] reports them).
     pub const fn addr(self, level: Level, maxphyaddr: u8) -> PhysAddr {
-        let top = if maxphyaddr >= 52 { Self::ADDR_MASK_52 } else { ((1u64 << maxphyaddr) - 1) & !0xfff };
-        let low = match level {
+        PhysAddr::new(self.0 & Self::phys_mask(maxphyaddr) & Self::frame_mask(self, level))
+    }
+    /// Replaces the address field: bits 51:12 for a table pointer or a 4 KiB page, 51:21 for a
+    /// 2 MiB leaf and 51:30 for a 1 GiB leaf. For large leaves the low bits of `pa` are dropped,
+    /// so bit 12 (PAT) and the reserved bits below the frame are kept as they were.
+    #[must_use]
+    pub const fn with_addr(self, pa: PhysAddr, level: Level) -> Self {
+        let mask = Self::ADDR_MASK_52 & Self::frame_mask(self, level);
+        Self((self.0 & !mask) | (pa.as_u64() & mask))
+    }
+
+    /// Bits M-1:12, the address bits MAXPHYADDR = `maxphyaddr` allows (SDM 4.1.4).
+    pub const fn phys_mask(maxphyaddr: u8) -> u64 {
+        if maxphyaddr >= 52 {
+            Self::ADDR_MASK_52
+        } else {
+            ((1u64 << maxphyaddr) - 1) & !0xfff
+        }
+    }
+    /// The alignment mask of the address this entry holds at `level`: page-size aligned for a
+    /// large leaf, 4 KiB aligned otherwise.
+    const fn frame_mask(self, level: Level) -> u64 {
+        match level {
             Level::Pd if self.0 & Self::HUGE != 0 => !((1u64 << 21) - 1),
             Level::Pdpt if self.0 & Self::HUGE != 0 => !((1u64 << 30) - 1),
             _ => !0xfff,
-        };
-        PhysAddr::new(self.0 & top & low)
+        }
     }
-    /// Replaces the address field (bits 51:12, minus bit 12 for large leaves where it is PAT).
-    #[must_use]
-    pub const fn with_addr(self, pa: PhysAddr, level: Level) -> Self {
-        let mask = match level {
-            Level::Pd | Level::Pdpt if self.0 & Self::HUGE != 0 => Self::ADDR_MASK_52 & !Self::PAT_LARGE,
-            _ => Self::ADDR_MASK_52,
+    /// The reserved bits set in this entry, interpreted as a *present* entry at `level`
+    /// (SDM 4.5.4, tables 4-15 to 4-20; 1 GiB pages are supported): bits 51:M, bit 63 when
+    /// EFER.NXE=0, PS in a PML4E, and the address bits below a large frame (20:13 for 2 MiB,
+    /// 29:13 for 1 GiB). Zero means the entry is well formed. Not-present entries have no
+    /// reserved bits: the caller checks P first.
+    pub const fn reserved_bits(self, level: Level, maxphyaddr: u8, nxe: bool) -> u64 {
+        let mut rsvd = Self::ADDR_MASK_52 & !Self::phys_mask(maxphyaddr);
+        if !nxe {
+            rsvd |= Self::NX;
+        }
+        rsvd |= match level {
+            Level::Pml4 => Self::HUGE,
+            Level::Pdpt if self.0 & Self::HUGE != 0 => ((1u64 << 30) - 1) & !((1u64 << 13) - 1),
+            Level::Pd if self.0 & Self::HUGE != 0 => ((1u64 << 21) - 1) & !((1u64 << 13) - 1),
+            _ => 0,
         };
-        Self((self.0 & !mask) | (pa.as_u64() & mask))
+        self.0 & rsvd
     }
 }
 

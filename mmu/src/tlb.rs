@@ -1,25 +1,137 @@
 //! A per-vCPU TLB (SDM 4.10): caches translations the way hardware may, including stale
 //! ones, until software invalidates them.
 //!
-//! CONTRACT (implemented by the mmu owner; signatures are fixed, bodies may change).
+//! Layout. A direct-mapped array of [`SLOTS`] slots indexed by the low bits of the virtual
+//! page number. A slot holds one 4 KiB *fragment* of a translation: a 2 MiB or 1 GiB
+//! translation is cached 4 KiB at a time, each fragment remembering the size of the
+//! translation it came from, so invalidating any address of a large page drops all of its
+//! fragments (SDM 4.10.2.3). The hot fields (tag, frame, PCID, rights, key) are packed in a
+//! 24-byte [`Slot`]; the full [`Translation`] of each slot lives in a parallel cold array that
+//! only fills and [`Tlb::entries`] touch.
+//!
+//! Rights are checked on every hit against the *current* control state (CPL, CR0.WP,
+//! CR4.SMEP/SMAP, EFLAGS.AC, PKRU), which may change without any flush: the slot stores the
+//! combined rights of the walk, and [`required`] turns an access into the rights it needs.
+//! A hit that does not permit the access is treated as a miss and the caller walks: the SDM
+//! lets the processor re-walk instead of faulting from a TLB entry, so a stale *stricter*
+//! entry never produces a spurious #PF here, while a stale *more permissive* entry is used
+//! until invalidated. A write through an entry whose leaf D is clear is a miss too, so the
+//! walk sets D. Faults are never cached, and a #PF invalidates the faulting page in the
+//! current PCID (SDM 4.10.4.1).
+//!
+//! Globals: G is cached only if CR4.PGE was 1 when the entry was filled; a global entry
+//! matches any PCID. Toggling PGE flushes everything, so the cached flag never outlives the
+//! mode it was computed under.
 
+use crate::addr::PageSize;
 use crate::phys::PhysMem;
-use crate::walk::{Access, ControlRegs, Translation, WalkFault};
+use crate::walk::{check_access, walk, Access, AccessKind, ControlRegs, Translation, WalkFault};
+
+/// Number of slots (a power of two).
+pub const SLOTS: usize = 1024;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TlbStats {
+    /// Lookups answered from the TLB.
     pub hits: u64,
+    /// Lookups that were not (absent, or not permitting the access).
     pub misses: u64,
+    /// Page walks done on behalf of the TLB.
     pub walks: u64,
+    /// Slots filled after a successful walk.
     pub fills: u64,
+    /// Invalidation operations (INVLPG, CR3/CR4 writes that flush, INVPCID, flushes, #PF).
     pub flushes: u64,
+}
+
+/// Rights bits of a slot: what the cached translation permits, before the current control
+/// state is taken into account.
+mod rights {
+    /// R/W=1 at every level.
+    pub const W: u8 = 1 << 0;
+    /// A user-mode address (U/S=1 at every level).
+    pub const U: u8 = 1 << 1;
+    /// A supervisor-mode address (U/S=0 at some level), so "needs S" is also a mask test.
+    pub const S: u8 = 1 << 2;
+    /// XD=0 at every level.
+    pub const X: u8 = 1 << 3;
+    /// D=1 in the leaf.
+    pub const D: u8 = 1 << 4;
+    /// G=1 in the leaf with CR4.PGE=1 at fill time: matches any PCID.
+    pub const G: u8 = 1 << 5;
+}
+
+/// A cached 4 KiB fragment. `tag` is the linear page with bit 0 set (0 = invalid), so a
+/// non-canonical address can never hit: tags are only made from canonical ones.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    tag: u64,
+    /// Guest-physical base of the 4 KiB fragment.
+    frame: u64,
+    pcid: u16,
+    rights: u8,
+    pkey: u8,
+    /// log2 of the size of the original translation (12, 21 or 30).
+    shift: u8,
+}
+
+const VALID: u64 = 1;
+
+impl Slot {
+    /// True if this slot caches a translation whose page contains `la`.
+    #[inline]
+    fn covers(&self, la: u64) -> bool {
+        self.tag != 0 && ((self.tag ^ la) >> self.shift) == 0
+    }
+    fn global(&self) -> bool {
+        self.rights & rights::G != 0
+    }
+    /// The first byte after the original translation's page (saturating at the top).
+    fn range(&self) -> (u64, u64) {
+        let base = self.tag & !((1u64 << self.shift) - 1);
+        (base, base.saturating_add(1 << self.shift))
+    }
+}
+
+/// The rights a slot must have for `acc` under `ctl` (SDM 4.6), as a mask over [`rights`].
+/// Protection keys are checked separately (they need the slot's key).
+#[inline(always)]
+fn required(ctl: &ControlRegs, acc: Access) -> u8 {
+    let mut req = match acc.kind {
+        AccessKind::Read => 0,
+        // D must already be set, else the walk must set it. Supervisor writes with CR0.WP=0
+        // ignore R/W.
+        AccessKind::Write if acc.user || ctl.wp() => rights::W | rights::D,
+        AccessKind::Write => rights::D,
+        AccessKind::Fetch if ctl.nxe() => rights::X,
+        AccessKind::Fetch => 0,
+    };
+    if acc.user {
+        req |= rights::U;
+    } else if match acc.kind {
+        AccessKind::Fetch => ctl.smep(),
+        _ => ctl.smap() && (acc.implicit || !acc.ac),
+    } {
+        req |= rights::S;
+    }
+    req
 }
 
 pub struct Tlb {
     pub stats: TlbStats,
     /// Incremented by every invalidation of any kind; lets callers cache a translation
     /// (e.g. the current code page) and know when it may have gone stale.
+    ///
+    /// Every CR3 write counts, even one with bit 63 set that invalidates nothing, because it
+    /// changes the PCID lookups use. Changes of CR0.WP, SMEP/SMAP, EFLAGS.AC or PKRU do not
+    /// (the TLB is not told of them): callers caching rights must recheck those themselves.
     pub generation: u64,
+    slots: Box<[Slot; SLOTS]>,
+    /// The full translation behind each slot, for [`Tlb::entries`].
+    cold: Box<[Option<(u16, Translation)>]>,
+    /// Some slot may hold a large-page fragment: page invalidations must then scan every
+    /// slot, since a large page's fragments are spread over the array. Cleared by full scans.
+    any_large: bool,
 }
 
 impl Default for Tlb {
@@ -30,63 +142,232 @@ impl Default for Tlb {
 
 impl Tlb {
     pub fn new() -> Self {
-        todo!("mmu owner")
+        Self {
+            stats: TlbStats::default(),
+            generation: 0,
+            slots: Box::new([Slot::default(); SLOTS]),
+            cold: vec![None; SLOTS].into_boxed_slice(),
+            any_large: false,
+        }
+    }
+
+    #[inline(always)]
+    fn index(la: u64) -> usize {
+        (la >> 12) as usize & (SLOTS - 1)
     }
 
     /// Hot path: the physical address of `la` if a cached translation permits `acc` under `ctl`
     /// (including a write needing D already set in the cached leaf). No side effects but stats.
     #[inline]
     pub fn lookup(&mut self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
-        let _ = (ctl, la, acc);
-        todo!("mmu owner")
+        let s = &self.slots[Self::index(la)];
+        let req = required(ctl, acc);
+        if s.tag == (la & !0xfff) | VALID
+            && (s.pcid == ctl.pcid() || s.rights & rights::G != 0)
+            && s.rights & req == req
+            && !(ctl.pke() && s.rights & rights::U != 0 && key_denies(ctl, acc, s.pkey))
+        {
+            self.stats.hits += 1;
+            Some(s.frame | (la & 0xfff))
+        } else {
+            self.stats.misses += 1;
+            None
+        }
     }
 
     /// Lookup, and on a miss (or a write through a clean cached entry) a full walk that fills
     /// the TLB on success. Never caches a fault.
     pub fn translate(&mut self, mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Result<u64, WalkFault> {
-        let _ = (mem, ctl, la, acc);
-        todo!("mmu owner")
+        if let Some(pa) = self.lookup(ctl, la, acc) {
+            return Ok(pa);
+        }
+        self.translate_full(mem, ctl, la, acc).map(|t| t.pa.as_u64())
     }
 
     /// Like `translate` but always walks (for tracing/tests), returning the full translation.
     pub fn translate_full(&mut self, mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Result<Translation, WalkFault> {
-        let _ = (mem, ctl, la, acc);
-        todo!("mmu owner")
+        self.stats.walks += 1;
+        match walk(mem, ctl, la, acc) {
+            Ok(t) => {
+                self.fill(ctl, la, &t);
+                Ok(t)
+            }
+            Err(f @ WalkFault::PageFault { .. }) => {
+                // SDM 4.10.4.1: a #PF invalidates the faulting page's entries in the current PCID.
+                let pcid = ctl.pcid();
+                self.invalidate_page(la, |s| s.pcid == pcid);
+                Err(f)
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    #[cold]
+    fn fill(&mut self, ctl: &ControlRegs, la: u64, t: &Translation) {
+        let mut r = 0;
+        for (have, bit) in [
+            (t.writable, rights::W),
+            (t.user, rights::U),
+            (!t.user, rights::S),
+            (!t.nx, rights::X),
+            (t.leaf.is_dirty(), rights::D),
+            (t.global, rights::G),
+        ] {
+            if have {
+                r |= bit;
+            }
+        }
+        let page = la & !0xfff;
+        let idx = Self::index(la);
+        let pcid = ctl.pcid();
+        self.slots[idx] = Slot {
+            tag: page | VALID,
+            frame: t.pa.as_u64() & !0xfff,
+            pcid,
+            rights: r,
+            pkey: t.leaf.pkey(),
+            shift: t.size.shift() as u8,
+        };
+        let mut frag = *t;
+        frag.pa = crate::addr::PhysAddr::new(t.pa.as_u64() & !0xfff);
+        self.cold[idx] = Some((pcid, frag));
+        self.any_large |= t.size != PageSize::Size4K;
+        self.stats.fills += 1;
+        tracing::trace!(target: "pagelab::tlb", op = "fill", la = format_args!("{page:#x}"), pcid,
+            pa = format_args!("{:#x}", t.pa.as_u64() & !0xfff), size = ?t.size, rights = r);
+    }
+
+    /// Drops every valid slot for which `drop` is true, scanning the whole array. Returns how many.
+    fn drop_where(&mut self, mut drop: impl FnMut(&Slot) -> bool) -> usize {
+        let mut n = 0;
+        let mut large = false;
+        for (s, c) in self.slots.iter_mut().zip(self.cold.iter_mut()) {
+            if s.tag != 0 && drop(s) {
+                *s = Slot::default();
+                *c = None;
+                n += 1;
+            }
+            large |= s.tag != 0 && s.shift != 12;
+        }
+        self.any_large = large;
+        n
+    }
+
+    /// Drops the slots whose translation contains `la` and that satisfy `pred`: the slot `la`
+    /// indexes, plus, if large pages may be cached, every fragment of a large page containing it.
+    fn invalidate_page(&mut self, la: u64, pred: impl Fn(&Slot) -> bool) -> usize {
+        if self.any_large {
+            return self.drop_where(|s| s.covers(la) && pred(s));
+        }
+        let idx = Self::index(la);
+        let s = &self.slots[idx];
+        if s.covers(la) && pred(s) {
+            self.slots[idx] = Slot::default();
+            self.cold[idx] = None;
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Book-keeping common to every invalidation operation.
+    fn note_flush(&mut self, op: &'static str, dropped: usize) {
+        self.stats.flushes += 1;
+        self.generation += 1;
+        tracing::trace!(target: "pagelab::tlb", op, dropped);
     }
 
     /// INVLPG: the page containing `la` in the current PCID, and global entries for it in any PCID.
+    /// For a large-page translation the whole large page goes (SDM 4.10.4.1, "INVLPG").
     pub fn invlpg(&mut self, ctl: &ControlRegs, la: u64) {
-        let _ = (ctl, la);
-        todo!("mmu owner")
+        let pcid = ctl.pcid();
+        let n = self.invalidate_page(la, |s| s.pcid == pcid || s.global());
+        self.note_flush("invlpg", n);
     }
     /// MOV to CR3 with `new_cr3` as the source operand (bit 63 honoured with PCIDE). Updates ctl.cr3.
+    ///
+    /// SDM 4.10.4.1: with PCIDE=0, the non-global entries of PCID 000H go; with PCIDE=1, those
+    /// of the new PCID, unless source bit 63 is 1 (which is not stored in CR3). Global entries
+    /// always stay.
     pub fn write_cr3(&mut self, ctl: &mut ControlRegs, new_cr3: u64) {
-        let _ = (ctl, new_cr3);
-        todo!("mmu owner")
+        let pcide = ctl.cr4 & ControlRegs::CR4_PCIDE != 0;
+        let keep = pcide && new_cr3 & (1 << 63) != 0;
+        ctl.cr3 = if pcide { new_cr3 & !(1 << 63) } else { new_cr3 };
+        let pcid = ctl.pcid();
+        let n = if keep { 0 } else { self.drop_where(|s| s.pcid == pcid && !s.global()) };
+        self.note_flush("mov-cr3", n);
     }
     /// MOV to CR4, flushing what the SDM says a change of PGE/PCIDE/SMEP/PAE flushes. Updates ctl.cr4.
+    ///
+    /// SDM 4.10.4.1: toggling PGE, or clearing PCIDE, flushes everything including globals;
+    /// changing PAE or setting SMEP flushes the current PCID (globals tagged with it too).
     pub fn write_cr4(&mut self, ctl: &mut ControlRegs, new_cr4: u64) {
-        let _ = (ctl, new_cr4);
-        todo!("mmu owner")
+        let old = ctl.cr4;
+        ctl.cr4 = new_cr4;
+        let changed = old ^ new_cr4;
+        let n = if changed & ControlRegs::CR4_PGE != 0 || (changed & old & ControlRegs::CR4_PCIDE != 0) {
+            self.drop_where(|_| true)
+        } else if changed & ControlRegs::CR4_PAE != 0 || (changed & new_cr4 & ControlRegs::CR4_SMEP != 0) {
+            let pcid = if old & ControlRegs::CR4_PCIDE != 0 { (ctl.cr3 & 0xfff) as u16 } else { 0 };
+            self.drop_where(|s| s.pcid == pcid)
+        } else {
+            return;
+        };
+        self.note_flush("mov-cr4", n);
     }
-    /// INVPCID of type 0..=3.
+    /// INVPCID of type 0..=3 (SDM Vol. 2, INVPCID): 0 = one address in `pcid`, non-global;
+    /// 1 = all of `pcid`, non-global; 2 = everything including globals; 3 = everything but
+    /// globals. Other types are #GP in the CPU and are ignored here.
     pub fn invpcid(&mut self, kind: u8, pcid: u16, la: u64) {
-        let _ = (kind, pcid, la);
-        todo!("mmu owner")
+        let n = match kind {
+            0 => self.invalidate_page(la, |s| s.pcid == pcid && !s.global()),
+            1 => self.drop_where(|s| s.pcid == pcid && !s.global()),
+            2 => self.drop_where(|_| true),
+            3 => self.drop_where(|s| !s.global()),
+            _ => return,
+        };
+        self.note_flush("invpcid", n);
     }
     /// Everything, global entries included.
     pub fn flush_all(&mut self) {
-        todo!("mmu owner")
+        let n = self.drop_where(|_| true);
+        self.note_flush("flush-all", n);
     }
     /// Every cached translation for linear addresses in [start, end), any PCID, global included.
+    /// A translation is dropped if its page (the whole large page, for a fragment) overlaps.
     pub fn flush_range(&mut self, start: u64, end: u64) {
-        let _ = (start, end);
-        todo!("mmu owner")
+        let pages = end.saturating_sub(start).div_ceil(4096);
+        let n = if !self.any_large && pages < SLOTS as u64 {
+            let mut n = 0;
+            for p in 0..pages {
+                n += self.invalidate_page(start.wrapping_add(p << 12), |_| true);
+            }
+            n
+        } else {
+            self.drop_where(|s| {
+                let (b, e) = s.range();
+                b < end && start < e
+            })
+        };
+        self.note_flush("flush-range", n);
     }
     /// Every cached translation, as (linear page, pcid, cached leaf rights) for checkers.
+    ///
+    /// One item per cached 4 KiB fragment: a large page appears once per fragment cached,
+    /// with `pa` the fragment's frame and `size` the original page size.
     pub fn entries(&self) -> Vec<(u64, u16, Translation)> {
-        todo!("mmu owner")
+        self.slots
+            .iter()
+            .zip(self.cold.iter())
+            .filter_map(|(s, c)| c.filter(|_| s.tag != 0).map(|(pcid, t)| (s.tag & !0xfff, pcid, t)))
+            .collect()
     }
+}
+
+/// True if PKRU forbids `acc` to a user-mode address with key `pkey` (SDM 4.6.2).
+#[inline(always)]
+fn key_denies(ctl: &ControlRegs, acc: Access, pkey: u8) -> bool {
+    check_access(ctl, acc, true, true, false, pkey) & crate::walk::PfErrorCode::PK != 0
 }
 
 /// A pending invalidation, returned by every entry write that may leave a stale TLB entry.
@@ -102,7 +383,7 @@ pub struct Flush {
 impl Flush {
     pub const fn page(va: u64, size: crate::addr::PageSize) -> Self {
         let start = va & !(size.bytes() - 1);
-        Self { start, end: start + size.bytes() }
+        Self { start, end: start.saturating_add(size.bytes()) }
     }
     pub const fn range(start: u64, end: u64) -> Self {
         Self { start, end }

@@ -1,10 +1,21 @@
 //! The 4-level page walk (SDM 4.5), permission checks (SDM 4.6), A/D updates (SDM 4.8) and
 //! the #PF error code (SDM 4.7).
 //!
-//! CONTRACT (implemented by the mmu owner; signatures are fixed, bodies may change).
+//! The walk reads each entry once (PML4E, PDPTE, PDE, PTE), stops at the first not-present
+//! entry (#PF with P=0) or the first present entry with a reserved bit (#PF with P=1 and
+//! RSVD=1), and then checks the rights combined over all levels against the access
+//! ([`check_access`], shared with the TLB's slow path).
+//!
+//! A/D policy. The SDM (4.8) says A is set in an entry when it is used for a translation;
+//! whether a walk that ends in a permission fault leaves A set in the entries it read is
+//! implementation-specific. We set A (in every entry of the walk) and D (in the leaf, for a
+//! write) only when the translation succeeds, so a faulting access leaves the tables exactly
+//! as they were. The updates are read-modify-write ORs of the entry in memory, as the
+//! hardware's locked updates are, so a recursive mapping in which one slot serves two levels
+//! keeps every bit set.
 
-use crate::addr::{PageSize, PhysAddr};
-use crate::entry::Entry;
+use crate::addr::{PageSize, PhysAddr, VirtAddr};
+use crate::entry::{Entry, Level};
 use crate::phys::PhysMem;
 
 /// The control state a walk depends on.
@@ -53,6 +64,24 @@ impl ControlRegs {
             0
         }
     }
+    pub const fn wp(&self) -> bool {
+        self.cr0 & Self::CR0_WP != 0
+    }
+    pub const fn nxe(&self) -> bool {
+        self.efer & Self::EFER_NXE != 0
+    }
+    pub const fn smep(&self) -> bool {
+        self.cr4 & Self::CR4_SMEP != 0
+    }
+    pub const fn smap(&self) -> bool {
+        self.cr4 & Self::CR4_SMAP != 0
+    }
+    pub const fn pke(&self) -> bool {
+        self.cr4 & Self::CR4_PKE != 0
+    }
+    pub const fn pge(&self) -> bool {
+        self.cr4 & Self::CR4_PGE != 0
+    }
     /// Physical address of the PML4 table.
     pub fn pml4(&self) -> PhysAddr {
         PhysAddr::new(self.cr3 & (((1u64 << self.maxphyaddr) - 1) & !0xfff))
@@ -84,6 +113,30 @@ impl Access {
     }
     pub const fn supervisor(kind: AccessKind) -> Self {
         Self { kind, user: false, implicit: false, ac: false }
+    }
+    /// The same access with EFLAGS.AC as given.
+    #[must_use]
+    pub const fn with_ac(self, ac: bool) -> Self {
+        Self { ac, ..self }
+    }
+    /// An implicit supervisor access (SDM 4.6: GDT, IDT, TSS ... even at CPL 3).
+    pub const fn implicit(kind: AccessKind) -> Self {
+        Self { kind, user: false, implicit: true, ac: false }
+    }
+    /// The error-code bits that describe the access itself (SDM 4.7): W/R, U/S, and I/D, which
+    /// is reported only when EFER.NXE=1 or CR4.SMEP=1.
+    pub const fn error_bits(self, ctl: &ControlRegs) -> u32 {
+        let mut code = 0;
+        if matches!(self.kind, AccessKind::Write) {
+            code |= PfErrorCode::W;
+        }
+        if self.user {
+            code |= PfErrorCode::U;
+        }
+        if matches!(self.kind, AccessKind::Fetch) && (ctl.nxe() || ctl.smep()) {
+            code |= PfErrorCode::ID;
+        }
+        code
     }
 }
 
@@ -135,7 +188,9 @@ pub struct Translation {
     pub size: PageSize,
     /// The leaf entry as it is in memory after the A/D update.
     pub leaf: Entry,
-    /// Rights combined over all levels.
+    /// Rights combined over all levels (SDM 4.6.1): R/W=1 in every entry, U/S=1 in every
+    /// entry (a user-mode address), XD=1 in any entry (only possible with EFER.NXE=1), and
+    /// G=1 in the leaf with CR4.PGE=1.
     pub writable: bool,
     pub user: bool,
     pub nx: bool,
@@ -145,9 +200,153 @@ pub struct Translation {
     pub levels: u8,
 }
 
+impl Translation {
+    /// The leaf's protection key if CR4.PKE applies to it (SDM 4.6.2: user-mode addresses only).
+    pub const fn pkey(&self, ctl: &ControlRegs) -> Option<u8> {
+        if ctl.pke() && self.user {
+            Some(self.leaf.pkey())
+        } else {
+            None
+        }
+    }
+}
+
+/// Checks `acc` against rights combined over a walk (SDM 4.6). `user_addr`: U/S=1 at every
+/// level; `writable`: R/W=1 at every level; `nx`: XD=1 at some level; `pkey`: the leaf's
+/// protection key. Returns the error-code bits beyond those describing the access: 0 if the
+/// access is allowed, else P, plus PK when PKRU forbids it (SDM 4.7: PK is reported whenever
+/// the key forbids the access, whether or not another rule also does).
+pub fn check_access(ctl: &ControlRegs, acc: Access, user_addr: bool, writable: bool, nx: bool, pkey: u8) -> u32 {
+    let write = matches!(acc.kind, AccessKind::Write);
+    let fetch = matches!(acc.kind, AccessKind::Fetch);
+    let allowed = if acc.user {
+        // CPL 3: user-mode addresses only; writes need R/W everywhere, whatever CR0.WP says.
+        user_addr && (!write || writable) && !(fetch && nx)
+    } else {
+        // Supervisor (CPL < 3, or implicit). SMAP: explicit accesses with EFLAGS.AC=1 may touch
+        // user data; implicit ones never may. SMEP: no fetches from user-mode addresses.
+        let smap_denies = user_addr && !fetch && ctl.smap() && (acc.implicit || !acc.ac);
+        let smep_denies = user_addr && fetch && ctl.smep();
+        !smap_denies && !smep_denies && !(write && ctl.wp() && !writable) && !(fetch && nx)
+    };
+    // Protection keys (SDM 4.6.2): data accesses to user-mode addresses only. AD forbids any
+    // data access; WD forbids user writes, and supervisor writes when CR0.WP=1.
+    let key_denies = ctl.pke() && user_addr && !fetch && {
+        let bits = ctl.pkru >> (2 * (pkey as u32 & 0xf));
+        bits & 1 != 0 || (write && bits & 2 != 0 && (acc.user || ctl.wp()))
+    };
+    match (allowed && !key_denies, key_denies) {
+        (true, _) => 0,
+        (false, false) => PfErrorCode::P,
+        (false, true) => PfErrorCode::P | PfErrorCode::PK,
+    }
+}
+
+const LEVELS: [Level; 4] = [Level::Pml4, Level::Pdpt, Level::Pd, Level::Pt];
+
 /// Walks the tables rooted at `ctl.cr3` for `la`, checking `acc` and updating A (every entry
 /// used) and D (the leaf, only for a write that succeeds).
+///
+/// SDM 4.5 (the walk), 4.6 (rights), 4.7 (the error code), 4.8 (A/D). 1 GiB pages are always
+/// supported (CPUID Page1GB). A/D are set only when the translation succeeds (see the module
+/// documentation).
 pub fn walk(mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Result<Translation, WalkFault> {
-    let _ = (mem, ctl, la, acc, PageSize::Size4K);
-    todo!("mmu owner")
+    if !VirtAddr::is_canonical(la) {
+        tracing::trace!(target: "pagelab::walk", la = format_args!("{la:#x}"), outcome = "non-canonical");
+        return Err(WalkFault::NonCanonical { addr: la });
+    }
+    let nxe = ctl.nxe();
+    let mut entries = [Entry(0); 4];
+    let mut slots = [PhysAddr::new(0); 4];
+    let mut table = ctl.pml4();
+    let (mut writable, mut user, mut nx) = (true, true, false);
+    let mut used = 0;
+    let fault = |code: u32, entries: &[Entry; 4], used: usize, what: &'static str| {
+        let code = PfErrorCode(code | acc.error_bits(ctl));
+        trace_walk(la, entries, used, what, code.0);
+        Err(WalkFault::PageFault { addr: la, code })
+    };
+    for level in LEVELS {
+        let slot = PhysAddr::new(table.as_u64() | (VirtAddr::new_truncate(la).table_index(level.number()) as u64 * 8));
+        let e = Entry(mem.read_u64(slot));
+        entries[used] = e;
+        slots[used] = slot;
+        used += 1;
+        if !e.is_present() {
+            return fault(0, &entries, used, "not-present");
+        }
+        if e.reserved_bits(level, ctl.maxphyaddr, nxe) != 0 {
+            return fault(PfErrorCode::P | PfErrorCode::RSVD, &entries, used, "reserved");
+        }
+        writable &= e.is_writable();
+        user &= e.is_user();
+        nx |= e.is_nx();
+        if e.is_leaf(level) {
+            break;
+        }
+        table = e.addr(level, ctl.maxphyaddr);
+    }
+    let level = LEVELS[used - 1];
+    let leaf = entries[used - 1];
+    let denied = check_access(ctl, acc, user, writable, nx, leaf.pkey());
+    if denied != 0 {
+        return fault(denied, &entries, used, "protection");
+    }
+    // The access is allowed: set A everywhere, and D in the leaf for a write (SDM 4.8).
+    for i in 0..used {
+        let mut bits = Entry::ACCESSED;
+        if i == used - 1 && matches!(acc.kind, AccessKind::Write) {
+            bits |= Entry::DIRTY;
+        }
+        if !entries[i].has(bits) {
+            let now = mem.read_u64(slots[i]) | bits;
+            mem.write_u64(slots[i], now);
+            entries[i] = Entry(now);
+        }
+    }
+    let leaf = entries[used - 1];
+    let size = level.leaf_size().expect("a walk ends at a PDPTE, PDE or PTE");
+    let frame = leaf.addr(level, ctl.maxphyaddr);
+    trace_walk(la, &entries, used, "ok", 0);
+    Ok(Translation {
+        pa: PhysAddr::new(frame.as_u64() | (la & (size.bytes() - 1))),
+        size,
+        leaf,
+        writable,
+        user,
+        nx,
+        global: leaf.is_global() && ctl.pge(),
+        entries,
+        levels: used as u8,
+    })
+}
+
+/// One trace event per walk: the linear address, the raw entries read (PML4E first; levels
+/// not reached are absent) and the outcome. The `trace!` macro tests a static level filter
+/// first, so this costs a load and a compare when tracing is off.
+#[inline(always)]
+fn trace_walk(la: u64, entries: &[Entry; 4], used: usize, outcome: &'static str, code: u32) {
+    tracing::trace!(
+        target: "pagelab::walk",
+        la = format_args!("{la:#x}"),
+        pml4e = format_args!("{:#x}", entries[0].0),
+        pdpte = format_args!("{}", Raw(entries, used, 1)),
+        pde = format_args!("{}", Raw(entries, used, 2)),
+        pte = format_args!("{}", Raw(entries, used, 3)),
+        outcome,
+        code = format_args!("{code:#x}"),
+    );
+}
+
+/// Formats entry `.2` of a walk, or `-` if the walk did not reach it.
+struct Raw<'a>(&'a [Entry; 4], usize, usize);
+
+impl core::fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.2 < self.1 {
+            write!(f, "{:#x}", self.0[self.2].0)
+        } else {
+            f.write_str("-")
+        }
+    }
 }
