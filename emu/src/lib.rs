@@ -81,9 +81,13 @@ pub enum Error {
 }
 
 /// Loads `prog` with `argv` (argv[0] included) and `envp`, and runs it to completion.
+/// The guest sees its standard streams as pipes.
 pub fn run_program(cfg: Config, prog: &std::path::Path, argv: &[String], envp: &[String], io: Io) -> Result<Outcome, Error> {
-    let _ = (cfg, prog, argv, envp, io);
-    todo!("machine")
+    machine::run(cfg, prog, argv, envp, io, [false; 3]).map(|(o, _)| o)
 }
 
 pub mod cpu;
+pub mod kernel;
+pub mod loader;
+pub mod machine;
+pub mod trace;

@@ -1,1 +1,127 @@
-fn main() {}
+//! `pagelab`: run static x86-64 Linux programs on a software MMU with real page tables.
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "pagelab", version, about = "An instruction-level x86-64 paging emulator with a Linux-compatible guest kernel")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a static x86-64 Linux program. Exits with the guest's status, or 128+N when the
+    /// guest is killed by signal N (124 when the instruction limit is reached, 125 when
+    /// pagelab itself cannot continue).
+    Run {
+        /// Guest physical memory, e.g. 4G, 512M, 65536K (default 4G; backed lazily).
+        #[arg(long, default_value = "4G", value_parser = parse_size)]
+        mem: u64,
+        /// Stop after this many guest instructions (exit status 124).
+        #[arg(long)]
+        instr_limit: Option<u64>,
+        /// Write trace events (faults, walks, TLB fills/flushes, fault decisions, syscalls) as JSON Lines.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Print statistics (instructions, faults, TLB hits/misses, walks, flushes) on stderr at exit.
+        #[arg(long)]
+        stats: bool,
+        /// A host path (file or directory) the guest may open read-only; repeatable.
+        /// The program itself is always allowed.
+        #[arg(long = "allow-path", value_name = "PATH")]
+        allow_paths: Vec<PathBuf>,
+        /// The program.
+        prog: PathBuf,
+        /// Its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mul) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s}"))?;
+    let v = n.checked_mul(mul).ok_or("size overflows")?;
+    if !(16 << 20..=1 << 40).contains(&v) {
+        return Err("memory size must be between 16M and 1T".into());
+    }
+    Ok(v)
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, prog, args } => {
+            let trace_out: Option<Box<dyn std::io::Write + Send>> = match &trace {
+                Some(p) => match std::fs::File::create(p) {
+                    Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
+                    Err(e) => {
+                        eprintln!("pagelab: cannot create trace file {}: {e}", p.display());
+                        return ExitCode::from(125);
+                    }
+                },
+                None => None,
+            };
+            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths };
+            let mut argv = vec![prog.to_string_lossy().into_owned()];
+            argv.extend(args);
+            let envp: Vec<String> = std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();
+            let tty = [std::io::stdin().is_terminal(), std::io::stdout().is_terminal(), std::io::stderr().is_terminal()];
+            let io = emu::Io::inherit();
+            match emu::machine::run(cfg, &prog, &argv, &envp, io, tty) {
+                Ok((outcome, st)) => {
+                    if stats {
+                        eprintln!(
+                            "pagelab: instructions {} | page faults {} | syscalls {} | TLB hits {} misses {} | walks {} | TLB flushes {} | shootdowns {} | decoded {}",
+                            st.instructions, st.page_faults, st.syscalls, st.tlb_hits, st.tlb_misses, st.walks, st.tlb_flushes, st.shootdowns, st.decoded
+                        );
+                    }
+                    match &outcome {
+                        emu::Outcome::Signaled { sig, fault_addr, rip, .. } => {
+                            let addr = fault_addr.map(|a| format!("{a:#x}")).unwrap_or_else(|| "-".into());
+                            eprintln!("pagelab: guest killed by {} (signal {sig}) at address {addr}, rip {rip:#x}", signal_name(*sig));
+                        }
+                        emu::Outcome::InstrLimit => eprintln!("pagelab: instruction limit reached"),
+                        emu::Outcome::Exited(_) => {}
+                    }
+                    ExitCode::from(outcome.host_status() as u8)
+                }
+                Err(e) => {
+                    eprintln!("pagelab: {e}");
+                    ExitCode::from(125)
+                }
+            }
+        }
+    }
+}

@@ -175,6 +175,9 @@ pub(crate) fn run(cpu: &mut Vcpu, phys: &mut PhysMem, code: &mut DecodeCache, bu
             Some(d) => d,
             None => &code.pages[slot].instrs[idx as usize - 1],
         };
+        if crate::trace::on() {
+            crate::trace::set_now(cpu.retired + done);
+        }
         let mut ex = Exec::new(&mut cpu.state, &mut cpu.tlb, phys);
         ex.next_rip = d.ins.next_ip();
         ex.icount = cpu.retired + done;

@@ -1,0 +1,43 @@
+//! The hardware the kernel drives: guest physical memory, the page allocator, the decoded
+//! code cache and the vCPUs (whose TLBs the kernel must flush).
+
+use super::mm::Pages;
+use crate::cpu::{DecodeCache, Vcpu};
+use mmu::{Flush, PhysMem};
+
+pub struct Hw {
+    pub mem: PhysMem,
+    pub pages: Pages,
+    pub code: DecodeCache,
+    pub vcpus: Vec<Vcpu>,
+    /// The vCPU whose exit the kernel is handling.
+    pub cur: usize,
+    /// TLB invalidations sent to vCPUs other than the current one (modelled IPIs).
+    pub shootdowns: u64,
+}
+
+impl Hw {
+    pub fn new(mem_bytes: u64, nvcpus: usize) -> Self {
+        let mut mem = PhysMem::new(mem_bytes);
+        let pages = Pages::new(&mut mem);
+        let vcpus = (0..nvcpus).map(|_| Vcpu::new(crate::cpu::CpuState::new_user(0))).collect();
+        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0 }
+    }
+
+    /// Applies a pending invalidation to every vCPU running `cr3` (the current vCPU, plus a
+    /// shootdown to each other vCPU using the same address space).
+    pub fn flush(&mut self, f: Flush, cr3: u64) {
+        for (i, v) in self.vcpus.iter_mut().enumerate() {
+            if i == self.cur || v.state.ctl.cr3 == cr3 {
+                f.apply(&mut v.tlb);
+                if i != self.cur {
+                    self.shootdowns += 1;
+                }
+            }
+        }
+    }
+
+    pub fn vcpu(&mut self) -> &mut Vcpu {
+        &mut self.vcpus[self.cur]
+    }
+}

@@ -1,0 +1,160 @@
+//! The page-fault path (Linux: arch/x86/mm/fault.c do_user_addr_fault, mm/memory.c
+//! handle_mm_fault → handle_pte_fault → do_anonymous_page / do_wp_page).
+
+use super::pgtable::{self, linux::*};
+use super::vma::{Backing, VmFlags};
+use super::{Mm, STACK_LIMIT};
+use crate::kernel::hw::Hw;
+use mmu::{Entry, PfErrorCode};
+
+/// What the fault handler decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// A page was installed or made writable (or the fault was spurious): retry.
+    Handled,
+    /// SIGSEGV with SEGV_MAPERR (no VMA) or SEGV_ACCERR (VMA forbids the access).
+    SegvMaperr,
+    SegvAccerr,
+    /// SIGBUS (BUS_ADRERR): e.g. a file mapping beyond end of file.
+    Bus,
+    /// Guest memory exhausted (VM_FAULT_OOM).
+    Oom,
+}
+
+/// The access a #PF describes.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultAccess {
+    pub write: bool,
+    pub fetch: bool,
+    pub user: bool,
+}
+
+impl FaultAccess {
+    pub fn from_code(code: u32) -> Self {
+        let c = PfErrorCode(code);
+        Self { write: c.has(PfErrorCode::W), fetch: c.has(PfErrorCode::ID), user: c.has(PfErrorCode::U) }
+    }
+}
+
+/// Linux: expand_stack. Grows a VM_GROWSDOWN VMA down to cover `va`, within the rlimit.
+fn expand_stack(mm: &mut Mm, va: u64) -> bool {
+    let next = mm.vmas.range(va..).next().map(|(&s, v)| (s, v.clone()));
+    match next {
+        Some((s, v)) if v.flags.has(VmFlags::GROWSDOWN) && v.end - (va & !0xfff) <= STACK_LIMIT => {
+            let prev_end = mm.vmas.range(..s).next_back().map(|(_, p)| p.end).unwrap_or(0);
+            let new_start = va & !0xfff;
+            if new_start < prev_end + 4096 {
+                return false;
+            }
+            let mut v = mm.vmas.remove(&s).unwrap();
+            v.start = new_start;
+            mm.vmas.insert(new_start, v);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Linux: handle_mm_fault, preceded by the VMA checks of do_user_addr_fault.
+pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> FaultOutcome {
+    if mm.find_vma(va).is_none() && !expand_stack(mm, va) {
+        return FaultOutcome::SegvMaperr;
+    }
+    let vma = mm.find_vma(va).unwrap().clone();
+    // access_error(): writes need VM_WRITE, fetches VM_EXEC, reads any of R/W/X.
+    let allowed = if acc.write {
+        vma.writable()
+    } else if acc.fetch {
+        vma.executable()
+    } else {
+        vma.flags.has(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC)
+    };
+    if !allowed {
+        return FaultOutcome::SegvAccerr;
+    }
+    let Some(slot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va) else {
+        return FaultOutcome::Oom;
+    };
+    let page_va = va & !0xfff;
+    let pte = pgtable::get_entry(&hw.mem, slot);
+    if pgtable::pte_none(pte) {
+        return do_anonymous_page(mm, hw, &vma, slot, page_va, acc);
+    }
+    if !pte.is_present() {
+        // Swap entries and markers arrive with later issues; nothing else is non-present.
+        return FaultOutcome::Bus;
+    }
+    if acc.write && !pte.is_writable() {
+        return do_wp_page(mm, hw, &vma, slot, page_va, pte);
+    }
+    // Spurious: the TLB held a stricter, stale entry (Linux: flush_tlb_fix_spurious_fault).
+    hw.vcpus[hw.cur].tlb.flush_range(page_va, page_va + 4096);
+    FaultOutcome::Handled
+}
+
+fn vma_prot(vma: &super::Vma) -> u64 {
+    pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared())
+}
+
+/// Linux: do_anonymous_page. A read maps the shared zero page (private anonymous memory
+/// only); a write allocates a zeroed frame mapped writable and dirty.
+fn do_anonymous_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, acc: FaultAccess) -> FaultOutcome {
+    let prot = vma_prot(vma);
+    let entry = if !acc.write && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
+        // pte_mkspecial(pfn_pte(my_zero_pfn(addr), vma->vm_page_prot))
+        pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
+    } else {
+        let Some(frame) = hw.pages.alloc_zeroed(&mut hw.mem) else {
+            return FaultOutcome::Oom;
+        };
+        hw.pages.map(frame);
+        let mut e = pgtable::mk_pte(frame, prot);
+        if vma.writable() {
+            e = e.with(_PAGE_RW | _PAGE_DIRTY);
+        }
+        e
+    };
+    tracing::trace!(target: "pagelab::fault", va, decision = "anon", pte = entry.raw());
+    // The old entry was none: no TLB can hold it.
+    pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
+    let _ = mm;
+    FaultOutcome::Handled
+}
+
+/// Linux: do_wp_page. Reuse an exclusively owned anonymous page; otherwise copy it (the
+/// zero page is always copied).
+fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, pte: Entry) -> FaultOutcome {
+    let old = pgtable::pte_pfn(pte);
+    let cr3 = mm.pml4.as_u64();
+    if vma.shared() {
+        // A shared writable mapping whose PTE lost RW (e.g. after mprotect): make it writable.
+        let f = pgtable::set_entry(&mut hw.mem, slot, va, pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
+        hw.flush(f, cr3);
+        return FaultOutcome::Handled;
+    }
+    let zero = hw.pages.is_zero_page(old);
+    let m = *hw.pages.meta(old);
+    if !zero && m.refcount == 1 && m.anon_exclusive {
+        // wp_page_reuse
+        let f = pgtable::set_entry(&mut hw.mem, slot, va, pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
+        hw.flush(f, cr3);
+        tracing::trace!(target: "pagelab::fault", va, decision = "wp_reuse");
+        return FaultOutcome::Handled;
+    }
+    // wp_page_copy
+    let Some(new) = hw.pages.alloc_zeroed(&mut hw.mem) else {
+        return FaultOutcome::Oom;
+    };
+    if !zero {
+        hw.mem.copy_within(old, new, 4096);
+    }
+    hw.pages.map(new);
+    let entry = pgtable::mk_pte(new, vma_prot(vma)).with(_PAGE_RW | _PAGE_DIRTY);
+    let f = pgtable::set_entry(&mut hw.mem, slot, va, entry);
+    hw.flush(f, cr3);
+    if !zero {
+        hw.pages.unmap(old);
+    }
+    tracing::trace!(target: "pagelab::fault", va, decision = if zero { "wp_copy_zero" } else { "wp_copy" });
+    FaultOutcome::Handled
+}

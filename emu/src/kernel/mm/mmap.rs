@@ -1,0 +1,346 @@
+//! Creating and destroying mappings (Linux: mm/mmap.c do_mmap / do_vmi_munmap / brk,
+//! mm/mremap.c, mm/madvise.c, and zap_page_range in mm/memory.c).
+
+use super::pgtable::{self, linux::*};
+use super::vma::{Backing, Vma, VmFlags};
+use super::{Mm, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
+use crate::kernel::errno::{Errno, KResult};
+use crate::kernel::hw::Hw;
+use mmu::{Flush, PhysAddr};
+
+pub const PROT_READ: u32 = 1;
+pub const PROT_WRITE: u32 = 2;
+pub const PROT_EXEC: u32 = 4;
+pub const PROT_GROWSDOWN: u32 = 0x0100_0000;
+pub const PROT_GROWSUP: u32 = 0x0200_0000;
+
+pub const MAP_SHARED: u32 = 0x01;
+pub const MAP_PRIVATE: u32 = 0x02;
+pub const MAP_SHARED_VALIDATE: u32 = 0x03;
+pub const MAP_TYPE: u32 = 0x0f;
+pub const MAP_FIXED: u32 = 0x10;
+pub const MAP_ANONYMOUS: u32 = 0x20;
+pub const MAP_GROWSDOWN: u32 = 0x0100;
+pub const MAP_DENYWRITE: u32 = 0x0800;
+pub const MAP_EXECUTABLE: u32 = 0x1000;
+pub const MAP_LOCKED: u32 = 0x2000;
+pub const MAP_NORESERVE: u32 = 0x4000;
+pub const MAP_POPULATE: u32 = 0x8000;
+pub const MAP_NONBLOCK: u32 = 0x1_0000;
+pub const MAP_STACK: u32 = 0x2_0000;
+pub const MAP_HUGETLB: u32 = 0x4_0000;
+pub const MAP_SYNC: u32 = 0x8_0000;
+pub const MAP_FIXED_NOREPLACE: u32 = 0x10_0000;
+
+pub const MREMAP_MAYMOVE: u32 = 1;
+pub const MREMAP_FIXED: u32 = 2;
+pub const MREMAP_DONTUNMAP: u32 = 4;
+
+pub const MADV_NORMAL: u32 = 0;
+pub const MADV_RANDOM: u32 = 1;
+pub const MADV_SEQUENTIAL: u32 = 2;
+pub const MADV_WILLNEED: u32 = 3;
+pub const MADV_DONTNEED: u32 = 4;
+pub const MADV_FREE: u32 = 8;
+pub const MADV_REMOVE: u32 = 9;
+pub const MADV_DONTFORK: u32 = 10;
+pub const MADV_DOFORK: u32 = 11;
+pub const MADV_MERGEABLE: u32 = 12;
+pub const MADV_UNMERGEABLE: u32 = 13;
+pub const MADV_HUGEPAGE: u32 = 14;
+pub const MADV_NOHUGEPAGE: u32 = 15;
+pub const MADV_DONTDUMP: u32 = 16;
+pub const MADV_DODUMP: u32 = 17;
+pub const MADV_COLD: u32 = 20;
+pub const MADV_PAGEOUT: u32 = 21;
+
+pub const fn page_align(len: u64) -> Option<u64> {
+    match len.checked_add(0xfff) {
+        Some(v) => Some(v & !0xfff),
+        None => None,
+    }
+}
+
+/// Finds a free range of `len` bytes, top-down below MMAP_BASE (Linux:
+/// vm_unmapped_area with the top-down allocator, no randomisation).
+pub fn get_unmapped_area(mm: &Mm, len: u64) -> Option<u64> {
+    let mut top = MMAP_BASE;
+    for (_, v) in mm.vmas.range(..MMAP_BASE).rev() {
+        if v.end <= top && top - v.end >= len {
+            return Some(top - len);
+        }
+        top = top.min(v.start);
+    }
+    (top >= len && top - len >= MMAP_MIN_ADDR).then(|| top - len)
+}
+
+/// Removes every PTE in [start, end) and drops the page references (Linux:
+/// zap_page_range_single / unmap_page_range). Returns the flush needed.
+pub fn zap_range(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) -> Option<Flush> {
+    let mut flush: Option<Flush> = None;
+    let mut va = start;
+    while va < end {
+        match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
+            Some(slot) => {
+                let e = pgtable::get_entry(&hw.mem, slot);
+                if e.is_present() {
+                    let f = pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0));
+                    flush = Some(flush.map_or(f, |g| g.merge(f)));
+                    if !e.has(_PAGE_SPECIAL) {
+                        hw.pages.unmap(pgtable::pte_pfn(e));
+                    }
+                } else if super::mprotect::is_protnone(e) {
+                    pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
+                    hw.pages.unmap(pgtable::pte_pfn(e));
+                } else if !pgtable::pte_none(e) {
+                    pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
+                }
+                va += 4096;
+            }
+            None => {
+                // No table here: skip to the next 2 MiB boundary.
+                va = (va | 0x1f_ffff) + 1;
+            }
+        }
+    }
+    flush
+}
+
+/// Zaps and flushes [start, end).
+pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
+    if let Some(f) = zap_range(mm, hw, start, end) {
+        hw.flush(f, mm.pml4.as_u64());
+    }
+}
+
+/// Linux: do_vmi_munmap. Unmaps [start, start+len).
+pub fn do_munmap(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64) -> KResult<()> {
+    if start & 0xfff != 0 || start > TASK_SIZE || len > TASK_SIZE - start {
+        return Err(Errno::EINVAL);
+    }
+    let Some(len) = page_align(len).filter(|&l| l != 0) else {
+        return Err(Errno::EINVAL);
+    };
+    let end = start + len;
+    mm.split_at(start);
+    mm.split_at(end);
+    for k in mm.vmas_in(start, end) {
+        mm.vmas.remove(&k);
+    }
+    zap_and_flush(mm, hw, start, end);
+    Ok(())
+}
+
+/// Linux: do_mmap for anonymous (and, read-only, file) mappings. Returns the address.
+#[allow(clippy::too_many_arguments)]
+pub fn do_mmap(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: u32, backing: Backing, shared_id: Option<u64>) -> KResult<u64> {
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_align(len).filter(|&l| l <= TASK_SIZE).ok_or(Errno::ENOMEM)?;
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    if fixed && addr & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let start = if fixed {
+        if addr > TASK_SIZE - len || addr < MMAP_MIN_ADDR {
+            return Err(if addr < MMAP_MIN_ADDR { Errno::EPERM } else { Errno::ENOMEM });
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 && !mm.vmas_in(addr, addr + len).is_empty() {
+            return Err(Errno::EEXIST);
+        }
+        do_munmap(mm, hw, addr, len)?;
+        addr
+    } else {
+        // A hint is used when it is free.
+        let hint = addr & !0xfff;
+        if hint >= MMAP_MIN_ADDR && hint <= TASK_SIZE - len && mm.vmas_in(hint, hint + len).is_empty() {
+            hint
+        } else {
+            get_unmapped_area(mm, len).ok_or(Errno::ENOMEM)?
+        }
+    };
+    let mut vf = VmFlags::from_prot(prot) | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
+    if flags & MAP_TYPE != MAP_PRIVATE {
+        vf |= VmFlags::SHARED | VmFlags::MAYSHARE;
+    }
+    if flags & MAP_GROWSDOWN != 0 {
+        vf |= VmFlags::GROWSDOWN;
+    }
+    if flags & MAP_NORESERVE != 0 {
+        vf |= VmFlags::NORESERVE;
+    }
+    let vma = Vma { start, end: start + len, flags: VmFlags(vf), backing, shared_id };
+    mm.vmas.insert(start, vma);
+    mm.merge_around(start, start + len);
+    Ok(start)
+}
+
+/// Linux: brk(2). Returns the new (or unchanged, on failure) break.
+pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
+    if new < mm.start_brk {
+        return mm.brk;
+    }
+    let old_end = page_align(mm.brk).unwrap();
+    let new_end = match page_align(new) {
+        Some(e) if e <= MMAP_BASE => e,
+        _ => return mm.brk,
+    };
+    if new_end < old_end {
+        if do_munmap(mm, hw, new_end, old_end - new_end).is_err() {
+            return mm.brk;
+        }
+    } else if new_end > old_end {
+        if !mm.vmas_in(old_end, new_end).is_empty() {
+            return mm.brk;
+        }
+        let vma = Vma {
+            start: old_end,
+            end: new_end,
+            flags: VmFlags(VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC),
+            backing: Backing::Heap,
+            shared_id: None,
+        };
+        mm.vmas.insert(old_end, vma);
+        mm.merge_around(old_end, new_end);
+    }
+    mm.brk = new;
+    mm.brk
+}
+
+/// Moves the PTEs of [old, old+len) to [new, new+len) (Linux: move_page_tables).
+pub fn move_ptes(mm: &mut Mm, hw: &mut Hw, old: u64, new: u64, len: u64) -> KResult<()> {
+    let mut flush: Option<Flush> = None;
+    let mut off = 0;
+    while off < len {
+        let src = old + off;
+        if let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, src) {
+            let e = pgtable::get_entry(&hw.mem, slot);
+            if !pgtable::pte_none(e) {
+                let dst = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, new + off).ok_or(Errno::ENOMEM)?;
+                let f = pgtable::set_entry(&mut hw.mem, slot, src, mmu::Entry::new(0));
+                flush = Some(flush.map_or(f, |g| g.merge(f)));
+                // The destination was empty: nothing cached for it.
+                pgtable::set_entry(&mut hw.mem, dst, new + off, e).not_needed();
+            }
+        }
+        off += 4096;
+    }
+    if let Some(f) = flush {
+        hw.flush(f, mm.pml4.as_u64());
+    }
+    Ok(())
+}
+
+/// Linux: mremap(2).
+pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || old & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_len = page_align(old_len).ok_or(Errno::EINVAL)?;
+    let new_len = page_align(new_len).ok_or(Errno::EINVAL)?;
+    if new_len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let vma = mm.find_vma(old).cloned().ok_or(Errno::EFAULT)?;
+    if old_len != 0 && old + old_len > vma.end {
+        return Err(Errno::EFAULT);
+    }
+    if flags & MREMAP_FIXED != 0 {
+        if new_addr & 0xfff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = old + old_len.max(new_len);
+        if new_addr < end && old < new_addr + new_len {
+            return Err(Errno::EINVAL);
+        }
+        do_munmap(mm, hw, new_addr, new_len)?;
+        return move_vma(mm, hw, &vma, old, old_len, new_addr, new_len);
+    }
+    if new_len <= old_len {
+        if new_len < old_len {
+            do_munmap(mm, hw, old + new_len, old_len - new_len)?;
+        }
+        return Ok(old);
+    }
+    // Grow in place when the VMA ends at old+old_len and the space after it is free.
+    if old + old_len == vma.end && mm.vmas_in(vma.end, old + new_len).is_empty() && old + new_len <= MMAP_BASE {
+        mm.find_vma_mut(old).unwrap().end = old + new_len;
+        mm.merge_around(old, old + new_len);
+        return Ok(old);
+    }
+    if flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::ENOMEM);
+    }
+    let dst = get_unmapped_area(mm, new_len).ok_or(Errno::ENOMEM)?;
+    move_vma(mm, hw, &vma, old, old_len, dst, new_len)
+}
+
+fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u64, new_len: u64) -> KResult<u64> {
+    let moved = old_len.min(new_len);
+    move_ptes(mm, hw, old, new, moved)?;
+    mm.split_at(old);
+    mm.split_at(old + old_len);
+    for k in mm.vmas_in(old, old + old_len) {
+        mm.vmas.remove(&k);
+    }
+    let mut nv = vma.clone();
+    nv.start = new;
+    nv.end = new + new_len;
+    if let Backing::File { offset, .. } = &mut nv.backing {
+        *offset += old - vma.start;
+    }
+    mm.vmas.insert(new, nv);
+    mm.merge_around(new, new + new_len);
+    Ok(new)
+}
+
+/// Linux: madvise(2) for the advice pagelab models.
+pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -> KResult<()> {
+    if start & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_align(len).ok_or(Errno::EINVAL)?;
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    match advice {
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTFORK | MADV_DOFORK | MADV_HUGEPAGE | MADV_NOHUGEPAGE
+        | MADV_DONTDUMP | MADV_DODUMP | MADV_COLD | MADV_PAGEOUT | MADV_MERGEABLE | MADV_UNMERGEABLE => {}
+        MADV_DONTNEED | MADV_FREE => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    // Every page of the range must be mapped (ENOMEM otherwise), as in madvise_walk_vmas.
+    let mut cur = start;
+    for k in mm.vmas_in(start, end) {
+        let v = &mm.vmas[&k];
+        if v.start > cur {
+            return Err(Errno::ENOMEM);
+        }
+        cur = v.end;
+    }
+    if cur < end {
+        return Err(Errno::ENOMEM);
+    }
+    if matches!(advice, MADV_DONTNEED | MADV_FREE) {
+        zap_and_flush(mm, hw, start, end);
+    }
+    Ok(())
+}
+
+/// Frees every page of an address space and its tables (exit_mmap).
+pub fn exit_mmap(mm: &mut Mm, hw: &mut Hw) {
+    let ranges: Vec<(u64, u64)> = mm.vmas.values().map(|v| (v.start, v.end)).collect();
+    for (s, e) in ranges {
+        zap_and_flush(mm, hw, s, e);
+    }
+    mm.vmas.clear();
+    for t in std::mem::take(&mut mm.table_frames) {
+        hw.pages.put(t);
+    }
+    let _ = PhysAddr::new(0);
+}

@@ -1,0 +1,115 @@
+//! Memory management: address spaces (`Mm`), VMAs, page tables in the hardware format,
+//! the page-fault path and the mapping syscalls — split the way Linux splits mm/.
+//!
+//! | here          | Linux                                   |
+//! |---------------|-----------------------------------------|
+//! | `page`        | struct page/folio refcounts, zero page  |
+//! | `vma`         | include/linux/mm_types.h vm_area_struct |
+//! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
+//! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
+//! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
+//! | `mprotect`    | mm/mprotect.c                           |
+//!
+//! Invariant: page-table entries are only changed through `pgtable`, which returns a
+//! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
+
+pub mod fault;
+pub mod mmap;
+pub mod mprotect;
+pub mod page;
+pub mod pgtable;
+pub mod vma;
+
+pub use page::Pages;
+pub use vma::{Vma, VmFlags};
+
+use mmu::PhysAddr;
+use std::collections::BTreeMap;
+
+/// Index of an address space in the kernel's table.
+pub type MmId = usize;
+
+/// Top of the user address space (TASK_SIZE_MAX on x86-64 with 4-level paging).
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// Where the initial stack ends (no ASLR: runs must be deterministic).
+pub const STACK_TOP: u64 = TASK_SIZE;
+/// Stack rlimit (8 MiB, Linux's default); the stack VMA grows down to this size.
+pub const STACK_LIMIT: u64 = 8 << 20;
+/// Top of the mmap area: below the stack and its guard gap.
+pub const MMAP_BASE: u64 = STACK_TOP - STACK_LIMIT - (128 << 20);
+/// mmap_min_addr.
+pub const MMAP_MIN_ADDR: u64 = 0x1000;
+
+/// One address space (Linux's `struct mm_struct`).
+pub struct Mm {
+    /// Physical address of the PML4 (what CR3 holds).
+    pub pml4: PhysAddr,
+    /// VMAs keyed by start address; they never overlap.
+    pub vmas: BTreeMap<u64, Vma>,
+    pub start_brk: u64,
+    pub brk: u64,
+    /// Threads using this mm.
+    pub users: u32,
+    /// Where argv/envp strings live, for /proc.
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub exe: std::path::PathBuf,
+    /// Page-table frames, so the mm can free them on exit.
+    pub table_frames: Vec<PhysAddr>,
+}
+
+impl Mm {
+    /// The VMA containing `va`.
+    pub fn find_vma(&self, va: u64) -> Option<&Vma> {
+        self.vmas.range(..=va).next_back().map(|(_, v)| v).filter(|v| va < v.end)
+    }
+    pub fn find_vma_mut(&mut self, va: u64) -> Option<&mut Vma> {
+        self.vmas.range_mut(..=va).next_back().map(|(_, v)| v).filter(|v| va < v.end)
+    }
+    /// VMAs intersecting [start, end), in address order (starts).
+    pub fn vmas_in(&self, start: u64, end: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        if let Some((&s, v)) = self.vmas.range(..start).next_back() {
+            if v.end > start {
+                out.push(s);
+            }
+        }
+        out.extend(self.vmas.range(start..end).map(|(&s, _)| s));
+        out
+    }
+    /// Splits VMAs so that `addr` is a boundary (if it lies inside one).
+    pub fn split_at(&mut self, addr: u64) {
+        let key = match self.vmas.range(..addr).next_back() {
+            Some((&s, v)) if v.end > addr => s,
+            _ => return,
+        };
+        let v = self.vmas.get_mut(&key).unwrap();
+        let mut hi = v.clone();
+        v.end = addr;
+        hi.start = addr;
+        if let vma::Backing::File { offset, .. } = &mut hi.backing {
+            *offset += addr - key;
+        }
+        self.vmas.insert(addr, hi);
+    }
+    /// Merges adjacent compatible VMAs around [start, end) (Linux: vma_merge).
+    pub fn merge_around(&mut self, start: u64, end: u64) {
+        let keys = self.vmas_in(start.saturating_sub(1), end.saturating_add(1));
+        let mut prev: Option<u64> = None;
+        for k in keys {
+            if let Some(p) = prev {
+                let (pe, can) = {
+                    let a = &self.vmas[&p];
+                    let b = &self.vmas[&k];
+                    (a.end, a.end == b.start && a.can_merge(b))
+                };
+                if can && pe == k {
+                    let b = self.vmas.remove(&k).unwrap();
+                    self.vmas.get_mut(&p).unwrap().end = b.end;
+                    continue;
+                }
+            }
+            prev = Some(k);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Physical pages as the kernel tracks them (Linux: struct page / folio): the frame
+//! allocator, per-frame reference and map counts, and the shared zero page.
+//!
+//! `refcount` counts every reference (mappings, in-flight copies, swap cache later);
+//! `mapcount` counts page-table entries mapping the frame. A frame is freed when its
+//! refcount drops to zero. Copy-on-write decides reuse from these counts, as do_wp_page does.
+
+use mmu::{FrameAllocator, PageSize, PhysAddr, PhysMem};
+
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PageMeta {
+    pub refcount: u32,
+    pub mapcount: u32,
+    /// Anonymous page that belongs to exactly one process (PageAnonExclusive).
+    pub anon_exclusive: bool,
+}
+
+pub struct Pages {
+    pub alloc: FrameAllocator,
+    meta: Vec<PageMeta>,
+    /// The shared zero page: always mapped read-only, never freed.
+    pub zero_page: PhysAddr,
+    pub allocated: u64,
+}
+
+impl Pages {
+    pub fn new(mem: &mut PhysMem) -> Self {
+        let frames = mem.size() >> 12;
+        // Frame 0 stays unused so that physical address 0 is never a valid page.
+        let mut alloc = FrameAllocator::new(PhysAddr::new(0x1000), PhysAddr::new(mem.size()));
+        let zero_page = alloc.alloc(PageSize::Size4K).expect("guest memory too small for the zero page");
+        mem.fill(zero_page, 4096, 0);
+        let mut meta = vec![PageMeta::default(); frames as usize];
+        meta[zero_page.frame() as usize].refcount = 1;
+        Self { alloc, meta, zero_page, allocated: 0 }
+    }
+
+    /// A zeroed 4 KiB frame with refcount 1, or None when guest memory is exhausted.
+    pub fn alloc_zeroed(&mut self, mem: &mut PhysMem) -> Option<PhysAddr> {
+        let pa = self.alloc.alloc(PageSize::Size4K)?;
+        mem.fill(pa, 4096, 0);
+        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true };
+        self.allocated += 1;
+        Some(pa)
+    }
+
+    pub fn meta(&self, pa: PhysAddr) -> &PageMeta {
+        &self.meta[pa.frame() as usize]
+    }
+    pub fn meta_mut(&mut self, pa: PhysAddr) -> &mut PageMeta {
+        &mut self.meta[pa.frame() as usize]
+    }
+    pub fn is_zero_page(&self, pa: PhysAddr) -> bool {
+        pa.frame() == self.zero_page.frame()
+    }
+    pub fn get(&mut self, pa: PhysAddr) {
+        if !self.is_zero_page(pa) {
+            self.meta[pa.frame() as usize].refcount += 1;
+        }
+    }
+    /// Drops a reference; frees the frame when it was the last.
+    pub fn put(&mut self, pa: PhysAddr) {
+        if self.is_zero_page(pa) {
+            return;
+        }
+        let m = &mut self.meta[pa.frame() as usize];
+        debug_assert!(m.refcount > 0, "put of a free page {pa:?}");
+        m.refcount = m.refcount.saturating_sub(1);
+        if m.refcount == 0 {
+            *m = PageMeta::default();
+            self.alloc.free(pa, PageSize::Size4K);
+            self.allocated -= 1;
+        }
+    }
+    /// A new mapping of the frame (page_add_*_rmap): mapcount and refcount.
+    pub fn map(&mut self, pa: PhysAddr) {
+        if !self.is_zero_page(pa) {
+            let m = &mut self.meta[pa.frame() as usize];
+            m.mapcount += 1;
+        }
+    }
+    /// A mapping removed (page_remove_rmap + put_page).
+    pub fn unmap(&mut self, pa: PhysAddr) {
+        if !self.is_zero_page(pa) {
+            let m = &mut self.meta[pa.frame() as usize];
+            m.mapcount = m.mapcount.saturating_sub(1);
+            self.put(pa);
+        }
+    }
+}

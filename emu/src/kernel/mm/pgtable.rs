@@ -1,0 +1,149 @@
+//! Page tables in guest physical memory, in the hardware format, with Linux's software
+//! meanings layered on top (arch/x86/include/asm/pgtable_types.h).
+//!
+//! Every entry change goes through [`set_entry`], which returns the [`Flush`] the change
+//! needs; the caller must apply it to every TLB that may cache the old entry, or declare
+//! with `Flush::not_needed` that the old entry was not present.
+
+use super::page::Pages;
+use mmu::tlb::write_entry;
+use mmu::{Entry, Flush, Level, PageSize, PhysAddr, PhysMem, VirtAddr};
+
+/// Linux's names for the bits it uses (pgtable_types.h).
+pub mod linux {
+    use mmu::Entry;
+    pub const _PAGE_PRESENT: u64 = Entry::PRESENT;
+    pub const _PAGE_RW: u64 = Entry::WRITABLE;
+    pub const _PAGE_USER: u64 = Entry::USER;
+    pub const _PAGE_ACCESSED: u64 = Entry::ACCESSED;
+    pub const _PAGE_DIRTY: u64 = Entry::DIRTY;
+    pub const _PAGE_PSE: u64 = Entry::HUGE;
+    pub const _PAGE_GLOBAL: u64 = Entry::GLOBAL;
+    /// _PAGE_BIT_SOFTW1: _PAGE_SPECIAL.
+    pub const _PAGE_SPECIAL: u64 = Entry::SOFTW1;
+    /// _PAGE_BIT_SOFTW2: uffd-wp on present entries.
+    pub const _PAGE_UFFD_WP: u64 = Entry::SOFTW2;
+    /// _PAGE_BIT_SOFTW3: soft-dirty (unused: CONFIG_MEM_SOFT_DIRTY=n).
+    pub const _PAGE_SOFT_DIRTY: u64 = Entry::SOFTW3;
+    pub const _PAGE_NX: u64 = Entry::NX;
+    /// _PAGE_PROTNONE: the GLOBAL bit, meaningful only with P clear (PROT_NONE pages).
+    pub const _PAGE_PROTNONE: u64 = Entry::GLOBAL;
+    /// The bits that survive a protection change (_PAGE_CHG_MASK): the frame, PCD/PWT/PAT,
+    /// special, A, D, soft-dirty, uffd-wp.
+    pub const _PAGE_CHG_MASK: u64 = Entry::ADDR_MASK_52
+        | Entry::PWT
+        | Entry::PCD
+        | _PAGE_SPECIAL
+        | _PAGE_ACCESSED
+        | _PAGE_DIRTY
+        | _PAGE_SOFT_DIRTY
+        | _PAGE_UFFD_WP
+        | Entry::PAT_4K;
+    /// _PAGE_TABLE: what a non-leaf entry carries.
+    pub const _PAGE_TABLE: u64 = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
+}
+
+use linux::*;
+
+/// The PTE protection bits for a VMA (Linux: vm_get_page_prot / protection_map). Private
+/// writable mappings are *not* writable here: write access is granted per page at fault
+/// time (copy-on-write).
+pub fn vm_page_prot(read: bool, write: bool, exec: bool, shared: bool) -> u64 {
+    if !read && !write && !exec {
+        // PROT_NONE: change_protection writes the _PAGE_PROTNONE form instead.
+        return 0;
+    }
+    let mut p = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
+    if write && shared {
+        p |= _PAGE_RW;
+    }
+    if !exec {
+        p |= _PAGE_NX;
+    }
+    p
+}
+
+/// Location of a leaf slot, and the level it is at.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub pa: PhysAddr,
+    pub level: Level,
+}
+
+fn index_slot(table: PhysAddr, va: u64, level: Level) -> PhysAddr {
+    PhysAddr::new(table.as_u64() + 8 * VirtAddr::new_truncate(va).table_index(level.number()) as u64)
+}
+
+/// Finds the PTE slot for `va`, allocating intermediate tables (Linux: pte_alloc and the
+/// p?d_alloc family). Returns None when memory for a table is exhausted. Stops early at a
+/// huge leaf, returning its slot.
+pub fn walk_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr>, pml4: PhysAddr, va: u64) -> Option<Slot> {
+    let mut table = pml4;
+    let mut level = Level::Pml4;
+    loop {
+        let slot = index_slot(table, va, level);
+        if level == Level::Pt {
+            return Some(Slot { pa: slot, level });
+        }
+        let e = Entry::new(mem.read_u64(slot));
+        if e.is_present() && e.is_leaf(level) {
+            return Some(Slot { pa: slot, level });
+        }
+        if !e.is_present() {
+            let t = pages.alloc_zeroed(mem)?;
+            tables.push(t);
+            // The old entry was not present: nothing can be cached for it.
+            write_entry(mem, slot, Entry::new(_PAGE_TABLE).with_addr(t, level), va, PageSize::Size4K).not_needed();
+            table = t;
+        } else {
+            table = e.addr(level, 52);
+        }
+        level = level.next_lower().unwrap();
+    }
+}
+
+/// Finds the leaf slot for `va` without allocating.
+pub fn walk_lookup(mem: &PhysMem, pml4: PhysAddr, va: u64) -> Option<Slot> {
+    let mut table = pml4;
+    let mut level = Level::Pml4;
+    loop {
+        let slot = index_slot(table, va, level);
+        if level == Level::Pt {
+            return Some(Slot { pa: slot, level });
+        }
+        let e = Entry::new(mem.read_u64(slot));
+        if !e.is_present() {
+            return None;
+        }
+        if e.is_leaf(level) {
+            return Some(Slot { pa: slot, level });
+        }
+        table = e.addr(level, 52);
+        level = level.next_lower().unwrap();
+    }
+}
+
+pub fn get_entry(mem: &PhysMem, slot: Slot) -> Entry {
+    Entry::new(mem.read_u64(slot.pa))
+}
+
+/// Writes an entry (Linux: set_pte_at / ptep_modify_prot_commit).
+pub fn set_entry(mem: &mut PhysMem, slot: Slot, va: u64, new: Entry) -> Flush {
+    let size = slot.level.leaf_size().unwrap_or(PageSize::Size4K);
+    write_entry(mem, slot.pa, new, va, size)
+}
+
+/// A present PTE for `frame` with protection bits `prot`.
+pub fn mk_pte(frame: PhysAddr, prot: u64) -> Entry {
+    Entry::new(prot).with_addr(frame, mmu::Level::Pt)
+}
+
+pub fn pte_none(e: Entry) -> bool {
+    // The A/D bits may be set by hardware in not-present entries on some parts (Knights
+    // Landing erratum); Linux ignores them in pte_none.
+    e.raw() & !(Entry::ACCESSED | Entry::DIRTY) == 0
+}
+
+pub fn pte_pfn(e: Entry) -> PhysAddr {
+    e.addr(Level::Pt, 52)
+}

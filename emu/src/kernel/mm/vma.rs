@@ -1,0 +1,91 @@
+//! Virtual memory areas (Linux: struct vm_area_struct, VM_* flags in include/linux/mm.h).
+
+/// VM_* flags (the subset pagelab models), with Linux's values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Default)]
+pub struct VmFlags(pub u64);
+
+impl VmFlags {
+    pub const READ: u64 = 0x1;
+    pub const WRITE: u64 = 0x2;
+    pub const EXEC: u64 = 0x4;
+    pub const SHARED: u64 = 0x8;
+    pub const MAYREAD: u64 = 0x10;
+    pub const MAYWRITE: u64 = 0x20;
+    pub const MAYEXEC: u64 = 0x40;
+    pub const MAYSHARE: u64 = 0x80;
+    pub const GROWSDOWN: u64 = 0x100;
+    pub const UFFD_MISSING: u64 = 0x200;
+    pub const UFFD_WP: u64 = 0x1000;
+    pub const LOCKED: u64 = 0x2000;
+    pub const DONTCOPY: u64 = 0x2_0000;
+    pub const DONTEXPAND: u64 = 0x4_0000;
+    pub const ACCOUNT: u64 = 0x10_0000;
+    pub const NORESERVE: u64 = 0x20_0000;
+    pub const UFFD_MINOR: u64 = 0x2_0000_0000;
+
+    pub const fn has(self, f: u64) -> bool {
+        self.0 & f != 0
+    }
+    /// VM_READ/WRITE/EXEC from PROT_* bits.
+    pub const fn from_prot(prot: u32) -> u64 {
+        (prot as u64) & (Self::READ | Self::WRITE | Self::EXEC)
+    }
+}
+
+/// What backs a VMA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// Private or shared anonymous memory.
+    Anon,
+    /// The initial stack.
+    Stack,
+    /// The program break.
+    Heap,
+    /// A mapped file (a host file opened read-only), with the offset of `start`.
+    File { path: std::path::PathBuf, offset: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub flags: VmFlags,
+    pub backing: Backing,
+    /// Identity of a MAP_SHARED anonymous object (shared across fork), if any.
+    pub shared_id: Option<u64>,
+}
+
+impl Vma {
+    pub fn readable(&self) -> bool {
+        self.flags.has(VmFlags::READ)
+    }
+    pub fn writable(&self) -> bool {
+        self.flags.has(VmFlags::WRITE)
+    }
+    pub fn executable(&self) -> bool {
+        self.flags.has(VmFlags::EXEC)
+    }
+    pub fn shared(&self) -> bool {
+        self.flags.has(VmFlags::SHARED)
+    }
+    pub fn is_anonymous(&self) -> bool {
+        !matches!(self.backing, Backing::File { .. })
+    }
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+    /// Linux merges VMAs with identical flags and compatible backing.
+    pub fn can_merge(&self, next: &Vma) -> bool {
+        self.flags == next.flags
+            && self.shared_id.is_none()
+            && next.shared_id.is_none()
+            && match (&self.backing, &next.backing) {
+                (Backing::Anon, Backing::Anon) | (Backing::Heap, Backing::Heap) => true,
+                (Backing::File { path: a, offset: oa }, Backing::File { path: b, offset: ob }) => a == b && oa + self.len() == *ob,
+                _ => false,
+            }
+    }
+}

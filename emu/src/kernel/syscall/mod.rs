@@ -1,0 +1,205 @@
+//! The system-call entry (Linux: arch/x86/entry/common.c do_syscall_64) and the x86-64
+//! syscall table. Arguments arrive in RDI, RSI, RDX, R10, R8, R9; the result, or -errno,
+//! goes to RAX. Unknown syscalls return ENOSYS and are reported once on stderr.
+
+mod fs;
+mod mm;
+mod process;
+mod time;
+
+use super::errno::{Errno, KResult};
+use super::hw::Hw;
+use super::Kernel;
+use crate::cpu::reg::*;
+use std::io::Write;
+
+/// The six syscall arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct Args(pub [u64; 6]);
+
+impl Args {
+    pub fn u(&self, i: usize) -> u64 {
+        self.0[i]
+    }
+    pub fn i32(&self, i: usize) -> i32 {
+        self.0[i] as i32
+    }
+    pub fn u32(&self, i: usize) -> u32 {
+        self.0[i] as u32
+    }
+}
+
+/// Context a handler works with.
+pub struct Sys<'a> {
+    pub k: &'a mut Kernel,
+    pub hw: &'a mut Hw,
+    pub tid: super::task::Tid,
+}
+
+impl Sys<'_> {
+    pub fn mm(&mut self) -> &mut super::mm::Mm {
+        let id = self.k.tasks[&self.tid].mm;
+        self.k.mms[id].as_mut().expect("mm of a live task")
+    }
+    /// Split borrow of the hardware and the current mm.
+    pub fn hw_mm(&mut self) -> (&mut Hw, &mut super::mm::Mm) {
+        let id = self.k.tasks[&self.tid].mm;
+        (self.hw, self.k.mms[id].as_mut().expect("mm of a live task"))
+    }
+    pub fn copy_to_user(&mut self, va: u64, buf: &[u8]) -> KResult<()> {
+        let (hw, mm) = self.hw_mm();
+        super::uaccess::copy_to_user(hw, mm, va, buf)
+    }
+    pub fn copy_from_user(&mut self, va: u64, buf: &mut [u8]) -> KResult<()> {
+        let (hw, mm) = self.hw_mm();
+        super::uaccess::copy_from_user(hw, mm, va, buf)
+    }
+    pub fn read_u64(&mut self, va: u64) -> KResult<u64> {
+        let mut b = [0; 8];
+        self.copy_from_user(va, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    pub fn strncpy_from_user(&mut self, va: u64, max: usize) -> KResult<Vec<u8>> {
+        let (hw, mm) = self.hw_mm();
+        super::uaccess::strncpy_from_user(hw, mm, va, max)
+    }
+    pub fn regs(&mut self) -> &mut crate::cpu::CpuState {
+        &mut self.hw.vcpus[self.hw.cur].state
+    }
+}
+
+/// What a handler returns: a value for RAX, or "do not touch RAX" (exit, rt_sigreturn).
+pub enum Ret {
+    Val(u64),
+    NoReturn,
+}
+
+pub type SysResult = KResult<Ret>;
+
+pub fn ok(v: u64) -> SysResult {
+    Ok(Ret::Val(v))
+}
+
+/// Linux's name of an x86-64 syscall number (for traces and ENOSYS reports).
+pub fn syscall_name(nr: u64) -> &'static str {
+    NAMES.iter().find(|(n, _)| *n == nr).map(|(_, s)| *s).unwrap_or("?")
+}
+
+const NAMES: &[(u64, &str)] = &[
+    (0, "read"), (1, "write"), (2, "open"), (3, "close"), (4, "stat"), (5, "fstat"), (6, "lstat"), (7, "poll"),
+    (8, "lseek"), (9, "mmap"), (10, "mprotect"), (11, "munmap"), (12, "brk"), (13, "rt_sigaction"),
+    (14, "rt_sigprocmask"), (15, "rt_sigreturn"), (16, "ioctl"), (17, "pread64"), (18, "pwrite64"), (19, "readv"),
+    (20, "writev"), (21, "access"), (22, "pipe"), (23, "select"), (24, "sched_yield"), (25, "mremap"),
+    (26, "msync"), (27, "mincore"), (28, "madvise"), (32, "dup"), (33, "dup2"), (35, "nanosleep"),
+    (37, "alarm"), (39, "getpid"), (56, "clone"), (57, "fork"), (58, "vfork"), (59, "execve"), (60, "exit"),
+    (61, "wait4"), (62, "kill"), (63, "uname"), (72, "fcntl"), (79, "getcwd"), (89, "readlink"),
+    (96, "gettimeofday"), (97, "getrlimit"), (102, "getuid"), (104, "getgid"), (107, "geteuid"),
+    (108, "getegid"), (110, "getppid"), (111, "getpgrp"), (131, "sigaltstack"), (158, "arch_prctl"),
+    (186, "gettid"), (201, "time"), (202, "futex"), (203, "sched_setaffinity"), (204, "sched_getaffinity"),
+    (218, "set_tid_address"), (228, "clock_gettime"), (229, "clock_getres"), (230, "clock_nanosleep"),
+    (231, "exit_group"), (234, "tgkill"), (257, "openat"), (262, "newfstatat"), (267, "readlinkat"),
+    (269, "faccessat"), (273, "set_robust_list"), (293, "pipe2"), (302, "prlimit64"), (318, "getrandom"),
+    (323, "userfaultfd"), (332, "statx"), (334, "rseq"), (435, "clone3"), (439, "faccessat2"),
+];
+
+/// Maximum bytes one read/write-like call moves (Linux: MAX_RW_COUNT).
+pub fn fs_max_rw() -> u64 {
+    0x7fff_f000
+}
+
+/// Syscalls whose ENOSYS is an answer, not a gap: rseq (glibc then does without).
+const QUIET_ENOSYS: &[u64] = &[334];
+
+/// Handles the SYSCALL exit of the current vCPU.
+pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
+    let tid = k.current(hw);
+    let st = &hw.vcpus[hw.cur].state;
+    let nr = st.gpr[RAX];
+    let args = Args([st.gpr[RDI], st.gpr[RSI], st.gpr[RDX], st.gpr[R10], st.gpr[R8], st.gpr[R9]]);
+    tracing::debug!(target: "pagelab::syscall", tid, nr, name = syscall_name(nr), a0 = args.0[0], a1 = args.0[1], a2 = args.0[2], "enter");
+    let mut s = Sys { k, hw, tid };
+    let r = dispatch(&mut s, nr, args);
+    let r = match r {
+        Err(e) if e == Errno::ENOSYS => {
+            if !QUIET_ENOSYS.contains(&nr) && s.k.reported_enosys.insert(nr) {
+                let _ = writeln!(s.k.streams.stderr, "pagelab: unimplemented syscall {nr} ({}) returns ENOSYS", syscall_name(nr));
+            }
+            Err(e)
+        }
+        r => r,
+    };
+    let ret = match r {
+        Ok(Ret::Val(v)) => v,
+        Ok(Ret::NoReturn) => return Ok(()),
+        Err(e) => (-(e.0 as i64)) as u64,
+    };
+    tracing::debug!(target: "pagelab::syscall", tid, nr, name = syscall_name(nr), ret = ret as i64, "exit");
+    if let Some(v) = s.hw.vcpus.get_mut(s.hw.cur) {
+        if s.k.running[s.hw.cur] == Some(tid) {
+            v.state.gpr[RAX] = ret;
+        }
+    }
+    Ok(())
+}
+
+fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
+    match nr {
+        0 => fs::sys_read(s, a),
+        1 => fs::sys_write(s, a),
+        2 => fs::sys_open(s, a.u(0), a.u32(1), -100),
+        3 => fs::sys_close(s, a),
+        4 | 6 => fs::sys_stat_path(s, a.u(0), a.u(1)),
+        5 => fs::sys_fstat(s, a.i32(0), a.u(1)),
+        8 => fs::sys_lseek(s, a),
+        9 => mm::sys_mmap(s, a),
+        10 => mm::sys_mprotect(s, a),
+        11 => mm::sys_munmap(s, a),
+        12 => mm::sys_brk(s, a),
+        13 => process::sys_rt_sigaction(s, a),
+        14 => process::sys_rt_sigprocmask(s, a),
+        16 => fs::sys_ioctl(s, a),
+        17 => fs::sys_pread(s, a),
+        18 => fs::sys_pwrite(s, a),
+        19 => fs::sys_readv(s, a),
+        20 => fs::sys_writev(s, a),
+        21 => fs::sys_access(s, a.u(0)),
+        24 => ok(0),
+        25 => mm::sys_mremap(s, a),
+        26 => mm::sys_msync(s, a),
+        28 => mm::sys_madvise(s, a),
+        32 => fs::sys_dup(s, a),
+        33 => fs::sys_dup3(s, a.i32(0), a.i32(1), 0, true),
+        39 => ok(s.k.tasks[&s.tid].tgid as u64),
+        60 => process::sys_exit(s, a),
+        63 => process::sys_uname(s, a),
+        72 => fs::sys_fcntl(s, a),
+        79 => fs::sys_getcwd(s, a),
+        89 => fs::sys_readlink(s, a.u(0), a.u(1), a.u(2)),
+        96 => time::sys_gettimeofday(s, a),
+        97 => process::sys_getrlimit(s, a),
+        102 | 104 | 107 | 108 => ok(0),
+        110 => ok(s.k.tasks[&s.tid].ppid as u64),
+        111 => ok(s.k.tasks[&s.tid].tgid as u64),
+        131 => process::sys_sigaltstack(s, a),
+        158 => process::sys_arch_prctl(s, a),
+        186 => ok(s.tid as u64),
+        201 => time::sys_time(s, a),
+        203 => ok(0),
+        204 => process::sys_sched_getaffinity(s, a),
+        218 => process::sys_set_tid_address(s, a),
+        228 => time::sys_clock_gettime(s, a),
+        229 => time::sys_clock_getres(s, a),
+        231 => process::sys_exit_group(s, a),
+        257 => fs::sys_open(s, a.u(1), a.u32(2), a.i32(0)),
+        262 => fs::sys_newfstatat(s, a),
+        267 => fs::sys_readlink(s, a.u(1), a.u(2), a.u(3)),
+        269 | 439 => fs::sys_access(s, a.u(1)),
+        273 => process::sys_set_robust_list(s, a),
+        292 => fs::sys_dup3(s, a.i32(0), a.i32(1), a.u32(2), false),
+        302 => process::sys_prlimit64(s, a),
+        318 => process::sys_getrandom(s, a),
+        // rseq: glibc treats ENOSYS as "not available" and carries on.
+        334 => Err(Errno::ENOSYS),
+        _ => Err(Errno::ENOSYS),
+    }
+}

@@ -1,0 +1,232 @@
+//! Process and thread syscalls: exit, exit_group, uname, arch_prctl, set_tid_address,
+//! set_robust_list, prlimit64/getrlimit, getrandom, sched_getaffinity, and the signal
+//! bookkeeping calls (rt_sigaction, rt_sigprocmask, sigaltstack) that record state for the
+//! signal-delivery issue.
+
+use super::{ok, Args, Ret, Sys, SysResult};
+use crate::kernel::errno::Errno;
+use crate::kernel::task::SigAction;
+use crate::Outcome;
+
+pub fn sys_exit_group(s: &mut Sys, a: Args) -> SysResult {
+    let status = a.i32(0) & 0xff;
+    s.k.exit_group(s.hw, s.tid, Outcome::Exited(status));
+    Ok(Ret::NoReturn)
+}
+
+pub fn sys_exit(s: &mut Sys, a: Args) -> SysResult {
+    // With one thread per process so far, exit of the last thread ends the group.
+    sys_exit_group(s, a)
+}
+
+pub fn sys_uname(s: &mut Sys, a: Args) -> SysResult {
+    let mut b = [0u8; 65 * 6];
+    for (i, f) in ["Linux", "pagelab", "6.18.0-pagelab", "#1 SMP PREEMPT_DYNAMIC pagelab", "x86_64", "(none)"].iter().enumerate() {
+        b[i * 65..i * 65 + f.len()].copy_from_slice(f.as_bytes());
+    }
+    s.copy_to_user(a.u(0), &b)?;
+    ok(0)
+}
+
+const ARCH_SET_GS: u32 = 0x1001;
+const ARCH_SET_FS: u32 = 0x1002;
+const ARCH_GET_FS: u32 = 0x1003;
+const ARCH_GET_GS: u32 = 0x1004;
+const ARCH_GET_CPUID: u32 = 0x1011;
+const ARCH_SET_CPUID: u32 = 0x1012;
+
+pub fn sys_arch_prctl(s: &mut Sys, a: Args) -> SysResult {
+    let (code, addr) = (a.u32(0), a.u(1));
+    match code {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if addr >= crate::kernel::mm::TASK_SIZE {
+                return Err(Errno::EPERM);
+            }
+            let r = s.regs();
+            if code == ARCH_SET_FS {
+                r.fs_base = addr;
+            } else {
+                r.gs_base = addr;
+            }
+            ok(0)
+        }
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let v = if code == ARCH_GET_FS { s.regs().fs_base } else { s.regs().gs_base };
+            s.copy_to_user(addr, &v.to_le_bytes())?;
+            ok(0)
+        }
+        ARCH_GET_CPUID => ok(1),
+        ARCH_SET_CPUID => Err(Errno::ENODEV),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_set_tid_address(s: &mut Sys, a: Args) -> SysResult {
+    s.k.tasks.get_mut(&s.tid).unwrap().clear_child_tid = a.u(0);
+    ok(s.tid as u64)
+}
+
+pub fn sys_set_robust_list(s: &mut Sys, a: Args) -> SysResult {
+    // sizeof(struct robust_list_head) is 24.
+    if a.u(1) != 24 {
+        return Err(Errno::EINVAL);
+    }
+    s.k.tasks.get_mut(&s.tid).unwrap().robust_list = (a.u(0), a.u(1));
+    ok(0)
+}
+
+const RLIM_INFINITY: u64 = u64::MAX;
+
+/// The limits a fresh Linux login shell has (RLIMIT_CORE 0 so no core files).
+fn rlimit(res: u32) -> Option<(u64, u64)> {
+    Some(match res {
+        0 => (RLIM_INFINITY, RLIM_INFINITY),                           // CPU
+        1 => (RLIM_INFINITY, RLIM_INFINITY),                           // FSIZE
+        2 => (RLIM_INFINITY, RLIM_INFINITY),                           // DATA
+        3 => (crate::kernel::mm::STACK_LIMIT, RLIM_INFINITY),          // STACK
+        4 => (0, RLIM_INFINITY),                                       // CORE
+        5 => (RLIM_INFINITY, RLIM_INFINITY),                           // RSS
+        6 => (63_704, 63_704),                                         // NPROC
+        7 => (crate::kernel::file::RLIMIT_NOFILE as u64, 1 << 20),     // NOFILE
+        8 => (8 << 20, 8 << 20),                                       // MEMLOCK
+        9 => (RLIM_INFINITY, RLIM_INFINITY),                           // AS
+        10 => (RLIM_INFINITY, RLIM_INFINITY),                          // LOCKS
+        11 => (63_704, 63_704),                                        // SIGPENDING
+        12 => (819_200, 819_200),                                      // MSGQUEUE
+        13 => (0, 0),                                                  // NICE
+        14 => (0, 0),                                                  // RTPRIO
+        15 => (RLIM_INFINITY, RLIM_INFINITY),                          // RTTIME
+        _ => return None,
+    })
+}
+
+pub fn sys_getrlimit(s: &mut Sys, a: Args) -> SysResult {
+    let (cur, max) = rlimit(a.u32(0)).ok_or(Errno::EINVAL)?;
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&cur.to_le_bytes());
+    b[8..].copy_from_slice(&max.to_le_bytes());
+    s.copy_to_user(a.u(1), &b)?;
+    ok(0)
+}
+
+pub fn sys_prlimit64(s: &mut Sys, a: Args) -> SysResult {
+    let (pid, res, new, old) = (a.i32(0), a.u32(1), a.u(2), a.u(3));
+    if pid != 0 && !s.k.tasks.contains_key(&pid) {
+        return Err(Errno::ESRCH);
+    }
+    let (cur, max) = rlimit(res).ok_or(Errno::EINVAL)?;
+    if old != 0 {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&cur.to_le_bytes());
+        b[8..].copy_from_slice(&max.to_le_bytes());
+        s.copy_to_user(old, &b)?;
+    }
+    if new != 0 {
+        let mut b = [0u8; 16];
+        s.copy_from_user(new, &mut b)?;
+        let (c, m) = (u64::from_le_bytes(b[..8].try_into().unwrap()), u64::from_le_bytes(b[8..].try_into().unwrap()));
+        if c > m {
+            return Err(Errno::EINVAL);
+        }
+    }
+    ok(0)
+}
+
+pub fn sys_getrandom(s: &mut Sys, a: Args) -> SysResult {
+    let (buf, len, flags) = (a.u(0), a.u(1), a.u32(2));
+    // GRND_NONBLOCK 1, GRND_RANDOM 2, GRND_INSECURE 4; INSECURE with RANDOM is EINVAL.
+    if flags & !7 != 0 || (flags & 4 != 0 && flags & 2 != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.min(crate::kernel::syscall::fs_max_rw()) as usize;
+    let mut b = vec![0u8; len];
+    for c in b.chunks_mut(8) {
+        let r = s.k.next_random().to_le_bytes();
+        c.copy_from_slice(&r[..c.len()]);
+    }
+    s.copy_to_user(buf, &b)?;
+    ok(len as u64)
+}
+
+pub fn sys_sched_getaffinity(s: &mut Sys, a: Args) -> SysResult {
+    let (pid, len, mask) = (a.i32(0), a.u(1), a.u(2));
+    if pid != 0 && !s.k.tasks.contains_key(&pid) {
+        return Err(Errno::ESRCH);
+    }
+    // The kernel copies nr_cpu_ids rounded up to longs; the length must cover it.
+    if len < 8 || len & 7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let ncpu = s.hw.vcpus.len() as u32;
+    let m: u64 = if ncpu >= 64 { u64::MAX } else { (1u64 << ncpu) - 1 };
+    s.copy_to_user(mask, &m.to_le_bytes())?;
+    ok(8)
+}
+
+const SIGKILL: usize = 9;
+const SIGSTOP: usize = 19;
+
+pub fn sys_rt_sigaction(s: &mut Sys, a: Args) -> SysResult {
+    let (sig, act, oact, size) = (a.i32(0), a.u(1), a.u(2), a.u(3));
+    if size != 8 || !(1..=64).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    let i = (sig - 1) as usize;
+    let mut new = None;
+    if act != 0 {
+        let mut b = [0u8; 32];
+        s.copy_from_user(act, &mut b)?;
+        let w = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        if i + 1 == SIGKILL || i + 1 == SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        new = Some(SigAction { handler: w(0), flags: w(8), restorer: w(16), mask: w(24) & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))) });
+    }
+    let table = s.k.tasks[&s.tid].sigactions.clone();
+    let old = table.borrow()[i];
+    if oact != 0 {
+        let mut b = [0u8; 32];
+        for (k, v) in [old.handler, old.flags, old.restorer, old.mask].iter().enumerate() {
+            b[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        s.copy_to_user(oact, &b)?;
+    }
+    if let Some(n) = new {
+        table.borrow_mut()[i] = n;
+    }
+    ok(0)
+}
+
+pub fn sys_rt_sigprocmask(s: &mut Sys, a: Args) -> SysResult {
+    let (how, set, oset, size) = (a.u32(0), a.u(1), a.u(2), a.u(3));
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let old = s.k.tasks[&s.tid].sigmask;
+    let mut new = old;
+    if set != 0 {
+        let v = s.read_u64(set)? & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
+        new = match how {
+            0 => old | v,
+            1 => old & !v,
+            2 => v,
+            _ => return Err(Errno::EINVAL),
+        };
+    }
+    if oset != 0 {
+        s.copy_to_user(oset, &old.to_le_bytes())?;
+    }
+    s.k.tasks.get_mut(&s.tid).unwrap().sigmask = new;
+    ok(0)
+}
+
+pub fn sys_sigaltstack(s: &mut Sys, a: Args) -> SysResult {
+    let old = a.u(1);
+    if old != 0 {
+        // ss_sp 0, ss_flags SS_DISABLE (2), ss_size 0.
+        let mut b = [0u8; 24];
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        s.copy_to_user(old, &b)?;
+    }
+    ok(0)
+}

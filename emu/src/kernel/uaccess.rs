@@ -1,0 +1,94 @@
+//! Kernel accesses to user memory (Linux: copy_to_user / copy_from_user / strncpy_from_user
+//! with the exception-table fixup). They go through the current vCPU's TLB as supervisor
+//! accesses with CR0.WP=1, so a write to a read-only user page faults exactly as it does in
+//! Linux; the fault is handled by handle_mm_fault and the copy retried, or the syscall
+//! fails with EFAULT.
+
+use super::errno::{Errno, KResult};
+use super::hw::Hw;
+use super::mm::fault::{handle_mm_fault, FaultAccess, FaultOutcome};
+use super::mm::Mm;
+use mmu::{Access, AccessKind, PhysAddr, WalkFault};
+
+/// Translates one user address for a kernel access, faulting pages in as needed.
+pub fn user_translate(hw: &mut Hw, mm: &mut Mm, va: u64, write: bool) -> KResult<u64> {
+    if va >= super::mm::TASK_SIZE {
+        return Err(Errno::EFAULT);
+    }
+    let acc = Access::supervisor(if write { AccessKind::Write } else { AccessKind::Read });
+    for _ in 0..4 {
+        let v = &mut hw.vcpus[hw.cur];
+        match v.tlb.translate(&mut hw.mem, &v.state.ctl, va, acc) {
+            Ok(pa) => return Ok(pa),
+            Err(WalkFault::NonCanonical { .. }) => return Err(Errno::EFAULT),
+            Err(WalkFault::PageFault { .. }) => {
+                let fa = FaultAccess { write, fetch: false, user: false };
+                match handle_mm_fault(mm, hw, va, fa) {
+                    FaultOutcome::Handled => continue,
+                    _ => return Err(Errno::EFAULT),
+                }
+            }
+        }
+    }
+    Err(Errno::EFAULT)
+}
+
+pub fn copy_from_user(hw: &mut Hw, mm: &mut Mm, va: u64, buf: &mut [u8]) -> KResult<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let a = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+        let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
+        let pa = user_translate(hw, mm, a, false)?;
+        hw.mem.read(PhysAddr::new(pa), &mut buf[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}
+
+/// Copies to user memory page by page; on a fault, the bytes before the faulting page have
+/// been written (as with Linux's copy_to_user).
+pub fn copy_to_user(hw: &mut Hw, mm: &mut Mm, va: u64, buf: &[u8]) -> KResult<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let a = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+        let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
+        let pa = user_translate(hw, mm, a, true)?;
+        hw.mem.write(PhysAddr::new(pa), &buf[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}
+
+pub fn read_u64(hw: &mut Hw, mm: &mut Mm, va: u64) -> KResult<u64> {
+    let mut b = [0u8; 8];
+    copy_from_user(hw, mm, va, &mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+pub fn write_u64(hw: &mut Hw, mm: &mut Mm, va: u64, v: u64) -> KResult<()> {
+    copy_to_user(hw, mm, va, &v.to_le_bytes())
+}
+
+pub fn write_u32(hw: &mut Hw, mm: &mut Mm, va: u64, v: u32) -> KResult<()> {
+    copy_to_user(hw, mm, va, &v.to_le_bytes())
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
+pub fn strncpy_from_user(hw: &mut Hw, mm: &mut Mm, va: u64, max: usize) -> KResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut a = va;
+    loop {
+        let pa = user_translate(hw, mm, a, false)?;
+        let n = (4096 - (a & 0xfff)) as usize;
+        let chunk = hw.mem.slice(PhysAddr::new(pa), n).ok_or(Errno::EFAULT)?;
+        if let Some(z) = chunk.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..z]);
+            return if out.len() >= max { Err(Errno::ENAMETOOLONG) } else { Ok(out) };
+        }
+        out.extend_from_slice(chunk);
+        if out.len() >= max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        a += n as u64;
+    }
+}
