@@ -6,6 +6,8 @@
 //! [`Run`]; [`assert_same`] compares the two runs. Signal deaths are compared by signal
 //! number only ([`normalize`]), never by fault address, rip or core dump.
 
+pub mod insn;
+
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
