@@ -219,15 +219,15 @@ impl Translation {
 pub fn check_access(ctl: &ControlRegs, acc: Access, user_addr: bool, writable: bool, nx: bool, pkey: u8) -> u32 {
     let write = matches!(acc.kind, AccessKind::Write);
     let fetch = matches!(acc.kind, AccessKind::Fetch);
-    let allowed = if acc.user {
+    let denied = if acc.user {
         // CPL 3: user-mode addresses only; writes need R/W everywhere, whatever CR0.WP says.
-        user_addr && (!write || writable) && !(fetch && nx)
+        !user_addr || (write && !writable) || (fetch && nx)
     } else {
         // Supervisor (CPL < 3, or implicit). SMAP: explicit accesses with EFLAGS.AC=1 may touch
         // user data; implicit ones never may. SMEP: no fetches from user-mode addresses.
         let smap_denies = user_addr && !fetch && ctl.smap() && (acc.implicit || !acc.ac);
         let smep_denies = user_addr && fetch && ctl.smep();
-        !smap_denies && !smep_denies && !(write && ctl.wp() && !writable) && !(fetch && nx)
+        smap_denies || smep_denies || (write && ctl.wp() && !writable) || (fetch && nx)
     };
     // Protection keys (SDM 4.6.2): data accesses to user-mode addresses only. AD forbids any
     // data access; WD forbids user writes, and supervisor writes when CR0.WP=1.
@@ -235,10 +235,10 @@ pub fn check_access(ctl: &ControlRegs, acc: Access, user_addr: bool, writable: b
         let bits = ctl.pkru >> (2 * (pkey as u32 & 0xf));
         bits & 1 != 0 || (write && bits & 2 != 0 && (acc.user || ctl.wp()))
     };
-    match (allowed && !key_denies, key_denies) {
-        (true, _) => 0,
-        (false, false) => PfErrorCode::P,
-        (false, true) => PfErrorCode::P | PfErrorCode::PK,
+    match (denied, key_denies) {
+        (false, false) => 0,
+        (true, false) => PfErrorCode::P,
+        (_, true) => PfErrorCode::P | PfErrorCode::PK,
     }
 }
 

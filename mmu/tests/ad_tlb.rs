@@ -378,6 +378,6 @@ fn non_canonical_never_hits() {
     let ctl = t.ctl();
     let mut tlb = Tlb::new();
     tlb.translate(&mut t.mem, &ctl, 0x0000_7fff_ffff_f000, ur()).unwrap();
-    assert_eq!(tlb.lookup(&ctl, 0x0000_0000_0000_0000 | 0x8000_0000_0000, ur()), None);
+    assert_eq!(tlb.lookup(&ctl, 0x0000_8000_0000_0000, ur()), None);
     assert_eq!(tlb.translate(&mut t.mem, &ctl, 0x8000_0000_0000, ur()), Err(WalkFault::NonCanonical { addr: 0x8000_0000_0000 }));
 }
