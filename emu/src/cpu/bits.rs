@@ -145,6 +145,11 @@ fn shift(e: &mut Exec, ins: &Instruction, kind: Sh) -> Result<(), Stop> {
         e.commit(dst, size, a);
         return Ok(());
     }
+    if matches!(kind, Sh::Rcl | Sh::Rcr) && size <= 2 && c % (size * 8 + 1) == 0 {
+        // RCL/RCR by a multiple of 9 (or 17): no rotation, and no flag changes at all.
+        e.commit(dst, size, a);
+        return Ok(());
+    }
     let (res, fl, which) = shift_op(kind, a, c, e.s.rflags & CF, size);
     e.commit(dst, size, res);
     // AF is undefined for shifts; it is cleared here.
@@ -166,18 +171,18 @@ fn double_shift(e: &mut Exec, ins: &Instruction, left: bool) -> Result<(), Stop>
     }
     let a = a & mask(size);
     let (res, cfo) = if left {
-        // wide = a:src(:a), shifted left; the result is the top `bits`.
-        let wide: u128 = ((a as u128) << (2 * bits)) | ((src as u128) << bits) | a as u128;
-        let total = 3 * bits;
-        let res = (wide << c >> (2 * bits)) as u64 & mask(size);
-        let cfo = (wide >> (total - c)) as u64 & 1;
-        (res, cfo)
+        // dst:src (dst:src:dst for 16-bit), shifted left; the result is the top `bits`.
+        let (wide, total) = if size == 2 {
+            ((a as u128) << 32 | (src as u128) << 16 | a as u128, 48)
+        } else {
+            ((a as u128) << bits | src as u128, 2 * bits)
+        };
+        let res = ((wide << c) >> (total - bits)) as u64 & mask(size);
+        (res, (wide >> (total - c)) as u64 & 1)
     } else {
-        // wide = (a:)src:a, shifted right; the result is the bottom `bits`.
-        let wide: u128 = ((a as u128) << (2 * bits)) | ((src as u128) << bits) | a as u128;
-        let res = (wide >> c) as u64 & mask(size);
-        let cfo = (wide >> (c - 1)) as u64 & 1;
-        (res, cfo)
+        // src:dst (dst:src:dst for 16-bit), shifted right; the result is the bottom `bits`.
+        let wide = if size == 2 { (a as u128) << 32 | (src as u128) << 16 | a as u128 } else { (src as u128) << bits | a as u128 };
+        ((wide >> c) as u64 & mask(size), (wide >> (c - 1)) as u64 & 1)
     };
     let of = ((res ^ a) & sign_bit(size)) != 0;
     let fl = flags::szp(res, size) | if cfo != 0 { CF } else { 0 } | if of { OF } else { 0 };
