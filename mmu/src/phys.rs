@@ -9,11 +9,12 @@
 //! drains, which is how self-modifying code and reused code frames stay coherent.
 
 use crate::addr::PhysAddr;
-use bitvec::prelude::*;
 
 pub struct PhysMem {
     bytes: Vec<u8>,
-    watched: BitVec<u64, Lsb0>,
+    /// One bit per 4 KiB frame, set while the frame is watched. A plain word array: the test
+    /// sits on every guest write (and every A/D update), so it is kept to a shift and a mask.
+    watched: Vec<u64>,
     /// Frames written while watched, in order, not yet drained.
     written_watched: Vec<u64>,
 }
@@ -23,7 +24,7 @@ impl PhysMem {
     pub fn new(size: u64) -> Self {
         let size = (size + 0xfff) & !0xfff;
         let frames = (size >> 12) as usize;
-        Self { bytes: vec![0u8; size as usize], watched: bitvec![u64, Lsb0; 0; frames], written_watched: Vec::new() }
+        Self { bytes: vec![0u8; size as usize], watched: vec![0; frames.div_ceil(64)], written_watched: Vec::new() }
     }
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
@@ -34,25 +35,25 @@ impl PhysMem {
 
     #[inline]
     fn note_write(&mut self, pa: u64, len: usize) {
-        let first = (pa >> 12) as usize;
-        let last = ((pa + len.max(1) as u64 - 1) >> 12) as usize;
+        let first = pa >> 12;
+        let last = (pa + len.max(1) as u64 - 1) >> 12;
         for f in first..=last {
-            if f < self.watched.len() && self.watched[f] {
-                self.watched.set(f, false);
-                self.written_watched.push(f as u64);
+            if self.is_watched(f) {
+                self.watched[(f / 64) as usize] &= !(1 << (f % 64));
+                self.written_watched.push(f);
             }
         }
     }
 
     /// Marks a frame as holding decoded code.
     pub fn watch(&mut self, frame: u64) {
-        if (frame as usize) < self.watched.len() {
-            self.watched.set(frame as usize, true);
+        if frame < self.size() >> 12 {
+            self.watched[(frame / 64) as usize] |= 1 << (frame % 64);
         }
     }
     #[inline]
     pub fn is_watched(&self, frame: u64) -> bool {
-        self.watched.get(frame as usize).is_some_and(|b| *b)
+        self.watched.get((frame / 64) as usize).is_some_and(|w| w >> (frame % 64) & 1 != 0)
     }
     /// True if any watched frame was written since the last drain.
     #[inline]
@@ -113,9 +114,8 @@ impl PhysMem {
     }
     #[inline(always)]
     pub fn write_n<const N: usize>(&mut self, pa: u64, v: [u8; N]) {
-        if self.watched.get((pa >> 12) as usize).is_some_and(|b| *b)
-            || self.watched.get(((pa + N as u64 - 1) >> 12) as usize).is_some_and(|b| *b)
-        {
+        let (first, last) = (pa >> 12, pa.wrapping_add(N as u64 - 1) >> 12);
+        if self.is_watched(first) || (last != first && self.is_watched(last)) {
             self.note_write(pa, N);
         }
         if let Some(s) = self.bytes.get_mut(pa as usize..pa as usize + N) {
@@ -153,5 +153,25 @@ impl PhysMem {
     #[inline(always)]
     pub fn write_u64(&mut self, pa: PhysAddr, v: u64) {
         self.write_n(pa.as_u64(), v.to_le_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_frames_are_logged_once() {
+        let mut m = PhysMem::new(3 << 12);
+        m.watch(1);
+        m.watch(2);
+        assert!(m.is_watched(1) && !m.is_watched(0) && !m.is_watched(99));
+        m.write_u64(PhysAddr::new(0x10), 1);
+        assert!(!m.has_written_watched());
+        m.write_u64(PhysAddr::new(0x1ffc), 0x1122_3344_5566_7788); // straddles frames 1 and 2
+        m.write_u8(PhysAddr::new(0x1000), 0);
+        assert_eq!(m.drain_written_watched(), vec![1, 2]);
+        assert!(!m.is_watched(1) && !m.is_watched(2));
+        assert_eq!(m.read_u64(PhysAddr::new(0x3000 - 8)), u64::MAX, "reads past the end are all-ones");
     }
 }

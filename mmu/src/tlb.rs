@@ -25,7 +25,7 @@
 
 use crate::addr::PageSize;
 use crate::phys::PhysMem;
-use crate::walk::{check_access, walk, Access, AccessKind, ControlRegs, Translation, WalkFault};
+use crate::walk::{pkru_denies, walk, Access, AccessKind, ControlRegs, Translation, WalkFault};
 
 /// Number of slots (a power of two).
 pub const SLOTS: usize = 1024;
@@ -165,7 +165,7 @@ impl Tlb {
         if s.tag == (la & !0xfff) | VALID
             && (s.pcid == ctl.pcid() || s.rights & rights::G != 0)
             && s.rights & req == req
-            && !(ctl.pke() && s.rights & rights::U != 0 && key_denies(ctl, acc, s.pkey))
+            && !(ctl.pke() && s.rights & rights::U != 0 && pkru_denies(ctl, acc, s.pkey))
         {
             self.stats.hits += 1;
             Some(s.frame | (la & 0xfff))
@@ -362,12 +362,6 @@ impl Tlb {
             .filter_map(|(s, c)| c.filter(|_| s.tag != 0).map(|(pcid, t)| (s.tag & !0xfff, pcid, t)))
             .collect()
     }
-}
-
-/// True if PKRU forbids `acc` to a user-mode address with key `pkey` (SDM 4.6.2).
-#[inline(always)]
-fn key_denies(ctl: &ControlRegs, acc: Access, pkey: u8) -> bool {
-    check_access(ctl, acc, true, true, false, pkey) & crate::walk::PfErrorCode::PK != 0
 }
 
 /// A pending invalidation, returned by every entry write that may leave a stale TLB entry.

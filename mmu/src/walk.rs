@@ -216,6 +216,7 @@ impl Translation {
 /// protection key. Returns the error-code bits beyond those describing the access: 0 if the
 /// access is allowed, else P, plus PK when PKRU forbids it (SDM 4.7: PK is reported whenever
 /// the key forbids the access, whether or not another rule also does).
+#[inline]
 pub fn check_access(ctl: &ControlRegs, acc: Access, user_addr: bool, writable: bool, nx: bool, pkey: u8) -> u32 {
     let write = matches!(acc.kind, AccessKind::Write);
     let fetch = matches!(acc.kind, AccessKind::Fetch);
@@ -229,16 +230,24 @@ pub fn check_access(ctl: &ControlRegs, acc: Access, user_addr: bool, writable: b
         let smep_denies = user_addr && fetch && ctl.smep();
         smap_denies || smep_denies || (write && ctl.wp() && !writable) || (fetch && nx)
     };
-    // Protection keys (SDM 4.6.2): data accesses to user-mode addresses only. AD forbids any
-    // data access; WD forbids user writes, and supervisor writes when CR0.WP=1.
-    let key_denies = ctl.pke() && user_addr && !fetch && {
-        let bits = ctl.pkru >> (2 * (pkey as u32 & 0xf));
-        bits & 1 != 0 || (write && bits & 2 != 0 && (acc.user || ctl.wp()))
-    };
+    let key_denies = ctl.pke() && user_addr && pkru_denies(ctl, acc, pkey);
     match (denied, key_denies) {
         (false, false) => 0,
         (true, false) => PfErrorCode::P,
         (_, true) => PfErrorCode::P | PfErrorCode::PK,
+    }
+}
+
+/// PKRU's verdict on an access to a user-mode address whose leaf has key `pkey`, with
+/// CR4.PKE=1 (SDM 4.6.2): keys govern data accesses only; AD forbids any data access, WD
+/// forbids user writes, and supervisor writes when CR0.WP=1.
+#[inline(always)]
+pub(crate) const fn pkru_denies(ctl: &ControlRegs, acc: Access, pkey: u8) -> bool {
+    let bits = ctl.pkru >> (2 * (pkey as u32 & 0xf));
+    match acc.kind {
+        AccessKind::Fetch => false,
+        AccessKind::Read => bits & 1 != 0,
+        AccessKind::Write => bits & 1 != 0 || (bits & 2 != 0 && (acc.user || ctl.wp())),
     }
 }
 
@@ -252,7 +261,7 @@ const LEVELS: [Level; 4] = [Level::Pml4, Level::Pdpt, Level::Pd, Level::Pt];
 /// documentation).
 pub fn walk(mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Result<Translation, WalkFault> {
     if !VirtAddr::is_canonical(la) {
-        tracing::trace!(target: "pagelab::walk", la = format_args!("{la:#x}"), outcome = "non-canonical");
+        trace_walk(la, &[Entry(0); 4], 0, "non-canonical", 0);
         return Err(WalkFault::NonCanonical { addr: la });
     }
     let nxe = ctl.nxe();
@@ -322,14 +331,22 @@ pub fn walk(mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Resul
 }
 
 /// One trace event per walk: the linear address, the raw entries read (PML4E first; levels
-/// not reached are absent) and the outcome. The `trace!` macro tests a static level filter
-/// first, so this costs a load and a compare when tracing is off.
+/// not reached are `-`) and the outcome. Inline, this is one load and compare of tracing's
+/// global level filter; the event itself is built out of line.
 #[inline(always)]
 fn trace_walk(la: u64, entries: &[Entry; 4], used: usize, outcome: &'static str, code: u32) {
+    if tracing::level_enabled!(tracing::Level::TRACE) {
+        trace_walk_event(la, entries, used, outcome, code)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn trace_walk_event(la: u64, entries: &[Entry; 4], used: usize, outcome: &'static str, code: u32) {
     tracing::trace!(
         target: "pagelab::walk",
         la = format_args!("{la:#x}"),
-        pml4e = format_args!("{:#x}", entries[0].0),
+        pml4e = format_args!("{}", Raw(entries, used, 0)),
         pdpte = format_args!("{}", Raw(entries, used, 1)),
         pde = format_args!("{}", Raw(entries, used, 2)),
         pte = format_args!("{}", Raw(entries, used, 3)),
