@@ -336,11 +336,12 @@ impl Tlb {
     /// Every cached translation for linear addresses in [start, end), any PCID, global included.
     /// A translation is dropped if its page (the whole large page, for a fragment) overlaps.
     pub fn flush_range(&mut self, start: u64, end: u64) {
-        let pages = end.saturating_sub(start).div_ceil(4096);
+        let first = start & !0xfff;
+        let pages = end.saturating_sub(first).div_ceil(4096);
         let n = if !self.any_large && pages < SLOTS as u64 {
             let mut n = 0;
             for p in 0..pages {
-                n += self.invalidate_page(start.wrapping_add(p << 12), |_| true);
+                n += self.invalidate_page(first + (p << 12), |_| true);
             }
             n
         } else {

@@ -57,6 +57,7 @@ impl ControlRegs {
         }
     }
     /// The PCID in use (0 unless CR4.PCIDE).
+    #[inline]
     pub fn pcid(&self) -> u16 {
         if self.cr4 & Self::CR4_PCIDE != 0 {
             (self.cr3 & 0xfff) as u16
@@ -64,21 +65,27 @@ impl ControlRegs {
             0
         }
     }
+    #[inline]
     pub const fn wp(&self) -> bool {
         self.cr0 & Self::CR0_WP != 0
     }
+    #[inline]
     pub const fn nxe(&self) -> bool {
         self.efer & Self::EFER_NXE != 0
     }
+    #[inline]
     pub const fn smep(&self) -> bool {
         self.cr4 & Self::CR4_SMEP != 0
     }
+    #[inline]
     pub const fn smap(&self) -> bool {
         self.cr4 & Self::CR4_SMAP != 0
     }
+    #[inline]
     pub const fn pke(&self) -> bool {
         self.cr4 & Self::CR4_PKE != 0
     }
+    #[inline]
     pub const fn pge(&self) -> bool {
         self.cr4 & Self::CR4_PGE != 0
     }

@@ -335,10 +335,13 @@ fn flush_range_and_all() {
     for i in 0..8 {
         tlb.translate(&mut t.mem, &ctl, VA + i * 0x1000, ur()).unwrap();
     }
-    tlb.flush_range(VA + 0x2000, VA + 0x4000);
+    // Unaligned bounds: every page the range touches goes.
+    tlb.flush_range(VA + 0x2800, VA + 0x3801);
     let mut left: Vec<_> = tlb.entries().iter().map(|e| (e.0 - VA) >> 12).collect();
     left.sort();
     assert_eq!(left, vec![0, 1, 4, 5, 6, 7]);
+    tlb.flush_range(VA + 0x5000, VA + 0x5000);
+    assert_eq!(tlb.entries().len(), 6, "an empty range flushes nothing");
     let f = tlb.stats.flushes;
     tlb.flush_all();
     assert!(tlb.entries().is_empty());

@@ -249,3 +249,29 @@ fn global_needs_pge() {
     ctl.cr4 &= !ControlRegs::CR4_PGE;
     assert!(!walk(&mut t.mem, &ctl, VA, ur()).unwrap().global);
 }
+
+/// The TLB's hit-time check agrees with the walker on every row: after a fill that any
+/// present, well-formed mapping allows (a supervisor write with WP, SMAP and PKE off, which
+/// also sets D), a lookup under the row's control state hits exactly when the walk succeeds.
+#[test]
+fn tlb_hit_check_agrees_with_the_table() {
+    let mut failures = Vec::new();
+    for r in ROWS {
+        for &size in r.sizes {
+            let mut t = Tables::new();
+            t.map(VA, PA, size, r.leaf, r.upper);
+            let ctl = control(r.ctl, r.pkru, t.pml4);
+            let fill_ctl = control(r.ctl & !(WP | SMAP | PKE), 0, t.pml4);
+            let mut tlb = mmu::Tlb::new();
+            if tlb.translate(&mut t.mem, &fill_ctl, VA + OFF, sw()).is_err() {
+                continue; // not present or reserved: nothing can be cached
+            }
+            let hit = tlb.lookup(&ctl, VA + OFF, r.acc);
+            let want = r.expect.is_none().then_some(PA + OFF);
+            if hit != want {
+                failures.push(format!("{:?} {}: walk says {:?}, TLB hit gives {:?}", size, r.what, r.expect.map(PfErrorCode), hit));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} disagreeing rows:\n{}", failures.len(), failures.join("\n"));
+}
