@@ -301,9 +301,9 @@ pub fn check_with(sn: &Snippet, emu: &mut Emu, input: &State, extra_undef: u64) 
         report(format!("pagelab stopped with {exit:?} at rip {rip:#x}, expected the final int3"));
     }
     let mut diffs = Vec::new();
-    for i in 0..16 {
+    for (i, name) in REG_NAMES.iter().enumerate() {
         if native.gpr[i] != got.gpr[i] {
-            diffs.push(format!("{}: native {:#x} pagelab {:#x}", REG_NAMES[i], native.gpr[i], got.gpr[i]));
+            diffs.push(format!("{name}: native {:#x} pagelab {:#x}", native.gpr[i], got.gpr[i]));
         }
     }
     let m = sn.flag_mask & !extra_undef;
@@ -381,6 +381,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;

@@ -39,6 +39,8 @@ fn moves() {
         asm(|a| a.lea(rax, qword_ptr(rbx + rcx * 4 + 0x10))),
         asm(|a| a.lea(eax, qword_ptr(rbx + rcx * 8 - 1))),
         asm(|a| a.lea(ax, qword_ptr(rbx + rdx))),
+        asm(|a| a.lea(rax, qword_ptr(ebx + ecx * 2 + 0x7000_0000))),
+        asm(|a| a.lea(eax, qword_ptr(ebx - 1))),
         asm(|a| a.xchg(rax, rbx)),
         asm(|a| a.xchg(ecx, edx)),
         asm(|a| a.xchg(ah, bl)),

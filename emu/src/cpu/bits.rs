@@ -145,7 +145,7 @@ fn shift(e: &mut Exec, ins: &Instruction, kind: Sh) -> Result<(), Stop> {
         e.commit(dst, size, a);
         return Ok(());
     }
-    if matches!(kind, Sh::Rcl | Sh::Rcr) && size <= 2 && c % (size * 8 + 1) == 0 {
+    if matches!(kind, Sh::Rcl | Sh::Rcr) && size <= 2 && c.is_multiple_of(size * 8 + 1) {
         // RCL/RCR by a multiple of 9 (or 17): no rotation, and no flag changes at all.
         e.commit(dst, size, a);
         return Ok(());

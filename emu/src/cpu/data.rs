@@ -97,6 +97,10 @@ fn lea(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
     if ins.memory_index() != iced_x86::Register::None {
         a = a.wrapping_add(e.get_reg(ins.memory_index()).wrapping_mul(ins.memory_index_scale() as u64));
     }
+    // A 32-bit address size (0x67) wraps the address at 4 GiB before it is stored.
+    if super::exec::gpr_size(base) == 4 || super::exec::gpr_size(ins.memory_index()) == 4 {
+        a &= 0xffff_ffff;
+    }
     let size = e.op_size(ins, 0);
     e.set_reg(ins.op0_register(), a & mask(size));
     Ok(())
