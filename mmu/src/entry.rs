@@ -1,8 +1,10 @@
 //! Page-table entries in their architectural format (SDM 4.5, tables 4-15 to 4-20).
 //!
 //! `Entry` is a *value* (Linux's `pte_t`): pure methods return new values. A location in
-//! a table is a physical address (Linux's `ptep`); `read_entry`/`write_entry` access it.
-//! Writing an entry that may be cached in a TLB returns a `#[must_use]` [`Flush`] token.
+//! a table is a physical address (Linux's `ptep`); [`PhysMem::read_u64`](crate::PhysMem::read_u64) and
+//! [`write_entry`](crate::tlb::write_entry) access it.
+//! Writing an entry that may be cached in a TLB returns a `#[must_use]`
+//! [`Flush`](crate::tlb::Flush) token.
 //!
 //! Bits that depend on the level (PS, PAT, G, D, the address field) have level-aware
 //! accessors taking a [`Level`]. Software-available bits keep hardware names

@@ -6,12 +6,12 @@
 //! translation is cached 4 KiB at a time, each fragment remembering the size of the
 //! translation it came from, so invalidating any address of a large page drops all of its
 //! fragments (SDM 4.10.2.3). The hot fields (tag, frame, PCID, rights, key) are packed in a
-//! 24-byte [`Slot`]; the full [`Translation`] of each slot lives in a parallel cold array that
+//! 24-byte `Slot`; the full [`Translation`] of each slot lives in a parallel cold array that
 //! only fills and [`Tlb::entries`] touch.
 //!
 //! Rights are checked on every hit against the *current* control state (CPL, CR0.WP,
 //! CR4.SMEP/SMAP, EFLAGS.AC, PKRU), which may change without any flush: the slot stores the
-//! combined rights of the walk, and [`required`] turns an access into the rights it needs.
+//! combined rights of the walk, and `required` turns an access into the rights it needs.
 //! A hit that does not permit the access is treated as a miss and the caller walks: the SDM
 //! lets the processor re-walk instead of faulting from a TLB entry, so a stale *stricter*
 //! entry never produces a spurious #PF here, while a stale *more permissive* entry is used
@@ -40,7 +40,8 @@ pub struct TlbStats {
     pub walks: u64,
     /// Slots filled after a successful walk.
     pub fills: u64,
-    /// Invalidation operations (INVLPG, CR3/CR4 writes that flush, INVPCID, flushes, #PF).
+    /// Invalidation operations: INVLPG, CR3 writes, CR4 writes that flush, INVPCID, flushes,
+    /// and page faults that dropped a cached entry.
     pub flushes: u64,
 }
 
@@ -93,7 +94,7 @@ impl Slot {
     }
 }
 
-/// The rights a slot must have for `acc` under `ctl` (SDM 4.6), as a mask over [`rights`].
+/// The rights a slot must have for `acc` under `ctl` (SDM 4.6), as a mask over `rights`.
 /// Protection keys are checked separately (they need the slot's key).
 #[inline(always)]
 fn required(ctl: &ControlRegs, acc: Access) -> u8 {
@@ -195,7 +196,10 @@ impl Tlb {
             Err(f @ WalkFault::PageFault { .. }) => {
                 // SDM 4.10.4.1: a #PF invalidates the faulting page's entries in the current PCID.
                 let pcid = ctl.pcid();
-                self.invalidate_page(la, |s| s.pcid == pcid);
+                let n = self.invalidate_page(la, |s| s.pcid == pcid);
+                if n > 0 {
+                    self.note_flush("page-fault", n);
+                }
                 Err(f)
             }
             Err(f) => Err(f),

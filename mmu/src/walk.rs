@@ -26,7 +26,7 @@ pub struct ControlRegs {
     pub cr4: u64,
     pub efer: u64,
     pub pkru: u32,
-    /// MAXPHYADDR, as CPUID 0x80000008 EAX[7:0] reports it.
+    /// MAXPHYADDR, as CPUID 0x80000008 `EAX[7:0]` reports it.
     pub maxphyaddr: u8,
 }
 
