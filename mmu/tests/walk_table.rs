@@ -95,6 +95,11 @@ const ROWS: &[Row] = &[
     row("user fetch, leaf U=0",                   UP, P | W,      LINUX, ux(), pf(EP | EU | EI)),
     row("user read, PML4E U=0",                   [P | W, PWU, PWU], PWU, LINUX, ur(), pf(EP | EU)),
     sized("user read, PDPTE U=0", K4_2M,                   [PWU, P | W, PWU], PWU, LINUX, ur(), pf(EP | EU)),
+    sized("user read, PDE U=0",                   &[K4], [PWU, PWU, P | W], PWU, LINUX, ur(), pf(EP | EU)),
+    sized("user write, PDE R/W=0",                &[K4], [PWU, PWU, P | U], PWU, LINUX, uw(), pf(EP | EW | EU)),
+    sized("user fetch, PDE XD",                   &[K4], [PWU, PWU, PWU | NX], PWU, LINUX, ux(), pf(EP | EU | EI)),
+    sized("PDE not present",                      &[K4], [PWU, PWU, W | U], PWU, LINUX, ux(), pf(EU | EI)),
+    sized("PDE (table) bit 39 reserved",          &[K4], [PWU, PWU, PWU | 1 << 39], PWU, LINUX, ur(), pf(EP | EU | ER)),
     row("supervisor read of supervisor page",     UP, P,          LINUX, sr(), OK),
 
     // --- R/W and CR0.WP ------------------------------------------------------------------
