@@ -17,7 +17,8 @@ pub use emu::{Config, Error, Io, Outcome};
 pub use guest_progs::{Expect, Meta};
 
 /// The complete guest environment, natively and under pagelab.
-pub const ENV: &[&str] = &["PAGELAB_TEST=1", "LANG=C"];
+/// The guest environment, in sorted order: `std::process::Command` sorts the native one.
+pub const ENV: &[&str] = &["LANG=C", "PAGELAB_TEST=1"];
 
 /// Guest physical memory for test runs.
 pub const TEST_MEM_BYTES: u64 = 1 << 30;
