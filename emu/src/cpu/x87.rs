@@ -13,7 +13,7 @@
 //!
 //! Other simplifications: FIP/FDP/FOP are not tracked (stored as zero); an unmasked
 //! exception sets FSW.ES/B but the #MF it would raise at the next waiting instruction is
-//! not delivered; denormal-operand (DE) is not reported.
+//! not delivered; denormal-operand (DE) is reported only by loads of singles and doubles.
 //!
 //! Register numbering: `st[p]` is physical register p; ST(i) is `st[(top + i) & 7]`; `ftw`
 //! is the abridged tag (bit p set = physical register p holds a value). `fsw` keeps TOP
@@ -419,19 +419,23 @@ fn load_mem(e: &mut Exec, ins: &Instruction) -> Result<f64, Stop> {
     let va = e.ea(ins);
     let ms = ins.memory_size();
     Ok(match ms {
+        // Loading a single or double reports SNaNs (IE, quieted) and denormals (DE).
         MemorySize::Float32 => {
             let v = e.read_sized(va, 4)?;
             let (d, fl) = fp::s_to_d(v);
-            flags(e, fl & fp::IE);
+            flags(e, fl);
             f64::from_bits(d)
         }
         MemorySize::Float64 => {
-            let v = f64::from_bits(e.read_sized(va, 8)?);
-            if Prec::D.is_snan(v.to_bits()) {
+            let v = e.read_sized(va, 8)?;
+            if Prec::D.is_snan(v) {
                 flags(e, fp::IE);
-                f64::from_bits(Prec::D.quiet(v.to_bits()))
+                f64::from_bits(Prec::D.quiet(v))
             } else {
-                v
+                if Prec::D.is_denormal(v) {
+                    flags(e, fp::DE);
+                }
+                f64::from_bits(v)
             }
         }
         MemorySize::Float80 => {

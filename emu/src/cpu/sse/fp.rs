@@ -6,16 +6,16 @@
 //! the operands of a commutative add and so change which NaN wins).
 //!
 //! Directed rounding without a soft-float library: the host computes the round-to-nearest
-//! result `r` and, by an error-free transformation (TwoSum for add/sub, FMA residuals for
-//! mul/div/sqrt), the sign of `exact - r`. That sign is all directed rounding needs: round
+//! result `r` and the sign of `exact - r` (TwoSum for add/sub, an exact comparison of
+//! integer significands for mul/div/sqrt). That sign is all directed rounding needs: round
 //! down moves `r` one ulp down when the exact value lies below it, and so on. Single
 //! precision is computed in double (exact for mul, correctly rounded for the rest, and
 //! 53 >= 2*24+2 makes the second rounding innocuous) and rounded again with the same rule,
 //! ties broken by the double-precision error.
 //!
-//! Known approximations: underflow (UE) is detected on the rounded result; DAZ and FTZ are
-//! ignored; in directed modes a product or quotient deep in the subnormal range may round
-//! the wrong way because its residual underflows.
+//! The residuals of mul/div/sqrt are found by comparing integer significands exactly (an
+//! FMA residual would underflow for subnormal results). Known approximations: underflow
+//! (UE) is detected on the rounded result; DAZ and FTZ are ignored.
 
 use std::cmp::Ordering;
 
@@ -129,7 +129,37 @@ fn sign_of(x: f64) -> i8 {
 /// Rounds a value given as (`r`, the nearest f64, and `err`, the sign of exact - r) to
 /// `prec` under `rc`. Returns the bits and the PE/OE/UE flags. `finite_in` says whether the
 /// operands were finite (an infinite result then means overflow).
-pub fn round(prec: Prec, r: f64, err: i8, rc: Rc, finite_in: bool) -> (u64, u32) {
+///
+/// Overflow means the result rounded with an unbounded exponent exceeds the largest finite
+/// value: when rounding toward zero that needs |exact| >= 2^(emax+1), more than the nearest
+/// result being infinite. `d_huge` tells, for a double result whose nearest rounding
+/// overflowed, whether |exact| >= 2^1024 (the caller knows the operation).
+pub fn round(prec: Prec, r: f64, err: i8, rc: Rc, finite_in: bool, d_huge: bool) -> (u64, u32) {
+    // How the rounding direction relates to r's sign.
+    let (nearest, inward) = match rc {
+        Rc::Nearest => (true, false),
+        Rc::Zero => (false, true),
+        Rc::Down => (false, r > 0.0),
+        Rc::Up => (false, r < 0.0),
+    };
+    let outward_err = err as f64 * r > 0.0;
+    let overflow = finite_in
+        && match prec {
+            Prec::D if nearest => r.is_infinite(),
+            Prec::D if inward => r.is_infinite() && d_huge,
+            Prec::D => r.is_infinite() || (r.abs() == f64::MAX && outward_err),
+            Prec::S => {
+                const MAX: f64 = f32::MAX as f64;
+                const T: f64 = 340282366920938463463374607431768211456.0; // 2^128
+                if nearest {
+                    (r as f32).is_infinite()
+                } else if inward {
+                    r.abs() > T || (r.abs() == T && err as f64 * r >= 0.0)
+                } else {
+                    r.abs() > MAX || (r.abs() == MAX && outward_err)
+                }
+            }
+        };
     let (bits, inexact) = match prec {
         Prec::D => {
             let v = if err == 0 { r } else { adjust64(r, err, rc) };
@@ -159,7 +189,7 @@ pub fn round(prec: Prec, r: f64, err: i8, rc: Rc, finite_in: bool) -> (u64, u32)
                 }
             };
             let v = if e == 0 { v } else { adjust32(v, e, rc) };
-            (v.to_bits() as u64, true)
+            (v.to_bits() as u64, n as f64 != r || err != 0)
         }
     };
     let mut fl = 0;
@@ -167,7 +197,7 @@ pub fn round(prec: Prec, r: f64, err: i8, rc: Rc, finite_in: bool) -> (u64, u32)
         fl |= PE;
     }
     let v = prec.to_f64(bits);
-    if finite_in && v.is_infinite() {
+    if overflow {
         fl |= OE | PE;
     }
     if inexact && v.abs() < prec.min_normal() {
@@ -199,6 +229,38 @@ fn adjust32(r: f32, err: i8, rc: Rc) -> f32 {
     }
 }
 
+/// A finite nonzero double as (integer significand, exponent): |x| = m * 2^e.
+fn decompose(x: f64) -> (u64, i32) {
+    let b = x.to_bits();
+    let exp = ((b >> 52) & 0x7ff) as i32;
+    let frac = b & ((1 << 52) - 1);
+    if exp == 0 {
+        (frac, -1074)
+    } else {
+        (frac | 1 << 52, exp - 1075)
+    }
+}
+
+/// Compares a * 2^x with b * 2^y exactly (a, b > 0).
+fn cmp_scaled(a: u128, x: i32, b: u128, y: i32) -> Ordering {
+    let la = 128 - a.leading_zeros() as i32 + x;
+    let lb = 128 - b.leading_zeros() as i32 + y;
+    if la != lb {
+        return la.cmp(&lb);
+    }
+    (a << a.leading_zeros()).cmp(&(b << b.leading_zeros()))
+}
+
+/// The sign of exact - r, given how |exact| compares with |r|.
+fn side(mag: Ordering, r: f64) -> i8 {
+    let s = if r < 0.0 { -1 } else { 1 };
+    match mag {
+        Ordering::Less => -s,
+        Ordering::Equal => 0,
+        Ordering::Greater => s,
+    }
+}
+
 /// The arithmetic operations with IEEE semantics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -223,11 +285,17 @@ pub fn arith(prec: Prec, op: Op, a: u64, b: u64, mxcsr: u32) -> (u64, u32) {
         let de = if denormal(b) { DE } else { 0 };
         let fb = prec.to_f64(b);
         if fb < 0.0 {
-            return (prec.default_nan(), IE | de);
+            return (prec.default_nan(), IE);
         }
         let r = fb.sqrt();
-        let err = if r == 0.0 || r.is_infinite() { 0 } else { sign_of(r.mul_add(-r, fb)) };
-        let (v, fl) = round(prec, r, err, Rc::of(mxcsr), true);
+        let err = if r == 0.0 || r.is_infinite() {
+            0
+        } else {
+            let (ma, ea) = decompose(fb);
+            let (mr, er) = decompose(r);
+            side(cmp_scaled(ma as u128, ea, mr as u128 * mr as u128, 2 * er), r)
+        };
+        let (v, fl) = round(prec, r, err, Rc::of(mxcsr), fb.is_finite(), false);
         return (v, fl | de);
     }
     if op == Op::Min || op == Op::Max {
@@ -290,7 +358,10 @@ pub fn arith(prec: Prec, op: Op, a: u64, b: u64, mxcsr: u32) -> (u64, u32) {
             } else if r.is_infinite() {
                 -sign_of(r)
             } else {
-                sign_of(fa.mul_add(fb, -r))
+                let (ma, ea) = decompose(fa);
+                let (mb, eb) = decompose(fb);
+                let (mr, er) = decompose(r);
+                side(cmp_scaled(ma as u128 * mb as u128, ea + eb, mr as u128, er), r)
             };
             (r, err, false)
         }
@@ -308,18 +379,51 @@ pub fn arith(prec: Prec, op: Op, a: u64, b: u64, mxcsr: u32) -> (u64, u32) {
                     0
                 }
             } else {
-                // a/b - r = (a - r*b) / b
-                sign_of((-r).mul_add(fb, fa)) * sign_of(fb)
+                // |a/b| against |r| is |a| against |r*b|, compared exactly.
+                let (ma, ea) = decompose(fa);
+                let (mb, eb) = decompose(fb);
+                let (mr, er) = decompose(r);
+                side(cmp_scaled(ma as u128, ea, mr as u128 * mb as u128, er + eb), r)
             };
             (r, err, ze)
         }
         _ => unreachable!(),
     };
-    let (v, mut fl) = round(prec, r, err, rc, finite && !ze);
     if ze {
-        fl = ZE;
+        // Division by zero reports ZE alone (no denormal-operand flag).
+        let bits = match prec {
+            Prec::S => (r as f32).to_bits() as u64,
+            Prec::D => r.to_bits(),
+        };
+        return (bits, ZE);
     }
+    let huge = prec == Prec::D && finite && r.is_infinite() && beyond_double(op, fa, fb);
+    let (v, fl) = round(prec, r, err, rc, finite, huge);
     (v, fl | de)
+}
+
+/// For finite operands whose nearest result overflowed: is |a op b| >= 2^1024?
+fn beyond_double(op: Op, fa: f64, fb: f64) -> bool {
+    match op {
+        Op::Add | Op::Sub => {
+            // Both operands are huge here, so halving them is exact.
+            let (x, y) = (fa * 0.5, if op == Op::Sub { -fb } else { fb } * 0.5);
+            let h = x + y;
+            let bb = h - x;
+            let err = (x - (h - bb)) + (y - bb);
+            const T: f64 = f64::from_bits(0x7fe0_0000_0000_0000); // 2^1023
+            h.abs() > T || (h.abs() == T && err * h >= 0.0)
+        }
+        Op::Mul => {
+            let ((ma, ea), (mb, eb)) = (decompose(fa), decompose(fb));
+            cmp_scaled(ma as u128 * mb as u128, ea + eb, 1, 1024) != Ordering::Less
+        }
+        Op::Div => {
+            let ((ma, ea), (mb, eb)) = (decompose(fa), decompose(fb));
+            cmp_scaled(ma as u128, ea, mb as u128, eb + 1024) != Ordering::Less
+        }
+        _ => false,
+    }
 }
 
 /// How two values compare, IEEE style.
@@ -372,15 +476,15 @@ pub fn to_int(prec: Prec, x: u64, size: u32, rc: Rc) -> (u64, u32) {
     if prec.is_nan(x) {
         return (indefinite, IE);
     }
-    let de = if prec.is_denormal(x) { DE } else { 0 };
+    // Conversions to integers report no denormal-operand exception.
     let f = prec.to_f64(x);
     let r = round_int(f, rc);
     let lim = indefinite as f64; // 2^31 or 2^63, exact
     if !(r >= -lim && r < lim) {
-        return (indefinite, IE | de);
+        return (indefinite, IE);
     }
     let v = (r as i64) as u64 & super::super::flags::mask(size);
-    (v, de | if r != f { PE } else { 0 })
+    (v, if r != f { PE } else { 0 })
 }
 
 /// `f` rounded to an integral value under `rc`.
@@ -402,7 +506,7 @@ pub fn from_int(prec: Prec, v: i64, rc: Rc) -> (u64, u32) {
         Ordering::Equal => 0,
         Ordering::Greater => 1,
     };
-    let (bits, fl) = round(prec, r, err, rc, true);
+    let (bits, fl) = round(prec, r, err, rc, true, false);
     (bits, fl & PE)
 }
 
@@ -415,7 +519,7 @@ pub fn d_to_s(x: u64, rc: Rc) -> (u64, u32) {
     }
     let de = if d.is_denormal(x) { DE } else { 0 };
     let f = f64::from_bits(x);
-    let (v, fl) = round(Prec::S, f, 0, rc, f.is_finite());
+    let (v, fl) = round(Prec::S, f, 0, rc, f.is_finite(), false);
     (v, fl | de)
 }
 
