@@ -45,6 +45,7 @@ pub struct Meta {
 /// Metadata for every program in [`ALL`] (a unit test checks that the two agree).
 pub const META: &[Meta] = &[
     Meta { name: "args_env", about: "argv, auxv (AT_PAGESZ, AT_CLKTCK, ...) and environment", test_args: &["one", "two words", ""], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "enosys", about: "an unknown syscall returns ENOSYS", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "exit_code", about: "exit(42) after atexit and buffered stdout", test_args: &[], bench_args: &[], expect: Expect::Exit(42) },
     Meta { name: "hello", about: "printf of ints and doubles, string.h, argv", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "hello_pie", about: "hello built -static-pie (ET_DYN, self-relocating)", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
@@ -53,7 +54,8 @@ pub const META: &[Meta] = &[
     Meta { name: "segv_null", about: "NULL store: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },
     Meta { name: "segv_ro", about: "store to a PROT_READ page: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },
     Meta { name: "smc", about: "self-modifying code in an RWX mapping, incl. the executing block", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
-    Meta { name: "touch", about: "mmap N MiB (argv[1], default 256), one write per page, read back", test_args: &["64"], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "touch", about: "mmap N MiB (argv[1], default 256), one write per page, read back", test_args: &["256"], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "unimpl_avx", about: "an AVX2 instruction: pagelab stops with an unimplemented-instruction error", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "ud", about: "ud2: killed by SIGILL", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGILL) },
 ];
 

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 pub use emu::{Config, Error, Io, Outcome};
 pub use guest_progs::{Expect, Meta};
 
-/// The complete guest environment, natively and under pagelab.
 /// The guest environment, in sorted order: `std::process::Command` sorts the native one.
 pub const ENV: &[&str] = &["LANG=C", "PAGELAB_TEST=1"];
 

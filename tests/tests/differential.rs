@@ -6,7 +6,27 @@ use pagelab_tests::{assert_same, assert_same_default};
 
 /// The programs with a test below; `every_program_has_a_differential_test` keeps it honest.
 const COVERED: &[&str] =
-    &["args_env", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud"];
+    &["args_env", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx"];
+
+#[test]
+fn enosys() {
+    let (_, emu) = assert_same_default("enosys");
+    // Reported once, with number and name, however often it is called.
+    assert_eq!(emu.stderr_str().matches("unimplemented syscall 499").count(), 1, "{}", emu.stderr_str());
+}
+
+/// Not differential: the host runs AVX2, pagelab's CPU does not (CPUID says so), and must
+/// say which instruction stopped it rather than mis-execute it.
+#[test]
+fn unimpl_avx() {
+    match pagelab_tests::try_run_pagelab("unimpl_avx", &[]) {
+        Err(emu::Error::Unimplemented { mnemonic, rip }) => {
+            assert!(mnemonic.to_lowercase().contains("vpcmpeqd"), "{mnemonic}");
+            assert!(rip > 0x400000, "{rip:#x}");
+        }
+        other => panic!("expected an unimplemented-instruction error, got {other:?}"),
+    }
+}
 
 #[test]
 fn every_program_has_a_differential_test() {

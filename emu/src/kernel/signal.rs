@@ -53,9 +53,9 @@ pub fn do_page_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, code: u32) {
     let mm_id = k.tasks[&tid].mm;
     let acc = FaultAccess::from_code(code);
     let rip = hw.vcpu().state.rip;
-    tracing::debug!(target: "pagelab::fault", tid, addr, code, rip, "page fault");
+    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), code = format_args!("{code:#x}"), rip = format_args!("{rip:#x}"), "page fault");
     let out = handle_mm_fault(k.mm_mut(mm_id), hw, addr, acc);
-    tracing::debug!(target: "pagelab::fault", tid, addr, outcome = ?out, "fault handled");
+    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), outcome = ?out, "fault handled");
     let sig = match out {
         FaultOutcome::Handled => return,
         FaultOutcome::SegvMaperr => FaultSignal { sig: SIGSEGV, code: SEGV_MAPERR, addr: Some(addr) },
@@ -90,7 +90,7 @@ pub fn do_trap(k: &mut Kernel, hw: &mut Hw, e: Exception) {
 pub fn force_sig_fault(k: &mut Kernel, hw: &mut Hw, s: FaultSignal) {
     let tid = k.current(hw);
     let rip = hw.vcpu().state.rip;
-    tracing::debug!(target: "pagelab::signal", tid, sig = s.sig, code = s.code, addr = ?s.addr, rip, "fatal signal");
+    tracing::debug!(target: "pagelab::signal", tid, sig = s.sig, si_code = s.code, addr = ?s.addr, rip = format_args!("{rip:#x}"), "fatal signal");
     let outcome = Outcome::Signaled { sig: s.sig, core: is_coredump_signal(s.sig), fault_addr: s.addr, rip };
     k.exit_group(hw, tid, outcome);
 }

@@ -114,7 +114,7 @@ fn do_anonymous_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::
         }
         e
     };
-    tracing::trace!(target: "pagelab::fault", va, decision = "anon", pte = entry.raw());
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if entry.has(_PAGE_SPECIAL) { "zero_page" } else { "anon_page" }, pte = format_args!("{:#x}", entry.raw()));
     // The old entry was none: no TLB can hold it.
     pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
     let _ = mm;
@@ -138,7 +138,7 @@ fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, v
         // wp_page_reuse
         let f = pgtable::set_entry(&mut hw.mem, slot, va, pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
         hw.flush(f, cr3);
-        tracing::trace!(target: "pagelab::fault", va, decision = "wp_reuse");
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "wp_reuse");
         return FaultOutcome::Handled;
     }
     // wp_page_copy
@@ -155,6 +155,6 @@ fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, v
     if !zero {
         hw.pages.unmap(old);
     }
-    tracing::trace!(target: "pagelab::fault", va, decision = if zero { "wp_copy_zero" } else { "wp_copy" });
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if zero { "wp_copy_zero" } else { "wp_copy" }, pte = format_args!("{:#x}", entry.raw()));
     FaultOutcome::Handled
 }

@@ -1,0 +1,143 @@
+//! The `pagelab` command line: exit statuses, the fatal-signal report, option handling,
+//! malformed programs, and byte-identical traces.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn pagelab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pagelab")).args(args).env_clear().env("LANG", "C").output().expect("run pagelab")
+}
+
+fn prog(name: &str) -> String {
+    guest_progs::path(name).to_string_lossy().into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pagelab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+#[test]
+fn runs_a_program_and_passes_its_arguments() {
+    let o = pagelab(&["run", "--mem", "256M", &prog("hello"), "x", "-y"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("hello, world\n"), "{out}");
+    assert!(out.contains("argv[1]=x\nargv[2]=-y\n"), "{out}");
+}
+
+#[test]
+fn exit_status_is_the_guests() {
+    let o = pagelab(&["run", &prog("exit_code")]);
+    assert_eq!(o.status.code(), Some(42));
+}
+
+#[test]
+fn killed_by_a_signal_exits_128_plus_n_with_a_one_line_report() {
+    let o = pagelab(&["run", &prog("segv_null")]);
+    assert_eq!(o.status.code(), Some(128 + 11));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let report: Vec<&str> = err.lines().filter(|l| l.starts_with("pagelab: guest killed")).collect();
+    assert_eq!(report.len(), 1, "{err}");
+    assert!(report[0].contains("SIGSEGV") && report[0].contains("address 0x0") && report[0].contains("rip 0x"), "{}", report[0]);
+
+    let o = pagelab(&["run", &prog("ud")]);
+    assert_eq!(o.status.code(), Some(128 + 4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SIGILL"));
+}
+
+#[test]
+fn the_guests_output_before_a_crash_is_kept() {
+    let o = pagelab(&["run", &prog("segv_ro")]);
+    assert_eq!(o.status.code(), Some(139));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("writing to it..."));
+}
+
+#[test]
+fn instruction_limit_stops_the_guest() {
+    let o = pagelab(&["run", "--instr-limit", "5000", &prog("qsort")]);
+    assert_eq!(o.status.code(), Some(124));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("instruction limit"));
+}
+
+#[test]
+fn help_documents_every_option() {
+    let o = pagelab(&["run", "--help"]);
+    let h = String::from_utf8_lossy(&o.stdout);
+    for opt in ["--mem", "--instr-limit", "--trace", "--stats", "--allow-path"] {
+        assert!(h.contains(opt), "--help lacks {opt}:\n{h}");
+    }
+    assert!(pagelab(&["--help"]).status.success());
+}
+
+#[test]
+fn bad_memory_size_is_a_usage_error() {
+    let o = pagelab(&["run", "--mem", "lots", &prog("hello")]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn malformed_elf_files_are_rejected_clearly() {
+    let hello = std::fs::read(guest_progs::path("hello")).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("text", b"#!/bin/sh\necho hi\n".to_vec()),
+        ("truncated", hello[..200].to_vec()),
+        ("header-only", hello[..64].to_vec()),
+        ("wrong-machine", {
+            let mut h = hello.clone();
+            h[18] = 0x28; // EM_ARM
+            h
+        }),
+        ("32-bit", {
+            let mut h = hello.clone();
+            h[4] = 1; // ELFCLASS32
+            h
+        }),
+    ];
+    for (name, bytes) in cases {
+        let p = tmp(name);
+        std::fs::write(&p, bytes).unwrap();
+        let o = pagelab(&["run", p.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{name}: {err}");
+        assert!(err.starts_with("pagelab: "), "{name}: {err}");
+        assert!(err.contains("ELF") || err.contains("cannot read"), "{name}: {err}");
+    }
+    let o = pagelab(&["run", "/nonexistent/program"]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn dynamically_linked_programs_are_refused_with_the_reason() {
+    let o = pagelab(&["run", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("dynamically linked"));
+}
+
+#[test]
+fn traces_are_byte_identical_across_runs() {
+    let (a, b) = (tmp("a.jsonl"), tmp("b.jsonl"));
+    for t in [&a, &b] {
+        let o = pagelab(&["run", "--trace", t.to_str().unwrap(), &prog("hello")]);
+        assert!(o.status.success());
+    }
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(!ta.is_empty());
+    assert_eq!(ta, tb, "two runs of the same program gave different traces");
+    let text = String::from_utf8(ta).unwrap();
+    for kind in ["\"kind\":\"fault\"", "\"kind\":\"walk\"", "\"kind\":\"tlb\"", "\"kind\":\"syscall\""] {
+        assert!(text.contains(kind), "trace lacks {kind}");
+    }
+    for line in text.lines() {
+        assert!(line.starts_with("{\"t\":") && line.ends_with('}'), "not a JSON object line: {line}");
+    }
+}
+
+#[test]
+fn stats_are_printed_on_request() {
+    let o = pagelab(&["run", "--stats", &prog("hello")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("instructions") && err.contains("TLB hits") && err.contains("walks"), "{err}");
+}
