@@ -261,7 +261,8 @@ pub fn f64_to_f80(v: f64) -> [u8; 10] {
 }
 
 /// An 80-bit extended value rounded to the nearest double (ties to even). NaNs keep their
-/// top payload bits; unnormals and pseudo-denormals are read by their value.
+/// top payload bits; unnormals and pseudo-denormals are read by their value; finite values
+/// outside the double range saturate (see below).
 pub fn f80_to_f64(b: [u8; 10]) -> f64 {
     let mant = u64::from_le_bytes(b[..8].try_into().unwrap());
     let se = u16::from_le_bytes([b[8], b[9]]);
@@ -282,13 +283,18 @@ pub fn f80_to_f64(b: [u8; 10]) -> f64 {
     let m = mant << lz;
     // value = m / 2^63 * 2^e
     let e = exp.max(1) - 16383 - lz as i32;
+    // Finite values beyond the double range keep their class: they saturate to the largest
+    // double or the smallest subnormal instead of becoming infinity or zero. (printf tells
+    // infinities from finite long doubles by comparing with LDBL_MAX, and FXAM must not
+    // call LDBL_MIN zero.)
+    const MAX: u64 = 0x7fef_ffff_ffff_ffff;
     if e > 1023 {
-        return f64::from_bits(sign | 0x7ff0_0000_0000_0000);
+        return f64::from_bits(sign | MAX);
     }
     // Keep `keep` bits of m (53 for normals, fewer for subnormals), round half to even.
     let drop: u32 = if e >= -1022 { 11 } else { (11 + (-1022 - e)) as u32 };
     if drop > 64 {
-        return f64::from_bits(sign);
+        return f64::from_bits(sign | 1);
     }
     let (mut q, rem, half) = if drop == 64 { (0u64, m, 1u64 << 63) } else { (m >> drop, m & ((1u64 << drop) - 1), 1u64 << (drop - 1)) };
     if rem > half || (rem == half && q & 1 == 1) {
@@ -298,12 +304,12 @@ pub fn f80_to_f64(b: [u8; 10]) -> f64 {
         // q has 53 bits (or 54 after a carry).
         let (q, e) = if q >> 53 != 0 { (q >> 1, e + 1) } else { (q, e) };
         if e > 1023 {
-            return f64::from_bits(sign | 0x7ff0_0000_0000_0000);
+            return f64::from_bits(sign | MAX);
         }
         ((e + 1023) as u64) << 52 | (q & ((1 << 52) - 1))
     } else {
         // Subnormal: q counts units of 2^-1074; a carry into bit 52 is the smallest normal.
-        q
+        q.max(1)
     };
     f64::from_bits(sign | bits)
 }
@@ -622,5 +628,9 @@ mod tests {
         let m: u64 = 1 << 63 | 1 << 11 | 1 << 10;
         b[..8].copy_from_slice(&m.to_le_bytes());
         assert_eq!(f80_to_f64(b), 1.0 + 2.0 * f64::EPSILON);
+        // LDBL_MAX stays finite, LDBL_TRUE_MIN stays nonzero, infinity stays infinite.
+        assert_eq!(f80_to_f64([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0x7f]), f64::MAX);
+        assert_eq!(f80_to_f64([1, 0, 0, 0, 0, 0, 0, 0, 0, 0x80]), -5e-324);
+        assert_eq!(f80_to_f64(f64_to_f80(f64::INFINITY)), f64::INFINITY);
     }
 }
