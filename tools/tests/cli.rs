@@ -141,3 +141,11 @@ fn stats_are_printed_on_request() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("instructions") && err.contains("TLB hits") && err.contains("walks"), "{err}");
 }
+
+#[test]
+fn a_guest_that_outgrows_memory_is_oom_killed() {
+    // As with the Linux OOM killer: SIGKILL, and the host process carries on.
+    let o = pagelab(&["run", "--mem", "32M", &prog("touch"), "256"]);
+    assert_eq!(o.status.code(), Some(128 + 9), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SIGKILL"));
+}
