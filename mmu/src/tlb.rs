@@ -70,6 +70,9 @@ struct Slot {
     /// Guest-physical base of the 4 KiB fragment.
     frame: u64,
     pcid: u16,
+    /// 0 for a global entry (any PCID matches), all-ones otherwise: the PCID test on a hit
+    /// is then one XOR-and-test, `(pcid ^ current) & pcid_mask == 0`.
+    pcid_mask: u16,
     rights: u8,
     pkey: u8,
     /// log2 of the size of the original translation (12, 21 or 30).
@@ -159,19 +162,44 @@ impl Tlb {
 
     /// Hot path: the physical address of `la` if a cached translation permits `acc` under `ctl`
     /// (including a write needing D already set in the cached leaf). No side effects but stats.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&mut self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
+        match self.find(ctl, la, acc) {
+            Some(pa) => {
+                self.stats.hits += 1;
+                Some(pa)
+            }
+            None => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Like [`Tlb::lookup`], but a miss is not counted: for callers that answer a miss by
+    /// falling back to `lookup`/`translate`, which count it (so the stats read the same as
+    /// if the caller had used them directly).
+    #[inline(always)]
+    pub fn probe(&mut self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
+        let r = self.find(ctl, la, acc);
+        if r.is_some() {
+            self.stats.hits += 1;
+        }
+        r
+    }
+
+    /// The hit test shared by `lookup` and `probe`. The tag compare comes first, so a miss
+    /// costs one load and compare; inlined, the rights mask folds for a constant access kind.
+    #[inline(always)]
+    fn find(&self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
         let s = &self.slots[Self::index(la)];
-        let req = required(ctl, acc);
         if s.tag == (la & !0xfff) | VALID
-            && (s.pcid == ctl.pcid() || s.rights & rights::G != 0)
-            && s.rights & req == req
+            && (s.pcid ^ ctl.pcid()) & s.pcid_mask == 0
+            && s.rights & required(ctl, acc) == required(ctl, acc)
             && !(ctl.pke() && s.rights & rights::U != 0 && pkru_denies(ctl, acc, s.pkey))
         {
-            self.stats.hits += 1;
             Some(s.frame | (la & 0xfff))
         } else {
-            self.stats.misses += 1;
             None
         }
     }
@@ -228,6 +256,7 @@ impl Tlb {
             tag: page | VALID,
             frame: t.pa.as_u64() & !0xfff,
             pcid,
+            pcid_mask: if t.global { 0 } else { !0 },
             rights: r,
             pkey: t.leaf.pkey(),
             shift: t.size.shift() as u8,
