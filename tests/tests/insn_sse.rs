@@ -409,7 +409,7 @@ fn integer_dwords_qwords() {
     ] {
         v.extend(pair);
     }
-    check_all(Kind::Int(4), v.drain(..).collect());
+    check_all(Kind::Int(4), v);
     let mut v = Vec::new();
     for pair in [both!(paddq), both!(psubq), both!(pmuludq), both!(pcmpeqd)] {
         v.extend(pair);
@@ -738,8 +738,8 @@ fn fxrstor_then_fxsave() {
             }
             img[32 + 16 * i..42 + 16 * i].copy_from_slice(&emu::cpu::x87::f64_to_f80(f64::from_bits(v)));
         }
-        for i in 160..416 {
-            img[i] = rng.next() as u8;
+        for b in &mut img[160..416] {
+            *b = rng.next() as u8;
         }
         st.write(IMG, &img);
         check(&sn, &mut emu, &st);

@@ -174,7 +174,7 @@ pub fn select(ins: &Instruction) -> Option<Handler> {
             let a = st(e, 0);
             let b = st(e, sti(i.op1_register()));
             let (c, fl) = fp::compare(Prec::D, a.to_bits(), b.to_bits(), matches!(m, Mnemonic::Fcomi | Mnemonic::Fcomip));
-            flags(e, fl & fp::IE as u32);
+            flags(e, fl & fp::IE);
             let f = match c {
                 Cmp::Unordered => ZF | PF | CF,
                 Cmp::Greater => 0,
@@ -261,13 +261,17 @@ pub fn f64_to_f80(v: f64) -> [u8; 10] {
 }
 
 /// An 80-bit extended value rounded to the nearest double (ties to even). NaNs keep their
-/// top payload bits; unnormals and pseudo-denormals are read by their value; finite values
-/// outside the double range saturate (see below).
+/// top payload bits; unnormals become the indefinite; pseudo-denormals are read by their
+/// value; finite values outside the double range saturate (see below).
 pub fn f80_to_f64(b: [u8; 10]) -> f64 {
     let mant = u64::from_le_bytes(b[..8].try_into().unwrap());
     let se = u16::from_le_bytes([b[8], b[9]]);
     let sign = (se as u64 >> 15) << 63;
     let exp = (se & 0x7fff) as i32;
+    if exp == 0x7fff && mant >> 63 == 0 {
+        // Pseudo-infinity or pseudo-NaN: unsupported, like unnormals below.
+        return f64::from_bits(INDEFINITE);
+    }
     if exp == 0x7fff {
         let frac = (mant >> 11) & ((1 << 52) - 1);
         if mant << 1 == 0 {
@@ -278,6 +282,11 @@ pub fn f80_to_f64(b: [u8; 10]) -> f64 {
     }
     if mant == 0 {
         return f64::from_bits(sign);
+    }
+    if exp != 0 && mant >> 63 == 0 {
+        // An unnormal: unsupported since the 387; operations on it are invalid and give the
+        // indefinite, which is what it becomes here (without the IE of its later use).
+        return f64::from_bits(INDEFINITE);
     }
     let lz = mant.leading_zeros();
     let m = mant << lz;
