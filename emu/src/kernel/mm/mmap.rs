@@ -315,15 +315,7 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         return Ok(());
     }
     // Every page of the range must be mapped (ENOMEM otherwise), as in madvise_walk_vmas.
-    let mut cur = start;
-    for k in mm.vmas_in(start, end) {
-        let v = &mm.vmas[&k];
-        if v.start > cur {
-            return Err(Errno::ENOMEM);
-        }
-        cur = v.end;
-    }
-    if cur < end {
+    if !mm.range_is_mapped(start, end) {
         return Err(Errno::ENOMEM);
     }
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {

@@ -77,6 +77,19 @@ impl Mm {
         out.extend(self.vmas.range(start..end).map(|(&s, _)| s));
         out
     }
+    /// True if VMAs cover every page of [start, end) without a hole (the check behind the
+    /// ENOMEM of madvise, mprotect and msync).
+    pub fn range_is_mapped(&self, start: u64, end: u64) -> bool {
+        let mut cur = start;
+        for k in self.vmas_in(start, end) {
+            let v = &self.vmas[&k];
+            if v.start > cur {
+                return false;
+            }
+            cur = v.end;
+        }
+        cur >= end
+    }
     /// Splits VMAs so that `addr` is a boundary (if it lies inside one).
     pub fn split_at(&mut self, addr: u64) {
         let key = match self.vmas.range(..addr).next_back() {

@@ -89,20 +89,12 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
         return Ok(());
     }
     // The whole range must be mapped, without holes (ENOMEM otherwise).
-    let mut cur = start;
-    for k in mm.vmas_in(start, end) {
-        let v = &mm.vmas[&k];
-        if v.start > cur {
-            return Err(Errno::ENOMEM);
-        }
-        // A shared mapping can only become writable if it may be written (VM_MAYWRITE).
-        if prot & PROT_WRITE != 0 && !v.flags.has(VmFlags::MAYWRITE) {
-            return Err(Errno::EACCES);
-        }
-        cur = v.end;
-    }
-    if cur < end {
+    if !mm.range_is_mapped(start, end) {
         return Err(Errno::ENOMEM);
+    }
+    // A mapping can only become writable if it may be written (VM_MAYWRITE).
+    if prot & PROT_WRITE != 0 && mm.vmas_in(start, end).iter().any(|k| !mm.vmas[k].flags.has(VmFlags::MAYWRITE)) {
+        return Err(Errno::EACCES);
     }
     mm.split_at(start);
     mm.split_at(end);

@@ -62,15 +62,7 @@ pub fn sys_msync(s: &mut Sys, a: Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let end = start.checked_add(mmap::page_align(len).ok_or(Errno::ENOMEM)?).ok_or(Errno::ENOMEM)?;
-    let mm = s.mm();
-    let mut cur = start;
-    for k in mm.vmas_in(start, end) {
-        if mm.vmas[&k].start > cur {
-            return Err(Errno::ENOMEM);
-        }
-        cur = mm.vmas[&k].end;
-    }
-    if cur < end {
+    if !s.mm().range_is_mapped(start, end) {
         return Err(Errno::ENOMEM);
     }
     ok(0)
