@@ -100,9 +100,13 @@ impl DecodeCache {
     }
 }
 
-/// Per-vCPU memo of the page RIP is executing from.
+/// Per-vCPU memo of the code page RIP is executing from (`.0`) and the one it executed from
+/// before (`.1`), so a call into another page and the return from it stay cheap.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FetchState(FetchEntry, FetchEntry);
+
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct FetchState {
+struct FetchEntry {
     vpage: u64,
     slot: usize,
     tlb_generation: u64,
@@ -110,9 +114,19 @@ pub(crate) struct FetchState {
     cr3: u64,
 }
 
-impl Default for FetchState {
+impl Default for FetchEntry {
     fn default() -> Self {
         Self { vpage: u64::MAX, slot: usize::MAX, tlb_generation: u64::MAX, epoch: u64::MAX, cr3: u64::MAX }
+    }
+}
+
+impl FetchState {
+    /// True if the current entry still names the decoded code of `vpage`: same page, and no
+    /// TLB invalidation, decode-cache drop or CR3 write since it was filled.
+    #[inline(always)]
+    fn valid(&self, vpage: u64, tlb_generation: u64, epoch: u64, cr3: u64) -> bool {
+        let f = &self.0;
+        f.vpage == vpage && f.tlb_generation == tlb_generation && f.epoch == epoch && f.cr3 == cr3
     }
 }
 
@@ -128,108 +142,160 @@ fn decode_one(bytes: &[u8], rip: u64) -> Decoded {
     Decoded { ins, handler }
 }
 
+/// Why the straight-line inner loop of [`run`] handed control back to the outer loop.
+enum Leave {
+    /// RIP left the current code page (or the budget is used up: the outer loop checks).
+    Page,
+    /// No decoded instruction at this offset yet.
+    Miss,
+    /// A store hit a watched code frame: drop stale decoded code before the next fetch.
+    Sync,
+    /// The instruction at `rip` stopped (exception, syscall, unimplemented).
+    Stop(Stop, Code),
+}
+
 /// The fetch/decode/execute loop (see the module comment).
+///
+/// Two nested loops: the outer one validates the code page RIP is in (the four-field check
+/// below, against a two-entry memo); the inner one runs instructions from that page's decoded
+/// code until RIP leaves the page. The inner loop need not re-validate anything: while `run`
+/// executes user code nothing can invalidate the TLB or write CR3 (only the kernel does, and
+/// it runs between calls to `run`), and the decode-cache epoch only moves in `code.sync`,
+/// after which the inner loop is left.
 pub(crate) fn run(cpu: &mut Vcpu, phys: &mut PhysMem, code: &mut DecodeCache, budget: u64) -> Exit {
+    let Vcpu { state, tlb, retired, fetch } = cpu;
+    let start = *retired;
+    // Whether tracing is on is sampled once per quantum; a trace installed mid-quantum starts
+    // stamping at the next call.
+    let tracing = crate::trace::on();
     let mut done = 0u64;
+    let mut ex = Exec::new(state, tlb, phys);
     let exit = loop {
         if done >= budget {
             break Exit::Budget;
         }
-        let rip = cpu.state.rip;
+        let rip = ex.s.rip;
         let vpage = rip & !0xfff;
-        let f = cpu.fetch;
-        if f.vpage != vpage || f.tlb_generation != cpu.tlb.generation || f.epoch != code.epoch || f.cr3 != cpu.state.ctl.cr3 {
-            // Slow path: (re)translate the code page.
-            let acc = Access { kind: AccessKind::Fetch, user: cpu.state.cpl == 3, implicit: false, ac: false };
-            let pa = match cpu.tlb.translate(phys, &cpu.state.ctl, rip, acc) {
-                Ok(pa) => pa,
-                Err(e) => break Exit::Exception(fault_to_exception(e)),
-            };
-            let slot = code.page_for(pa >> 12, vpage, phys);
-            cpu.fetch = FetchState { vpage, slot, tlb_generation: cpu.tlb.generation, epoch: code.epoch, cr3: cpu.state.ctl.cr3 };
-        }
-        let slot = cpu.fetch.slot;
-        let off = (rip & 0xfff) as usize;
-        let mut idx = code.pages[slot].index[off];
-        let straddler;
-        if idx == 0 {
-            match fetch_and_decode(cpu, phys, rip) {
-                Ok((d, cacheable)) => {
-                    code.stats.decoded += 1;
-                    if cacheable {
-                        let p = &mut code.pages[slot];
-                        p.instrs.push(d);
-                        idx = p.instrs.len() as u32;
-                        p.index[off] = idx;
-                        straddler = None;
-                    } else {
-                        straddler = Some(d);
-                    }
-                }
-                Err(e) => break Exit::Exception(e),
+        if !fetch.valid(vpage, ex.tlb.generation, code.epoch, ex.s.ctl.cr3) {
+            // The previously used page (a call into, and return from, another page)?
+            core::mem::swap(&mut fetch.0, &mut fetch.1);
+            if !fetch.valid(vpage, ex.tlb.generation, code.epoch, ex.s.ctl.cr3) {
+                // Slow path: (re)translate the code page.
+                let acc = Access { kind: AccessKind::Fetch, user: ex.s.cpl == 3, implicit: false, ac: false };
+                let pa = match ex.tlb.translate(ex.mem, &ex.s.ctl, rip, acc) {
+                    Ok(pa) => pa,
+                    Err(e) => break Exit::Exception(fault_to_exception(e)),
+                };
+                let slot = code.page_for(pa >> 12, vpage, ex.mem);
+                fetch.0 = FetchEntry { vpage, slot, tlb_generation: ex.tlb.generation, epoch: code.epoch, cr3: ex.s.ctl.cr3 };
             }
-        } else {
-            straddler = None;
         }
-        let d = match &straddler {
-            Some(d) => d,
-            None => &code.pages[slot].instrs[idx as usize - 1],
+        let slot = fetch.0.slot;
+        let page = &code.pages[slot];
+        let mut rip = rip;
+        let leave = loop {
+            let idx = page.index[(rip & 0xfff) as usize];
+            if idx == 0 {
+                break Leave::Miss;
+            }
+            let d = &page.instrs[idx as usize - 1];
+            if tracing {
+                crate::trace::set_now(start + done);
+            }
+            ex.next_rip = d.ins.next_ip();
+            ex.icount = start + done;
+            if let Err(stop) = (d.handler)(&mut ex, &d.ins) {
+                break Leave::Stop(stop, d.ins.code());
+            }
+            rip = ex.next_rip;
+            ex.s.rip = rip;
+            done += 1;
+            if ex.mem.has_written_watched() {
+                break Leave::Sync;
+            }
+            if rip & !0xfff != vpage || done >= budget {
+                break Leave::Page;
+            }
         };
-        if crate::trace::on() {
-            crate::trace::set_now(cpu.retired + done);
-        }
-        let mut ex = Exec::new(&mut cpu.state, &mut cpu.tlb, phys);
-        ex.next_rip = d.ins.next_ip();
-        ex.icount = cpu.retired + done;
-        let r = (d.handler)(&mut ex, &d.ins);
-        let next = ex.next_rip;
-        let stop = match r {
-            Ok(()) => {
-                cpu.state.rip = next;
-                done += 1;
-                if phys.has_written_watched() {
-                    code.sync(phys);
-                }
+        match leave {
+            Leave::Page => continue,
+            Leave::Sync => {
+                code.sync(ex.mem);
                 continue;
             }
-            Err(stop) => stop,
-        };
-        let unimplemented = match stop {
-            Stop::Unimplemented => Some(format!("{:?}", d.ins.code())),
-            _ => None,
-        };
-        if phys.has_written_watched() {
-            code.sync(phys);
+            Leave::Miss => {}
+            Leave::Stop(stop, c) => break finish(&mut ex, code, stop, rip, c, &mut done),
         }
-        break match stop {
-            Stop::Syscall => {
-                cpu.state.rip = next;
-                done += 1;
-                Exit::Syscall
+        // Decode the instruction at RIP (it starts in the validated page).
+        let off = (rip & 0xfff) as usize;
+        let straddler = match fetch_and_decode(&mut ex, rip) {
+            Ok((d, cacheable)) => {
+                code.stats.decoded += 1;
+                if cacheable {
+                    let p = &mut code.pages[slot];
+                    p.instrs.push(d);
+                    p.index[off] = p.instrs.len() as u32;
+                    // Execute it through the inner loop.
+                    continue;
+                }
+                d
             }
-            // INT3 is a trap: RIP points after it.
-            Stop::Fault(Exception::Breakpoint) => {
-                cpu.state.rip = next;
-                done += 1;
-                Exit::Exception(Exception::Breakpoint)
-            }
-            Stop::Fault(e) => Exit::Exception(e),
-            Stop::Unimplemented => Exit::Unimplemented { rip, mnemonic: unimplemented.unwrap_or_default() },
+            Err(e) => break Exit::Exception(e),
         };
+        // An instruction straddling a page boundary: decoded every time, never cached.
+        if tracing {
+            crate::trace::set_now(start + done);
+        }
+        ex.next_rip = straddler.ins.next_ip();
+        ex.icount = start + done;
+        match (straddler.handler)(&mut ex, &straddler.ins) {
+            Ok(()) => {
+                ex.s.rip = ex.next_rip;
+                done += 1;
+                if ex.mem.has_written_watched() {
+                    code.sync(ex.mem);
+                }
+            }
+            Err(stop) => break finish(&mut ex, code, stop, rip, straddler.ins.code(), &mut done),
+        }
     };
-    cpu.retired += done;
+    *retired += done;
     exit
+}
+
+/// The exit for an instruction at `rip` (code `c`) that stopped with `stop`.
+#[cold]
+fn finish(ex: &mut Exec, code: &mut DecodeCache, stop: Stop, rip: u64, c: Code, done: &mut u64) -> Exit {
+    if ex.mem.has_written_watched() {
+        code.sync(ex.mem);
+    }
+    let next = ex.next_rip;
+    match stop {
+        Stop::Syscall => {
+            ex.s.rip = next;
+            *done += 1;
+            Exit::Syscall
+        }
+        // INT3 is a trap: RIP points after it.
+        Stop::Fault(Exception::Breakpoint) => {
+            ex.s.rip = next;
+            *done += 1;
+            Exit::Exception(Exception::Breakpoint)
+        }
+        Stop::Fault(e) => Exit::Exception(e),
+        Stop::Unimplemented => Exit::Unimplemented { rip, mnemonic: format!("{c:?}") },
+    }
 }
 
 /// Reads up to 15 code bytes at `rip` (stopping at an unmapped second page) and decodes.
 /// Returns whether the instruction lies within one page and may be cached.
-fn fetch_and_decode(cpu: &mut Vcpu, phys: &mut PhysMem, rip: u64) -> Result<(Decoded, bool), Exception> {
-    let acc = Access { kind: AccessKind::Fetch, user: cpu.state.cpl == 3, implicit: false, ac: false };
-    let first = cpu.tlb.translate(phys, &cpu.state.ctl, rip, acc).map_err(fault_to_exception)?;
+fn fetch_and_decode(ex: &mut Exec, rip: u64) -> Result<(Decoded, bool), Exception> {
+    let acc = Access { kind: AccessKind::Fetch, user: ex.s.cpl == 3, implicit: false, ac: false };
+    let first = ex.tlb.translate(ex.mem, &ex.s.ctl, rip, acc).map_err(fault_to_exception)?;
     let in_page = (4096 - (rip & 0xfff)) as usize;
     let mut buf = [0u8; 15];
     let n1 = in_page.min(15);
-    phys.read(PhysAddr::new(first), &mut buf[..n1]);
+    ex.mem.read(PhysAddr::new(first), &mut buf[..n1]);
     let d = decode_one(&buf[..n1], rip);
     let len = d.ins.len();
     if d.ins.code() != Code::INVALID && len <= n1 {
@@ -241,8 +307,8 @@ fn fetch_and_decode(cpu: &mut Vcpu, phys: &mut PhysMem, rip: u64) -> Result<(Dec
     // The instruction may continue on the next page: fetch it (a fault there is the
     // instruction's fault, with CR2 in the second page).
     let next = rip.wrapping_add(n1 as u64);
-    let second = cpu.tlb.translate(phys, &cpu.state.ctl, next, acc).map_err(fault_to_exception)?;
-    phys.read(PhysAddr::new(second), &mut buf[n1..]);
+    let second = ex.tlb.translate(ex.mem, &ex.s.ctl, next, acc).map_err(fault_to_exception)?;
+    ex.mem.read(PhysAddr::new(second), &mut buf[n1..]);
     let d = decode_one(&buf, rip);
     let fits = d.ins.len() <= n1;
     Ok((d, fits))
