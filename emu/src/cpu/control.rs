@@ -5,9 +5,16 @@ use super::exec::{Exec, Handler, Stop};
 use super::flags;
 use super::reg::{RBP, RCX, RSP};
 use iced_x86::{Instruction, Mnemonic, OpKind};
+use mmu::AccessKind;
 
 pub fn select(ins: &Instruction) -> Option<Handler> {
+    let near64 = ins.op_count() >= 1 && ins.op0_kind() == OpKind::NearBranch64;
     Some(match ins.mnemonic() {
+        // Specialised forms: direct 64-bit targets, a Jcc per condition, RET without imm16.
+        Mnemonic::Jmp if near64 => jmp_near,
+        Mnemonic::Call if near64 => call_near,
+        Mnemonic::Ret if ins.op_count() == 0 => ret_near,
+        _ if near64 && ins.is_jcc_short_or_near() => jcc_by_cc(ins.condition_code() as u8 - 1),
         Mnemonic::Jmp => jmp,
         Mnemonic::Call => call,
         Mnemonic::Ret => ret,
@@ -100,5 +107,53 @@ fn enter(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
     e.write_u64(sp, e.s.gpr[RBP])?;
     e.s.gpr[RBP] = sp;
     e.s.gpr[RSP] = sp.wrapping_sub(alloc);
+    Ok(())
+}
+
+// ---- specialised forms ----------------------------------------------------------------------
+
+/// `jcc_cc::<CC>` for condition `cc` (0..=15, the low nibble of the opcode).
+fn jcc_by_cc(cc: u8) -> Handler {
+    macro_rules! by_cc {
+        ($($c:literal)*) => {
+            match cc {
+                $($c => jcc_cc::<$c> as Handler,)*
+                _ => jcc,
+            }
+        };
+    }
+    by_cc!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+}
+
+/// Jcc with condition `CC` evaluated by a constant-folded `flags::cond`.
+fn jcc_cc<const CC: u8>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    if flags::cond(CC, e.s.rflags) {
+        e.next_rip = ins.near_branch64();
+    }
+    Ok(())
+}
+
+fn jmp_near(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    e.next_rip = ins.near_branch64();
+    Ok(())
+}
+
+// CALL and RET try a TLB hit for the stack slot and otherwise run the generic handler.
+
+fn call_near(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let sp = e.s.gpr[RSP].wrapping_sub(8);
+    let Some(pa) = e.hit(sp, 8, AccessKind::Write) else { return call(e, ins) };
+    e.store::<8>(pa, e.next_rip);
+    e.s.gpr[RSP] = sp;
+    e.next_rip = ins.near_branch64();
+    Ok(())
+}
+
+fn ret_near(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let sp = e.s.gpr[RSP];
+    let Some(pa) = e.hit(sp, 8, AccessKind::Read) else { return ret(e, ins) };
+    let t = e.load::<8>(pa);
+    e.s.gpr[RSP] = sp.wrapping_add(8);
+    e.next_rip = t;
     Ok(())
 }

@@ -1,13 +1,20 @@
 //! Data movement: MOV MOVZX MOVSX MOVSXD LEA XCHG CMOVcc SETcc PUSH POP, the sign
 //! extensions (CBW CWDE CDQE CWD CDQ CQO), flag moves (LAHF SAHF PUSHF POPF CLC STC CMC CLD
 //! STD) and the NOPs (SDM Vol. 2).
+//!
+//! MOV, MOVZX, MOVSX(D), LEA, and PUSH/POP of a 64-bit register get handlers specialised at
+//! decode time by operand form and size (see `fast`); everything else takes the generic path.
 
-use super::exec::{Exec, Handler, Stop};
+use super::exec::{by_size, fast_form, gpr_num, imm, Exec, Form, Handler, Stop};
 use super::flags::{self, mask, sext, CF, DF};
-use super::reg::{RAX, RDX};
-use iced_x86::{Instruction, Mnemonic, OpKind};
+use super::reg::{RAX, RDX, RSP};
+use iced_x86::{Instruction, Mnemonic, OpKind, Register};
+use mmu::AccessKind;
 
 pub fn select(ins: &Instruction) -> Option<Handler> {
+    if let Some(h) = fast(ins) {
+        return Some(h);
+    }
     Some(match ins.mnemonic() {
         Mnemonic::Mov => mov,
         Mnemonic::Movzx => movzx,
@@ -219,5 +226,138 @@ fn cmovcc(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
 fn setcc(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
     let cc = ins.condition_code() as u8 - 1;
     e.write_op(ins, 0, 1, flags::cond(cc, e.s.rflags) as u64)?;
+    Ok(())
+}
+
+// ---- specialised forms ----------------------------------------------------------------------
+
+/// The specialised handler for `ins`, if it has one.
+fn fast(ins: &Instruction) -> Option<Handler> {
+    match ins.mnemonic() {
+        Mnemonic::Mov if ins.op_count() == 2 => Some(match (fast_form(ins, 0)?, fast_form(ins, 1)?) {
+            (Form::Reg(s), Form::Reg(t)) if s == t => by_size!(s, mov_rr),
+            (Form::Reg(s), Form::Imm { sx8: false }) => by_size!(s, mov_ri),
+            (Form::Reg(s), Form::Mem(t)) if s == t => by_size!(s, mov_rm),
+            (Form::Mem(s), Form::Reg(t)) if s == t => by_size!(s, mov_mr),
+            (Form::Mem(s), Form::Imm { sx8: false }) => by_size!(s, mov_mi),
+            _ => return None,
+        }),
+        Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd if ins.op_count() == 2 => {
+            let sx = ins.mnemonic() != Mnemonic::Movzx;
+            let Form::Reg(d) = fast_form(ins, 0)? else { return None };
+            let (src_mem, s) = match fast_form(ins, 1)? {
+                Form::Reg(s) => (false, s),
+                Form::Mem(s) => (true, s),
+                Form::Imm { .. } => return None,
+            };
+            macro_rules! ext {
+                ($($d:literal, $s:literal);*) => {
+                    match (d, s, src_mem, sx) {
+                        $(
+                            ($d, $s, false, false) => movx_r::<false, $d, $s> as Handler,
+                            ($d, $s, false, true) => movx_r::<true, $d, $s> as Handler,
+                            ($d, $s, true, false) => movx_m::<false, $d, $s> as Handler,
+                            ($d, $s, true, true) => movx_m::<true, $d, $s> as Handler,
+                        )*
+                        _ => return None,
+                    }
+                };
+            }
+            Some(ext!(2, 1; 4, 1; 8, 1; 4, 2; 8, 2; 8, 4))
+        }
+        Mnemonic::Lea => {
+            let is64 = |r: Register| r == Register::None || (r as usize).wrapping_sub(Register::RAX as usize) < 16;
+            let base = ins.memory_base();
+            if !(is64(base) || base == Register::RIP) || !is64(ins.memory_index()) {
+                return None;
+            }
+            match fast_form(ins, 0)? {
+                Form::Reg(4) => Some(lea_fast::<4>),
+                Form::Reg(8) => Some(lea_fast::<8>),
+                _ => None,
+            }
+        }
+        Mnemonic::Push if ins.op_count() == 1 && fast_form(ins, 0)? == Form::Reg(8) => Some(push_r64),
+        Mnemonic::Pop if ins.op_count() == 1 && fast_form(ins, 0)? == Form::Reg(8) => Some(pop_r64),
+        _ => None,
+    }
+}
+
+fn mov_rr<const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let v = e.gpr::<S>(gpr_num::<S>(ins.op1_register()));
+    e.set_gpr::<S>(gpr_num::<S>(ins.op0_register()), v);
+    Ok(())
+}
+
+/// MOV reg, imm8/16/32 or imm32 sign-extended to 64 (not MOVABS with an imm64).
+fn mov_ri<const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    e.set_gpr::<S>(gpr_num::<S>(ins.op0_register()), imm::<false>(ins) & mask(S));
+    Ok(())
+}
+
+// The memory forms below try a TLB hit within one page and otherwise run the generic
+// handler (which walks, splits or faults), having changed nothing.
+
+fn mov_rm<const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let Some(pa) = e.hit(e.ea64(ins), S, AccessKind::Read) else { return mov(e, ins) };
+    let v = e.load::<S>(pa);
+    e.set_gpr::<S>(gpr_num::<S>(ins.op0_register()), v);
+    Ok(())
+}
+
+fn mov_mr<const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let Some(pa) = e.hit(e.ea64(ins), S, AccessKind::Write) else { return mov(e, ins) };
+    let v = e.gpr::<S>(gpr_num::<S>(ins.op1_register()));
+    e.store::<S>(pa, v);
+    Ok(())
+}
+
+fn mov_mi<const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let Some(pa) = e.hit(e.ea64(ins), S, AccessKind::Write) else { return mov(e, ins) };
+    e.store::<S>(pa, imm::<false>(ins) & mask(S));
+    Ok(())
+}
+
+/// MOVZX/MOVSX/MOVSXD reg(D bytes), reg(S bytes).
+fn movx_r<const SX: bool, const D: u32, const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let v = e.gpr::<S>(gpr_num::<S>(ins.op1_register()));
+    let v = if SX { sext(v, S) & mask(D) } else { v };
+    e.set_gpr::<D>(gpr_num::<D>(ins.op0_register()), v);
+    Ok(())
+}
+
+/// MOVZX/MOVSX/MOVSXD reg(D bytes), mem(S bytes).
+fn movx_m<const SX: bool, const D: u32, const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let Some(pa) = e.hit(e.ea64(ins), S, AccessKind::Read) else {
+        return if SX { movsx(e, ins) } else { movzx(e, ins) };
+    };
+    let v = e.load::<S>(pa);
+    let v = if SX { sext(v, S) & mask(D) } else { v };
+    e.set_gpr::<D>(gpr_num::<D>(ins.op0_register()), v);
+    Ok(())
+}
+
+/// LEA with a 32- or 64-bit destination and 64-bit address registers.
+fn lea_fast<const S: u32>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let a = e.ea64(ins);
+    e.set_gpr::<S>(gpr_num::<S>(ins.op0_register()), a & mask(S));
+    Ok(())
+}
+
+fn push_r64(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let sp = e.s.gpr[RSP].wrapping_sub(8);
+    let Some(pa) = e.hit(sp, 8, AccessKind::Write) else { return push(e, ins) };
+    e.store::<8>(pa, e.s.gpr[gpr_num::<8>(ins.op0_register())]);
+    e.s.gpr[RSP] = sp;
+    Ok(())
+}
+
+/// POP reg64; `pop rsp` loads RSP with the popped value, as the generic handler does.
+fn pop_r64(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let sp = e.s.gpr[RSP];
+    let Some(pa) = e.hit(sp, 8, AccessKind::Read) else { return pop(e, ins) };
+    let v = e.load::<8>(pa);
+    e.s.gpr[RSP] = sp.wrapping_add(8);
+    e.s.gpr[gpr_num::<8>(ins.op0_register())] = v;
     Ok(())
 }

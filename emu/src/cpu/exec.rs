@@ -186,12 +186,126 @@ impl<'a> Exec<'a> {
         if gpr_size(base) == 4 || gpr_size(index) == 4 {
             a &= 0xffff_ffff;
         }
-        match ins.memory_segment() {
+        // Only an FS/GS prefix gives a nonzero segment base in 64-bit mode; `segment_prefix`
+        // is a field read where `memory_segment` also works out the default segment.
+        match ins.segment_prefix() {
             Register::FS => a.wrapping_add(self.s.fs_base),
             Register::GS => a.wrapping_add(self.s.gs_base),
             _ => a,
         }
     }
+
+    /// The effective address of a memory operand `fast_form` accepted ([`Form::mem`]):
+    /// 64-bit base (or none, or RIP, whose target iced-x86 put in the displacement) plus
+    /// optional 64-bit index, no FS/GS base. LEA uses it too, since it ignores segments.
+    #[inline(always)]
+    pub fn ea64(&self, ins: &Instruction) -> u64 {
+        let mut a = ins.memory_displacement64();
+        let b = (ins.memory_base() as usize).wrapping_sub(Register::RAX as usize);
+        if b < 16 {
+            a = a.wrapping_add(self.s.gpr[b]);
+        }
+        let i = (ins.memory_index() as usize).wrapping_sub(Register::RAX as usize);
+        if i < 16 {
+            a = a.wrapping_add(self.s.gpr[i] << ins.memory_index_scale().trailing_zeros());
+        }
+        a
+    }
+
+    // ---- operands of a known form (see `Form`) ------------------------------------------
+
+    /// Reads GPR `i` as an `S`-byte value (AL..R15B, never AH..BH).
+    #[inline(always)]
+    pub fn gpr<const S: u32>(&self, i: usize) -> u64 {
+        self.s.gpr[i & 15] & flags::mask(S)
+    }
+
+    /// Writes the low `S` bytes of GPR `i` with x86-64 semantics (see `set_reg`).
+    #[inline(always)]
+    pub fn set_gpr<const S: u32>(&mut self, i: usize, v: u64) {
+        self.set_gpr_sized(i & 15, S, v)
+    }
+}
+
+/// GPR number of operand register `r`, which selection checked is a plain `S`-byte GPR.
+#[inline(always)]
+pub fn gpr_num<const S: u32>(r: Register) -> usize {
+    let n = r as usize;
+    (match S {
+        8 => n.wrapping_sub(Register::RAX as usize),
+        4 => n.wrapping_sub(Register::EAX as usize),
+        2 => n.wrapping_sub(Register::AX as usize),
+        // AL..BL, then SPL..R15L after the four high-byte registers.
+        _ if n <= Register::BL as usize => n.wrapping_sub(Register::AL as usize),
+        _ => n.wrapping_sub(Register::AL as usize + 4),
+    }) & 15
+}
+
+/// Size of `r` if it is a GPR addressed without a high-byte quirk (not AH..BH), else None.
+#[inline]
+pub fn plain_gpr(r: Register) -> Option<u32> {
+    match gpr_info(r) {
+        (i, size, false) if i < 16 => Some(size),
+        _ => None,
+    }
+}
+
+/// An operand of a form with a specialised handler, as classified at decode time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// A plain GPR of the given size.
+    Reg(u32),
+    /// A memory operand [`Exec::ea64`] computes; the size is the instruction's memory size.
+    Mem(u32),
+    /// An immediate: `sx8` = stored as 8 bits to sign-extend, else as 32 bits to sign-extend
+    /// (imm8/imm16/imm32 that are not extended come out right after masking to the size).
+    Imm { sx8: bool },
+}
+
+impl Form {
+    /// Memory size, when the form is `Mem`.
+    pub fn mem(self) -> Option<u32> {
+        match self {
+            Form::Mem(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Classifies operand `i` for the specialised handlers, or None if it needs the generic path
+/// (segment or high-byte register, FS/GS or 32-bit addressing, imm64, ...).
+pub fn fast_form(ins: &Instruction, i: u32) -> Option<Form> {
+    let is64 = |r: Register| r == Register::None || (r as usize).wrapping_sub(Register::RAX as usize) < 16;
+    match ins.op_kind(i) {
+        OpKind::Register => plain_gpr(ins.op_register(i)).map(Form::Reg),
+        OpKind::Memory => {
+            let base = ins.memory_base();
+            let seg = ins.segment_prefix();
+            let ok = (is64(base) || base == Register::RIP)
+                && is64(ins.memory_index())
+                && seg != Register::FS
+                && seg != Register::GS
+                && ins.memory_index_scale().is_power_of_two();
+            let size = ins.memory_size().size() as u32;
+            (ok && matches!(size, 1 | 2 | 4 | 8)).then_some(Form::Mem(size))
+        }
+        OpKind::Immediate8to16 | OpKind::Immediate8to32 | OpKind::Immediate8to64 => Some(Form::Imm { sx8: true }),
+        OpKind::Immediate8 | OpKind::Immediate16 | OpKind::Immediate32 | OpKind::Immediate32to64 => Some(Form::Imm { sx8: false }),
+        _ => None,
+    }
+}
+
+/// The immediate of a `Form::Imm { sx8 }` operand, sign-extended to 64 bits (callers mask).
+#[inline(always)]
+pub fn imm<const SX8: bool>(ins: &Instruction) -> u64 {
+    if SX8 {
+        ins.immediate8() as i8 as i64 as u64
+    } else {
+        ins.immediate32() as i32 as i64 as u64
+    }
+}
+
+impl<'a> Exec<'a> {
 
     /// Size in bytes of operand `i` (register, memory or immediate).
     #[inline(always)]
@@ -293,3 +407,20 @@ impl<'a> Exec<'a> {
         self.s.rflags | flags::RESERVED1
     }
 }
+
+/// `by_size!(size, h[P, ..])` is the handler `h::<P, .., S>` for the operand size `S` among
+/// 1, 2, 4, 8 that `size` names (the selection code has checked it is one of them).
+macro_rules! by_size {
+    ($size:expr, $h:ident) => {
+        $crate::cpu::exec::by_size!($size, $h[])
+    };
+    ($size:expr, $h:ident [ $($p:tt),* ]) => {
+        match $size {
+            1 => $h::<$($p,)* 1> as $crate::cpu::exec::Handler,
+            2 => $h::<$($p,)* 2> as $crate::cpu::exec::Handler,
+            4 => $h::<$($p,)* 4> as $crate::cpu::exec::Handler,
+            _ => $h::<$($p,)* 8> as $crate::cpu::exec::Handler,
+        }
+    };
+}
+pub(crate) use by_size;

@@ -33,7 +33,39 @@ impl Exec<'_> {
         if let Some(pa) = self.tlb.lookup(&self.s.ctl, va, acc) {
             return Ok(pa);
         }
+        self.translate_miss(va, acc)
+    }
+
+    /// The TLB missed: walk (and fill). Kept out of line so the hit path inlines small.
+    #[cold]
+    #[inline(never)]
+    fn translate_miss(&mut self, va: u64, acc: Access) -> Result<u64, Exception> {
         self.tlb.translate(self.mem, &self.s.ctl, va, acc).map_err(fault_to_exception)
+    }
+
+    /// The physical address of an access of `len` bytes at `va` if it lies in one page and
+    /// the TLB has a translation permitting it; else None, and nothing was counted as a miss:
+    /// the specialised handlers then run their generic handler, which translates (walking
+    /// on a miss), or faults, exactly as if the fast path had not been tried.
+    #[inline(always)]
+    pub fn hit(&mut self, va: u64, len: u32, kind: AccessKind) -> Option<u64> {
+        if (va & 0xfff) as u32 + len > 4096 {
+            return None;
+        }
+        let acc = self.access(kind);
+        self.tlb.probe(&self.s.ctl, va, acc)
+    }
+
+    /// Reads `S` bytes at physical `pa` (an address `hit` returned), zero-extended.
+    #[inline(always)]
+    pub fn load<const S: u32>(&self, pa: u64) -> u64 {
+        self.read_loc_sized(Loc::One(pa), S)
+    }
+
+    /// Writes the low `S` bytes of `v` at physical `pa` (an address `hit` returned for write).
+    #[inline(always)]
+    pub fn store<const S: u32>(&mut self, pa: u64, v: u64) {
+        self.write_loc_sized(Loc::One(pa), S, v)
     }
 
     /// Translates an access of `len` (1..=16, or up to 4096 for block moves) bytes at `va`.
