@@ -19,9 +19,9 @@
 pub mod fp;
 
 use super::exec::{xmm_index, Exec, Handler, Stop};
-use super::flags::{mask, sext, ARITH, CF, PF, ZF};
+use super::flags::{mask, sext, ARITH};
 use super::Exception;
-use fp::{Cmp, Op, Prec, Rc};
+use fp::{Op, Prec, Rc};
 use iced_x86::{Code, Instruction, Mnemonic, OpKind};
 
 type R = Result<(), Stop>;
@@ -605,13 +605,7 @@ fn comis(e: &mut Exec, ins: &Instruction, p: Prec, signal: bool) -> R {
     let m = mask(width(p)) as u128;
     let (c, fl) = fp::compare(p, (a & m) as u64, (b & m) as u64, signal);
     raise(e, fl)?;
-    let f = match c {
-        Cmp::Unordered => ZF | PF | CF,
-        Cmp::Greater => 0,
-        Cmp::Less => CF,
-        Cmp::Equal => ZF,
-    };
-    e.set_flags(ARITH, f);
+    e.set_flags(ARITH, c.eflags());
     Ok(())
 }
 

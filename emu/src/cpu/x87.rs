@@ -175,13 +175,7 @@ pub fn select(ins: &Instruction) -> Option<Handler> {
             let b = st(e, sti(i.op1_register()));
             let (c, fl) = fp::compare(Prec::D, a.to_bits(), b.to_bits(), matches!(m, Mnemonic::Fcomi | Mnemonic::Fcomip));
             flags(e, fl & fp::IE);
-            let f = match c {
-                Cmp::Unordered => ZF | PF | CF,
-                Cmp::Greater => 0,
-                Cmp::Less => CF,
-                Cmp::Equal => ZF,
-            };
-            e.set_flags(ARITH, f);
+            e.set_flags(ARITH, c.eflags());
             e.s.x87.fsw &= !C1;
             if matches!(m, Mnemonic::Fucomip | Mnemonic::Fcomip) {
                 pop(e);

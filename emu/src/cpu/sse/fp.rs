@@ -435,6 +435,19 @@ pub enum Cmp {
     Unordered,
 }
 
+impl Cmp {
+    /// ZF, PF and CF as (U)COMIS* and FCOMI/FUCOMI report the comparison.
+    pub fn eflags(self) -> u64 {
+        use crate::cpu::flags::{CF, PF, ZF};
+        match self {
+            Cmp::Unordered => ZF | PF | CF,
+            Cmp::Greater => 0,
+            Cmp::Less => CF,
+            Cmp::Equal => ZF,
+        }
+    }
+}
+
 /// Compares `a` with `b`. `signal_qnan`: a QNaN operand raises IE too (COMISD, CMPLTSD...);
 /// otherwise only SNaNs do (UCOMISD, CMPEQSD...).
 pub fn compare(prec: Prec, a: u64, b: u64, signal_qnan: bool) -> (Cmp, u32) {
