@@ -8,7 +8,7 @@
 use crate::kernel::hw::Hw;
 use crate::kernel::mm::pgtable::{self, linux::*};
 use crate::kernel::mm::vma::{Backing, Vma, VmFlags};
-use crate::kernel::mm::{Mm, STACK_LIMIT, STACK_TOP};
+use crate::kernel::mm::{Mm, STACK_TOP};
 use crate::kernel::uaccess;
 use crate::Error;
 use goblin::elf::{header, program_header as ph, Elf};
@@ -184,7 +184,6 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
             shared_id: None,
         },
     );
-    let _ = STACK_LIMIT;
 
     // AT_PHDR: the program headers' address in memory.
     let phdr = elf

@@ -138,7 +138,6 @@ impl Machine {
 
 /// Loads and runs a program (see [`crate::run_program`]).
 pub fn run(cfg: Config, prog: &Path, argv: &[String], envp: &[String], io: Io, tty: [bool; 3]) -> Result<(Outcome, Stats), Error> {
-    let trace = cfg.trace.is_some();
     let mut cfg = cfg;
     let guard = cfg.trace.take().map(crate::trace::install);
     let mut m = Machine::new(&cfg, io, tty);
@@ -147,6 +146,5 @@ pub fn run(cfg: Config, prog: &Path, argv: &[String], envp: &[String], io: Io, t
     let stats = m.stats();
     let _ = m.kernel.flush_streams();
     drop(guard);
-    let _ = trace;
     r.map(|o| (o, stats))
 }

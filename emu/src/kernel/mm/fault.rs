@@ -78,7 +78,7 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> F
     let page_va = va & !0xfff;
     let pte = pgtable::get_entry(&hw.mem, slot);
     if pgtable::pte_none(pte) {
-        return do_anonymous_page(mm, hw, &vma, slot, page_va, acc);
+        return do_anonymous_page(hw, &vma, slot, page_va, acc);
     }
     if !pte.is_present() {
         // Swap entries and markers arrive with later issues; nothing else is non-present.
@@ -98,7 +98,7 @@ fn vma_prot(vma: &super::Vma) -> u64 {
 
 /// Linux: do_anonymous_page. A read maps the shared zero page (private anonymous memory
 /// only); a write allocates a zeroed frame mapped writable and dirty.
-fn do_anonymous_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, acc: FaultAccess) -> FaultOutcome {
+fn do_anonymous_page(hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, acc: FaultAccess) -> FaultOutcome {
     let prot = vma_prot(vma);
     let entry = if !acc.write && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
         // pte_mkspecial(pfn_pte(my_zero_pfn(addr), vma->vm_page_prot))
@@ -117,7 +117,6 @@ fn do_anonymous_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::
     tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if entry.has(_PAGE_SPECIAL) { "zero_page" } else { "anon_page" }, pte = format_args!("{:#x}", entry.raw()));
     // The old entry was none: no TLB can hold it.
     pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
-    let _ = mm;
     FaultOutcome::Handled
 }
 

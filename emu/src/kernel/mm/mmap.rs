@@ -6,7 +6,7 @@ use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use mmu::{Flush, PhysAddr};
+use mmu::Flush;
 
 pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
@@ -334,5 +334,4 @@ pub fn exit_mmap(mm: &mut Mm, hw: &mut Hw) {
     for t in std::mem::take(&mut mm.table_frames) {
         hw.pages.put(t);
     }
-    let _ = PhysAddr::new(0);
 }

@@ -2,7 +2,7 @@
 
 use super::{ok, Args, Sys, SysResult};
 use crate::kernel::errno::Errno;
-use crate::kernel::mm::mmap::{self, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE};
+use crate::kernel::mm::mmap::{self, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE};
 use crate::kernel::mm::mprotect;
 use crate::kernel::mm::vma::Backing;
 
@@ -18,7 +18,6 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    let _ = (MAP_FIXED, MAP_FIXED_NOREPLACE);
     let backing = if flags & MAP_ANONYMOUS != 0 {
         Backing::Anon
     } else {
