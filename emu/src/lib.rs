@@ -16,11 +16,41 @@ pub struct Config {
     pub trace: Option<Box<dyn Write + Send>>,
     /// Host paths, besides the program itself, the guest may open read-only.
     pub allow_paths: Vec<PathBuf>,
+    /// Virtual CPUs (each with its own registers, CR3 and TLB).
+    pub vcpus: usize,
+    /// How threads are placed on vCPUs and preempted.
+    pub sched: SchedPolicy,
+    /// Seed of the random policy (and of nothing else: guest randomness is fixed).
+    pub seed: u64,
+    /// Check every TLB hit against the page tables and stop on a stale entry.
+    pub check_tlb: bool,
+    /// Enable the pagelab test-hook syscall (see `kernel::syscall::hooks`).
+    pub test_hooks: bool,
+}
+
+/// Scheduling policy of the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SchedPolicy {
+    /// FIFO run queue, fixed quanta: one interleaving per program.
+    #[default]
+    RoundRobin,
+    /// Seeded: random choice from the run queue and random quantum lengths.
+    Random,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { mem_bytes: 4 << 30, instr_limit: None, trace: None, allow_paths: Vec::new() }
+        Self {
+            mem_bytes: 4 << 30,
+            instr_limit: None,
+            trace: None,
+            allow_paths: Vec::new(),
+            vcpus: 1,
+            sched: SchedPolicy::RoundRobin,
+            seed: 0,
+            check_tlb: false,
+            test_hooks: false,
+        }
     }
 }
 
@@ -47,7 +77,12 @@ pub enum Outcome {
     Signaled { sig: i32, core: bool, fault_addr: Option<u64>, rip: u64 },
     /// The instruction limit was reached.
     InstrLimit,
+    /// Every thread is blocked and no timer is pending; the report names each thread.
+    Deadlock { report: String },
 }
+
+/// Exit status of `pagelab run` for a deadlocked guest.
+pub const DEADLOCK_STATUS: i32 = 123;
 
 impl Outcome {
     /// The exit status the `pagelab` process uses: the guest's status, or 128+N for signal N.
@@ -56,6 +91,7 @@ impl Outcome {
             Outcome::Exited(s) => *s & 0xff,
             Outcome::Signaled { sig, .. } => 128 + sig,
             Outcome::InstrLimit => 124,
+            Outcome::Deadlock { .. } => DEADLOCK_STATUS,
         }
     }
 }
@@ -75,9 +111,9 @@ pub enum Error {
     /// the guest ran out of physical memory while the kernel had no errno to give
     #[error("guest physical memory exhausted: {0}")]
     OutOfMemory(String),
-    /// every thread is blocked and no timer is pending
-    #[error("deadlock: {0}")]
-    Deadlock(String),
+    /// a stale TLB entry found by `--check-tlb`: a missing flush in the kernel
+    #[error("stale TLB entry: {0}")]
+    StaleTlb(String),
 }
 
 /// Loads `prog` with `argv` (argv[0] included) and `envp`, and runs it to completion.

@@ -15,8 +15,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a static x86-64 Linux program. Exits with the guest's status, or 128+N when the
-    /// guest is killed by signal N (124 when the instruction limit is reached, 125 when
-    /// pagelab itself cannot continue).
+    /// guest is killed by signal N (123 on a guest deadlock, 124 when the instruction limit
+    /// is reached, 125 when pagelab itself cannot continue).
     Run {
         /// Guest physical memory, e.g. 4G, 512M, 65536K (default 4G; backed lazily).
         #[arg(long, default_value = "4G", value_parser = parse_size)]
@@ -34,12 +34,35 @@ enum Cmd {
         /// The program itself is always allowed.
         #[arg(long = "allow-path", value_name = "PATH")]
         allow_paths: Vec<PathBuf>,
+        /// Virtual CPUs, each with its own registers, CR3 and TLB.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        vcpus: u16,
+        /// Scheduling policy: rr (round-robin, fixed quanta) or random (seeded choice of
+        /// the next thread and of quantum lengths).
+        #[arg(long, value_enum, default_value = "rr")]
+        sched: Sched,
+        /// Seed of the random policy: the same seed gives the same interleaving.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Check every TLB hit against the page tables; stop on a stale entry (a missing
+        /// flush in the kernel).
+        #[arg(long)]
+        check_tlb: bool,
+        /// Enable the pagelab test-hook syscall (for pagelab's own tests).
+        #[arg(long, hide = true)]
+        test_hooks: bool,
         /// The program.
         prog: PathBuf,
         /// Its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Sched {
+    Rr,
+    Random,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -82,7 +105,7 @@ fn signal_name(sig: i32) -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, prog, args } => {
+        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, prog, args } => {
             let trace_out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(p) => match std::fs::File::create(p) {
                     Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
@@ -93,7 +116,11 @@ fn main() -> ExitCode {
                 },
                 None => None,
             };
-            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths };
+            let sched = match sched {
+                Sched::Rr => emu::SchedPolicy::RoundRobin,
+                Sched::Random => emu::SchedPolicy::Random,
+            };
+            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks };
             let mut argv = vec![prog.to_string_lossy().into_owned()];
             argv.extend(args);
             let envp: Vec<String> = std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();
@@ -103,8 +130,8 @@ fn main() -> ExitCode {
                 Ok((outcome, st)) => {
                     if stats {
                         eprintln!(
-                            "pagelab: instructions {} | page faults {} | syscalls {} | TLB hits {} misses {} | walks {} | TLB flushes {} | shootdowns {} | decoded {}",
-                            st.instructions, st.page_faults, st.syscalls, st.tlb_hits, st.tlb_misses, st.walks, st.tlb_flushes, st.shootdowns, st.decoded
+                            "pagelab: vcpus {} | instructions {} | page faults {} | syscalls {} | TLB hits {} misses {} | walks {} | TLB flushes {} | shootdowns {} | context switches {} | decoded {}",
+                            st.vcpus, st.instructions, st.page_faults, st.syscalls, st.tlb_hits, st.tlb_misses, st.walks, st.tlb_flushes, st.shootdowns, st.context_switches, st.decoded
                         );
                     }
                     match &outcome {
@@ -113,6 +140,7 @@ fn main() -> ExitCode {
                             eprintln!("pagelab: guest killed by {} (signal {sig}) at address {addr}, rip {rip:#x}", signal_name(*sig));
                         }
                         emu::Outcome::InstrLimit => eprintln!("pagelab: instruction limit reached"),
+                        emu::Outcome::Deadlock { report } => eprint!("pagelab: deadlock: {report}"),
                         emu::Outcome::Exited(_) => {}
                     }
                     ExitCode::from(outcome.host_status() as u8)

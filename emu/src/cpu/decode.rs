@@ -163,7 +163,7 @@ enum Leave {
 /// it runs between calls to `run`), and the decode-cache epoch only moves in `code.sync`,
 /// after which the inner loop is left.
 pub(crate) fn run(cpu: &mut Vcpu, phys: &mut PhysMem, code: &mut DecodeCache, budget: u64) -> Exit {
-    let Vcpu { state, tlb, retired, fetch } = cpu;
+    let Vcpu { state, tlb, retired, fetch, .. } = cpu;
     let start = *retired;
     // Whether tracing is on is sampled once per quantum; a trace installed mid-quantum starts
     // stamping at the next call.

@@ -144,6 +144,8 @@ pub enum Exit {
     Budget,
     /// An instruction pagelab does not implement (not an architecturally undefined one).
     Unimplemented { rip: u64, mnemonic: String },
+    /// `--check-tlb` found a TLB hit granting more than the page tables do now.
+    StaleTlb(String),
 }
 
 /// One virtual CPU: its registers, its TLB and its fetch state.
@@ -153,11 +155,13 @@ pub struct Vcpu {
     /// Instructions retired by this vCPU.
     pub retired: u64,
     pub(crate) fetch: decode::FetchState,
+    /// Verify every TLB hit against the page tables (`--check-tlb`).
+    pub check_tlb: bool,
 }
 
 impl Vcpu {
     pub fn new(state: CpuState) -> Self {
-        Self { state, tlb: Tlb::new(), retired: 0, fetch: decode::FetchState::default() }
+        Self { state, tlb: Tlb::new(), retired: 0, fetch: decode::FetchState::default(), check_tlb: false }
     }
 
     /// Runs up to `budget` instructions. Returns why it stopped.

@@ -18,6 +18,12 @@ pub struct File {
     pub flags: u32,
 }
 
+impl File {
+    pub fn new(kind: FileKind, flags: u32) -> Self {
+        Self { kind, flags }
+    }
+}
+
 /// A descriptor slot: the open file (shared between dup'ed descriptors) and FD_CLOEXEC.
 #[derive(Clone)]
 pub struct Fd {

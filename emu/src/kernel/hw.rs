@@ -14,6 +14,8 @@ pub struct Hw {
     pub cur: usize,
     /// TLB invalidations sent to vCPUs other than the current one (modelled IPIs).
     pub shootdowns: u64,
+    /// The address space each vCPU last loaded (lazy TLB: kept while the vCPU idles).
+    pub vcpu_mm: Vec<Option<super::mm::MmId>>,
 }
 
 impl Hw {
@@ -21,7 +23,7 @@ impl Hw {
         let mut mem = PhysMem::new(mem_bytes);
         let pages = Pages::new(&mut mem);
         let vcpus = (0..nvcpus).map(|_| Vcpu::new(crate::cpu::CpuState::new_user(0))).collect();
-        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0 }
+        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus] }
     }
 
     /// Applies a pending invalidation to every vCPU running `cr3` (the current vCPU, plus a

@@ -7,9 +7,12 @@
 //! (copy_{to,from}_user), `signal` (fault→signal and fatal delivery).
 
 pub mod errno;
+pub mod exit;
 pub mod file;
+pub mod fork;
 pub mod hw;
 pub mod mm;
+pub mod sched;
 pub mod signal;
 pub mod syscall;
 pub mod task;
@@ -20,55 +23,109 @@ use crate::Outcome;
 use file::Streams;
 use hw::Hw;
 use mm::{Mm, MmId};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
-use task::{Task, Tid};
+use std::rc::Rc;
+use task::{FutexKey, Process, Task, Tid, WaitKey};
 
 /// Nanoseconds of virtual time per retired instruction (a 1 GHz virtual machine).
 pub const NS_PER_INSTR: u64 = 1;
 /// CLOCK_REALTIME at virtual time zero: 2026-01-01T00:00:00Z.
 pub const REALTIME_BASE_SECS: u64 = 1_767_225_600;
 
+/// Machine-wide switches the kernel honours.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelOptions {
+    /// The pagelab test-hook syscall is available.
+    pub test_hooks: bool,
+}
+
 pub struct Kernel {
     pub tasks: BTreeMap<Tid, Task>,
+    /// Thread groups by tgid (zombies included until reaped).
+    pub procs: BTreeMap<Tid, Process>,
     pub mms: Vec<Option<Mm>>,
     /// The task running on each vCPU.
     pub running: Vec<Option<Tid>>,
+    /// Runnable tasks not on a vCPU, in FIFO order.
+    pub runq: VecDeque<Tid>,
+    /// Armed timers, by (deadline in virtual ns, sequence).
+    pub timers: BTreeMap<(u64, u64), sched::Timer>,
+    /// Futex wait queues, FIFO per key: (waiter, bitset).
+    pub futexes: BTreeMap<FutexKey, VecDeque<(Tid, u32)>>,
+    /// Wake keys raised where the kernel is not at hand (a pipe end dropped); drained by
+    /// the run loop after every exit.
+    pub deferred_wakes: Rc<RefCell<Vec<WaitKey>>>,
     pub streams: Streams,
     pub allow_paths: Vec<PathBuf>,
-    /// Virtual nanoseconds added by sleeps (time jumps when every thread sleeps).
-    pub time_offset_ns: u64,
+    pub opts: KernelOptions,
+    /// Virtual time (ns) of the exit being handled, set by the run loop.
+    pub now: u64,
     /// Total instructions retired by all vCPUs up to the last exit.
     pub retired: u64,
     /// Syscalls already reported as unimplemented.
     pub reported_enosys: BTreeSet<u64>,
     pub next_tid: Tid,
-    /// Set when the last thread of the initial process is gone.
+    /// Next id for kernel objects (pipes, eventfds, epoll instances, userfaultfds).
+    pub next_obj: u64,
+    /// Sequence numbers for blocks and timers.
+    pub seq: u64,
+    /// The initial process; its outcome is the run's outcome.
+    pub init_tgid: Tid,
+    /// Set when the initial process has ended.
     pub outcome: Option<Outcome>,
     /// Deterministic source for getrandom and AT_RANDOM.
     pub rng: u64,
+    /// Context switches (a task put on a vCPU that ran another task).
+    pub context_switches: u64,
+    /// The current task asked to give up its vCPU (sched_yield) after this exit.
+    pub resched: bool,
 }
 
 impl Kernel {
     pub fn new(streams: Streams, allow_paths: Vec<PathBuf>, nvcpus: usize) -> Self {
         Self {
             tasks: BTreeMap::new(),
+            procs: BTreeMap::new(),
             mms: Vec::new(),
             running: vec![None; nvcpus],
+            runq: VecDeque::new(),
+            timers: BTreeMap::new(),
+            futexes: BTreeMap::new(),
+            deferred_wakes: Rc::new(RefCell::new(Vec::new())),
             streams,
             allow_paths,
-            time_offset_ns: 0,
+            opts: KernelOptions::default(),
+            now: 0,
             retired: 0,
             reported_enosys: BTreeSet::new(),
             next_tid: 1000,
+            next_obj: 1,
+            seq: 0,
+            init_tgid: 0,
             outcome: None,
             rng: 0x9e37_79b9_7f4a_7c15,
+            context_switches: 0,
+            resched: false,
         }
     }
 
     /// Virtual monotonic time in nanoseconds.
     pub fn now_ns(&self) -> u64 {
-        self.retired * NS_PER_INSTR + self.time_offset_ns
+        self.now
+    }
+
+    /// A fresh id for a kernel object (the `WaitKey::Obj` of pipes, eventfds ...).
+    pub fn new_obj_id(&mut self) -> u64 {
+        self.next_obj += 1;
+        self.next_obj
+    }
+
+    pub fn alloc_tid(&mut self) -> Tid {
+        let t = self.next_tid;
+        self.next_tid += 1;
+        t
     }
 
     pub fn next_random(&mut self) -> u64 {
@@ -109,46 +166,29 @@ impl Kernel {
             }
             Exit::Budget => Ok(()),
             Exit::Unimplemented { rip, mnemonic } => Err(crate::Error::Unimplemented { mnemonic, rip }),
+            Exit::StaleTlb(r) => Err(crate::Error::StaleTlb(r)),
         }
     }
 
-    /// Ends the thread group of `tid` (exit_group / fatal signal): every thread goes, the
-    /// address space is torn down, and the outcome is recorded if it was the initial process.
+    /// Ends the thread group of `tid` (exit_group / fatal signal); see `exit`.
     pub fn exit_group(&mut self, hw: &mut Hw, tid: Tid, outcome: Outcome) {
-        let tgid = self.tasks[&tid].tgid;
-        let members: Vec<Tid> = self.tasks.values().filter(|t| t.tgid == tgid).map(|t| t.tid).collect();
-        let mm_id = self.tasks[&tid].mm;
-        for t in members {
-            self.tasks.remove(&t);
-            for r in self.running.iter_mut() {
-                if *r == Some(t) {
-                    *r = None;
-                }
-            }
-        }
-        if let Some(mut mm) = self.mms[mm_id].take() {
-            mm::mmap::exit_mmap(&mut mm, hw);
-        }
-        let _ = self.streams.stdout.flush();
-        let _ = self.streams.stderr.flush();
-        if self.outcome.is_none() {
-            self.outcome = Some(outcome);
-        }
+        exit::do_group_exit(self, hw, tid, outcome);
     }
 }
 
 impl Kernel {
-    /// Ends every thread group (instruction limit reached).
+    /// Ends every thread group (instruction limit reached, deadlock).
     pub fn exit_group_all(&mut self, hw: &mut Hw, outcome: Outcome) {
-        let tids: Vec<Tid> = self.tasks.keys().copied().collect();
-        for t in tids {
-            if self.tasks.contains_key(&t) {
-                self.exit_group(hw, t, outcome.clone());
+        if self.outcome.is_none() {
+            self.outcome = Some(outcome.clone());
+        }
+        let leaders: Vec<Tid> = self.procs.keys().copied().collect();
+        for t in leaders {
+            if let Some(&tid) = self.procs.get(&t).and_then(|p| p.threads.iter().find(|t| self.tasks.contains_key(t))) {
+                exit::do_group_exit(self, hw, tid, outcome.clone());
             }
         }
-        if self.outcome.is_none() {
-            self.outcome = Some(outcome);
-        }
+        exit::reap_all(self, hw);
     }
 
     pub fn flush_streams(&mut self) -> std::io::Result<()> {

@@ -34,6 +34,38 @@ pub const FPE_INTDIV: i32 = 1;
 pub const TRAP_BRKPT: i32 = 1;
 pub const SI_KERNEL: i32 = 0x80;
 
+/// A queued signal with what its siginfo reports (Linux: struct kernel_siginfo). The
+/// fields used depend on `code` and `signo`, as in Linux's union.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigInfo {
+    pub signo: i32,
+    pub errno: i32,
+    pub code: i32,
+    /// Sender pid (kill, tgkill, SIGCHLD) and uid.
+    pub pid: i32,
+    pub uid: u32,
+    /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP).
+    pub addr: u64,
+    /// SIGCHLD: exit code or signal.
+    pub status: i32,
+    /// SIGCHLD: user and system time (clock ticks).
+    pub utime: u64,
+    pub stime: u64,
+    /// sigqueue/timer value.
+    pub value: u64,
+    /// SIGPOLL band and fd; timer id and overrun.
+    pub band: i64,
+    pub fd: i32,
+}
+
+/// Pending signals: a set, plus the queued siginfos (one per standard signal, several for
+/// real-time signals).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SigPending {
+    pub set: u64,
+    pub queue: std::collections::VecDeque<SigInfo>,
+}
+
 /// Signals whose default action dumps core (Linux: SIG_KERNEL_COREDUMP_MASK).
 pub fn is_coredump_signal(sig: i32) -> bool {
     matches!(sig, SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGSYS | 24 | 25)
@@ -93,4 +125,39 @@ pub fn force_sig_fault(k: &mut Kernel, hw: &mut Hw, s: FaultSignal) {
     tracing::debug!(target: "pagelab::signal", tid, sig = s.sig, si_code = s.code, addr = ?s.addr, rip = format_args!("{rip:#x}"), "fatal signal");
     let outcome = Outcome::Signaled { sig: s.sig, core: is_coredump_signal(s.sig), fault_addr: s.addr, rip };
     k.exit_group(hw, tid, outcome);
+}
+
+// ---- Signal generation and delivery: the interface the rest of the kernel uses. ----
+
+/// A signal the thread does not block is pending for it (thread or process set).
+pub fn signal_pending(k: &Kernel, tid: super::task::Tid) -> bool {
+    let Some(t) = k.tasks.get(&tid) else { return false };
+    let shared = k.procs.get(&t.tgid).map_or(0, |p| p.shared_pending.set);
+    (t.pending.set | shared) & !t.sigmask != 0
+}
+
+/// Sends a signal to one thread (tgkill, tkill, faults).
+pub fn send_signal(_k: &mut Kernel, _hw: &mut Hw, _tid: super::task::Tid, _info: SigInfo) {}
+
+/// Sends a signal to a thread group (kill, SIGCHLD, timers).
+pub fn send_signal_process(_k: &mut Kernel, _hw: &mut Hw, _tgid: super::task::Tid, _info: SigInfo) {}
+
+/// Before the current vCPU's task returns to user mode: deliver pending signals (run a
+/// handler, apply the default action) and apply the syscall restart rules.
+pub fn exit_to_user(_k: &mut Kernel, _hw: &mut Hw) {}
+
+/// ITIMER_REAL expired for `tgid` (the timer armed with generation `gen`).
+pub fn itimer_real_expired(_k: &mut Kernel, _hw: &mut Hw, _tgid: super::task::Tid, _gen: u64) {}
+
+/// ITIMER_VIRTUAL / ITIMER_PROF of `tgid` against its user time.
+pub fn check_cpu_timers(_k: &mut Kernel, _hw: &mut Hw, _tgid: super::task::Tid) {}
+
+/// The process ignores SIGCHLD (SIG_IGN) or set SA_NOCLDWAIT: its children never become
+/// zombies.
+pub fn ignores_children(k: &Kernel, tgid: super::task::Tid) -> bool {
+    let Some(t) = k.tasks.get(&tgid).or_else(|| k.procs.get(&tgid).and_then(|p| p.threads.iter().find_map(|t| k.tasks.get(t)))) else {
+        return false;
+    };
+    let a = t.sigactions.borrow()[(SIGCHLD - 1) as usize];
+    a.handler == 1 || a.flags & 2 != 0
 }

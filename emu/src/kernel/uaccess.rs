@@ -92,3 +92,53 @@ pub fn strncpy_from_user(hw: &mut Hw, mm: &mut Mm, va: u64, max: usize) -> KResu
         a += n as u64;
     }
 }
+
+/// Writes into the user memory of an address space that may not be the current vCPU's
+/// (a fork child's CLONE_CHILD_SETTID, another process's memory): a walk of its page
+/// tables, no TLB, faulting pages in as needed.
+pub fn copy_to_user_mm(hw: &mut Hw, mm: &mut Mm, va: u64, buf: &[u8]) -> KResult<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let a = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+        let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
+        let pa = translate_mm(hw, mm, a, true)?;
+        hw.mem.write(PhysAddr::new(pa), &buf[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads from the user memory of any address space (see `copy_to_user_mm`).
+pub fn copy_from_user_mm(hw: &mut Hw, mm: &mut Mm, va: u64, buf: &mut [u8]) -> KResult<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let a = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+        let n = ((4096 - (a & 0xfff)) as usize).min(buf.len() - done);
+        let pa = translate_mm(hw, mm, a, false)?;
+        hw.mem.read(PhysAddr::new(pa), &mut buf[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}
+
+fn translate_mm(hw: &mut Hw, mm: &mut Mm, va: u64, write: bool) -> KResult<u64> {
+    if va >= super::mm::TASK_SIZE {
+        return Err(Errno::EFAULT);
+    }
+    let ctl = mmu::ControlRegs::linux_user(mm.pml4.as_u64(), crate::cpu::MAXPHYADDR);
+    let acc = Access::supervisor(if write { AccessKind::Write } else { AccessKind::Read });
+    for _ in 0..4 {
+        match mmu::walk(&mut hw.mem, &ctl, va, acc) {
+            Ok(t) => return Ok(t.pa.as_u64()),
+            Err(WalkFault::NonCanonical { .. }) => return Err(Errno::EFAULT),
+            Err(WalkFault::PageFault { .. }) => {
+                let fa = FaultAccess { write, fetch: false, user: false };
+                match handle_mm_fault(mm, hw, va, fa) {
+                    FaultOutcome::Handled => continue,
+                    _ => return Err(Errno::EFAULT),
+                }
+            }
+        }
+    }
+    Err(Errno::EFAULT)
+}

@@ -14,6 +14,7 @@
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
 
 pub mod fault;
+pub mod fork;
 pub mod mmap;
 pub mod mprotect;
 pub mod page;

@@ -77,6 +77,14 @@ impl Vma {
     pub fn is_empty(&self) -> bool {
         self.end == self.start
     }
+    /// Offset of `addr` within the object this VMA maps (file or shared anonymous object).
+    pub fn object_offset(&self, addr: u64) -> u64 {
+        let base = match &self.backing {
+            Backing::File { offset, .. } => *offset,
+            _ => 0,
+        };
+        base + (addr - self.start)
+    }
     /// Linux merges VMAs with identical flags and compatible backing.
     pub fn can_merge(&self, next: &Vma) -> bool {
         self.flags == next.flags

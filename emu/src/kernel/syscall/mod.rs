@@ -2,10 +2,12 @@
 //! syscall table. Arguments arrive in RDI, RSI, RDX, R10, R8, R9; the result, or -errno,
 //! goes to RAX. Unknown syscalls return ENOSYS and are reported once on stderr.
 
-mod fs;
+pub mod fs;
+pub mod futex;
+pub mod hooks;
 mod mm;
-mod process;
-mod time;
+pub mod process;
+pub mod time;
 
 use super::errno::{Errno, KResult};
 use super::hw::Hw;
@@ -34,9 +36,54 @@ pub struct Sys<'a> {
     pub k: &'a mut Kernel,
     pub hw: &'a mut Hw,
     pub tid: super::task::Tid,
+    /// The syscall number and arguments of this call.
+    pub nr: u64,
+    pub args: Args,
+    /// Set when this call is the re-execution of a wait that blocked (see `task`).
+    pub restart: Option<super::task::Restart>,
 }
 
 impl Sys<'_> {
+    /// The deadline of a wait with a relative timeout: kept from the first execution when
+    /// this is a retry, so that retries do not extend it.
+    pub fn deadline_after(&self, timeout_ns: u64) -> u64 {
+        match self.restart {
+            Some(r) if r.deadline.is_some() => r.deadline.unwrap(),
+            _ => self.k.now_ns().saturating_add(timeout_ns),
+        }
+    }
+    /// Why this retried wait was woken (None on the first execution).
+    pub fn woken(&self) -> Option<super::task::WakeReason> {
+        self.restart.and_then(|r| r.reason)
+    }
+    /// The wait's deadline has passed.
+    pub fn timed_out(&self, deadline: Option<u64>) -> bool {
+        deadline.is_some_and(|d| self.k.now_ns() >= d)
+    }
+    /// A signal the current thread does not block is pending.
+    pub fn signal_pending(&self) -> bool {
+        super::signal::signal_pending(self.k, self.tid)
+    }
+    /// Parks the caller; the call is re-executed when a key fires, the deadline passes or
+    /// a signal arrives (the usual shape of a blocking syscall).
+    pub fn block_retry(&self, on: Vec<super::task::WaitKey>, what: super::task::WaitWhat, deadline: Option<u64>) -> SysResult {
+        Ok(Ret::Block(super::task::Blocked {
+            on,
+            what,
+            deadline,
+            interruptible: true,
+            retry: true,
+            on_signal: Errno::EINTR,
+            seq: 0,
+        }))
+    }
+    /// The current thread's descriptor table.
+    pub fn files(&self) -> std::rc::Rc<std::cell::RefCell<super::file::FdTable>> {
+        self.k.tasks[&self.tid].files.clone()
+    }
+    pub fn tgid(&self) -> super::task::Tid {
+        self.k.tasks[&self.tid].tgid
+    }
     pub fn mm(&mut self) -> &mut super::mm::Mm {
         let id = self.k.tasks[&self.tid].mm;
         self.k.mms[id].as_mut().expect("mm of a live task")
@@ -68,10 +115,12 @@ impl Sys<'_> {
     }
 }
 
-/// What a handler returns: a value for RAX, or "do not touch RAX" (exit, rt_sigreturn).
+/// What a handler returns: a value for RAX, "do not touch RAX" (exit, rt_sigreturn), or
+/// "park the caller" (see `task::Blocked`).
 pub enum Ret {
     Val(u64),
     NoReturn,
+    Block(super::task::Blocked),
 }
 
 pub type SysResult = KResult<Ret>;
@@ -117,7 +166,12 @@ pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
     let nr = st.gpr[RAX];
     let args = Args([st.gpr[RDI], st.gpr[RSI], st.gpr[RDX], st.gpr[R10], st.gpr[R8], st.gpr[R9]]);
     tracing::debug!(target: "pagelab::syscall", tid, nr, name = syscall_name(nr), a0 = args.0[0], a1 = args.0[1], a2 = args.0[2], "enter");
-    let mut s = Sys { k, hw, tid };
+    let restart = {
+        let t = k.tasks.get_mut(&tid).unwrap();
+        t.orig_rax = nr;
+        t.restart.take().filter(|r| r.nr == nr && r.args == args.0)
+    };
+    let mut s = Sys { k, hw, tid, nr, args, restart };
     let r = dispatch(&mut s, nr, args);
     let r = match r {
         Err(e) if e == Errno::ENOSYS => {
@@ -131,6 +185,11 @@ pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
     let ret = match r {
         Ok(Ret::Val(v)) => v,
         Ok(Ret::NoReturn) => return Ok(()),
+        Ok(Ret::Block(b)) => {
+            let restart = b.retry.then(|| super::task::Restart { nr, args: args.0, deadline: b.deadline, reason: None });
+            s.k.block_current(s.hw, b, restart);
+            return Ok(());
+        }
         Err(e) => (-(e.0 as i64)) as u64,
     };
     tracing::debug!(target: "pagelab::syscall", tid, nr, name = syscall_name(nr), ret = ret as i64, "exit");
@@ -163,13 +222,16 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         19 => fs::sys_readv(s, a),
         20 => fs::sys_writev(s, a),
         21 => fs::sys_access(s, a.u(0)),
-        24 => ok(0),
+        24 => process::sys_sched_yield(s),
         25 => mm::sys_mremap(s, a),
         26 => mm::sys_msync(s, a),
         28 => mm::sys_madvise(s, a),
         32 => fs::sys_dup(s, a),
         33 => fs::sys_dup3(s, a.i32(0), a.i32(1), 0, true),
-        39 => ok(s.k.tasks[&s.tid].tgid as u64),
+        39 => ok(s.tgid() as u64),
+        56 => crate::kernel::fork::sys_clone(s, a),
+        57 => crate::kernel::fork::sys_fork(s),
+        58 => crate::kernel::fork::sys_vfork(s),
         60 => process::sys_exit(s, a),
         63 => process::sys_uname(s, a),
         72 => fs::sys_fcntl(s, a),
@@ -178,11 +240,12 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         96 => time::sys_gettimeofday(s, a),
         97 => process::sys_getrlimit(s, a),
         102 | 104 | 107 | 108 => ok(0),
-        110 => ok(s.k.tasks[&s.tid].ppid as u64),
-        111 => ok(s.k.tasks[&s.tid].tgid as u64),
+        110 => ok(s.k.procs[&s.tgid()].ppid as u64),
+        111 => ok(s.k.procs[&s.tgid()].pgid as u64),
         131 => process::sys_sigaltstack(s, a),
         158 => process::sys_arch_prctl(s, a),
         186 => ok(s.tid as u64),
+        202 => futex::sys_futex(s, a),
         201 => time::sys_time(s, a),
         203 => ok(0),
         204 => process::sys_sched_getaffinity(s, a),
@@ -200,6 +263,8 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         318 => process::sys_getrandom(s, a),
         // rseq: glibc treats ENOSYS as "not available" and carries on.
         334 => Err(Errno::ENOSYS),
+        435 => crate::kernel::fork::sys_clone3(s, a),
+        hooks::PAGELAB_HOOK if s.k.opts.test_hooks => hooks::sys_pagelab_hook(s, a),
         _ => Err(Errno::ENOSYS),
     }
 }

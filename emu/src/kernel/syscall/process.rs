@@ -14,9 +14,16 @@ pub fn sys_exit_group(s: &mut Sys, a: Args) -> SysResult {
     Ok(Ret::NoReturn)
 }
 
+/// exit(2): this thread; the group ends with its last thread.
 pub fn sys_exit(s: &mut Sys, a: Args) -> SysResult {
-    // With one thread per process so far, exit of the last thread ends the group.
-    sys_exit_group(s, a)
+    crate::kernel::exit::do_exit(s.k, s.hw, s.tid, a.i32(0) & 0xff);
+    Ok(Ret::NoReturn)
+}
+
+/// sched_yield: to the back of the run queue when another task is waiting for a vCPU.
+pub fn sys_sched_yield(s: &mut Sys) -> SysResult {
+    s.k.resched = true;
+    ok(0)
 }
 
 pub fn sys_uname(s: &mut Sys, a: Args) -> SysResult {
