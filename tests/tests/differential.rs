@@ -4,7 +4,9 @@
 
 use pagelab_tests::{assert_same, assert_same_default};
 
-/// The programs with a test below; `every_program_has_a_differential_test` keeps it honest.
+/// The programs with a test below. Other test files (threads, processes, signals, files,
+/// machine) name theirs in a `COVERED` list of their own; `every_program_has_a_test`
+/// checks that every guest program appears in one of them.
 const COVERED: &[&str] =
     &["args_env", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx"];
 
@@ -29,9 +31,20 @@ fn unimpl_avx() {
 }
 
 #[test]
-fn every_program_has_a_differential_test() {
+fn every_program_has_a_test() {
+    // Every `const COVERED` list in tests/tests/*.rs.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut covered: Vec<String> = COVERED.iter().map(|s| s.to_string()).collect();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        if let Some(i) = text.find("const COVERED: &[&str] =") {
+            let rest = &text[i..];
+            let list = &rest[..rest.find("];").unwrap()];
+            covered.extend(list.split('"').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
     for p in guest_progs::ALL {
-        assert!(COVERED.contains(p), "guest program {p} has no test in tests/tests/differential.rs");
+        assert!(covered.iter().any(|c| c == p), "guest program {p} is in no COVERED list under tests/tests/");
     }
 }
 
