@@ -21,6 +21,7 @@ pub mod fp;
 use super::exec::{xmm_index, Exec, Handler, Stop};
 use super::flags::{mask, sext, ARITH};
 use super::Exception;
+use super::CpuState;
 use fp::{Op, Prec, Rc};
 use iced_x86::{Code, Instruction, Mnemonic, OpKind};
 
@@ -673,51 +674,39 @@ fn convert(e: &mut Exec, ins: &Instruction, w: u32, results: impl Iterator<Item 
 
 // ---- FXSAVE / FXRSTOR --------------------------------------------------------------------
 
-/// The FXSAVE image (SDM Vol. 1, 10.5.1, 64-bit layout). FIP/FDP/FOP are stored as zero:
-/// pagelab does not track the last x87 instruction. Bytes 416-511 are left as they were
-/// (hardware does not write them).
-fn fxsave(e: &mut Exec, ins: &Instruction) -> R {
-    let va = e.ea(ins);
-    if va & 15 != 0 {
-        return Err(gp0());
-    }
+/// The FXSAVE image of `s` (SDM Vol. 1, 10.5.1, 64-bit layout): bytes 0-415. FIP/FDP/FOP
+/// are stored as zero: pagelab does not track the last x87 instruction. Bytes 416-511 are
+/// zero here; the instruction leaves them as they were in memory (hardware does not write
+/// them), and the kernel's signal frame writes its own. Shared by FXSAVE and the signal
+/// frame's fpstate (Linux: copy_fpstate_to_sigframe).
+pub fn fxsave_image(s: &CpuState) -> [u8; 512] {
     let mut img = [0u8; 512];
-    // Read first so the tail keeps its contents; write_bytes translates every page for
-    // write before writing anything.
-    e.read_bytes(va, &mut img)?;
-    let x = &e.s.x87;
-    img[..32].fill(0);
+    let x = &s.x87;
     img[0..2].copy_from_slice(&x.fcw.to_le_bytes());
     img[2..4].copy_from_slice(&super::x87::fsw_image(x).to_le_bytes());
     img[4] = x.ftw;
-    img[24..28].copy_from_slice(&e.s.mxcsr.to_le_bytes());
+    img[24..28].copy_from_slice(&s.mxcsr.to_le_bytes());
     img[28..32].copy_from_slice(&fp::MXCSR_MASK.to_le_bytes());
     for i in 0..8 {
         let slot = 32 + 16 * i;
-        img[slot..slot + 16].fill(0);
         let v = x.st[(x.top as usize + i) & 7];
         img[slot..slot + 10].copy_from_slice(&super::x87::f64_to_f80(v));
     }
-    for (i, r) in e.s.xmm.iter().enumerate() {
+    for (i, r) in s.xmm.iter().enumerate() {
         img[160 + 16 * i..176 + 16 * i].copy_from_slice(&r.to_le_bytes());
     }
-    e.write_bytes(va, &img)?;
-    Ok(())
+    img
 }
 
-fn fxrstor(e: &mut Exec, ins: &Instruction) -> R {
-    let va = e.ea(ins);
-    if va & 15 != 0 {
-        return Err(gp0());
-    }
-    let mut img = [0u8; 512];
-    e.read_bytes(va, &mut img)?;
+/// Loads an FXSAVE image into `s`, as FXRSTOR does; `Err` (FXRSTOR's #GP) when MXCSR has
+/// reserved bits set, leaving `s` unchanged. Shared by FXRSTOR and rt_sigreturn.
+pub fn fxrstor_image(s: &mut CpuState, img: &[u8; 512]) -> Result<(), ()> {
     let mxcsr = u32::from_le_bytes(img[24..28].try_into().unwrap());
     if mxcsr & !fp::MXCSR_MASK != 0 {
-        return Err(gp0());
+        return Err(());
     }
-    e.s.mxcsr = mxcsr;
-    let x = &mut e.s.x87;
+    s.mxcsr = mxcsr;
+    let x = &mut s.x87;
     x.fcw = u16::from_le_bytes([img[0], img[1]]);
     let fsw = u16::from_le_bytes([img[2], img[3]]);
     x.top = ((fsw >> 11) & 7) as u8;
@@ -729,7 +718,31 @@ fn fxrstor(e: &mut Exec, ins: &Instruction) -> R {
         x.st[(x.top as usize + i) & 7] = v;
     }
     for i in 0..16 {
-        e.s.xmm[i] = u128::from_le_bytes(img[160 + 16 * i..176 + 16 * i].try_into().unwrap());
+        s.xmm[i] = u128::from_le_bytes(img[160 + 16 * i..176 + 16 * i].try_into().unwrap());
     }
     Ok(())
+}
+
+fn fxsave(e: &mut Exec, ins: &Instruction) -> R {
+    let va = e.ea(ins);
+    if va & 15 != 0 {
+        return Err(gp0());
+    }
+    let mut img = [0u8; 512];
+    // Read first so the tail keeps its contents; write_bytes translates every page for
+    // write before writing anything.
+    e.read_bytes(va, &mut img)?;
+    img[..416].copy_from_slice(&fxsave_image(e.s)[..416]);
+    e.write_bytes(va, &img)?;
+    Ok(())
+}
+
+fn fxrstor(e: &mut Exec, ins: &Instruction) -> R {
+    let va = e.ea(ins);
+    if va & 15 != 0 {
+        return Err(gp0());
+    }
+    let mut img = [0u8; 512];
+    e.read_bytes(va, &mut img)?;
+    fxrstor_image(e.s, &img).map_err(|()| gp0())
 }
