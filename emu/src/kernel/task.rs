@@ -143,6 +143,15 @@ pub struct AltStack {
     pub size: u64,
 }
 
+/// The last exception's trap number, error code and CR2 (Linux: thread_struct's trap_nr,
+/// error_code, cr2), which a signal frame's sigcontext reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapInfo {
+    pub trap_nr: u64,
+    pub error_code: u64,
+    pub cr2: u64,
+}
+
 pub struct Task {
     pub tid: Tid,
     /// Thread-group (process) id.
@@ -170,6 +179,8 @@ pub struct Task {
     pub vfork_parent: Option<Tid>,
     /// Guest instructions this thread retired (user time).
     pub utime: u64,
+    /// For the sigcontext of the next signal frame.
+    pub trap: TrapInfo,
 }
 
 impl Task {
@@ -194,6 +205,7 @@ impl Task {
             orig_rax: 0,
             vfork_parent: None,
             utime: 0,
+            trap: TrapInfo::default(),
         }
     }
 }
