@@ -8,6 +8,7 @@ pub mod hooks;
 mod mm;
 pub mod process;
 pub mod time;
+pub mod wait;
 
 use super::errno::{Errno, KResult};
 use super::hw::Hw;
@@ -143,10 +144,11 @@ const NAMES: &[(u64, &str)] = &[
     (37, "alarm"), (39, "getpid"), (56, "clone"), (57, "fork"), (58, "vfork"), (59, "execve"), (60, "exit"),
     (61, "wait4"), (62, "kill"), (63, "uname"), (72, "fcntl"), (79, "getcwd"), (89, "readlink"),
     (96, "gettimeofday"), (97, "getrlimit"), (102, "getuid"), (104, "getgid"), (107, "geteuid"),
-    (108, "getegid"), (110, "getppid"), (111, "getpgrp"), (131, "sigaltstack"), (158, "arch_prctl"),
+    (108, "getegid"), (109, "setpgid"), (110, "getppid"), (111, "getpgrp"), (112, "setsid"),
+    (121, "getpgid"), (124, "getsid"), (131, "sigaltstack"), (158, "arch_prctl"),
     (186, "gettid"), (201, "time"), (202, "futex"), (203, "sched_setaffinity"), (204, "sched_getaffinity"),
     (218, "set_tid_address"), (228, "clock_gettime"), (229, "clock_getres"), (230, "clock_nanosleep"),
-    (231, "exit_group"), (234, "tgkill"), (257, "openat"), (262, "newfstatat"), (267, "readlinkat"),
+    (231, "exit_group"), (234, "tgkill"), (247, "waitid"), (257, "openat"), (262, "newfstatat"), (267, "readlinkat"),
     (269, "faccessat"), (273, "set_robust_list"), (293, "pipe2"), (302, "prlimit64"), (318, "getrandom"),
     (323, "userfaultfd"), (332, "statx"), (334, "rseq"), (435, "clone3"), (439, "faccessat2"),
 ];
@@ -233,6 +235,7 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         57 => crate::kernel::fork::sys_fork(s),
         58 => crate::kernel::fork::sys_vfork(s),
         60 => process::sys_exit(s, a),
+        61 => wait::sys_wait4(s, a),
         63 => process::sys_uname(s, a),
         72 => fs::sys_fcntl(s, a),
         79 => fs::sys_getcwd(s, a),
@@ -240,7 +243,11 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         96 => time::sys_gettimeofday(s, a),
         97 => process::sys_getrlimit(s, a),
         102 | 104 | 107 | 108 => ok(0),
+        109 => wait::sys_setpgid(s, a),
         110 => ok(s.k.procs[&s.tgid()].ppid as u64),
+        112 => wait::sys_setsid(s),
+        121 => wait::sys_getpgid(s, a),
+        124 => wait::sys_getsid(s, a),
         111 => ok(s.k.procs[&s.tgid()].pgid as u64),
         131 => process::sys_sigaltstack(s, a),
         158 => process::sys_arch_prctl(s, a),
@@ -253,6 +260,7 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         228 => time::sys_clock_gettime(s, a),
         229 => time::sys_clock_getres(s, a),
         231 => process::sys_exit_group(s, a),
+        247 => wait::sys_waitid(s, a),
         257 => fs::sys_open(s, a.u(1), a.u32(2), a.i32(0)),
         262 => fs::sys_newfstatat(s, a),
         267 => fs::sys_readlink(s, a.u(1), a.u(2), a.u(3)),
