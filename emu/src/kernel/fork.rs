@@ -213,12 +213,14 @@ pub fn kernel_clone(s: &mut Sys, args: CloneArgs) -> SysResult {
     if f & CLONE_THREAD != 0 {
         s.k.procs.get_mut(&parent_tgid).unwrap().threads.push(tid);
     } else {
-        let ppid = if f & CLONE_PARENT != 0 { s.k.procs[&parent_tgid].ppid } else { parent_tgid };
-        let mut p = Process::new(tid, ppid);
+        // CLONE_PARENT: a sibling, which tells the common parent with the caller's own
+        // exit signal (copy_process).
         let pp = &s.k.procs[&parent_tgid];
+        let (ppid, exit_signal) = if f & CLONE_PARENT != 0 { (pp.ppid, pp.exit_signal) } else { (parent_tgid, args.exit_signal as i32) };
+        let mut p = Process::new(tid, ppid);
         p.pgid = pp.pgid;
         p.sid = pp.sid;
-        p.exit_signal = args.exit_signal as i32;
+        p.exit_signal = exit_signal;
         s.k.procs.insert(tid, p);
     }
     if f & CLONE_PARENT_SETTID != 0 {

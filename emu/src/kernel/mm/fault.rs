@@ -78,6 +78,9 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> F
     let page_va = va & !0xfff;
     let pte = pgtable::get_entry(&hw.mem, slot);
     if pgtable::pte_none(pte) {
+        if let Backing::Shmem { obj, .. } = &vma.backing {
+            return shmem_fault(hw, &vma, obj, slot, page_va, acc);
+        }
         return do_anonymous_page(hw, &vma, slot, page_va, acc);
     }
     if !pte.is_present() {
@@ -120,8 +123,30 @@ fn do_anonymous_page(hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64
     FaultOutcome::Handled
 }
 
-/// Linux: do_wp_page. Reuse an exclusively owned anonymous page; otherwise copy it (the
-/// zero page is always copied).
+/// Linux: shmem_fault + finish_fault for a MAP_SHARED anonymous VMA: the object's page at
+/// this offset (allocated on first touch, reads included), mapped with the VMA's
+/// protection — writable when the VMA is, since shmem needs no write notification — and
+/// dirty on a write.
+fn shmem_fault(hw: &mut Hw, vma: &super::Vma, obj: &super::shmem::Shmem, slot: pgtable::Slot, va: u64, acc: FaultAccess) -> FaultOutcome {
+    let pgoff = vma.object_offset(va) >> 12;
+    let Some(frame) = obj.get_page(&mut hw.pages, &mut hw.mem, pgoff) else {
+        return FaultOutcome::Oom;
+    };
+    hw.pages.get(frame);
+    hw.pages.map(frame);
+    let mut e = pgtable::mk_pte(frame, vma_prot(vma));
+    if acc.write {
+        e = e.with(_PAGE_DIRTY);
+    }
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "shmem_page", pte = format_args!("{:#x}", e.raw()));
+    // The old entry was none.
+    pgtable::set_entry(&mut hw.mem, slot, va, e).not_needed();
+    FaultOutcome::Handled
+}
+
+/// Linux: do_wp_page. Reuse an anonymous page this process owns — PageAnonExclusive, or
+/// (wp_can_reuse_anon_folio) no other reference: after fork, once the other side has
+/// copied or exited — otherwise copy it (the zero page is always copied).
 fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, pte: Entry) -> FaultOutcome {
     let old = pgtable::pte_pfn(pte);
     let cr3 = mm.pml4.as_u64();
@@ -133,8 +158,9 @@ fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, v
     }
     let zero = hw.pages.is_zero_page(old);
     let m = *hw.pages.meta(old);
-    if !zero && m.refcount == 1 && m.anon_exclusive {
-        // wp_page_reuse
+    if !zero && (m.anon_exclusive || m.refcount == 1) {
+        // wp_page_reuse; a page reused by the refcount test becomes exclusive again.
+        hw.pages.meta_mut(old).anon_exclusive = true;
         let f = pgtable::set_entry(&mut hw.mem, slot, va, pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
         hw.flush(f, cr3);
         tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "wp_reuse");

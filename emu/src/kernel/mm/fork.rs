@@ -1,14 +1,153 @@
-//! Copying an address space for fork (Linux: dup_mmap and copy_page_range in
-//! kernel/fork.c and mm/memory.c).
+//! Copying an address space for fork (Linux: dup_mmap in kernel/fork.c — mm/mmap.c in
+//! newer trees — and copy_page_range / copy_present_pte in mm/memory.c).
+//!
+//! The child gets its own PML4 and a copy of every VMA. Page tables are copied only where
+//! a fault could not rebuild them (Linux's vma_needs_copy: VMAs with anonymous pages);
+//! shared mappings are left for the child to fault in from their object. In a private
+//! (copy-on-write) mapping a writable PTE loses R/W in *both* processes and the page
+//! becomes shared: one more reference and mapping, and no longer PageAnonExclusive, so the
+//! first write on either side goes through do_wp_page, which copies or — once the other
+//! side is gone — reuses it.
 
+use super::pgtable::{self, linux::*};
+use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
 use crate::kernel::mm::MmId;
 use crate::kernel::Kernel;
+use mmu::{Entry, Flush};
+use std::collections::BTreeMap;
+
+/// Linux: is_cow_mapping. Private mappings that may be written.
+pub fn is_cow_mapping(flags: VmFlags) -> bool {
+    flags.0 & (VmFlags::SHARED | VmFlags::MAYWRITE) == VmFlags::MAYWRITE
+}
+
+/// Linux: vma_needs_copy. Page tables are copied when faults could not recreate them:
+/// VMAs with anonymous pages (an anon_vma). Shared mappings refault from their object;
+/// MADV_WIPEONFORK ranges start empty in the child.
+fn vma_needs_copy(v: &Vma) -> bool {
+    if v.flags.has(VmFlags::WIPEONFORK) {
+        return false;
+    }
+    !matches!(v.backing, Backing::Shmem { .. }) && !v.shared()
+}
 
 /// A copy of `parent` for a child process: the VMAs, and page tables where private
-/// writable pages are write-protected in both for copy-on-write.
-pub fn dup_mmap(_k: &mut Kernel, _hw: &mut Hw, _parent: MmId) -> KResult<Mm> {
-    Err(Errno::ENOSYS)
+/// writable pages are write-protected in both for copy-on-write. The parent's TLBs (on
+/// every vCPU running it) are flushed once at the end, as dup_mmap's flush_tlb_mm does.
+pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
+    let pml4 = hw.pages.alloc_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)?;
+    let src = k.mms[parent].as_mut().expect("fork from a freed mm");
+    let mut child = Mm {
+        pml4,
+        vmas: BTreeMap::new(),
+        start_brk: src.start_brk,
+        brk: src.brk,
+        users: 1,
+        arg_start: src.arg_start,
+        arg_end: src.arg_end,
+        exe: src.exe.clone(),
+        table_frames: vec![pml4],
+    };
+    let parent_cr3 = src.pml4.as_u64();
+    let mut flush: Option<Flush> = None;
+    let vmas: Vec<Vma> = src.vmas.values().cloned().collect();
+    let mut result = Ok(());
+    for v in vmas {
+        if v.flags.has(VmFlags::DONTCOPY) {
+            continue;
+        }
+        let mut cv = v.clone();
+        // mlock is not inherited; userfaultfd registrations go unless the context asked
+        // for fork events (dup_userfaultfd; not supported, so they always go).
+        cv.flags.0 &= !(VmFlags::LOCKED | VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
+        child.vmas.insert(cv.start, cv);
+        if !vma_needs_copy(&v) {
+            continue;
+        }
+        match copy_page_range(&mut child, src, hw, &v) {
+            Ok(f) => {
+                if let Some(f) = f {
+                    flush = Some(flush.map_or(f, |g| g.merge(f)));
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if let Some(f) = flush {
+        hw.flush(f, parent_cr3);
+    }
+    if let Err(e) = result {
+        // Out of memory for the child's tables: undo the copy (the parent keeps its
+        // write-protected PTEs; their next write fault reuses the page).
+        super::mmap::exit_mmap(&mut child, hw);
+        return Err(e);
+    }
+    Ok(child)
+}
+
+/// Linux: copy_page_range over one VMA. Returns the flush the parent's write-protection
+/// needs.
+fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma) -> KResult<Option<Flush>> {
+    let cow = is_cow_mapping(vma.flags);
+    let mut flush: Option<Flush> = None;
+    let mut va = vma.start;
+    while va < vma.end {
+        let Some(sslot) = pgtable::walk_lookup(&hw.mem, src.pml4, va) else {
+            // No page table here in the parent: skip to the next 2 MiB boundary.
+            va = (va | 0x1f_ffff) + 1;
+            continue;
+        };
+        let pte = pgtable::get_entry(&hw.mem, sslot);
+        if pgtable::pte_none(pte) {
+            va += 4096;
+            continue;
+        }
+        let Some(dslot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut dst.table_frames, dst.pml4, va) else {
+            return Err(Errno::ENOMEM);
+        };
+        let child_pte = if pte.is_present() || super::mprotect::is_protnone(pte) {
+            copy_present_pte(hw, sslot, va, pte, cow, vma.shared(), &mut flush)
+        } else {
+            // Swap entries and PTE markers (none yet) keep their encoding.
+            pte
+        };
+        // The child's tables are new: nothing can be cached for them.
+        pgtable::set_entry(&mut hw.mem, dslot, va, child_pte).not_needed();
+        va += 4096;
+    }
+    Ok(flush)
+}
+
+/// Linux: copy_present_pte (a PROT_NONE entry is "present" to Linux too). Takes a
+/// reference and a mapping of the page, drops PageAnonExclusive, write-protects a COW
+/// page in the parent, and returns the child's entry: write-protected like the parent's,
+/// clean for a shared mapping, old (A clear), without uffd-wp.
+fn copy_present_pte(hw: &mut Hw, sslot: pgtable::Slot, va: u64, pte: Entry, cow: bool, shared: bool, flush: &mut Option<Flush>) -> Entry {
+    let mut child = pte;
+    if !pte.has(_PAGE_SPECIAL) {
+        let pa = pgtable::pte_pfn(pte);
+        if !hw.pages.is_zero_page(pa) {
+            hw.pages.get(pa);
+            hw.pages.map(pa);
+            // folio_try_dup_anon_rmap_pte: the page is now shared by two processes.
+            hw.pages.meta_mut(pa).anon_exclusive = false;
+        }
+    }
+    if cow && pte.is_present() && pte.is_writable() {
+        // ptep_set_wrprotect in the parent: a stale writable TLB entry would let the
+        // parent write the page the child now shares.
+        let f = pgtable::set_entry(&mut hw.mem, sslot, va, pte.without(_PAGE_RW));
+        *flush = Some(flush.map_or(f, |g| g.merge(f)));
+        child = child.without(_PAGE_RW);
+    }
+    if shared {
+        child = child.without(_PAGE_DIRTY);
+    }
+    child.without(_PAGE_ACCESSED | _PAGE_UFFD_WP)
 }

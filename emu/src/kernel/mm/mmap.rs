@@ -51,6 +51,8 @@ pub const MADV_HUGEPAGE: u32 = 14;
 pub const MADV_NOHUGEPAGE: u32 = 15;
 pub const MADV_DONTDUMP: u32 = 16;
 pub const MADV_DODUMP: u32 = 17;
+pub const MADV_WIPEONFORK: u32 = 18;
+pub const MADV_KEEPONFORK: u32 = 19;
 pub const MADV_COLD: u32 = 20;
 pub const MADV_PAGEOUT: u32 = 21;
 
@@ -111,6 +113,8 @@ pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
     if let Some(f) = zap_range(mm, hw, start, end) {
         hw.flush(f, mm.pml4.as_u64());
     }
+    // A shared object whose last VMA went before this zap frees its pages now.
+    hw.pages.drain_deferred();
 }
 
 /// Linux: do_vmi_munmap. Unmaps [start, start+len).
@@ -170,6 +174,11 @@ pub fn do_mmap(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: 
     if flags & MAP_NORESERVE != 0 {
         vf |= VmFlags::NORESERVE;
     }
+    // MAP_SHARED|MAP_ANONYMOUS is backed by a fresh shmem object (shmem_zero_setup).
+    let backing = match (backing, shared_id) {
+        (Backing::Anon, Some(id)) if vf & VmFlags::SHARED != 0 => Backing::Shmem { obj: super::shmem::Shmem::new(id, &hw.pages), offset: 0 },
+        (b, _) => b,
+    };
     let vma = Vma { start, end: start + len, flags: VmFlags(vf), backing, shared_id };
     mm.vmas.insert(start, vma);
     mm.merge_around(start, start + len);
@@ -290,7 +299,7 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
     let mut nv = vma.clone();
     nv.start = new;
     nv.end = new + new_len;
-    if let Backing::File { offset, .. } = &mut nv.backing {
+    if let Backing::File { offset, .. } | Backing::Shmem { offset, .. } = &mut nv.backing {
         *offset += old - vma.start;
     }
     mm.vmas.insert(new, nv);
@@ -306,7 +315,8 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     let len = page_align(len).ok_or(Errno::EINVAL)?;
     let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
     match advice {
-        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_DONTFORK | MADV_DOFORK | MADV_HUGEPAGE | MADV_NOHUGEPAGE
+        MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {}
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_HUGEPAGE | MADV_NOHUGEPAGE
         | MADV_DONTDUMP | MADV_DODUMP | MADV_COLD | MADV_PAGEOUT | MADV_MERGEABLE | MADV_UNMERGEABLE => {}
         MADV_DONTNEED | MADV_FREE => {}
         _ => return Err(Errno::EINVAL),
@@ -321,7 +331,34 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
         zap_and_flush(mm, hw, start, end);
     }
+    if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK) {
+        madvise_fork_flags(mm, start, end, advice)?;
+    }
     Ok(())
+}
+
+/// The fork-related advice (Linux: madvise_vma_behavior → madvise_update_vma): VM_DONTCOPY
+/// for MADV_DONTFORK, VM_WIPEONFORK (private anonymous memory only, else EINVAL) for
+/// MADV_WIPEONFORK, and their inverses. VMAs are split to the range and merged after.
+fn madvise_fork_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult<()> {
+    mm.split_at(start);
+    mm.split_at(end);
+    let mut r = Ok(());
+    for k in mm.vmas_in(start, end) {
+        let v = mm.vmas.get_mut(&k).unwrap();
+        match advice {
+            MADV_DONTFORK => v.flags.0 |= VmFlags::DONTCOPY,
+            MADV_DOFORK => v.flags.0 &= !VmFlags::DONTCOPY,
+            MADV_WIPEONFORK if v.shared() || !v.is_anonymous() => {
+                r = Err(Errno::EINVAL);
+                break;
+            }
+            MADV_WIPEONFORK => v.flags.0 |= VmFlags::WIPEONFORK,
+            _ => v.flags.0 &= !VmFlags::WIPEONFORK,
+        }
+    }
+    mm.merge_around(start, end);
+    r
 }
 
 /// Frees every page of an address space and its tables (exit_mmap).
@@ -334,4 +371,5 @@ pub fn exit_mmap(mm: &mut Mm, hw: &mut Hw) {
     for t in std::mem::take(&mut mm.table_frames) {
         hw.pages.put(t);
     }
+    hw.pages.drain_deferred();
 }

@@ -5,6 +5,8 @@
 //! |---------------|-----------------------------------------|
 //! | `page`        | struct page/folio refcounts, zero page  |
 //! | `vma`         | include/linux/mm_types.h vm_area_struct |
+//! | `shmem`       | mm/shmem.c (MAP_SHARED anonymous)       |
+//! | `fork`        | dup_mmap, copy_page_range               |
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
 //! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
@@ -19,6 +21,7 @@ pub mod mmap;
 pub mod mprotect;
 pub mod page;
 pub mod pgtable;
+pub mod shmem;
 pub mod vma;
 
 pub use page::Pages;
@@ -101,7 +104,7 @@ impl Mm {
         let mut hi = v.clone();
         v.end = addr;
         hi.start = addr;
-        if let vma::Backing::File { offset, .. } = &mut hi.backing {
+        if let vma::Backing::File { offset, .. } | vma::Backing::Shmem { offset, .. } = &mut hi.backing {
             *offset += addr - key;
         }
         self.vmas.insert(addr, hi);

@@ -21,6 +21,9 @@ pub struct Pages {
     /// The shared zero page: always mapped read-only, never freed.
     pub zero_page: PhysAddr,
     pub allocated: u64,
+    /// References dropped where the allocator is not at hand (a shared memory object
+    /// freed when its last VMA went); `drain_deferred` puts them.
+    pub deferred_put: std::rc::Rc<std::cell::RefCell<Vec<PhysAddr>>>,
 }
 
 impl Pages {
@@ -32,11 +35,22 @@ impl Pages {
         mem.fill(zero_page, 4096, 0);
         let mut meta = vec![PageMeta::default(); frames as usize];
         meta[zero_page.frame() as usize].refcount = 1;
-        Self { alloc, meta, zero_page, allocated: 0 }
+        Self { alloc, meta, zero_page, allocated: 0, deferred_put: Default::default() }
+    }
+
+    /// Puts the references in `deferred_put`.
+    pub fn drain_deferred(&mut self) {
+        let v: Vec<PhysAddr> = std::mem::take(&mut *self.deferred_put.borrow_mut());
+        for pa in v {
+            self.put(pa);
+        }
     }
 
     /// A zeroed 4 KiB frame with refcount 1, or None when guest memory is exhausted.
     pub fn alloc_zeroed(&mut self, mem: &mut PhysMem) -> Option<PhysAddr> {
+        if !self.deferred_put.borrow().is_empty() {
+            self.drain_deferred();
+        }
         let pa = self.alloc.alloc(PageSize::Size4K)?;
         mem.fill(pa, 4096, 0);
         self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true };

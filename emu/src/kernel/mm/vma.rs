@@ -19,6 +19,8 @@ impl VmFlags {
     pub const LOCKED: u64 = 0x2000;
     pub const DONTCOPY: u64 = 0x2_0000;
     pub const DONTEXPAND: u64 = 0x4_0000;
+    /// MADV_WIPEONFORK: the child gets the range empty (zero-filled on demand).
+    pub const WIPEONFORK: u64 = 0x200_0000;
     pub const ACCOUNT: u64 = 0x10_0000;
     pub const NORESERVE: u64 = 0x20_0000;
     pub const UFFD_MINOR: u64 = 0x2_0000_0000;
@@ -43,6 +45,8 @@ pub enum Backing {
     Heap,
     /// A mapped file (a host file opened read-only), with the offset of `start`.
     File { path: std::path::PathBuf, offset: u64 },
+    /// MAP_SHARED|MAP_ANONYMOUS: a shmem object, with the byte offset of `start` in it.
+    Shmem { obj: super::shmem::Shmem, offset: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,8 +72,9 @@ impl Vma {
     pub fn shared(&self) -> bool {
         self.flags.has(VmFlags::SHARED)
     }
+    /// Linux's vma_is_anonymous: no file or shmem object behind it.
     pub fn is_anonymous(&self) -> bool {
-        !matches!(self.backing, Backing::File { .. })
+        !matches!(self.backing, Backing::File { .. } | Backing::Shmem { .. })
     }
     pub fn len(&self) -> u64 {
         self.end - self.start
@@ -80,7 +85,7 @@ impl Vma {
     /// Offset of `addr` within the object this VMA maps (file or shared anonymous object).
     pub fn object_offset(&self, addr: u64) -> u64 {
         let base = match &self.backing {
-            Backing::File { offset, .. } => *offset,
+            Backing::File { offset, .. } | Backing::Shmem { offset, .. } => *offset,
             _ => 0,
         };
         base + (addr - self.start)

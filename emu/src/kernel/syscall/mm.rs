@@ -25,7 +25,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
         // mappable answers ENODEV as Linux does for such files.
         return Err(if s.k.tasks[&s.tid].files.borrow().get(fd).is_some() { Errno::ENODEV } else { Errno::EBADF });
     };
-    let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.next_random()) } else { None };
+    let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.new_obj_id()) } else { None };
     let (hw, mm) = s.hw_mm();
     let r = mmap::do_mmap(mm, hw, addr, len, prot, flags, backing, shared_id)?;
     ok(r)
