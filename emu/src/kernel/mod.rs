@@ -12,6 +12,7 @@ pub mod file;
 pub mod fork;
 pub mod hw;
 pub mod mm;
+pub mod procfs;
 pub mod sched;
 pub mod signal;
 pub mod syscall;

@@ -343,11 +343,18 @@ pub fn sys_newfstatat(s: &mut Sys, a: Args) -> SysResult {
         }
         return sys_fstat(s, dirfd, buf);
     }
+    if p.starts_with(b"/proc/") {
+        // AT_SYMLINK_NOFOLLOW (0x100): lstat semantics.
+        return crate::kernel::procfs::stat(s, &p, buf, flags & 0x100 == 0);
+    }
     sys_stat_bytes(s, &p, buf)
 }
 
 pub fn sys_stat_path(s: &mut Sys, path: u64, buf: u64) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
+    if p.starts_with(b"/proc/") {
+        return crate::kernel::procfs::stat(s, &p, buf, true);
+    }
     sys_stat_bytes(s, &p, buf)
 }
 
@@ -378,6 +385,9 @@ fn resolve_allowed(s: &Sys, p: &[u8]) -> KResult<PathBuf> {
 pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
     let _ = dirfd;
     let p = s.strncpy_from_user(path, 4096)?;
+    if p.starts_with(b"/proc/") {
+        return crate::kernel::procfs::open(s, &p, flags);
+    }
     let host = resolve_allowed(s, &p)?;
     if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
         return Err(Errno::EACCES);
@@ -390,6 +400,9 @@ pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
 
 pub fn sys_access(s: &mut Sys, path: u64) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
+    if p.starts_with(b"/proc/") {
+        return crate::kernel::procfs::access(s, &p);
+    }
     resolve_allowed(s, &p)?;
     ok(0)
 }
@@ -399,6 +412,9 @@ pub fn sys_readlink(s: &mut Sys, path: u64, buf: u64, size: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let p = s.strncpy_from_user(path, 4096)?;
+    if p.starts_with(b"/proc/") {
+        return crate::kernel::procfs::readlink(s, &p, buf, size);
+    }
     if p != b"/proc/self/exe" {
         return Err(if resolve_allowed(s, &p).is_ok() { Errno::EINVAL } else { Errno::ENOENT });
     }

@@ -1,0 +1,431 @@
+//! /proc/PID (Linux: fs/proc/base.c, array.c, task_mmu.c), in the small: `/proc/self` and
+//! `/proc/<pid>` for every thread group (zombies included, until reaped) and thread, with
+//! the entries in [`PID_ENTRIES`].
+//!
+//! Files are generated whole when opened and read from that snapshot (an in-memory
+//! `FileKind::HostFile`), which is what a reader that opens, reads and closes sees in
+//! Linux too. The path syscalls in `syscall::fs` hand every path under `/proc/` here:
+//! open ([`open`]), stat ([`stat`]), access ([`access`]) and readlink ([`readlink`]).
+//!
+//! Adding an entry: one line in [`PID_ENTRIES`] naming its generator.
+
+use super::errno::{Errno, KResult};
+use super::file::{Fd, File, FileKind};
+use super::syscall::{ok, Sys, SysResult};
+use super::task::{TaskState, Tid};
+use super::Kernel;
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+/// What a /proc/PID entry is.
+#[derive(Clone, Copy)]
+pub enum EntryKind {
+    /// A symbolic link, resolved by the function (None: a dangling link, ENOENT).
+    Link(fn(&Sys, Target) -> Option<String>),
+    /// A read-only file whose contents the function generates.
+    File(fn(&mut Sys, Target) -> Vec<u8>),
+}
+
+/// The entries of /proc/PID.
+pub const PID_ENTRIES: &[(&str, EntryKind)] = &[
+    ("cmdline", EntryKind::File(proc_pid_cmdline)),
+    ("exe", EntryKind::Link(proc_exe_link)),
+    ("maps", EntryKind::File(proc_pid_maps)),
+    ("stat", EntryKind::File(proc_pid_stat)),
+    ("status", EntryKind::File(proc_pid_status)),
+];
+
+/// The task a /proc/PID directory describes: the thread group and the thread (the leader
+/// for /proc/TGID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub tgid: Tid,
+    pub tid: Tid,
+}
+
+/// A resolved /proc path.
+#[derive(Clone, Copy)]
+enum Node {
+    /// /proc/self: a link to the caller's /proc/TGID.
+    SelfLink,
+    /// /proc/PID.
+    Dir(Target),
+    /// /proc/PID/NAME.
+    Entry(Target, &'static str, EntryKind),
+}
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+/// The task a pid component names: a thread group (live or zombie) or a thread.
+fn lookup_pid(k: &Kernel, pid: Tid) -> Option<Target> {
+    if k.procs.contains_key(&pid) {
+        return Some(Target { tgid: pid, tid: pid });
+    }
+    k.tasks.get(&pid).map(|t| Target { tgid: t.tgid, tid: pid })
+}
+
+/// Resolves a path that starts with "/proc/". `follow`: a final /proc/self resolves to
+/// the directory it names.
+fn resolve(s: &Sys, path: &[u8], follow: bool) -> KResult<Node> {
+    let rest = path.strip_prefix(b"/proc/").ok_or(Errno::ENOENT)?;
+    let rest = std::str::from_utf8(rest).map_err(|_| Errno::ENOENT)?;
+    let parts: Vec<&str> = rest.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let Some(first) = parts.first() else {
+        // /proc itself: not modelled.
+        return Err(Errno::ENOENT);
+    };
+    let me = s.tgid();
+    let target = if *first == "self" {
+        if parts.len() == 1 && !follow {
+            return Ok(Node::SelfLink);
+        }
+        Target { tgid: me, tid: me }
+    } else {
+        // Linux's name_to_int: decimal without a sign or leading zeros.
+        if first.starts_with('0') || !first.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Errno::ENOENT);
+        }
+        let pid: Tid = first.parse().map_err(|_| Errno::ENOENT)?;
+        lookup_pid(s.k, pid).ok_or(Errno::ENOENT)?
+    };
+    match parts.len() {
+        1 => Ok(Node::Dir(target)),
+        2 => {
+            let (name, kind) = PID_ENTRIES.iter().find(|(n, _)| *n == parts[1]).ok_or(Errno::ENOENT)?;
+            Ok(Node::Entry(target, name, *kind))
+        }
+        _ => {
+            // Below a file, or below a link to one.
+            PID_ENTRIES.iter().find(|(n, _)| *n == parts[1]).ok_or(Errno::ENOENT)?;
+            Err(Errno::ENOTDIR)
+        }
+    }
+}
+
+/// open/openat of a /proc path.
+pub fn open(s: &mut Sys, path: &[u8], flags: u32) -> SysResult {
+    const O_ACCMODE: u32 = 3;
+    const O_CREAT: u32 = 0o100;
+    const O_TRUNC: u32 = 0o1000;
+    const O_NONBLOCK: u32 = 0o4000;
+    const O_APPEND: u32 = 0o2000;
+    const O_DIRECTORY: u32 = 0o200000;
+    const O_CLOEXEC: u32 = 0o2000000;
+    let node = resolve(s, path, true)?;
+    if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
+        return Err(if matches!(node, Node::Dir(_)) { Errno::EISDIR } else { Errno::EACCES });
+    }
+    let (name, data) = match node {
+        Node::SelfLink => unreachable!("followed"),
+        // A directory opens (for fstat, fchdir ...); reading it is for getdents.
+        Node::Dir(t) => (format!("/proc/{}", t.tgid), Vec::new()),
+        Node::Entry(t, name, EntryKind::File(gen)) => {
+            if flags & O_DIRECTORY != 0 {
+                return Err(Errno::ENOTDIR);
+            }
+            (format!("/proc/{}/{name}", t.tgid), gen(s, t))
+        }
+        Node::Entry(t, _, EntryKind::Link(link)) => {
+            // The only link, exe, names the program: open it.
+            let target = link(s, t).ok_or(Errno::ENOENT)?;
+            let data = std::fs::read(&target).map_err(|_| Errno::ENOENT)?;
+            (target, data)
+        }
+    };
+    let f = File::new(FileKind::HostFile { path: name.into(), data: std::sync::Arc::new(data), pos: 0 }, flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
+    let fd = Fd { file: Rc::new(RefCell::new(f)), cloexec: flags & O_CLOEXEC != 0 };
+    ok(s.files().borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64)
+}
+
+/// stat/lstat/newfstatat of a /proc path (`follow` false for lstat / AT_SYMLINK_NOFOLLOW).
+pub fn stat(s: &mut Sys, path: &[u8], buf: u64, follow: bool) -> SysResult {
+    let node = resolve(s, path, follow)?;
+    let (mode, nlink, size, ino) = match node {
+        Node::SelfLink => (S_IFLNK | 0o777, 1, s.tgid().to_string().len() as u64, 0xffff_fffe),
+        Node::Dir(t) => (S_IFDIR | 0o555, 9, 0, (t.tid as u64) << 8),
+        Node::Entry(t, name, kind) => {
+            let i = PID_ENTRIES.iter().position(|(n, _)| *n == name).unwrap_or(0) as u64;
+            match kind {
+                EntryKind::File(_) => (S_IFREG | 0o444, 1, 0, ((t.tid as u64) << 8) | (i + 1)),
+                EntryKind::Link(_) if !follow => (S_IFLNK | 0o777, 1, 0, ((t.tid as u64) << 8) | (i + 1)),
+                EntryKind::Link(link) => {
+                    let target = link(s, t).ok_or(Errno::ENOENT)?;
+                    let len = std::fs::metadata(&target).map_err(|_| Errno::ENOENT)?.len();
+                    (S_IFREG | 0o755, 1, len, 2)
+                }
+            }
+        }
+    };
+    // struct stat (x86-64, 144 bytes): st_dev 0x17 (proc), uid/gid 0, blksize 1024.
+    let mut b = [0u8; 144];
+    let put = |b: &mut [u8; 144], off: usize, v: u64, n: usize| b[off..off + n].copy_from_slice(&v.to_le_bytes()[..n]);
+    put(&mut b, 0, 0x17, 8);
+    put(&mut b, 8, ino, 8);
+    put(&mut b, 16, nlink, 8);
+    put(&mut b, 24, mode as u64, 4);
+    put(&mut b, 48, size, 8);
+    put(&mut b, 56, 1024, 8);
+    put(&mut b, 64, size.div_ceil(512), 8);
+    s.copy_to_user(buf, &b)?;
+    ok(0)
+}
+
+/// access/faccessat of a /proc path: existence (the caller is root).
+pub fn access(s: &mut Sys, path: &[u8]) -> SysResult {
+    if let Node::Entry(t, _, EntryKind::Link(link)) = resolve(s, path, true)? {
+        link(s, t).ok_or(Errno::ENOENT)?;
+    }
+    ok(0)
+}
+
+/// readlink/readlinkat of a /proc path.
+pub fn readlink(s: &mut Sys, path: &[u8], buf: u64, size: u64) -> SysResult {
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = match resolve(s, path, false)? {
+        Node::SelfLink => s.tgid().to_string(),
+        Node::Entry(t, _, EntryKind::Link(link)) => link(s, t).ok_or(Errno::ENOENT)?,
+        _ => return Err(Errno::EINVAL),
+    };
+    let bytes = target.as_bytes();
+    let n = bytes.len().min(size as usize);
+    s.copy_to_user(buf, &bytes[..n])?;
+    ok(n as u64)
+}
+
+// ---- Generators ----
+
+/// The live address space of a target (None for a zombie).
+fn mm_of(s: &Sys, t: Target) -> Option<usize> {
+    let p = s.k.procs.get(&t.tgid)?;
+    let tid = if s.k.tasks.contains_key(&t.tid) { t.tid } else { p.threads.iter().copied().find(|x| s.k.tasks.contains_key(x))? };
+    let mm = s.k.tasks[&tid].mm;
+    s.k.mms[mm].is_some().then_some(mm)
+}
+
+/// The command name (Linux: task->comm, the executable's basename, at most 15 bytes).
+fn comm(s: &Sys, t: Target) -> String {
+    let exe = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()).map(|m| m.exe.clone());
+    // A zombie's mm is gone; without exec every process runs the one program, whose
+    // name any live mm still has.
+    let name = exe
+        .as_ref()
+        .and_then(|e| e.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .or_else(|| s.k.mms.iter().flatten().next().and_then(|m| m.exe.file_name()).map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    name.chars().take(15).collect()
+}
+
+/// Linux's task state letter and name for /proc (fs/proc/array.c task_state_array).
+fn state(s: &Sys, t: Target) -> (char, &'static str) {
+    let Some(task) = s.k.tasks.get(&t.tid) else {
+        return ('Z', "zombie");
+    };
+    match task.state {
+        TaskState::Runnable => ('R', "running"),
+        TaskState::Blocked if task.blocked.as_ref().is_some_and(|b| !b.interruptible) => ('D', "disk sleep"),
+        TaskState::Blocked => ('S', "sleeping"),
+        TaskState::Stopped => ('T', "stopped"),
+        TaskState::Zombie => ('Z', "zombie"),
+    }
+}
+
+fn live_threads(k: &Kernel, tgid: Tid) -> usize {
+    k.procs.get(&tgid).map_or(0, |p| p.threads.iter().filter(|t| k.tasks.contains_key(t)).count())
+}
+
+fn proc_exe_link(s: &Sys, t: Target) -> Option<String> {
+    let mm = mm_of(s, t)?;
+    Some(s.k.mms[mm].as_ref()?.exe.to_string_lossy().into_owned())
+}
+
+/// /proc/PID/cmdline: the argument strings, NUL-separated, as in the process's memory.
+fn proc_pid_cmdline(s: &mut Sys, t: Target) -> Vec<u8> {
+    let Some(id) = mm_of(s, t) else { return Vec::new() };
+    let mm = s.k.mms[id].as_mut().unwrap();
+    let len = mm.arg_end.saturating_sub(mm.arg_start).min(1 << 20) as usize;
+    let mut b = vec![0u8; len];
+    if super::uaccess::copy_from_user_mm(s.hw, mm, mm.arg_start, &mut b).is_err() {
+        return Vec::new();
+    }
+    b
+}
+
+/// /proc/PID/status (fs/proc/array.c proc_pid_status), the lines pagelab can answer.
+fn proc_pid_status(s: &mut Sys, t: Target) -> Vec<u8> {
+    let p = &s.k.procs[&t.tgid];
+    let (st, st_name) = state(s, t);
+    let task = s.k.tasks.get(&t.tid);
+    let (pending, blocked) = task.map_or((0, 0), |x| (x.pending.set, x.sigmask));
+    let actions = task.map(|x| *x.sigactions.borrow());
+    let (mut ign, mut cgt) = (0u64, 0u64);
+    for (i, a) in actions.iter().flatten().enumerate() {
+        match a.handler {
+            0 => {}
+            1 => ign |= 1 << i,
+            _ => cgt |= 1 << i,
+        }
+    }
+    let mut o = String::new();
+    let _ = writeln!(o, "Name:\t{}", comm(s, t));
+    let _ = writeln!(o, "Umask:\t0022");
+    let _ = writeln!(o, "State:\t{st} ({st_name})");
+    let _ = writeln!(o, "Tgid:\t{}", t.tgid);
+    let _ = writeln!(o, "Ngid:\t0");
+    let _ = writeln!(o, "Pid:\t{}", t.tid);
+    let _ = writeln!(o, "PPid:\t{}", p.ppid);
+    let _ = writeln!(o, "TracerPid:\t0");
+    let _ = writeln!(o, "Uid:\t0\t0\t0\t0");
+    let _ = writeln!(o, "Gid:\t0\t0\t0\t0");
+    let _ = writeln!(o, "FDSize:\t{}", if st == 'Z' { 0 } else { 64 });
+    let _ = writeln!(o, "Groups:\t ");
+    let _ = writeln!(o, "NStgid:\t{}", t.tgid);
+    let _ = writeln!(o, "NSpid:\t{}", t.tid);
+    let _ = writeln!(o, "NSpgid:\t{}", p.pgid);
+    let _ = writeln!(o, "NSsid:\t{}", p.sid);
+    let _ = writeln!(o, "Kthread:\t0");
+    if let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) {
+        let kb = |f: &dyn Fn(&super::mm::Vma) -> bool| mm.vmas.values().filter(|v| f(v)).map(|v| v.len()).sum::<u64>() >> 10;
+        let size = kb(&|_| true);
+        let _ = writeln!(o, "VmPeak:\t{size:>8} kB");
+        let _ = writeln!(o, "VmSize:\t{size:>8} kB");
+        let _ = writeln!(o, "VmLck:\t{:>8} kB", 0);
+        let _ = writeln!(o, "VmPin:\t{:>8} kB", 0);
+        let _ = writeln!(o, "VmData:\t{:>8} kB", kb(&|v| v.writable() && !v.shared() && !v.flags.has(super::mm::VmFlags::GROWSDOWN)));
+        let _ = writeln!(o, "VmStk:\t{:>8} kB", kb(&|v| v.flags.has(super::mm::VmFlags::GROWSDOWN)));
+        let _ = writeln!(o, "VmExe:\t{:>8} kB", kb(&|v| v.executable()));
+        let _ = writeln!(o, "VmSwap:\t{:>8} kB", 0);
+    }
+    let _ = writeln!(o, "Threads:\t{}", live_threads(s.k, t.tgid).max(1));
+    let _ = writeln!(o, "SigQ:\t0/63704");
+    let _ = writeln!(o, "SigPnd:\t{pending:016x}");
+    let _ = writeln!(o, "ShdPnd:\t{:016x}", p.shared_pending.set);
+    let _ = writeln!(o, "SigBlk:\t{blocked:016x}");
+    let _ = writeln!(o, "SigIgn:\t{ign:016x}");
+    let _ = writeln!(o, "SigCgt:\t{cgt:016x}");
+    let _ = writeln!(o, "CapInh:\t0000000000000000");
+    let _ = writeln!(o, "CapPrm:\t000001ffffffffff");
+    let _ = writeln!(o, "CapEff:\t000001ffffffffff");
+    let _ = writeln!(o, "CapBnd:\t000001ffffffffff");
+    let _ = writeln!(o, "CapAmb:\t0000000000000000");
+    let _ = writeln!(o, "NoNewPrivs:\t0");
+    let _ = writeln!(o, "Seccomp:\t0");
+    let _ = writeln!(o, "Seccomp_filters:\t0");
+    let n = s.hw.vcpus.len();
+    let _ = writeln!(o, "Cpus_allowed:\t{:x}", if n >= 64 { u64::MAX } else { (1u64 << n) - 1 });
+    let _ = writeln!(o, "Cpus_allowed_list:\t{}", if n == 1 { "0".to_string() } else { format!("0-{}", n - 1) });
+    let _ = writeln!(o, "voluntary_ctxt_switches:\t0");
+    let _ = writeln!(o, "nonvoluntary_ctxt_switches:\t0");
+    o.into_bytes()
+}
+
+/// /proc/PID/stat (fs/proc/array.c do_task_stat): the 52 fields.
+fn proc_pid_stat(s: &mut Sys, t: Target) -> Vec<u8> {
+    let p = &s.k.procs[&t.tgid];
+    let (st, _) = state(s, t);
+    let ticks = |instr: u64| instr * super::NS_PER_INSTR / 10_000_000;
+    let task = s.k.tasks.get(&t.tid);
+    let (sigpnd, sigblk) = task.map_or((0, 0), |x| (x.pending.set | p.shared_pending.set, x.sigmask));
+    let mm = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref());
+    let vsize: u64 = mm.map_or(0, |m| m.vmas.values().map(|v| v.len()).sum());
+    let (start_brk, arg_start, arg_end) = mm.map_or((0, 0, 0), |m| (m.start_brk, m.arg_start, m.arg_end));
+    let (code_lo, code_hi) = mm
+        .and_then(|m| m.vmas.values().find(|v| v.executable()).map(|v| (v.start, v.end)))
+        .unwrap_or((0, 0));
+    let exit_code = if p.zombie { p.exit_status.unwrap_or(0) } else { 0 };
+    let fields: Vec<String> = vec![
+        p.ppid.to_string(),
+        p.pgid.to_string(),
+        p.sid.to_string(),
+        "0".into(),  // tty_nr
+        "-1".into(), // tpgid
+        "4194304".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        ticks(task.map_or(p.utime, |x| x.utime)).to_string(),
+        "0".into(),
+        ticks(p.cutime).to_string(),
+        "0".into(),
+        "20".into(), // priority
+        "0".into(),  // nice
+        live_threads(s.k, t.tgid).max(1).to_string(),
+        "0".into(),
+        "0".into(), // starttime
+        vsize.to_string(),
+        "0".into(),
+        u64::MAX.to_string(),
+        code_lo.to_string(),
+        code_hi.to_string(),
+        if mm.is_some() { super::mm::STACK_TOP.to_string() } else { "0".into() },
+        "0".into(),
+        "0".into(),
+        sigpnd.to_string(),
+        sigblk.to_string(),
+        "0".into(),
+        "0".into(),
+        "0".into(), // wchan
+        "0".into(),
+        "0".into(),
+        p.exit_signal.to_string(),
+        "0".into(), // processor
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        start_brk.to_string(),
+        arg_start.to_string(),
+        arg_end.to_string(),
+        arg_end.to_string(),
+        arg_end.to_string(),
+        exit_code.to_string(),
+    ];
+    format!("{} ({}) {st} {}\n", t.tid, comm(s, t), fields.join(" ")).into_bytes()
+}
+
+/// /proc/PID/maps (fs/proc/task_mmu.c show_map_vma): one line per VMA.
+fn proc_pid_maps(s: &mut Sys, t: Target) -> Vec<u8> {
+    let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
+    let mut o = String::new();
+    for v in mm.vmas.values() {
+        use super::mm::vma::Backing;
+        let (pgoff, dev, ino, name) = match &v.backing {
+            Backing::File { path, offset } => (*offset, "00:00".to_string(), 0u64, path.to_string_lossy().into_owned()),
+            // shmem_zero_setup names the object "/dev/zero" and unlinks it.
+            Backing::Shmem { obj, offset } => (*offset, "00:01".to_string(), obj.id(), "/dev/zero (deleted)".to_string()),
+            _ if v.start <= mm.brk && v.end >= mm.start_brk && matches!(v.backing, Backing::Heap) => (0, "00:00".into(), 0, "[heap]".into()),
+            Backing::Stack => (0, "00:00".into(), 0, "[stack]".into()),
+            _ => (0, "00:00".into(), 0, String::new()),
+        };
+        let mut line = format!(
+            "{:08x}-{:08x} {}{}{}{} {:08x} {dev} {ino} ",
+            v.start,
+            v.end,
+            if v.readable() { 'r' } else { '-' },
+            if v.writable() { 'w' } else { '-' },
+            if v.executable() { 'x' } else { '-' },
+            if v.flags.has(super::mm::VmFlags::MAYSHARE) { 's' } else { 'p' },
+            pgoff,
+        );
+        if !name.is_empty() {
+            // seq_pad: the name starts in column 73.
+            while line.len() < 72 {
+                line.push(' ');
+            }
+            line.push(' ');
+            line.push_str(&name);
+        }
+        o.push_str(&line);
+        o.push('\n');
+    }
+    o.into_bytes()
+}
