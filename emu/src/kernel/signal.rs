@@ -1,10 +1,29 @@
-//! Faults become signals (Linux: arch/x86/mm/fault.c and arch/x86/kernel/traps.c), and
-//! fatal signals end the thread group. Handlers and signal frames arrive with the threads
-//! and signals issue; until then every fault signal is fatal, with the status Linux gives.
+//! Signals (Linux: kernel/signal.c, arch/x86/kernel/signal*.c, arch/x86/mm/fault.c,
+//! arch/x86/kernel/traps.c): faults become signals, signals are generated, queued, and
+//! delivered on the way back to user mode — a handler through the x86-64 rt_sigframe, or
+//! the default action (terminate, core, ignore, stop, continue).
+//!
+//! - Generation (`send_signal_locked`): `prepare_signal` applies the stop/continue side
+//!   effects and drops ignored signals; the signal is queued on the thread's or the
+//!   group's pending set (a standard signal only once, real-time signals each time);
+//!   `complete_signal` picks a thread that does not block it, kills the whole group at once
+//!   for an unhandled fatal signal, or wakes the thread when it is parked.
+//! - Delivery (`exit_to_user`, Linux's arch_do_signal_or_restart): run by the run loop
+//!   after every exit of a task still on its vCPU, and when a task is put on a vCPU.
+//!   Signals are dequeued one at a time; each handler gets a frame on top of the previous
+//!   one, so the last one delivered runs first, as in Linux.
+//! - Syscall restart: a syscall interrupted by a signal returns one of the internal
+//!   -ERESTART* codes; `exit_to_user` turns it into -EINTR or rewinds RIP onto the SYSCALL
+//!   instruction, per Linux's handle_signal rules. `Task::orig_rax` is the syscall number
+//!   while the task is returning from a syscall and `u64::MAX` otherwise (Linux:
+//!   regs->orig_ax == -1).
 
-use super::mm::fault::{handle_mm_fault, FaultAccess, FaultOutcome};
-use super::Kernel;
 use super::hw::Hw;
+use super::mm::fault::{handle_mm_fault, FaultAccess, FaultOutcome};
+use super::sched::Timer;
+use super::task::{SigAction, Task, TaskState, Tid, TrapInfo, WaitKey, WakeReason};
+use super::Kernel;
+use crate::cpu::reg::*;
 use crate::cpu::Exception;
 use crate::Outcome;
 
@@ -24,18 +43,81 @@ pub const SIGPIPE: i32 = 13;
 pub const SIGALRM: i32 = 14;
 pub const SIGTERM: i32 = 15;
 pub const SIGCHLD: i32 = 17;
+pub const SIGCONT: i32 = 18;
+pub const SIGSTOP: i32 = 19;
+pub const SIGTSTP: i32 = 20;
+pub const SIGTTIN: i32 = 21;
+pub const SIGTTOU: i32 = 22;
+pub const SIGURG: i32 = 23;
+pub const SIGXCPU: i32 = 24;
+pub const SIGXFSZ: i32 = 25;
+pub const SIGVTALRM: i32 = 26;
+pub const SIGPROF: i32 = 27;
+pub const SIGWINCH: i32 = 28;
+pub const SIGIO: i32 = 29;
 pub const SIGSYS: i32 = 31;
+pub const SIGRTMIN: i32 = 32;
+pub const NSIG: i32 = 64;
 
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
+pub const BUS_ADRALN: i32 = 1;
 pub const BUS_ADRERR: i32 = 2;
 pub const ILL_ILLOPN: i32 = 2;
 pub const FPE_INTDIV: i32 = 1;
 pub const TRAP_BRKPT: i32 = 1;
+pub const TRAP_TRACE: i32 = 2;
+pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
+pub const SI_QUEUE: i32 = -1;
+pub const SI_TIMER: i32 = -2;
+pub const SI_TKILL: i32 = -6;
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+pub const SA_NOCLDSTOP: u64 = 1;
+pub const SA_NOCLDWAIT: u64 = 2;
+pub const SA_SIGINFO: u64 = 4;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+/// The sa_flags rt_sigaction keeps (Linux: UAPI_SA_FLAGS, with SA_EXPOSE_TAGBITS and x86's
+/// SA_RESTORER); unknown bits read back as clear, which is how programs probe for flags.
+pub const UAPI_SA_FLAGS: u64 = SA_NOCLDSTOP | SA_NOCLDWAIT | SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_NODEFER | SA_RESETHAND | 0x800 | SA_RESTORER;
+
+pub const SS_ONSTACK: u32 = 1;
+pub const SS_DISABLE: u32 = 2;
+pub const SS_AUTODISARM: u32 = 1 << 31;
+pub const MINSIGSTKSZ: u64 = 2048;
+
+/// The bit of `sig` in a sigset.
+pub const fn sigmask(sig: i32) -> u64 {
+    1u64 << (sig - 1)
+}
+const fn mask_of(sigs: &[i32]) -> u64 {
+    let mut m = 0;
+    let mut i = 0;
+    while i < sigs.len() {
+        m |= sigmask(sigs[i]);
+        i += 1;
+    }
+    m
+}
+/// Signals that can be neither caught, blocked nor ignored.
+pub const KERNEL_ONLY_MASK: u64 = mask_of(&[SIGKILL, SIGSTOP]);
+/// Default action: stop the group.
+const STOP_MASK: u64 = mask_of(&[SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU]);
+/// Default action: nothing (SIGCONT's continue happens at generation).
+const IGNORE_MASK: u64 = mask_of(&[SIGCONT, SIGCHLD, SIGWINCH, SIGURG]);
+/// Default action: terminate with a core dump (Linux: SIG_KERNEL_COREDUMP_MASK).
+const COREDUMP_MASK: u64 = mask_of(&[SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGXCPU, SIGXFSZ, SIGSYS]);
+/// Dequeued before other signals (Linux: SYNCHRONOUS_MASK), so a fault is handled first.
+const SYNCHRONOUS_MASK: u64 = mask_of(&[SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS]);
 
 /// A queued signal with what its siginfo reports (Linux: struct kernel_siginfo). The
-/// fields used depend on `code` and `signo`, as in Linux's union.
+/// fields used depend on `code` and `signo`, as in Linux's union (see `siginfo_bytes`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SigInfo {
     pub signo: i32,
@@ -56,19 +138,115 @@ pub struct SigInfo {
     /// SIGPOLL band and fd; timer id and overrun.
     pub band: i64,
     pub fd: i32,
+    /// Raised by a fault (force_sig_fault): a death by it reports `addr` as the fault
+    /// address in the run's outcome.
+    pub fault: bool,
+}
+
+impl SigInfo {
+    /// A kill()-style siginfo: SI_USER (or SI_TKILL ...) from `pid`.
+    pub fn user(signo: i32, code: i32, pid: Tid) -> Self {
+        SigInfo { signo, code, pid, ..Default::default() }
+    }
+    /// Linux's SEND_SIG_PRIV: sent by the kernel (timers), SI_KERNEL.
+    pub fn kernel(signo: i32) -> Self {
+        SigInfo { signo, code: SI_KERNEL, ..Default::default() }
+    }
+}
+
+/// The 128-byte user siginfo_t for `info` (Linux: copy_siginfo_to_user with the layout
+/// siginfo_layout picks: kill, rt/queue, timer, SIGCHLD, fault, SIGPOLL).
+pub fn siginfo_bytes(info: &SigInfo) -> [u8; 128] {
+    let mut b = [0u8; 128];
+    b[0..4].copy_from_slice(&info.signo.to_le_bytes());
+    b[4..8].copy_from_slice(&info.errno.to_le_bytes());
+    b[8..12].copy_from_slice(&info.code.to_le_bytes());
+    let (sig, code) = (info.signo, info.code);
+    let kernel_code = code > 0 && code < SI_KERNEL;
+    let put32 = |b: &mut [u8; 128], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 = |b: &mut [u8; 128], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
+    if kernel_code && matches!(sig, SIGILL | SIGFPE | SIGSEGV | SIGBUS | SIGTRAP) {
+        put64(&mut b, 0x10, info.addr);
+    } else if kernel_code && sig == SIGCHLD {
+        put32(&mut b, 0x10, info.pid as u32);
+        put32(&mut b, 0x14, info.uid);
+        put32(&mut b, 0x18, info.status as u32);
+        put64(&mut b, 0x20, info.utime);
+        put64(&mut b, 0x28, info.stime);
+    } else if kernel_code && sig == SIGIO {
+        put64(&mut b, 0x10, info.band as u64);
+        put32(&mut b, 0x18, info.fd as u32);
+    } else if code == SI_TIMER {
+        put32(&mut b, 0x10, info.pid as u32);
+        put32(&mut b, 0x14, info.fd as u32);
+        put64(&mut b, 0x18, info.value);
+    } else {
+        // SIL_KILL and SIL_RT: pid, uid (and the sigqueue value).
+        put32(&mut b, 0x10, info.pid as u32);
+        put32(&mut b, 0x14, info.uid);
+        put64(&mut b, 0x18, info.value);
+    }
+    b
 }
 
 /// Pending signals: a set, plus the queued siginfos (one per standard signal, several for
-/// real-time signals).
+/// real-time signals), in arrival order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SigPending {
     pub set: u64,
     pub queue: std::collections::VecDeque<SigInfo>,
 }
 
+impl SigPending {
+    /// Queues `info`; a standard signal already pending is not queued again (Linux:
+    /// legacy_queue). Returns whether it was queued.
+    fn add(&mut self, info: SigInfo) -> bool {
+        let bit = sigmask(info.signo);
+        if info.signo < SIGRTMIN && self.set & bit != 0 {
+            return false;
+        }
+        self.set |= bit;
+        self.queue.push_back(info);
+        true
+    }
+    /// Takes the first queued siginfo of `sig`; the bit stays while more are queued
+    /// (Linux: collect_signal).
+    fn collect(&mut self, sig: i32) -> SigInfo {
+        let info = match self.queue.iter().position(|i| i.signo == sig) {
+            Some(p) => self.queue.remove(p).unwrap(),
+            None => SigInfo::user(sig, SI_USER, 0),
+        };
+        if !self.queue.iter().any(|i| i.signo == sig) {
+            self.set &= !sigmask(sig);
+        }
+        info
+    }
+    /// Drops every pending signal in `mask` (Linux: flush_sigqueue_mask).
+    pub fn flush(&mut self, mask: u64) {
+        self.set &= !mask;
+        self.queue.retain(|i| sigmask(i.signo) & mask == 0);
+    }
+    /// The next signal to dequeue among those not in `blocked`: synchronous ones first,
+    /// then the lowest number (Linux: next_signal).
+    fn next(&self, blocked: u64) -> Option<i32> {
+        let x = self.set & !blocked;
+        if x == 0 {
+            return None;
+        }
+        let y = if x & SYNCHRONOUS_MASK != 0 { x & SYNCHRONOUS_MASK } else { x };
+        Some(y.trailing_zeros() as i32 + 1)
+    }
+}
+
 /// Signals whose default action dumps core (Linux: SIG_KERNEL_COREDUMP_MASK).
 pub fn is_coredump_signal(sig: i32) -> bool {
-    matches!(sig, SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGSYS | 24 | 25)
+    (1..=NSIG).contains(&sig) && COREDUMP_MASK & sigmask(sig) != 0
+}
+
+/// A handler of SIG_IGN, or SIG_DFL for a signal whose default is to ignore it (Linux:
+/// sig_handler_ignored).
+pub fn sig_handler_ignored(handler: u64, sig: i32) -> bool {
+    handler == SIG_IGN || (handler == SIG_DFL && IGNORE_MASK & sigmask(sig) != 0)
 }
 
 /// A signal forced on the current thread by a fault (Linux: force_sig_fault).
@@ -78,6 +256,19 @@ pub struct FaultSignal {
     pub code: i32,
     pub addr: Option<u64>,
 }
+
+/// Exception vectors as the sigcontext's trapno reports them.
+const X86_TRAP_DE: u64 = 0;
+const X86_TRAP_DB: u64 = 1;
+const X86_TRAP_BP: u64 = 3;
+const X86_TRAP_UD: u64 = 6;
+const X86_TRAP_NM: u64 = 7;
+const X86_TRAP_SS: u64 = 12;
+const X86_TRAP_GP: u64 = 13;
+const X86_TRAP_PF: u64 = 14;
+const X86_TRAP_MF: u64 = 16;
+const X86_TRAP_AC: u64 = 17;
+const X86_TRAP_XF: u64 = 19;
 
 /// #PF from user mode: handle_mm_fault, or a signal.
 pub fn do_page_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, code: u32) {
@@ -96,68 +287,679 @@ pub fn do_page_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, code: u32) {
         // The OOM killer's choice: SIGKILL.
         FaultOutcome::Oom => FaultSignal { sig: SIGKILL, code: SI_KERNEL, addr: None },
     };
+    // Linux: set_signal_archinfo — the error code always has the user bit.
+    k.tasks.get_mut(&tid).unwrap().trap = TrapInfo { trap_nr: X86_TRAP_PF, error_code: (code | 4) as u64, cr2: addr };
     force_sig_fault(k, hw, sig);
 }
 
-/// Other exceptions (Linux: arch/x86/kernel/traps.c).
+/// Other exceptions (Linux: arch/x86/kernel/traps.c), with the si_code and si_addr Linux
+/// gives: INT3 is SIGTRAP/SI_KERNEL with RIP after it, #GP is SIGSEGV/SI_KERNEL at address
+/// 0, #SS is SIGBUS/SI_KERNEL.
 pub fn do_trap(k: &mut Kernel, hw: &mut Hw, e: Exception) {
     let rip = hw.vcpu().state.rip;
-    let sig = match e {
-        Exception::InvalidOpcode => FaultSignal { sig: SIGILL, code: ILL_ILLOPN, addr: Some(rip) },
-        Exception::DivideError => FaultSignal { sig: SIGFPE, code: FPE_INTDIV, addr: Some(rip) },
-        Exception::X87Fpe | Exception::SimdFpe => FaultSignal { sig: SIGFPE, code: 0, addr: Some(rip) },
-        Exception::Breakpoint => FaultSignal { sig: SIGTRAP, code: SI_KERNEL, addr: None },
-        Exception::Debug => FaultSignal { sig: SIGTRAP, code: 2, addr: None },
-        Exception::AlignmentCheck => FaultSignal { sig: SIGBUS, code: 1, addr: None },
-        Exception::GeneralProtection(_) | Exception::StackFault(_) | Exception::DeviceNotAvailable => {
-            FaultSignal { sig: SIGSEGV, code: SI_KERNEL, addr: Some(0) }
-        }
+    let (trap_nr, error_code, sig) = match e {
+        Exception::InvalidOpcode => (X86_TRAP_UD, 0, FaultSignal { sig: SIGILL, code: ILL_ILLOPN, addr: Some(rip) }),
+        Exception::DivideError => (X86_TRAP_DE, 0, FaultSignal { sig: SIGFPE, code: FPE_INTDIV, addr: Some(rip) }),
+        Exception::X87Fpe => (X86_TRAP_MF, 0, FaultSignal { sig: SIGFPE, code: 0, addr: Some(rip) }),
+        Exception::SimdFpe => (X86_TRAP_XF, 0, FaultSignal { sig: SIGFPE, code: 0, addr: Some(rip) }),
+        Exception::Breakpoint => (X86_TRAP_BP, 0, FaultSignal { sig: SIGTRAP, code: SI_KERNEL, addr: None }),
+        Exception::Debug => (X86_TRAP_DB, 0, FaultSignal { sig: SIGTRAP, code: TRAP_TRACE, addr: Some(rip) }),
+        Exception::AlignmentCheck => (X86_TRAP_AC, 0, FaultSignal { sig: SIGBUS, code: BUS_ADRALN, addr: None }),
+        Exception::StackFault(c) => (X86_TRAP_SS, c as u64, FaultSignal { sig: SIGBUS, code: SI_KERNEL, addr: None }),
+        Exception::GeneralProtection(c) => (X86_TRAP_GP, c as u64, FaultSignal { sig: SIGSEGV, code: SI_KERNEL, addr: Some(0) }),
+        Exception::DeviceNotAvailable => (X86_TRAP_NM, 0, FaultSignal { sig: SIGSEGV, code: SI_KERNEL, addr: Some(0) }),
         Exception::PageFault { addr, code } => return do_page_fault(k, hw, addr, code),
     };
+    let tid = k.current(hw);
+    let t = k.tasks.get_mut(&tid).unwrap();
+    t.trap.trap_nr = trap_nr;
+    t.trap.error_code = error_code;
     force_sig_fault(k, hw, sig);
 }
 
-/// Delivers a fault signal to the current thread. Without handler support yet, the default
-/// action applies: the thread group dies with that signal.
+/// Sends a fault signal to the current thread (Linux: force_sig_fault). A fault signal
+/// the thread blocks or ignores cannot be left pending: it is unblocked and its action
+/// reset to SIG_DFL, so a fault inside a handler that blocks it kills the process.
 pub fn force_sig_fault(k: &mut Kernel, hw: &mut Hw, s: FaultSignal) {
     let tid = k.current(hw);
-    let rip = hw.vcpu().state.rip;
-    tracing::debug!(target: "pagelab::signal", tid, sig = s.sig, si_code = s.code, addr = ?s.addr, rip = format_args!("{rip:#x}"), "fatal signal");
-    let outcome = Outcome::Signaled { sig: s.sig, core: is_coredump_signal(s.sig), fault_addr: s.addr, rip };
-    k.exit_group(hw, tid, outcome);
+    tracing::debug!(target: "pagelab::signal", tid, sig = s.sig, si_code = s.code, addr = ?s.addr, rip = format_args!("{:#x}", hw.vcpu().state.rip), "fault signal");
+    let info = SigInfo { signo: s.sig, code: s.code, addr: s.addr.unwrap_or(0), fault: s.addr.is_some(), ..Default::default() };
+    force_sig_info(k, hw, tid, info, false);
 }
 
-// ---- Signal generation and delivery: the interface the rest of the kernel uses. ----
+/// Linux: force_sig_info_to_task. `to_default` (HANDLER_SIG_DFL, force_sigsegv) resets the
+/// action even when the signal is handled.
+pub fn force_sig_info(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: SigInfo, to_default: bool) {
+    let Some(t) = k.tasks.get_mut(&tid) else { return };
+    let sig = info.signo;
+    {
+        let mut acts = t.sigactions.borrow_mut();
+        let a = &mut acts[(sig - 1) as usize];
+        let blocked = t.sigmask & sigmask(sig) != 0;
+        if blocked || a.handler == SIG_IGN || to_default {
+            a.handler = SIG_DFL;
+        }
+    }
+    t.sigmask &= !sigmask(sig);
+    send_signal_locked(k, hw, tid, info, false);
+}
+
+// ---- Generation ---------------------------------------------------------------------------
 
 /// A signal the thread does not block is pending for it (thread or process set).
-pub fn signal_pending(k: &Kernel, tid: super::task::Tid) -> bool {
+pub fn signal_pending(k: &Kernel, tid: Tid) -> bool {
     let Some(t) = k.tasks.get(&tid) else { return false };
     let shared = k.procs.get(&t.tgid).map_or(0, |p| p.shared_pending.set);
     (t.pending.set | shared) & !t.sigmask != 0
 }
 
 /// Sends a signal to one thread (tgkill, tkill, faults).
-pub fn send_signal(_k: &mut Kernel, _hw: &mut Hw, _tid: super::task::Tid, _info: SigInfo) {}
+pub fn send_signal(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: SigInfo) {
+    send_signal_locked(k, hw, tid, info, false);
+}
 
-/// Sends a signal to a thread group (kill, SIGCHLD, timers).
-pub fn send_signal_process(_k: &mut Kernel, _hw: &mut Hw, _tgid: super::task::Tid, _info: SigInfo) {}
+/// Sends a signal to a thread group (kill, SIGCHLD, timers): to its leader's queue slot
+/// in the shared set, delivered by whichever thread takes it.
+pub fn send_signal_process(k: &mut Kernel, hw: &mut Hw, tgid: Tid, info: SigInfo) {
+    if let Some(t) = group_target(k, tgid) {
+        send_signal_locked(k, hw, t, info, true);
+    }
+}
+
+/// The task a process-directed signal names: the leader, or while it has exited, the
+/// first live thread.
+pub fn group_target(k: &Kernel, tgid: Tid) -> Option<Tid> {
+    let p = k.procs.get(&tgid)?;
+    if k.tasks.contains_key(&tgid) {
+        return Some(tgid);
+    }
+    p.threads.iter().copied().find(|t| k.tasks.contains_key(t))
+}
+
+fn is_blocked(t: &Task, sig: i32) -> bool {
+    t.sigmask & sigmask(sig) != 0
+}
+
+/// Linux: __send_signal_locked. `t` is the task the sender named; `group` queues on the
+/// thread group's shared set.
+pub fn send_signal_locked(k: &mut Kernel, hw: &mut Hw, t: Tid, info: SigInfo, group: bool) {
+    let sig = info.signo;
+    if !(1..=NSIG).contains(&sig) || !prepare_signal(k, hw, t, sig) {
+        return;
+    }
+    let Some(task) = k.tasks.get_mut(&t) else { return };
+    let tgid = task.tgid;
+    let queued = if group { k.procs.get_mut(&tgid).is_some_and(|p| p.shared_pending.add(info)) } else { task.pending.add(info) };
+    tracing::debug!(target: "pagelab::signal", to = t, sig, group, queued, "send");
+    if queued {
+        complete_signal(k, hw, t, sig, group);
+    }
+}
+
+/// Linux: prepare_signal. A stop signal cancels pending SIGCONTs and SIGCONT cancels
+/// pending stop signals and resumes a stopped group; then the signal is dropped when the
+/// target ignores it (blocked signals are never ignored: the action may change before
+/// they are unblocked).
+fn prepare_signal(k: &mut Kernel, hw: &mut Hw, t: Tid, sig: i32) -> bool {
+    let Some(task) = k.tasks.get(&t) else { return false };
+    let tgid = task.tgid;
+    let Some(p) = k.procs.get(&tgid) else { return false };
+    if p.exit_status.is_some() {
+        return false;
+    }
+    let threads = p.threads.clone();
+    let flush = |k: &mut Kernel, m: u64| {
+        k.procs.get_mut(&tgid).unwrap().shared_pending.flush(m);
+        for th in &threads {
+            if let Some(x) = k.tasks.get_mut(th) {
+                x.pending.flush(m);
+            }
+        }
+    };
+    if STOP_MASK & sigmask(sig) != 0 {
+        flush(k, sigmask(SIGCONT));
+    } else if sig == SIGCONT {
+        flush(k, STOP_MASK);
+        do_continue(k, hw, tgid);
+    }
+    let task = &k.tasks[&t];
+    if is_blocked(task, sig) || task.real_blocked & sigmask(sig) != 0 {
+        return true;
+    }
+    let handler = task.sigactions.borrow()[(sig - 1) as usize].handler;
+    !sig_handler_ignored(handler, sig)
+}
+
+/// Linux: wants_signal (without the load-balancing preference for idle threads).
+fn wants_signal(k: &Kernel, t: Tid, sig: i32) -> bool {
+    let Some(task) = k.tasks.get(&t) else { return false };
+    if is_blocked(task, sig) || task.state == TaskState::Zombie {
+        return false;
+    }
+    sig == SIGKILL || task.state != TaskState::Stopped
+}
+
+/// Linux: complete_signal. Picks the thread to handle the signal (the named one if it
+/// does not block it, else for a group signal any thread that does not), ends the whole
+/// group at once for a fatal signal nobody handles, and wakes the chosen thread when it
+/// is parked. A thread running on another vCPU sees the signal at its next exit.
+fn complete_signal(k: &mut Kernel, hw: &mut Hw, t: Tid, sig: i32, group: bool) {
+    let tgid = k.tasks[&t].tgid;
+    let chosen = if wants_signal(k, t, sig) {
+        t
+    } else if !group {
+        return;
+    } else {
+        let threads = k.procs[&tgid].threads.clone();
+        match threads.into_iter().find(|&x| wants_signal(k, x, sig)) {
+            Some(x) => x,
+            None => return,
+        }
+    };
+    let handler = k.tasks[&chosen].sigactions.borrow()[(sig - 1) as usize].handler;
+    let fatal = handler == SIG_DFL && (IGNORE_MASK | STOP_MASK) & sigmask(sig) == 0;
+    if fatal && !is_coredump_signal(sig) || sig == SIGKILL {
+        // Linux: the whole group gets SIGKILL now (SIGNAL_GROUP_EXIT).
+        let rip = k.regs_mut(hw, chosen).rip;
+        tracing::debug!(target: "pagelab::signal", tgid, sig, "fatal signal: group exit");
+        k.exit_group(hw, chosen, Outcome::Signaled { sig, core: false, fault_addr: None, rip });
+        return;
+    }
+    signal_wake_up(k, chosen);
+}
+
+/// Wakes a parked thread for a signal (an interruptible wait ends; the syscall decides
+/// between restarting and EINTR).
+fn signal_wake_up(k: &mut Kernel, tid: Tid) {
+    if k.tasks.get(&tid).is_some_and(|t| t.state == TaskState::Blocked) {
+        k.wake_task(tid, WakeReason::Signal);
+    }
+}
+
+/// Sets the current thread's mask (Linux: set_current_blocked; SIGKILL and SIGSTOP are
+/// never blocked). Group signals pending that the thread now blocks are passed to a
+/// thread that can take them (Linux: retarget_shared_pending).
+pub fn set_current_blocked(k: &mut Kernel, tid: Tid, new: u64) {
+    let new = new & !KERNEL_ONLY_MASK;
+    let Some(t) = k.tasks.get_mut(&tid) else { return };
+    let newly = new & !t.sigmask;
+    t.sigmask = new;
+    let tgid = t.tgid;
+    let Some(p) = k.procs.get(&tgid) else { return };
+    let mut retarget = p.shared_pending.set & newly;
+    if retarget == 0 {
+        return;
+    }
+    for th in p.threads.clone() {
+        if th == tid {
+            continue;
+        }
+        let Some(x) = k.tasks.get(&th) else { continue };
+        let wants = retarget & !x.sigmask;
+        if wants == 0 || x.state == TaskState::Stopped {
+            continue;
+        }
+        retarget &= !wants;
+        signal_wake_up(k, th);
+        if retarget == 0 {
+            break;
+        }
+    }
+}
+
+/// SIGCONT: a stopped group resumes and its parent is told (CLD_CONTINUED).
+fn do_continue(k: &mut Kernel, hw: &mut Hw, tgid: Tid) {
+    let Some(p) = k.procs.get_mut(&tgid) else { return };
+    if p.stopped.is_none() {
+        return;
+    }
+    p.stopped = None;
+    p.stop_reported = false;
+    p.continued = true;
+    let threads = p.threads.clone();
+    for t in threads {
+        if let Some(x) = k.tasks.get_mut(&t) {
+            if x.state == TaskState::Stopped {
+                x.state = TaskState::Runnable;
+                k.enqueue(t);
+            }
+        }
+    }
+    tracing::debug!(target: "pagelab::signal", tgid, "group continued");
+    do_notify_parent_cldstop(k, hw, tgid, super::exit::CLD_CONTINUED, SIGCONT);
+}
+
+/// Tells the parent that the group stopped or continued: SIGCHLD unless it ignores
+/// SIGCHLD or set SA_NOCLDSTOP, and a wake of its wait4/waitid (Linux:
+/// do_notify_parent_cldstop).
+fn do_notify_parent_cldstop(k: &mut Kernel, hw: &mut Hw, tgid: Tid, why: i32, status: i32) {
+    let Some(p) = k.procs.get(&tgid) else { return };
+    let (ppid, utime) = (p.ppid, p.utime);
+    let info = SigInfo { signo: SIGCHLD, code: why, pid: tgid, status, utime: utime / 10_000_000, ..Default::default() };
+    if let Some(pt) = group_target(k, ppid) {
+        let a = k.tasks[&pt].sigactions.borrow()[(SIGCHLD - 1) as usize];
+        if a.handler != SIG_IGN && a.flags & SA_NOCLDSTOP == 0 {
+            send_signal_process(k, hw, ppid, info);
+        }
+    }
+    k.wake(WaitKey::Child(ppid));
+}
+
+/// The default action of a stop signal (Linux: do_signal_stop): every thread of the group
+/// stops — the current one now, queued ones at once, ones on other vCPUs at their next
+/// exit, parked ones when they next return to user mode — and the parent is told.
+fn do_signal_stop(k: &mut Kernel, hw: &mut Hw, sig: i32) {
+    let tid = k.current(hw);
+    let tgid = k.tasks[&tid].tgid;
+    let p = k.procs.get_mut(&tgid).unwrap();
+    let first = p.stopped.is_none();
+    p.stopped = Some(sig);
+    if first {
+        p.stop_reported = false;
+        p.continued = false;
+    }
+    let threads = p.threads.clone();
+    for t in threads {
+        if t != tid && k.runq.contains(&t) {
+            k.runq.retain(|&x| x != t);
+            k.tasks.get_mut(&t).unwrap().state = TaskState::Stopped;
+        }
+    }
+    stop_current(k, hw);
+    tracing::debug!(target: "pagelab::signal", tgid, sig, "group stop");
+    if first {
+        do_notify_parent_cldstop(k, hw, tgid, super::exit::CLD_STOPPED, sig);
+    }
+}
+
+/// Takes the current task off its vCPU in the stopped state.
+fn stop_current(k: &mut Kernel, hw: &mut Hw) {
+    let tid = k.current(hw);
+    let t = k.tasks.get_mut(&tid).unwrap();
+    t.regs = hw.vcpus[hw.cur].state.clone();
+    t.state = TaskState::Stopped;
+    k.running[hw.cur] = None;
+}
+
+// ---- Delivery -----------------------------------------------------------------------------
+
+/// Dequeues the next signal not in `blocked`: the thread's own first, then the group's
+/// (Linux: dequeue_signal).
+pub fn dequeue_signal(k: &mut Kernel, tid: Tid, blocked: u64) -> Option<SigInfo> {
+    let t = k.tasks.get_mut(&tid)?;
+    if let Some(sig) = t.pending.next(blocked) {
+        return Some(t.pending.collect(sig));
+    }
+    let p = k.procs.get_mut(&t.tgid)?;
+    let sig = p.shared_pending.next(blocked)?;
+    Some(p.shared_pending.collect(sig))
+}
 
 /// Before the current vCPU's task returns to user mode: deliver pending signals (run a
-/// handler, apply the default action) and apply the syscall restart rules.
-pub fn exit_to_user(_k: &mut Kernel, _hw: &mut Hw) {}
+/// handler, apply the default action), apply the syscall restart rules, and put back a
+/// mask saved by sigsuspend (Linux: arch_do_signal_or_restart).
+pub fn exit_to_user(k: &mut Kernel, hw: &mut Hw) {
+    let Some(tid) = k.running[hw.cur] else { return };
+    // A signal per iteration; each handler frame stacks on the previous one.
+    for _ in 0..=NSIG {
+        if k.running[hw.cur] != Some(tid) {
+            return;
+        }
+        let t = &k.tasks[&tid];
+        if k.procs.get(&t.tgid).is_some_and(|p| p.stopped.is_some()) {
+            // The group stopped while this thread ran elsewhere.
+            restart_without_handler(k, hw, tid);
+            stop_current(k, hw);
+            return;
+        }
+        let blocked = t.sigmask;
+        let Some(info) = dequeue_signal(k, tid, blocked) else { break };
+        let sig = info.signo;
+        let acts = k.tasks[&tid].sigactions.clone();
+        let act = {
+            let mut a = acts.borrow_mut();
+            let act = a[(sig - 1) as usize];
+            if act.handler > SIG_IGN && act.flags & SA_RESETHAND != 0 {
+                a[(sig - 1) as usize].handler = SIG_DFL;
+            }
+            act
+        };
+        tracing::debug!(target: "pagelab::signal", tid, sig, code = info.code, handler = format_args!("{:#x}", act.handler), "deliver");
+        if act.handler == SIG_IGN {
+            continue;
+        }
+        if act.handler != SIG_DFL {
+            handle_signal(k, hw, tid, &info, &act);
+            continue;
+        }
+        if IGNORE_MASK & sigmask(sig) != 0 {
+            continue;
+        }
+        if STOP_MASK & sigmask(sig) != 0 {
+            restart_without_handler(k, hw, tid);
+            do_signal_stop(k, hw, sig);
+            return;
+        }
+        let rip = hw.vcpus[hw.cur].state.rip;
+        let fault_addr = info.fault.then_some(info.addr);
+        tracing::debug!(target: "pagelab::signal", tid, sig, rip = format_args!("{rip:#x}"), "fatal signal");
+        k.exit_group(hw, tid, Outcome::Signaled { sig, core: is_coredump_signal(sig), fault_addr, rip });
+        return;
+    }
+    restart_without_handler(k, hw, tid);
+    let t = k.tasks.get_mut(&tid).unwrap();
+    if let Some(m) = t.saved_sigmask.take() {
+        set_current_blocked(k, tid, m);
+    }
+}
 
-/// ITIMER_REAL expired for `tgid` (the timer armed with generation `gen`).
-pub fn itimer_real_expired(_k: &mut Kernel, _hw: &mut Hw, _tgid: super::task::Tid, _gen: u64) {}
+fn syscall_error(rax: u64) -> Option<super::errno::Errno> {
+    let v = rax as i64;
+    (-4095..0).contains(&v).then(|| super::errno::Errno(-v as i32))
+}
 
-/// ITIMER_VIRTUAL / ITIMER_PROF of `tgid` against its user time.
-pub fn check_cpu_timers(_k: &mut Kernel, _hw: &mut Hw, _tgid: super::task::Tid) {}
+/// Restart rules when no handler runs: every -ERESTART* code re-executes the syscall
+/// (RIP back onto SYSCALL, RAX = the number again). ERESTART_RESTARTBLOCK re-executes the
+/// call itself rather than restart_syscall.
+fn restart_without_handler(k: &mut Kernel, hw: &mut Hw, tid: Tid) {
+    use super::errno::Errno;
+    let t = k.tasks.get_mut(&tid).unwrap();
+    let nr = std::mem::replace(&mut t.orig_rax, u64::MAX);
+    if nr == u64::MAX {
+        return;
+    }
+    let r = &mut hw.vcpus[hw.cur].state;
+    if let Some(e) = syscall_error(r.gpr[RAX]) {
+        if matches!(e, Errno::ERESTARTSYS | Errno::ERESTARTNOHAND | Errno::ERESTARTNOINTR | Errno::ERESTART_RESTARTBLOCK) {
+            r.gpr[RAX] = nr;
+            r.rip = r.rip.wrapping_sub(2);
+        }
+    }
+}
+
+/// Runs a handler (Linux: handle_signal): the restart rules for a handler, the frame, the
+/// handler's mask; a frame that cannot be written gets SIGSEGV instead (force_sigsegv).
+fn handle_signal(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: &SigInfo, act: &SigAction) {
+    use super::errno::Errno;
+    let sig = info.signo;
+    let nr = std::mem::replace(&mut k.tasks.get_mut(&tid).unwrap().orig_rax, u64::MAX);
+    if nr != u64::MAX {
+        let r = &mut hw.vcpus[hw.cur].state;
+        match syscall_error(r.gpr[RAX]) {
+            Some(Errno::ERESTART_RESTARTBLOCK) | Some(Errno::ERESTARTNOHAND) => r.gpr[RAX] = (-(Errno::EINTR.0 as i64)) as u64,
+            Some(Errno::ERESTARTSYS) if act.flags & SA_RESTART == 0 => r.gpr[RAX] = (-(Errno::EINTR.0 as i64)) as u64,
+            Some(Errno::ERESTARTSYS) | Some(Errno::ERESTARTNOINTR) => {
+                r.gpr[RAX] = nr;
+                r.rip = r.rip.wrapping_sub(2);
+            }
+            _ => {}
+        }
+    }
+    if setup_rt_frame(k, hw, tid, info, act).is_err() {
+        tracing::debug!(target: "pagelab::signal", tid, sig, "cannot write the signal frame: SIGSEGV");
+        force_sig_info(k, hw, tid, SigInfo::kernel(SIGSEGV), sig == SIGSEGV);
+        return;
+    }
+    // Linux: signal_delivered.
+    let t = k.tasks.get_mut(&tid).unwrap();
+    t.saved_sigmask = None;
+    let mut blocked = t.sigmask | act.mask;
+    if act.flags & SA_NODEFER == 0 {
+        blocked |= sigmask(sig);
+    }
+    if t.altstack.flags & SS_AUTODISARM != 0 {
+        t.altstack = super::task::AltStack { sp: 0, flags: SS_DISABLE, size: 0 };
+    }
+    set_current_blocked(k, tid, blocked);
+}
+
+/// sizeof(struct rt_sigframe) on x86-64: pretcode, ucontext (304), siginfo (128).
+const RT_SIGFRAME_SIZE: u64 = 440;
+const UC_OFF: u64 = 8;
+const MCONTEXT_OFF: u64 = UC_OFF + 40;
+const SIGMASK_OFF: u64 = UC_OFF + 296;
+const SIGINFO_OFF: u64 = UC_OFF + 304;
+/// FXSAVE image size (no XSAVE in our CPUID, so no extended state after it).
+const FPSTATE_SIZE: u64 = 512;
+/// uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS (no UC_FP_XSTATE without XSAVE).
+const UC_FLAGS: u64 = 2 | 4;
+const USER_CS: u16 = 0x33;
+const USER_DS: u16 = 0x2b;
+/// The RFLAGS bits rt_sigreturn takes from the frame (Linux: FIX_EFLAGS).
+const FIX_EFLAGS: u64 = 0x4_0000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x1_0000;
+
+/// sp is on the alternate stack (Linux: on_sig_stack; never with SS_AUTODISARM, whose
+/// stack was given up when the handler started).
+pub fn on_sig_stack(t: &Task, sp: u64) -> bool {
+    t.altstack.flags & SS_AUTODISARM == 0 && on_sig_stack_raw(t, sp)
+}
+fn on_sig_stack_raw(t: &Task, sp: u64) -> bool {
+    sp > t.altstack.sp && sp - t.altstack.sp <= t.altstack.size
+}
+/// Linux: sas_ss_flags.
+pub fn sas_ss_flags(t: &Task, sp: u64) -> u32 {
+    if t.altstack.size == 0 {
+        SS_DISABLE
+    } else if on_sig_stack(t, sp) {
+        SS_ONSTACK
+    } else {
+        0
+    }
+}
+
+/// Where the frame and the fpstate go (Linux: get_sigframe): below the red zone, or at the
+/// top of the alternate stack for SA_ONSTACK; the fpstate 64-byte aligned, the frame so
+/// that the handler starts as if called (RSP + 8 16-byte aligned). None when it would
+/// overflow the alternate stack.
+fn get_sigframe(t: &Task, rsp: u64, act: &SigAction) -> Option<(u64, u64)> {
+    let nested = on_sig_stack(t, rsp);
+    let mut sp = rsp.wrapping_sub(128);
+    let mut entering = false;
+    if act.flags & SA_ONSTACK != 0 && sas_ss_flags(t, sp) == 0 {
+        sp = t.altstack.sp.wrapping_add(t.altstack.size);
+        entering = true;
+    }
+    sp = sp.wrapping_sub(FPSTATE_SIZE) & !63;
+    let fp = sp;
+    sp = (sp.wrapping_sub(RT_SIGFRAME_SIZE) & !15).wrapping_sub(8);
+    if (nested || entering) && !on_sig_stack_raw(t, sp) {
+        return None;
+    }
+    Some((sp, fp))
+}
+
+/// Writes the rt_sigframe and points the registers at the handler (Linux:
+/// x64_setup_rt_frame). Without SA_SIGINFO the siginfo area is left unwritten, as Linux
+/// does.
+fn setup_rt_frame(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: &SigInfo, act: &SigAction) -> Result<(), ()> {
+    if act.flags & SA_RESTORER == 0 {
+        return Err(());
+    }
+    let t = &k.tasks[&tid];
+    let regs = hw.vcpus[hw.cur].state.clone();
+    let (frame, fp) = get_sigframe(t, regs.gpr[RSP], act).ok_or(())?;
+    let set = t.saved_sigmask.unwrap_or(t.sigmask);
+    let mut b = vec![0u8; SIGINFO_OFF as usize];
+    let put = |b: &mut Vec<u8>, o: u64, v: u64| b[o as usize..o as usize + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, 0, act.restorer);
+    put(&mut b, UC_OFF, UC_FLAGS);
+    put(&mut b, UC_OFF + 8, 0);
+    // uc_stack: Linux stores the task's raw sas_ss_flags (unsafe_save_altstack).
+    put(&mut b, UC_OFF + 16, t.altstack.sp);
+    put(&mut b, UC_OFF + 24, t.altstack.flags as u64);
+    put(&mut b, UC_OFF + 32, t.altstack.size);
+    let m = MCONTEXT_OFF;
+    let g = &regs.gpr;
+    for (i, r) in [R8, R9, R10, R11, R12, R13, R14, R15, RDI, RSI, RBP, RBX, RDX, RAX, RCX, RSP].iter().enumerate() {
+        put(&mut b, m + 8 * i as u64, g[*r]);
+    }
+    put(&mut b, m + 128, regs.rip);
+    put(&mut b, m + 136, regs.rflags);
+    // cs, gs, fs, ss.
+    let segs = (USER_CS as u64) | ((USER_DS as u64) << 48);
+    put(&mut b, m + 144, segs);
+    put(&mut b, m + 152, t.trap.error_code);
+    put(&mut b, m + 160, t.trap.trap_nr);
+    put(&mut b, m + 168, set);
+    put(&mut b, m + 176, t.trap.cr2);
+    put(&mut b, m + 184, fp);
+    put(&mut b, SIGMASK_OFF, set);
+    let mut fx = crate::cpu::sse::fxsave_image(&regs);
+    fx[416..].fill(0);
+    let mm_id = t.mm;
+    let mm = k.mms[mm_id].as_mut().ok_or(())?;
+    super::uaccess::copy_to_user(hw, mm, fp, &fx).map_err(|_| ())?;
+    super::uaccess::copy_to_user(hw, mm, frame, &b).map_err(|_| ())?;
+    if act.flags & SA_SIGINFO != 0 {
+        super::uaccess::copy_to_user(hw, mm, frame + SIGINFO_OFF, &siginfo_bytes(info)).map_err(|_| ())?;
+    }
+    let r = &mut hw.vcpus[hw.cur].state;
+    r.gpr[RDI] = info.signo as u64;
+    r.gpr[RAX] = 0;
+    r.gpr[RSI] = frame + SIGINFO_OFF;
+    r.gpr[RDX] = frame + UC_OFF;
+    r.rip = act.handler;
+    r.gpr[RSP] = frame;
+    r.rflags &= !(crate::cpu::flags::DF | crate::cpu::flags::TF | 0x1_0000);
+    // The handler starts with a fresh FPU (Linux: fpu__clear_user_states).
+    r.x87 = crate::cpu::X87::default();
+    r.mxcsr = 0x1f80;
+    r.xmm = [0; 16];
+    Ok(())
+}
+
+/// rt_sigreturn: restores the registers, FPU state, mask and alternate stack saved in the
+/// frame at RSP - 8 (Linux: SYSCALL_DEFINE0(rt_sigreturn)). A bad frame gets SIGSEGV.
+pub fn sys_rt_sigreturn(k: &mut Kernel, hw: &mut Hw, tid: Tid) {
+    if restore_rt_frame(k, hw, tid).is_err() {
+        tracing::debug!(target: "pagelab::signal", tid, "bad rt_sigreturn frame: SIGSEGV");
+        force_sig_info(k, hw, tid, SigInfo::kernel(SIGSEGV), false);
+    }
+}
+
+fn restore_rt_frame(k: &mut Kernel, hw: &mut Hw, tid: Tid) -> Result<(), ()> {
+    let frame = hw.vcpus[hw.cur].state.gpr[RSP].wrapping_sub(8);
+    let mm_id = k.tasks[&tid].mm;
+    let mut b = vec![0u8; SIGINFO_OFF as usize];
+    {
+        let mm = k.mms[mm_id].as_mut().ok_or(())?;
+        super::uaccess::copy_from_user(hw, mm, frame, &mut b).map_err(|_| ())?;
+    }
+    let get = |o: u64| u64::from_le_bytes(b[o as usize..o as usize + 8].try_into().unwrap());
+    set_current_blocked(k, tid, get(SIGMASK_OFF));
+    // "Disable syscall checks": the restored RAX is a value, not a restart code.
+    k.tasks.get_mut(&tid).unwrap().orig_rax = u64::MAX;
+    let m = MCONTEXT_OFF;
+    let fp = get(m + 184);
+    let mut fx = None;
+    if fp != 0 {
+        let mut img = [0u8; 512];
+        let mm = k.mms[mm_id].as_mut().ok_or(())?;
+        super::uaccess::copy_from_user(hw, mm, fp, &mut img).map_err(|_| ())?;
+        fx = Some(img);
+    }
+    let r = &mut hw.vcpus[hw.cur].state;
+    for (i, reg) in [R8, R9, R10, R11, R12, R13, R14, R15, RDI, RSI, RBP, RBX, RDX, RAX, RCX, RSP].iter().enumerate() {
+        r.gpr[*reg] = get(m + 8 * i as u64);
+    }
+    r.rip = get(m + 128);
+    r.rflags = (r.rflags & !FIX_EFLAGS) | (get(m + 136) & FIX_EFLAGS);
+    match fx {
+        Some(img) => crate::cpu::sse::fxrstor_image(r, &img)?,
+        None => {
+            r.x87 = crate::cpu::X87::default();
+            r.mxcsr = 0x1f80;
+            r.xmm = [0; 16];
+        }
+    }
+    // uc_stack: Linux's restore_altstack, whose errors other than EFAULT are ignored.
+    let (ss_sp, ss_flags, ss_size) = (get(UC_OFF + 16), get(UC_OFF + 24) as u32, get(UC_OFF + 32));
+    let sp = r.gpr[RSP];
+    let _ = do_sigaltstack(k.tasks.get_mut(&tid).unwrap(), Some((ss_sp, ss_flags, ss_size)), sp);
+    Ok(())
+}
+
+/// sigaltstack's core (Linux: do_sigaltstack): returns the old (sp, flags, size) as the
+/// caller sees them, and installs `new` unless the thread runs on the alternate stack
+/// (EPERM), the mode is unknown (EINVAL) or the stack is too small (ENOMEM).
+pub fn do_sigaltstack(t: &mut Task, new: Option<(u64, u32, u64)>, sp: u64) -> super::errno::KResult<(u64, u32, u64)> {
+    use super::errno::Errno;
+    let old = (t.altstack.sp, sas_ss_flags(t, sp) | (t.altstack.flags & SS_AUTODISARM), t.altstack.size);
+    if let Some((mut ss_sp, flags, mut ss_size)) = new {
+        if on_sig_stack(t, sp) {
+            return Err(Errno::EPERM);
+        }
+        let mode = flags & !SS_AUTODISARM;
+        if mode != SS_DISABLE && mode != SS_ONSTACK && mode != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if mode == SS_DISABLE {
+            ss_size = 0;
+            ss_sp = 0;
+        } else if ss_size < MINSIGSTKSZ {
+            return Err(Errno::ENOMEM);
+        }
+        t.altstack = super::task::AltStack { sp: ss_sp, flags, size: ss_size };
+    }
+    Ok(old)
+}
+
+// ---- Interval timers ----------------------------------------------------------------------
+
+/// ITIMER_REAL expired for `tgid` (the timer armed for the deadline `gen`): SIGALRM to the
+/// process, and the next expiry when it has an interval.
+pub fn itimer_real_expired(k: &mut Kernel, hw: &mut Hw, tgid: Tid, gen: u64) {
+    let now = k.now_ns();
+    let Some(p) = k.procs.get_mut(&tgid) else { return };
+    if p.zombie || p.itimers[0].value != gen || gen == 0 {
+        return;
+    }
+    let it = &mut p.itimers[0];
+    if it.interval != 0 {
+        // Linux: hrtimer_forward_now — the next period after now.
+        let mut next = it.value;
+        while next <= now {
+            next = next.saturating_add(it.interval);
+        }
+        it.value = next;
+        k.add_timer(next, Timer::ITimerReal { tgid, gen: next });
+    } else {
+        it.value = 0;
+    }
+    send_signal_process(k, hw, tgid, SigInfo::kernel(SIGALRM));
+}
+
+/// Arms ITIMER_REAL of `tgid` to fire at `deadline` (0 disarms), dropping the timer armed
+/// before.
+pub fn arm_itimer_real(k: &mut Kernel, tgid: Tid, deadline: u64, interval: u64) {
+    k.timers.retain(|_, t| !matches!(t, Timer::ITimerReal { tgid: x, .. } if *x == tgid));
+    let Some(p) = k.procs.get_mut(&tgid) else { return };
+    p.itimers[0] = super::task::ITimer { value: deadline, interval: if deadline == 0 { 0 } else { interval } };
+    if deadline != 0 {
+        k.add_timer(deadline, Timer::ITimerReal { tgid, gen: deadline });
+    }
+}
+
+/// ITIMER_VIRTUAL / ITIMER_PROF of `tgid` against its user time (Linux: check_cpu_itimer).
+pub fn check_cpu_timers(k: &mut Kernel, hw: &mut Hw, tgid: Tid) {
+    for (i, sig) in [(1usize, SIGVTALRM), (2, SIGPROF)] {
+        let Some(p) = k.procs.get_mut(&tgid) else { return };
+        let now = p.utime;
+        let it = &mut p.itimers[i];
+        if it.value == 0 || now < it.value {
+            continue;
+        }
+        it.value = if it.interval != 0 { it.value.saturating_add(it.interval) } else { 0 };
+        send_signal_process(k, hw, tgid, SigInfo::kernel(sig));
+    }
+}
 
 /// The process ignores SIGCHLD (SIG_IGN) or set SA_NOCLDWAIT: its children never become
 /// zombies.
-pub fn ignores_children(k: &Kernel, tgid: super::task::Tid) -> bool {
+pub fn ignores_children(k: &Kernel, tgid: Tid) -> bool {
     let Some(t) = k.tasks.get(&tgid).or_else(|| k.procs.get(&tgid).and_then(|p| p.threads.iter().find_map(|t| k.tasks.get(t)))) else {
         return false;
     };
     let a = t.sigactions.borrow()[(SIGCHLD - 1) as usize];
-    a.handler == 1 || a.flags & 2 != 0
+    a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0
 }

@@ -167,6 +167,9 @@ pub struct Task {
     /// The mask to restore after a handler run from sigsuspend/pselect/ppoll/epoll_pwait
     /// (Linux: saved_sigmask with TIF_RESTORE_SIGMASK).
     pub saved_sigmask: Option<u64>,
+    /// The mask before rt_sigtimedwait unblocked the signals it waits for (Linux:
+    /// real_blocked); 0 when not waiting. Signals in it are never dropped as ignored.
+    pub real_blocked: u64,
     /// Signals sent to this thread.
     pub pending: SigPending,
     pub altstack: AltStack,
@@ -197,6 +200,7 @@ impl Task {
             sigactions: Rc::new(RefCell::new([SigAction::default(); 64])),
             sigmask: 0,
             saved_sigmask: None,
+            real_blocked: 0,
             pending: SigPending::default(),
             altstack: AltStack { sp: 0, flags: 2, size: 0 },
             clear_child_tid: 0,

@@ -7,6 +7,7 @@ pub mod futex;
 pub mod hooks;
 mod mm;
 pub mod process;
+pub mod signal;
 pub mod time;
 pub mod wait;
 
@@ -151,6 +152,8 @@ const NAMES: &[(u64, &str)] = &[
     (231, "exit_group"), (234, "tgkill"), (247, "waitid"), (257, "openat"), (262, "newfstatat"), (267, "readlinkat"),
     (269, "faccessat"), (273, "set_robust_list"), (293, "pipe2"), (302, "prlimit64"), (318, "getrandom"),
     (323, "userfaultfd"), (332, "statx"), (334, "rseq"), (435, "clone3"), (439, "faccessat2"),
+    (34, "pause"), (36, "getitimer"), (38, "setitimer"), (127, "rt_sigpending"), (128, "rt_sigtimedwait"),
+    (129, "rt_sigqueueinfo"), (130, "rt_sigsuspend"), (200, "tkill"), (297, "rt_tgsigqueueinfo"),
 ];
 
 /// Maximum bytes one read/write-like call moves (Linux: MAX_RW_COUNT).
@@ -216,8 +219,21 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         10 => mm::sys_mprotect(s, a),
         11 => mm::sys_munmap(s, a),
         12 => mm::sys_brk(s, a),
-        13 => process::sys_rt_sigaction(s, a),
-        14 => process::sys_rt_sigprocmask(s, a),
+        13 => signal::sys_rt_sigaction(s, a),
+        14 => signal::sys_rt_sigprocmask(s, a),
+        15 => signal::sys_rt_sigreturn(s),
+        34 => signal::sys_pause(s),
+        36 => signal::sys_getitimer(s, a),
+        37 => signal::sys_alarm(s, a),
+        38 => signal::sys_setitimer(s, a),
+        62 => signal::sys_kill(s, a),
+        127 => signal::sys_rt_sigpending(s, a),
+        128 => signal::sys_rt_sigtimedwait(s, a),
+        129 => signal::sys_rt_sigqueueinfo(s, a),
+        130 => signal::sys_rt_sigsuspend(s, a),
+        200 => signal::sys_tkill(s, a),
+        234 => signal::sys_tgkill(s, a),
+        297 => signal::sys_rt_tgsigqueueinfo(s, a),
         16 => fs::sys_ioctl(s, a),
         17 => fs::sys_pread(s, a),
         18 => fs::sys_pwrite(s, a),
@@ -249,7 +265,7 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         121 => wait::sys_getpgid(s, a),
         124 => wait::sys_getsid(s, a),
         111 => ok(s.k.procs[&s.tgid()].pgid as u64),
-        131 => process::sys_sigaltstack(s, a),
+        131 => signal::sys_sigaltstack(s, a),
         158 => process::sys_arch_prctl(s, a),
         186 => ok(s.tid as u64),
         202 => futex::sys_futex(s, a),

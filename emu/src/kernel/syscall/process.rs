@@ -1,11 +1,9 @@
 //! Process and thread syscalls: exit, exit_group, uname, arch_prctl, set_tid_address,
-//! set_robust_list, prlimit64/getrlimit, getrandom, sched_getaffinity, and the signal
-//! bookkeeping calls (rt_sigaction, rt_sigprocmask, sigaltstack) that record state for the
-//! signal-delivery issue.
+//! set_robust_list, prlimit64/getrlimit, getrandom, sched_getaffinity. The signal calls are
+//! in `signal`.
 
 use super::{ok, Args, Ret, Sys, SysResult};
 use crate::kernel::errno::Errno;
-use crate::kernel::task::SigAction;
 use crate::Outcome;
 
 pub fn sys_exit_group(s: &mut Sys, a: Args) -> SysResult {
@@ -168,72 +166,4 @@ pub fn sys_sched_getaffinity(s: &mut Sys, a: Args) -> SysResult {
     let m: u64 = if ncpu >= 64 { u64::MAX } else { (1u64 << ncpu) - 1 };
     s.copy_to_user(mask, &m.to_le_bytes())?;
     ok(8)
-}
-
-const SIGKILL: usize = 9;
-const SIGSTOP: usize = 19;
-
-pub fn sys_rt_sigaction(s: &mut Sys, a: Args) -> SysResult {
-    let (sig, act, oact, size) = (a.i32(0), a.u(1), a.u(2), a.u(3));
-    if size != 8 || !(1..=64).contains(&sig) {
-        return Err(Errno::EINVAL);
-    }
-    let i = (sig - 1) as usize;
-    let mut new = None;
-    if act != 0 {
-        let mut b = [0u8; 32];
-        s.copy_from_user(act, &mut b)?;
-        let w = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        if i + 1 == SIGKILL || i + 1 == SIGSTOP {
-            return Err(Errno::EINVAL);
-        }
-        new = Some(SigAction { handler: w(0), flags: w(8), restorer: w(16), mask: w(24) & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))) });
-    }
-    let table = s.k.tasks[&s.tid].sigactions.clone();
-    let old = table.borrow()[i];
-    if oact != 0 {
-        let mut b = [0u8; 32];
-        for (k, v) in [old.handler, old.flags, old.restorer, old.mask].iter().enumerate() {
-            b[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        s.copy_to_user(oact, &b)?;
-    }
-    if let Some(n) = new {
-        table.borrow_mut()[i] = n;
-    }
-    ok(0)
-}
-
-pub fn sys_rt_sigprocmask(s: &mut Sys, a: Args) -> SysResult {
-    let (how, set, oset, size) = (a.u32(0), a.u(1), a.u(2), a.u(3));
-    if size != 8 {
-        return Err(Errno::EINVAL);
-    }
-    let old = s.k.tasks[&s.tid].sigmask;
-    let mut new = old;
-    if set != 0 {
-        let v = s.read_u64(set)? & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
-        new = match how {
-            0 => old | v,
-            1 => old & !v,
-            2 => v,
-            _ => return Err(Errno::EINVAL),
-        };
-    }
-    if oset != 0 {
-        s.copy_to_user(oset, &old.to_le_bytes())?;
-    }
-    s.k.tasks.get_mut(&s.tid).unwrap().sigmask = new;
-    ok(0)
-}
-
-pub fn sys_sigaltstack(s: &mut Sys, a: Args) -> SysResult {
-    let old = a.u(1);
-    if old != 0 {
-        // ss_sp 0, ss_flags SS_DISABLE (2), ss_size 0.
-        let mut b = [0u8; 24];
-        b[8..12].copy_from_slice(&2u32.to_le_bytes());
-        s.copy_to_user(old, &b)?;
-    }
-    ok(0)
 }
