@@ -16,5 +16,5 @@ pub use addr::{PageSize, PhysAddr, VirtAddr};
 pub use entry::{Entry, Level};
 pub use frame::FrameAllocator;
 pub use phys::PhysMem;
-pub use tlb::{Flush, Tlb, TlbStats};
-pub use walk::{check_access, walk, Access, AccessKind, ControlRegs, PfErrorCode, Translation, WalkFault};
+pub use tlb::{Flush, StaleHit, Tlb, TlbStats};
+pub use walk::{check_access, walk, walk_peek, Access, AccessKind, ControlRegs, Path, PathEnd, PfErrorCode, Translation, WalkFault};

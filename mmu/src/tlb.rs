@@ -22,10 +22,21 @@
 //! Globals: G is cached only if CR4.PGE was 1 when the entry was filled; a global entry
 //! matches any PCID. Toggling PGE flushes everything, so the cached flag never outlives the
 //! mode it was computed under.
+//!
+//! Checking (`--check-tlb`, [`Tlb::set_checking`]). A checker must see every hit, but the
+//! hit test is the emulator's hottest code and must not pay for a disabled checker. So
+//! checking changes the *data*, not the code: slots filled while checking carry an extra
+//! tag bit ([`CHECKED`]) that the hot test never matches, every lookup misses, and the
+//! miss path ([`Tlb::translate_missed`], out of line) tries the checked tag before walking.
+//! A hit found there is a hit in every respect (same entry, same physical address, counted
+//! as a hit), and is first compared with a side-effect-free walk of the tables
+//! ([`crate::walk::walk_peek`]): the cached entry must grant no more than the tables grant
+//! now (see `stale_reason`). A stale hit is still served, as hardware would, and recorded
+//! in [`Tlb::stale`] for the CPU to stop on.
 
 use crate::addr::PageSize;
 use crate::phys::PhysMem;
-use crate::walk::{pkru_denies, walk, Access, AccessKind, ControlRegs, Translation, WalkFault};
+use crate::walk::{pkru_denies, walk, walk_peek, Access, AccessKind, ControlRegs, Path, PathEnd, Translation, WalkFault};
 
 /// Number of slots (a power of two).
 pub const SLOTS: usize = 1024;
@@ -80,6 +91,11 @@ struct Slot {
 }
 
 const VALID: u64 = 1;
+/// Tag bit of slots filled while checking: the hot hit test (`find::<VALID>`) never matches
+/// them; only the checked lookup on the miss path does. Bit 1 is free (tags are pages with
+/// bit 0 set) and shifted out by `covers` and masked by `entries`, so invalidation treats
+/// checked slots exactly as others.
+const CHECKED: u64 = 2;
 
 impl Slot {
     /// True if this slot caches a translation whose page contains `la`.
@@ -136,6 +152,10 @@ pub struct Tlb {
     /// Some slot may hold a large-page fragment: page invalidations must then scan every
     /// slot, since a large page's fragments are spread over the array. Cleared by full scans.
     any_large: bool,
+    /// Hits are checked against the page tables (see the module documentation).
+    checking: bool,
+    /// The first stale hit found while checking; the CPU takes it and stops.
+    pub stale: Option<StaleHit>,
 }
 
 impl Default for Tlb {
@@ -152,6 +172,8 @@ impl Tlb {
             slots: Box::new([Slot::default(); SLOTS]),
             cold: vec![None; SLOTS].into_boxed_slice(),
             any_large: false,
+            checking: false,
+            stale: None,
         }
     }
 
@@ -160,11 +182,26 @@ impl Tlb {
         (la >> 12) as usize & (SLOTS - 1)
     }
 
+    /// Whether hits are checked (see the module documentation).
+    pub fn checking(&self) -> bool {
+        self.checking
+    }
+
+    /// Turns checking on or off. The TLB is emptied (without counting a flush), so that no
+    /// slot filled in the other mode survives: an unchecked slot would hit unchecked.
+    pub fn set_checking(&mut self, on: bool) {
+        if on != self.checking {
+            self.drop_where(|_| true);
+            self.generation += 1;
+            self.checking = on;
+        }
+    }
+
     /// Hot path: the physical address of `la` if a cached translation permits `acc` under `ctl`
     /// (including a write needing D already set in the cached leaf). No side effects but stats.
     #[inline(always)]
     pub fn lookup(&mut self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
-        match self.find(ctl, la, acc) {
+        match self.find::<VALID>(ctl, la, acc) {
             Some(pa) => {
                 self.stats.hits += 1;
                 Some(pa)
@@ -181,19 +218,20 @@ impl Tlb {
     /// if the caller had used them directly).
     #[inline(always)]
     pub fn probe(&mut self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
-        let r = self.find(ctl, la, acc);
+        let r = self.find::<VALID>(ctl, la, acc);
         if r.is_some() {
             self.stats.hits += 1;
         }
         r
     }
 
-    /// The hit test shared by `lookup` and `probe`. The tag compare comes first, so a miss
-    /// costs one load and compare; inlined, the rights mask folds for a constant access kind.
+    /// The hit test shared by `lookup` and `probe` (`TAG` = `VALID`) and the checked lookup
+    /// (`VALID | CHECKED`). The tag compare comes first, so a miss costs one load and
+    /// compare; inlined, the rights mask folds for a constant access kind.
     #[inline(always)]
-    fn find(&self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
+    fn find<const TAG: u64>(&self, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
         let s = &self.slots[Self::index(la)];
-        if s.tag == (la & !0xfff) | VALID
+        if s.tag == (la & !0xfff) | TAG
             && (s.pcid ^ ctl.pcid()) & s.pcid_mask == 0
             && s.rights & required(ctl, acc) == required(ctl, acc)
             && !(ctl.pke() && s.rights & rights::U != 0 && pkru_denies(ctl, acc, s.pkey))
@@ -210,7 +248,46 @@ impl Tlb {
         if let Some(pa) = self.lookup(ctl, la, acc) {
             return Ok(pa);
         }
+        self.translate_missed(mem, ctl, la, acc)
+    }
+
+    /// The rest of [`Tlb::translate`] for a caller whose own [`Tlb::lookup`] missed (and
+    /// counted the miss): while checking, the checked lookup; then a walk that fills the TLB.
+    pub fn translate_missed(&mut self, mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Result<u64, WalkFault> {
+        if self.checking {
+            if let Some(pa) = self.checked_hit(mem, ctl, la, acc) {
+                return Ok(pa);
+            }
+        }
         self.translate_full(mem, ctl, la, acc).map(|t| t.pa.as_u64())
+    }
+
+    /// The hit test of a checking TLB, and the check. The caller's lookup counted a miss;
+    /// a hit here turns it back into a hit, so the statistics read as without checking.
+    #[cold]
+    #[inline(never)]
+    fn checked_hit(&mut self, mem: &PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
+        let pa = self.find::<{ VALID | CHECKED }>(ctl, la, acc)?;
+        self.stats.misses -= 1;
+        self.stats.hits += 1;
+        if self.stale.is_none() {
+            let slot = self.slots[Self::index(la)];
+            let now = walk_peek(mem, ctl, la).expect("a TLB tag is a canonical address");
+            if let Some(reason) = stale_reason(ctl, &slot, &now, la, acc) {
+                self.stale = Some(StaleHit {
+                    la,
+                    kind: acc.kind,
+                    reason,
+                    frame: slot.frame,
+                    rights: slot.rights,
+                    pkey: slot.pkey,
+                    shift: slot.shift,
+                    now,
+                    maxphyaddr: ctl.maxphyaddr,
+                });
+            }
+        }
+        Some(pa)
     }
 
     /// Like `translate` but always walks (for tracing/tests), returning the full translation.
@@ -253,7 +330,7 @@ impl Tlb {
         let idx = Self::index(la);
         let pcid = ctl.pcid();
         self.slots[idx] = Slot {
-            tag: page | VALID,
+            tag: page | VALID | if self.checking { CHECKED } else { 0 },
             frame: t.pa.as_u64() & !0xfff,
             pcid,
             pcid_mask: if t.global { 0 } else { !0 },
@@ -437,4 +514,132 @@ impl Flush {
 pub fn write_entry(mem: &mut PhysMem, slot: crate::addr::PhysAddr, new: crate::entry::Entry, va: u64, size: crate::addr::PageSize) -> Flush {
     mem.write_u64(slot, new.raw());
     Flush::page(va, size)
+}
+
+/// Why a cached translation grants more than the page tables do now, if it does: the
+/// checker's rule, SDM 4.10.2 (what a TLB entry caches) and 4.10.4.3 (what software may
+/// leave uninvalidated). `now` is a side-effect-free walk of `la`.
+///
+/// Stale: the page is no longer mapped, or mapped to another frame; or a right the entry
+/// caches (R/W, U/S, execute, the protection key) is gone from the tables. A *stricter*
+/// cached entry is fine: the SDM lets software skip the flush after granting rights (a
+/// "spurious" #PF at most, which our TLB turns into a re-walk).
+///
+/// The dirty bit. A TLB entry caches D; after software clears D in the PTE without a flush,
+/// a write through the cached entry does not set D again, and "software cannot interpret
+/// the bit being clear as an indication that such a write has not occurred" (SDM
+/// 4.10.4.3). That is not a wrong translation, but it is a lost write for any kernel that
+/// trusts D (writeback, MADV_FREE, soft-dirty), which is why Linux flushes whenever it
+/// cleans a PTE. So a *write* hit through a cached D=1 over a PTE with D=0 is reported;
+/// a read or fetch through it is not (nothing is lost). A is never compared: it is not
+/// cached here, and Linux clears A without flushing on purpose (x86
+/// ptep_clear_flush_young), accepting that a hot page may look idle.
+fn stale_reason(ctl: &ControlRegs, slot: &Slot, now: &Path, la: u64, acc: Access) -> Option<&'static str> {
+    let (frame, r, pkey) = (slot.frame, slot.rights, slot.pkey);
+    match now.end {
+        PathEnd::NotPresent => return Some("the page is not mapped any more"),
+        PathEnd::Reserved => return Some("the page-table entry has reserved bits set now"),
+        PathEnd::Leaf => {}
+    }
+    let leaf = now.last();
+    let size = now.level().leaf_size().expect("a leaf");
+    let frame_now = leaf.addr(now.level(), ctl.maxphyaddr).as_u64() | (la & (size.bytes() - 1) & !0xfff);
+    if frame_now != frame {
+        return Some("the page is mapped to another frame now");
+    }
+    if r & rights::W != 0 && !now.writable {
+        return Some("write permission was revoked");
+    }
+    if r & rights::U != 0 && !now.user {
+        return Some("user access was revoked");
+    }
+    if r & rights::X != 0 && now.nx && ctl.nxe() {
+        return Some("execute permission was revoked");
+    }
+    if ctl.pke() && r & rights::U != 0 && pkey != leaf.pkey() {
+        return Some("the protection key changed");
+    }
+    if acc.kind == AccessKind::Write && r & rights::D != 0 && !leaf.is_dirty() {
+        return Some("the dirty bit was cleared without a flush (this write would not set it)");
+    }
+    None
+}
+
+/// A stale TLB hit found while checking: the access, the cached entry and what the page
+/// tables say now. Its `Display` is the checker's report.
+#[derive(Clone, Debug)]
+pub struct StaleHit {
+    pub la: u64,
+    pub kind: AccessKind,
+    pub reason: &'static str,
+    /// The cached 4 KiB fragment's frame, rights (`rights::*` bits), key and page size.
+    pub frame: u64,
+    pub rights: u8,
+    pub pkey: u8,
+    pub shift: u8,
+    /// The side-effect-free walk done by the check.
+    pub now: Path,
+    pub maxphyaddr: u8,
+}
+
+impl core::fmt::Display for StaleHit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let kind = match self.kind {
+            AccessKind::Read => "read",
+            AccessKind::Write => "write",
+            AccessKind::Fetch => "instruction fetch",
+        };
+        let size = match self.shift {
+            12 => "4K",
+            21 => "2M",
+            _ => "1G",
+        };
+        write!(f, "{kind} at {:#x} hit a stale TLB entry ({}): cached {size} translation to frame {:#x}, rights ", self.la, self.reason, self.frame)?;
+        let mut sep = "";
+        for (bit, name) in [(rights::W, "W"), (rights::U, "U"), (rights::S, "S"), (rights::X, "X"), (rights::D, "D"), (rights::G, "G")] {
+            if self.rights & bit != 0 {
+                write!(f, "{sep}{name}")?;
+                sep = ",";
+            }
+        }
+        if self.pkey != 0 {
+            write!(f, ", pkey {}", self.pkey)?;
+        }
+        let now = &self.now;
+        let level = match now.level() {
+            crate::entry::Level::Pml4 => "PML4E",
+            crate::entry::Level::Pdpt => "PDPTE",
+            crate::entry::Level::Pd => "PDE",
+            crate::entry::Level::Pt => "PTE",
+        };
+        let e = now.last();
+        write!(f, "; the page tables now have {level} {:#x} (", e.raw())?;
+        match now.end {
+            PathEnd::NotPresent => write!(f, "not present")?,
+            PathEnd::Reserved => write!(f, "reserved bits set")?,
+            PathEnd::Leaf => {
+                write!(
+                    f,
+                    "present, frame {:#x}, {}, {}, {}",
+                    e.addr(now.level(), self.maxphyaddr).as_u64(),
+                    if now.writable { "writable" } else { "read-only" },
+                    if now.user { "user" } else { "supervisor" },
+                    if now.nx { "no-execute" } else { "executable" },
+                )?;
+                if e.is_accessed() {
+                    write!(f, ", accessed")?;
+                }
+                if e.is_dirty() {
+                    write!(f, ", dirty")?;
+                }
+                if e.pkey() != 0 {
+                    write!(f, ", pkey {}", e.pkey())?;
+                }
+                if now.level() != crate::entry::Level::Pt {
+                    write!(f, ", {} page", if now.level() == crate::entry::Level::Pd { "2M" } else { "1G" })?;
+                }
+            }
+        }
+        write!(f, ")")
+    }
 }

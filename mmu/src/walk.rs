@@ -260,6 +260,92 @@ pub(crate) const fn pkru_denies(ctl: &ControlRegs, acc: Access, pkey: u8) -> boo
 
 const LEVELS: [Level; 4] = [Level::Pml4, Level::Pdpt, Level::Pd, Level::Pt];
 
+/// How the entries read for one linear address end (see [`read_path`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PathEnd {
+    /// A present leaf with no reserved bit: a translation exists (rights not yet checked).
+    Leaf,
+    /// The last entry read is not present.
+    NotPresent,
+    /// The last entry read is present with a reserved bit set.
+    Reserved,
+}
+
+/// The entries the walk reads for one linear address, and the rights they combine to: the
+/// part of the walk that has no side effects, shared by [`walk`] and [`walk_peek`].
+#[derive(Clone, Copy, Debug)]
+pub struct Path {
+    /// The entries read, PML4E first; `used` of them are valid.
+    pub entries: [Entry; 4],
+    /// Where each entry lives.
+    pub slots: [PhysAddr; 4],
+    pub used: usize,
+    /// Rights combined over the entries read (SDM 4.6.1); meaningful for `PathEnd::Leaf`.
+    pub writable: bool,
+    pub user: bool,
+    pub nx: bool,
+    pub end: PathEnd,
+}
+
+impl Path {
+    /// The level of the last entry read.
+    pub fn level(&self) -> Level {
+        LEVELS[self.used - 1]
+    }
+    /// The last entry read (the leaf, for `PathEnd::Leaf`).
+    pub fn last(&self) -> Entry {
+        self.entries[self.used - 1]
+    }
+}
+
+/// Reads the entries for canonical `la` from the tables rooted at `ctl.cr3`, stopping at
+/// the first not-present entry, the first entry with a reserved bit, or the leaf. Reads
+/// only: no A/D update, no trace event.
+#[inline(always)]
+pub fn read_path(mem: &PhysMem, ctl: &ControlRegs, la: u64) -> Path {
+    let nxe = ctl.nxe();
+    let mut p = Path {
+        entries: [Entry(0); 4],
+        slots: [PhysAddr::new(0); 4],
+        used: 0,
+        writable: true,
+        user: true,
+        nx: false,
+        end: PathEnd::Leaf,
+    };
+    let mut table = ctl.pml4();
+    for level in LEVELS {
+        let slot = PhysAddr::new(table.as_u64() | (VirtAddr::new_truncate(la).table_index(level.number()) as u64 * 8));
+        let e = Entry(mem.read_u64(slot));
+        p.entries[p.used] = e;
+        p.slots[p.used] = slot;
+        p.used += 1;
+        if !e.is_present() {
+            p.end = PathEnd::NotPresent;
+            return p;
+        }
+        if e.reserved_bits(level, ctl.maxphyaddr, nxe) != 0 {
+            p.end = PathEnd::Reserved;
+            return p;
+        }
+        p.writable &= e.is_writable();
+        p.user &= e.is_user();
+        p.nx |= e.is_nx();
+        if e.is_leaf(level) {
+            break;
+        }
+        table = e.addr(level, ctl.maxphyaddr);
+    }
+    p
+}
+
+/// What the page tables say about `la` *now*, read without side effects (no A/D update,
+/// no trace event, no TLB): for checkers comparing a cached translation with the tables.
+/// `None` for a non-canonical address.
+pub fn walk_peek(mem: &PhysMem, ctl: &ControlRegs, la: u64) -> Option<Path> {
+    VirtAddr::is_canonical(la).then(|| read_path(mem, ctl, la))
+}
+
 /// Walks the tables rooted at `ctl.cr3` for `la`, checking `acc` and updating A (every entry
 /// used) and D (the leaf, only for a write that succeeds).
 ///
@@ -271,36 +357,16 @@ pub fn walk(mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Resul
         trace_walk(la, &[Entry(0); 4], 0, "non-canonical", 0);
         return Err(WalkFault::NonCanonical { addr: la });
     }
-    let nxe = ctl.nxe();
-    let mut entries = [Entry(0); 4];
-    let mut slots = [PhysAddr::new(0); 4];
-    let mut table = ctl.pml4();
-    let (mut writable, mut user, mut nx) = (true, true, false);
-    let mut used = 0;
     let fault = |code: u32, entries: &[Entry; 4], used: usize, what: &'static str| {
         let code = PfErrorCode(code | acc.error_bits(ctl));
         trace_walk(la, entries, used, what, code.0);
         Err(WalkFault::PageFault { addr: la, code })
     };
-    for level in LEVELS {
-        let slot = PhysAddr::new(table.as_u64() | (VirtAddr::new_truncate(la).table_index(level.number()) as u64 * 8));
-        let e = Entry(mem.read_u64(slot));
-        entries[used] = e;
-        slots[used] = slot;
-        used += 1;
-        if !e.is_present() {
-            return fault(0, &entries, used, "not-present");
-        }
-        if e.reserved_bits(level, ctl.maxphyaddr, nxe) != 0 {
-            return fault(PfErrorCode::P | PfErrorCode::RSVD, &entries, used, "reserved");
-        }
-        writable &= e.is_writable();
-        user &= e.is_user();
-        nx |= e.is_nx();
-        if e.is_leaf(level) {
-            break;
-        }
-        table = e.addr(level, ctl.maxphyaddr);
+    let Path { mut entries, slots, used, writable, user, nx, end } = read_path(mem, ctl, la);
+    match end {
+        PathEnd::Leaf => {}
+        PathEnd::NotPresent => return fault(0, &entries, used, "not-present"),
+        PathEnd::Reserved => return fault(PfErrorCode::P | PfErrorCode::RSVD, &entries, used, "reserved"),
     }
     let level = LEVELS[used - 1];
     let leaf = entries[used - 1];
