@@ -13,6 +13,12 @@
 //!
 //! Instructions that straddle a page boundary are decoded on every execution and not cached
 //! (their bytes live in two frames).
+//!
+//! `--check-tlb`: the memo of the current code page stands for a TLB hit on every fetch
+//! from that page. Within one call of `run` nothing can change the page tables (only the
+//! kernel does, between calls), so it is enough that a checking vCPU forgets the memo at
+//! the start of each call (`Vcpu::run`): the first fetch then goes through the checked
+//! TLB, and a stale code translation is caught even when the TLB generation did not move.
 
 use super::dispatch::select;
 use super::exec::{Exec, Handler, Stop};
@@ -181,10 +187,9 @@ pub(crate) fn run(cpu: &mut Vcpu, phys: &mut PhysMem, code: &mut DecodeCache, bu
             core::mem::swap(&mut fetch.0, &mut fetch.1);
             if !fetch.valid(vpage, ex.tlb.generation, code.epoch, ex.s.ctl.cr3) {
                 // Slow path: (re)translate the code page.
-                let acc = Access { kind: AccessKind::Fetch, user: ex.s.cpl == 3, implicit: false, ac: false };
-                let pa = match ex.tlb.translate(ex.mem, &ex.s.ctl, rip, acc) {
+                let pa = match fetch_translate(&mut ex, rip) {
                     Ok(pa) => pa,
-                    Err(e) => break Exit::Exception(fault_to_exception(e)),
+                    Err(e) => break stop_exit(&mut ex, e),
                 };
                 let slot = code.page_for(pa >> 12, vpage, ex.mem);
                 fetch.0 = FetchEntry { vpage, slot, tlb_generation: ex.tlb.generation, epoch: code.epoch, cr3: ex.s.ctl.cr3 };
@@ -240,7 +245,7 @@ pub(crate) fn run(cpu: &mut Vcpu, phys: &mut PhysMem, code: &mut DecodeCache, bu
                 }
                 d
             }
-            Err(e) => break Exit::Exception(e),
+            Err(e) => break stop_exit(&mut ex, e),
         };
         // An instruction straddling a page boundary: decoded every time, never cached.
         if tracing {
@@ -282,16 +287,37 @@ fn finish(ex: &mut Exec, code: &mut DecodeCache, stop: Stop, rip: u64, c: Code, 
             *done += 1;
             Exit::Exception(Exception::Breakpoint)
         }
-        Stop::Fault(e) => Exit::Exception(e),
+        Stop::Fault(e) => stop_exit(ex, e),
         Stop::Unimplemented => Exit::Unimplemented { rip, mnemonic: format!("{c:?}") },
     }
+}
+
+/// The exit for an exception `e` at the current instruction: `Exit::StaleTlb` if the
+/// instruction stopped because it hit a stale TLB entry under `--check-tlb` (the exception
+/// is then `mem::STALE_TLB`, a carrier only), else the exception.
+#[cold]
+fn stop_exit(ex: &mut Exec, e: Exception) -> Exit {
+    match ex.tlb.stale.take() {
+        Some(hit) => Exit::StaleTlb(format!("{hit}; rip {:#x}", ex.s.rip)),
+        None => Exit::Exception(e),
+    }
+}
+
+/// Translates a code address for a fetch (the TLB, else a walk), stopping on a stale TLB
+/// hit under `--check-tlb` like a data access does.
+fn fetch_translate(ex: &mut Exec, la: u64) -> Result<u64, Exception> {
+    let acc = Access { kind: AccessKind::Fetch, user: ex.s.cpl == 3, implicit: false, ac: false };
+    let pa = ex.tlb.translate(ex.mem, &ex.s.ctl, la, acc).map_err(fault_to_exception)?;
+    if ex.tlb.stale.is_some() {
+        return Err(super::mem::STALE_TLB);
+    }
+    Ok(pa)
 }
 
 /// Reads up to 15 code bytes at `rip` (stopping at an unmapped second page) and decodes.
 /// Returns whether the instruction lies within one page and may be cached.
 fn fetch_and_decode(ex: &mut Exec, rip: u64) -> Result<(Decoded, bool), Exception> {
-    let acc = Access { kind: AccessKind::Fetch, user: ex.s.cpl == 3, implicit: false, ac: false };
-    let first = ex.tlb.translate(ex.mem, &ex.s.ctl, rip, acc).map_err(fault_to_exception)?;
+    let first = fetch_translate(ex, rip)?;
     let in_page = (4096 - (rip & 0xfff)) as usize;
     let mut buf = [0u8; 15];
     let n1 = in_page.min(15);
@@ -307,7 +333,7 @@ fn fetch_and_decode(ex: &mut Exec, rip: u64) -> Result<(Decoded, bool), Exceptio
     // The instruction may continue on the next page: fetch it (a fault there is the
     // instruction's fault, with CR2 in the second page).
     let next = rip.wrapping_add(n1 as u64);
-    let second = ex.tlb.translate(ex.mem, &ex.s.ctl, next, acc).map_err(fault_to_exception)?;
+    let second = fetch_translate(ex, next)?;
     ex.mem.read(PhysAddr::new(second), &mut buf[n1..]);
     let d = decode_one(&buf, rip);
     let fits = d.ins.len() <= n1;

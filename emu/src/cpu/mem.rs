@@ -13,6 +13,11 @@ pub enum Loc {
     Two(u64, u32, u64),
 }
 
+/// What an access that hit a stale TLB entry under `--check-tlb` returns to stop its
+/// instruction. Never delivered: the fetch loop sees `Tlb::stale` and exits with
+/// `Exit::StaleTlb` instead (`decode::stop_exit`), so the value only has to be a fault.
+pub(crate) const STALE_TLB: Exception = Exception::GeneralProtection(0);
+
 pub fn fault_to_exception(f: WalkFault) -> Exception {
     match f {
         WalkFault::PageFault { addr, code } => Exception::PageFault { addr, code: code.bits() },
@@ -37,10 +42,16 @@ impl Exec<'_> {
     }
 
     /// The TLB missed: walk (and fill). Kept out of line so the hit path inlines small.
+    /// With `--check-tlb` every hit comes this way (see `mmu::tlb`), and a stale one stops
+    /// the instruction before it changes anything.
     #[cold]
     #[inline(never)]
     fn translate_miss(&mut self, va: u64, acc: Access) -> Result<u64, Exception> {
-        self.tlb.translate(self.mem, &self.s.ctl, va, acc).map_err(fault_to_exception)
+        let pa = self.tlb.translate_missed(self.mem, &self.s.ctl, va, acc).map_err(fault_to_exception)?;
+        if self.tlb.stale.is_some() {
+            return Err(STALE_TLB);
+        }
+        Ok(pa)
     }
 
     /// The physical address of an access of `len` bytes at `va` if it lies in one page and

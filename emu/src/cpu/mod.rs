@@ -166,6 +166,17 @@ impl Vcpu {
 
     /// Runs up to `budget` instructions. Returns why it stopped.
     pub fn run(&mut self, phys: &mut mmu::PhysMem, code: &mut DecodeCache, budget: u64) -> Exit {
+        if self.check_tlb || self.tlb.checking() {
+            self.start_checking();
+        }
         decode::run(self, phys, code, budget)
+    }
+
+    /// `--check-tlb`, once per call of `run`: the TLB in checking mode, and the code-page
+    /// memo forgotten so the first fetch is a checked TLB hit (see `decode`).
+    #[cold]
+    fn start_checking(&mut self) {
+        self.tlb.set_checking(self.check_tlb);
+        self.fetch = decode::FetchState::default();
     }
 }
