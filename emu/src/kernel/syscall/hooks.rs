@@ -1,13 +1,62 @@
 //! The pagelab test-hook syscall: kernel operations a test needs and Linux has no call
-//! for, enabled only by `Config::test_hooks` (natively, and without the option, the
-//! number is ENOSYS like any unknown syscall).
+//! for, enabled only by `Config::test_hooks` (the hidden CLI flag `--test-hooks`).
+//! Natively, and without the option, the number is ENOSYS like any unknown syscall, so a
+//! program can tell whether it runs under pagelab with hooks.
+//!
+//! `syscall(PAGELAB_HOOK, op, addr)`:
+//! - [`HOOK_WRPROTECT_NO_FLUSH`] (1): clear R/W in the PTE mapping user address `addr`
+//!   and *drop* the flush: a deliberate kernel bug, so that tests can see what a missing
+//!   TLB invalidation does (a stale writable entry keeps serving writes, as on hardware)
+//!   and that `--check-tlb` catches it.
+//! - [`HOOK_WRPROTECT`] (2): the same with the flush applied (the control case): the next
+//!   write faults, and since the VMA is writable the fault handler makes the PTE writable
+//!   again (`do_wp_page` reusing the exclusive page), so the program just continues.
+//!
+//! - [`HOOK_NX_NO_FLUSH`] (3): set XD (NX) in the PTE mapping `addr` without a flush: a
+//!   stale *code* translation, for the fetch side of `--check-tlb`.
+//!
+//! Returns 0, or EINVAL for an unknown op, EFAULT when `addr` is not a user address
+//! mapped by a present 4 KiB PTE.
 
-use super::{Args, Sys, SysResult};
+use super::{ok, Args, Sys, SysResult};
 use crate::kernel::errno::Errno;
+use crate::kernel::mm::pgtable::{self, linux::_PAGE_NX, linux::_PAGE_RW};
 
 /// The syscall number (outside Linux's table).
 pub const PAGELAB_HOOK: u64 = 0x5041_4745; // "PAGE"
 
-pub fn sys_pagelab_hook(_s: &mut Sys, _a: Args) -> SysResult {
-    Err(Errno::ENOSYS)
+/// Write-protect a PTE without flushing the TLB (a deliberate missing flush).
+pub const HOOK_WRPROTECT_NO_FLUSH: u64 = 1;
+/// Write-protect a PTE and flush, as the kernel must.
+pub const HOOK_WRPROTECT: u64 = 2;
+/// Make a PTE no-execute without flushing the TLB (a deliberate missing flush).
+pub const HOOK_NX_NO_FLUSH: u64 = 3;
+
+pub fn sys_pagelab_hook(s: &mut Sys, a: Args) -> SysResult {
+    let (op, addr) = (a.u(0), a.u(1));
+    if !matches!(op, HOOK_WRPROTECT_NO_FLUSH | HOOK_WRPROTECT | HOOK_NX_NO_FLUSH) {
+        return Err(Errno::EINVAL);
+    }
+    if addr >= crate::kernel::mm::TASK_SIZE {
+        return Err(Errno::EFAULT);
+    }
+    let (hw, mm) = s.hw_mm();
+    let cr3 = mm.pml4.as_u64();
+    let slot = pgtable::walk_lookup(&hw.mem, mm.pml4, addr).ok_or(Errno::EFAULT)?;
+    let old = pgtable::get_entry(&hw.mem, slot);
+    if slot.level != mmu::Level::Pt || !old.is_present() {
+        return Err(Errno::EFAULT);
+    }
+    let new = if op == HOOK_NX_NO_FLUSH { old.with(_PAGE_NX) } else { old.without(_PAGE_RW) };
+    let flush = pgtable::set_entry(&mut hw.mem, slot, addr, new);
+    tracing::debug!(target: "pagelab::hook", op, addr = format_args!("{addr:#x}"), old = format_args!("{:#x}", old.raw()), "pte change");
+    if op == HOOK_WRPROTECT {
+        hw.flush(flush, cr3);
+    } else {
+        // Deliberately NOT applied: the old entry was present and writable (or executable),
+        // so every TLB that cached it keeps granting writes (or fetches). This is the bug the hook exists to inject;
+        // `Flush::not_needed` would claim the old entry could not be cached, which is false.
+        let _stale_on_purpose = flush;
+    }
+    ok(0)
 }
