@@ -209,6 +209,11 @@ impl Machine {
             }
             let budget_out = exit == Exit::Budget;
             self.kernel.handle_exit(&mut self.hw, exit)?;
+            if let Some(hit) = self.hw.vcpus[i].tlb.stale.take() {
+                // `--check-tlb`: a kernel access to user memory (copy_to_user ...) went
+                // through a stale entry of this vCPU's TLB.
+                return Err(Error::StaleTlb(format!("vCPU {i}, tid {tid}: kernel access: {hit}")));
+            }
             if self.kernel.running[i] == Some(tid) {
                 crate::kernel::signal::exit_to_user(&mut self.kernel, &mut self.hw);
             }
