@@ -7,11 +7,14 @@
 //! (copy_{to,from}_user), `signal` (fault→signal and fatal delivery).
 
 pub mod errno;
+pub mod eventfd;
+pub mod eventpoll;
 pub mod exit;
 pub mod file;
 pub mod fork;
 pub mod hw;
 pub mod mm;
+pub mod pipe;
 pub mod procfs;
 pub mod sched;
 pub mod signal;

@@ -8,7 +8,7 @@
 
 use super::{ok, Args, Sys, SysResult};
 use crate::kernel::errno::{Errno, KResult};
-use crate::kernel::file::{Fd, File, FileKind};
+use crate::kernel::file::{access_ok, Fd, File, FileKind, UserIter};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,10 @@ pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 pub const O_LARGEFILE: u32 = 0o100000;
+pub const O_DIRECT: u32 = 0o40000;
+pub const FASYNC: u32 = 0o20000;
+pub const O_NOATIME: u32 = 0o1000000;
+pub const O_EXCL: u32 = 0o200;
 pub const AT_EMPTY_PATH: u32 = 0x1000;
 
 const S_IFIFO: u32 = 0o010000;
@@ -34,12 +38,9 @@ fn file(s: &Sys, fd: i32) -> KResult<Rc<RefCell<File>>> {
     s.k.tasks[&s.tid].files.borrow().get(fd).map(|f| f.file.clone()).ok_or(Errno::EBADF)
 }
 
-/// Reads up to `len` bytes from a file into a host buffer.
+/// Reads up to `len` bytes from a standard stream or host file into a host buffer.
 fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) -> KResult<Vec<u8>> {
     let mut f = f.borrow_mut();
-    if f.flags & O_ACCMODE == 1 {
-        return Err(Errno::EBADF);
-    }
     match &mut f.kind {
         FileKind::Stdin => {
             if at.is_some() {
@@ -50,7 +51,6 @@ fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) ->
             buf.truncate(n);
             Ok(buf)
         }
-        FileKind::Output(_) => Err(Errno::EBADF),
         FileKind::HostFile { data, pos, .. } => {
             let p = at.unwrap_or(*pos) as usize;
             let end = p.saturating_add(len).min(data.len());
@@ -60,14 +60,13 @@ fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) ->
             }
             Ok(out)
         }
+        _ => Err(Errno::EINVAL),
     }
 }
 
+/// Writes a host buffer to standard output or error.
 fn file_write(s: &mut Sys, f: &Rc<RefCell<File>>, buf: &[u8], at: Option<u64>) -> KResult<usize> {
     let f = f.borrow();
-    if f.flags & O_ACCMODE == 0 && !matches!(f.kind, FileKind::Output(_)) {
-        return Err(Errno::EBADF);
-    }
     match &f.kind {
         FileKind::Output(n) => {
             if at.is_some() {
@@ -77,96 +76,221 @@ fn file_write(s: &mut Sys, f: &Rc<RefCell<File>>, buf: &[u8], at: Option<u64>) -
             w.write_all(buf).map_err(|_| Errno::EPIPE)?;
             Ok(buf.len())
         }
-        _ => Err(Errno::EBADF),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// The object behind a descriptor, cloned out so that no `File` borrow is held while a
+/// read or write runs (it may block, wake others, or drop descriptions).
+enum Target {
+    /// Standard streams and host files (no blocking).
+    Plain,
+    Pipe(Rc<crate::kernel::pipe::Pipe>),
+    EventFd(Rc<crate::kernel::eventfd::EventFd>),
+    /// Files without read/write (epoll): EINVAL (Linux: no FMODE_CAN_READ/WRITE).
+    NoRw,
+}
+
+fn target(f: &File) -> Target {
+    match &f.kind {
+        FileKind::Pipe(end) => Target::Pipe(end.pipe.clone()),
+        FileKind::EventFd(e) => Target::EventFd(e.clone()),
+        FileKind::Epoll(_) => Target::NoRw,
+        _ => Target::Plain,
+    }
+}
+
+/// Files that refuse positioned I/O (Linux: no FMODE_PREAD, stream_open).
+fn is_stream(f: &File) -> bool {
+    matches!(f.kind, FileKind::Pipe(_) | FileKind::Stdin | FileKind::Output(_))
+}
+
+/// Linux: vfs_read / do_iter_read, after the buffer checks. `at`: pread's offset.
+fn do_read(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, mut to: UserIter, at: Option<u64>) -> SysResult {
+    let (t, flags) = {
+        let fb = f.borrow();
+        if !fb.readable() {
+            return Err(Errno::EBADF);
+        }
+        (target(&fb), fb.flags)
+    };
+    let nonblock = flags & O_NONBLOCK != 0;
+    match t {
+        Target::Pipe(p) => crate::kernel::pipe::pipe_read(s, &p, nonblock, fd, to),
+        Target::EventFd(e) => crate::kernel::eventfd::eventfd_read(s, &e, nonblock, fd, to),
+        Target::NoRw => Err(Errno::EINVAL),
+        Target::Plain => {
+            let data = file_read(s, f, to.count.min(MAX_RW_COUNT) as usize, at)?;
+            let n = to.copy_to(s, &data);
+            if n < data.len() && n == 0 {
+                return Err(Errno::EFAULT);
+            }
+            ok(n as u64)
+        }
+    }
+}
+
+/// Linux: vfs_write / do_iter_write. `segs` are the user segments (one for write);
+/// eventfd, having only a ->write, takes them one at a time (do_loop_readv_writev).
+fn do_write(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, segs: Vec<(u64, u64)>, at: Option<u64>) -> SysResult {
+    let (t, flags, plain_ok) = {
+        let fb = f.borrow();
+        let plain_ok = matches!(fb.kind, FileKind::Output(_));
+        if !fb.writable() && !plain_ok {
+            return Err(Errno::EBADF);
+        }
+        (target(&fb), fb.flags, plain_ok)
+    };
+    let nonblock = flags & O_NONBLOCK != 0;
+    match t {
+        Target::Pipe(p) => {
+            let packet = flags & O_DIRECT != 0;
+            crate::kernel::pipe::pipe_write(s, &p, nonblock, packet, fd, UserIter::new(segs))
+        }
+        Target::EventFd(e) => {
+            let mut total = 0u64;
+            for (base, len) in segs {
+                match crate::kernel::eventfd::eventfd_write(s, &e, nonblock, fd, base, len) {
+                    Ok(super::Ret::Val(n)) => {
+                        total += n;
+                        if n != len {
+                            break;
+                        }
+                    }
+                    Err(err) if total == 0 => return Err(err),
+                    r if total == 0 => return r,
+                    _ => break,
+                }
+            }
+            ok(total)
+        }
+        Target::NoRw => Err(Errno::EINVAL),
+        Target::Plain => {
+            if !plain_ok {
+                return Err(Errno::EBADF);
+            }
+            let mut it = UserIter::new(segs);
+            let buf = it.copy_from(s, it.count.min(MAX_RW_COUNT) as usize);
+            if buf.is_empty() && it.count > 0 {
+                return Err(Errno::EFAULT);
+            }
+            ok(file_write(s, f, &buf, at)? as u64)
+        }
     }
 }
 
 pub fn sys_read(s: &mut Sys, a: Args) -> SysResult {
-    let f = file(s, a.i32(0))?;
-    let len = a.u(2).min(MAX_RW_COUNT) as usize;
-    let data = file_read(s, &f, len, None)?;
-    s.copy_to_user(a.u(1), &data)?;
-    ok(data.len() as u64)
+    let (fd, buf, len) = (a.i32(0), a.u(1), a.u(2));
+    let f = file(s, fd)?;
+    if !f.borrow().readable() {
+        return Err(Errno::EBADF);
+    }
+    if !access_ok(buf, len) {
+        return Err(Errno::EFAULT);
+    }
+    do_read(s, fd, &f, UserIter::single(buf, len.min(MAX_RW_COUNT)), None)
 }
 
 pub fn sys_pread(s: &mut Sys, a: Args) -> SysResult {
-    let f = file(s, a.i32(0))?;
-    if (a.u(3) as i64) < 0 {
+    let (fd, buf, len, pos) = (a.i32(0), a.u(1), a.u(2), a.u(3));
+    if (pos as i64) < 0 {
         return Err(Errno::EINVAL);
     }
-    let data = file_read(s, &f, a.u(2).min(MAX_RW_COUNT) as usize, Some(a.u(3)))?;
-    s.copy_to_user(a.u(1), &data)?;
-    ok(data.len() as u64)
+    let f = file(s, fd)?;
+    if is_stream(&f.borrow()) {
+        return Err(Errno::ESPIPE);
+    }
+    if !f.borrow().readable() {
+        return Err(Errno::EBADF);
+    }
+    if !access_ok(buf, len) {
+        return Err(Errno::EFAULT);
+    }
+    do_read(s, fd, &f, UserIter::single(buf, len.min(MAX_RW_COUNT)), Some(pos))
 }
 
 pub fn sys_write(s: &mut Sys, a: Args) -> SysResult {
-    let f = file(s, a.i32(0))?;
-    let len = a.u(2).min(MAX_RW_COUNT) as usize;
-    let mut buf = vec![0u8; len];
-    s.copy_from_user(a.u(1), &mut buf)?;
-    ok(file_write(s, &f, &buf, None)? as u64)
+    let (fd, buf, len) = (a.i32(0), a.u(1), a.u(2));
+    let f = file(s, fd)?;
+    {
+        let fb = f.borrow();
+        if !fb.writable() && !matches!(fb.kind, FileKind::Output(_)) {
+            return Err(Errno::EBADF);
+        }
+    }
+    if !access_ok(buf, len) {
+        return Err(Errno::EFAULT);
+    }
+    do_write(s, fd, &f, vec![(buf, len.min(MAX_RW_COUNT))], None)
 }
 
 pub fn sys_pwrite(s: &mut Sys, a: Args) -> SysResult {
-    let f = file(s, a.i32(0))?;
-    if (a.u(3) as i64) < 0 {
+    let (fd, buf, len, pos) = (a.i32(0), a.u(1), a.u(2), a.u(3));
+    if (pos as i64) < 0 {
         return Err(Errno::EINVAL);
     }
-    let mut buf = vec![0u8; a.u(2).min(MAX_RW_COUNT) as usize];
-    s.copy_from_user(a.u(1), &mut buf)?;
-    ok(file_write(s, &f, &buf, Some(a.u(3)))? as u64)
+    let f = file(s, fd)?;
+    if is_stream(&f.borrow()) {
+        return Err(Errno::ESPIPE);
+    }
+    if !access_ok(buf, len) {
+        return Err(Errno::EFAULT);
+    }
+    do_write(s, fd, &f, vec![(buf, len.min(MAX_RW_COUNT))], Some(pos))
 }
 
-/// Reads an iovec array (Linux: import_iovec): EINVAL for more than UIO_MAXIOV entries.
+/// Reads an iovec array (Linux: import_iovec): EINVAL for more than UIO_MAXIOV entries or
+/// a negative length, EFAULT for a segment outside user space; the total is capped at
+/// MAX_RW_COUNT by shortening the segment that crosses it.
 fn iovecs(s: &mut Sys, va: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
     if cnt > 1024 {
         return Err(Errno::EINVAL);
     }
     let mut raw = vec![0u8; cnt as usize * 16];
     s.copy_from_user(va, &mut raw)?;
-    let v: Vec<(u64, u64)> = raw
-        .chunks(16)
-        .map(|c| (u64::from_le_bytes(c[..8].try_into().unwrap()), u64::from_le_bytes(c[8..].try_into().unwrap())))
-        .collect();
-    if v.iter().any(|&(_, l)| (l as i64) < 0) {
-        return Err(Errno::EINVAL);
+    let mut v = Vec::with_capacity(cnt as usize);
+    let mut total = 0u64;
+    for c in raw.chunks(16) {
+        let base = u64::from_le_bytes(c[..8].try_into().unwrap());
+        let mut len = u64::from_le_bytes(c[8..].try_into().unwrap());
+        if (len as i64) < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !access_ok(base, len) {
+            return Err(Errno::EFAULT);
+        }
+        len = len.min(MAX_RW_COUNT - total);
+        total += len;
+        v.push((base, len));
     }
     Ok(v)
 }
 
 pub fn sys_writev(s: &mut Sys, a: Args) -> SysResult {
-    let f = file(s, a.i32(0))?;
+    let fd = a.i32(0);
+    let f = file(s, fd)?;
     let iov = iovecs(s, a.u(1), a.u(2))?;
-    let mut buf = Vec::new();
-    for (base, len) in iov {
-        let start = buf.len();
-        buf.resize(start + len as usize, 0);
-        if let Err(e) = s.copy_from_user(base, &mut buf[start..]) {
-            buf.truncate(start);
-            if buf.is_empty() {
-                return Err(e);
-            }
-            break;
+    if iov.iter().all(|v| v.1 == 0) {
+        let fb = f.borrow();
+        if !fb.writable() && !matches!(fb.kind, FileKind::Output(_)) {
+            return Err(Errno::EBADF);
         }
+        return ok(0);
     }
-    ok(file_write(s, &f, &buf, None)? as u64)
+    do_write(s, fd, &f, iov, None)
 }
 
 pub fn sys_readv(s: &mut Sys, a: Args) -> SysResult {
-    let f = file(s, a.i32(0))?;
+    let fd = a.i32(0);
+    let f = file(s, fd)?;
     let iov = iovecs(s, a.u(1), a.u(2))?;
-    let total: u64 = iov.iter().map(|v| v.1).sum();
-    let data = file_read(s, &f, total.min(MAX_RW_COUNT) as usize, None)?;
-    let mut off = 0usize;
-    for (base, len) in iov {
-        if off >= data.len() {
-            break;
+    if iov.iter().all(|v| v.1 == 0) {
+        if !f.borrow().readable() {
+            return Err(Errno::EBADF);
         }
-        let n = (len as usize).min(data.len() - off);
-        s.copy_to_user(base, &data[off..off + n])?;
-        off += n;
+        return ok(0);
     }
-    ok(data.len() as u64)
+    do_read(s, fd, &f, UserIter::new(iov), None)
 }
 
 pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
@@ -184,83 +308,188 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
             *pos = n as u64;
             ok(n as u64)
         }
+        // Linux: noop_llseek, the position stays 0.
+        FileKind::EventFd(_) | FileKind::Epoll(_) => ok(0),
         _ => Err(Errno::ESPIPE),
     }
 }
 
 pub fn sys_close(s: &mut Sys, a: Args) -> SysResult {
-    s.k.tasks[&s.tid].files.borrow_mut().close(a.i32(0)).ok_or(Errno::EBADF)?;
+    // Dropped after the table borrow ends: the last reference releases the description
+    // (a pipe end wakes the other side).
+    let slot = s.files().borrow_mut().close(a.i32(0));
+    slot.ok_or(Errno::EBADF)?;
     ok(0)
 }
 
 pub fn sys_dup(s: &mut Sys, a: Args) -> SysResult {
-    let files = s.k.tasks[&s.tid].files.clone();
+    let files = s.files();
     let mut t = files.borrow_mut();
     let f = t.get(a.i32(0)).ok_or(Errno::EBADF)?.clone();
     ok(t.install(Fd { file: f.file, cloexec: false }, 0).ok_or(Errno::EMFILE)? as u64)
 }
 
-/// dup2 (`legacy`: same fd returns it) and dup3 (same fd is EINVAL; flags only O_CLOEXEC).
+/// dup2 (`legacy`: the same fd returns it if open) and dup3 (Linux: ksys_dup3: flags other
+/// than O_CLOEXEC or the same fd are EINVAL; a new fd beyond RLIMIT_NOFILE is EBADF).
 pub fn sys_dup3(s: &mut Sys, old: i32, new: i32, flags: u32, legacy: bool) -> SysResult {
-    if !legacy && (flags & !O_CLOEXEC != 0 || old == new) {
+    if legacy && old == new {
+        return if s.files().borrow().get(old).is_some() { ok(old as u64) } else { Err(Errno::EBADF) };
+    }
+    if flags & !O_CLOEXEC != 0 || old == new {
         return Err(Errno::EINVAL);
     }
-    let files = s.k.tasks[&s.tid].files.clone();
-    let mut t = files.borrow_mut();
-    let f = t.get(old).ok_or(Errno::EBADF)?.clone();
-    if new < 0 || new as usize >= crate::kernel::file::RLIMIT_NOFILE {
+    if new as u32 as usize >= crate::kernel::file::RLIMIT_NOFILE {
         return Err(Errno::EBADF);
     }
-    if old == new {
-        return ok(new as u64);
-    }
-    t.install_at(Fd { file: f.file, cloexec: flags & O_CLOEXEC != 0 }, new as usize);
+    let files = s.files();
+    let replaced = {
+        let mut t = files.borrow_mut();
+        let f = t.get(old).ok_or(Errno::EBADF)?.clone();
+        let replaced = t.close(new);
+        t.install_at(Fd { file: f.file, cloexec: flags & O_CLOEXEC != 0 }, new as usize);
+        replaced
+    };
+    drop(replaced);
     ok(new as u64)
 }
 
+const F_DUPFD: u32 = 0;
+const F_GETFD: u32 = 1;
+const F_SETFD: u32 = 2;
+const F_GETFL: u32 = 3;
+const F_SETFL: u32 = 4;
+const F_GETOWN: u32 = 9;
+const F_DUPFD_CLOEXEC: u32 = 1030;
+
+/// Status flags F_SETFL may change (Linux: SETFL_MASK).
+const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK | FASYNC | O_DIRECT | O_NOATIME;
+
 pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
-    let files = s.k.tasks[&s.tid].files.clone();
-    let mut t = files.borrow_mut();
+    let files = s.files();
     let fd = a.i32(0);
-    let slot = t.get(fd).ok_or(Errno::EBADF)?.clone();
-    match a.u32(1) {
-        // F_DUPFD, F_DUPFD_CLOEXEC
-        0 | 1030 => {
-            let min = a.u(2) as usize;
-            if min >= crate::kernel::file::RLIMIT_NOFILE {
+    let slot = files.borrow().get(fd).ok_or(Errno::EBADF)?.clone();
+    let cmd = a.u32(1);
+    match cmd {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = a.u(2);
+            if min >= crate::kernel::file::RLIMIT_NOFILE as u64 {
                 return Err(Errno::EINVAL);
             }
-            ok(t.install(Fd { file: slot.file, cloexec: a.u32(1) == 1030 }, min).ok_or(Errno::EMFILE)? as u64)
+            let fd = Fd { file: slot.file, cloexec: cmd == F_DUPFD_CLOEXEC };
+            ok(files.borrow_mut().install(fd, min as usize).ok_or(Errno::EMFILE)? as u64)
         }
-        // F_GETFD / F_SETFD
-        1 => ok(slot.cloexec as u64),
-        2 => {
-            t.fds[fd as usize].as_mut().unwrap().cloexec = a.u(2) & 1 != 0;
+        F_GETFD => ok(slot.cloexec as u64),
+        F_SETFD => {
+            files.borrow_mut().fds[fd as usize].as_mut().unwrap().cloexec = a.u(2) & 1 != 0;
             ok(0)
         }
-        // F_GETFL / F_SETFL (only O_APPEND and O_NONBLOCK change)
-        3 => ok((slot.file.borrow().flags | O_LARGEFILE) as u64),
-        4 => {
+        F_GETFL => {
+            let f = slot.file.borrow();
+            // Files opened by path carry O_LARGEFILE (forced on 64-bit); pipes, eventfds and
+            // epoll instances are made without it.
+            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. });
+            ok((f.flags | if large { O_LARGEFILE } else { 0 }) as u64)
+        }
+        F_SETFL => {
+            let arg = a.u32(2);
             let mut f = slot.file.borrow_mut();
-            f.flags = (f.flags & !(O_APPEND | O_NONBLOCK)) | (a.u32(2) & (O_APPEND | O_NONBLOCK));
+            // O_DIRECT: packet mode on pipes; host files take it; terminals and anonymous
+            // inodes cannot (Linux: FMODE_CAN_ODIRECT).
+            if arg & O_DIRECT != 0 {
+                let can = match &f.kind {
+                    FileKind::Pipe(_) | FileKind::HostFile { .. } => true,
+                    FileKind::Stdin => !s.k.streams.tty[0],
+                    FileKind::Output(n) => !s.k.streams.tty[*n as usize],
+                    FileKind::EventFd(_) | FileKind::Epoll(_) => false,
+                };
+                if !can {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            f.flags = (arg & SETFL_MASK) | (f.flags & !SETFL_MASK);
             ok(0)
+        }
+        F_GETOWN => ok(0),
+        crate::kernel::pipe::F_GETPIPE_SZ | crate::kernel::pipe::F_SETPIPE_SZ => {
+            let f = slot.file.borrow();
+            match &f.kind {
+                FileKind::Pipe(end) => crate::kernel::pipe::pipe_fcntl(&end.pipe, cmd, a.u(2)),
+                _ => Err(Errno::EBADF),
+            }
         }
         _ => Err(Errno::EINVAL),
     }
 }
 
+/// pipe and pipe2 (Linux: do_pipe2): both descriptors are reserved, the pair is copied
+/// out, and only then installed, so EFAULT leaves no descriptor behind.
+pub fn sys_pipe2(s: &mut Sys, fildes: u64, flags: u32) -> SysResult {
+    // O_NOTIFICATION_PIPE shares O_EXCL's value.
+    if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT | O_EXCL) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (r, w) = crate::kernel::pipe::create_pipe(s.k, flags & O_EXCL != 0);
+    let keep = flags & (O_NONBLOCK | O_DIRECT);
+    let rf = Rc::new(RefCell::new(File::new(FileKind::Pipe(r), keep)));
+    let wf = Rc::new(RefCell::new(File::new(FileKind::Pipe(w), 1 | keep)));
+    let files = s.files();
+    let (fdr, fdw) = {
+        let t = files.borrow();
+        let fdr = t.lowest_free(0).ok_or(Errno::EMFILE)?;
+        let fdw = (fdr + 1..crate::kernel::file::RLIMIT_NOFILE).find(|&i| t.get(i as i32).is_none()).ok_or(Errno::EMFILE)?;
+        (fdr, fdw)
+    };
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&(fdr as i32).to_le_bytes());
+    out[4..].copy_from_slice(&(fdw as i32).to_le_bytes());
+    s.copy_to_user(fildes, &out)?;
+    let cloexec = flags & O_CLOEXEC != 0;
+    let mut t = files.borrow_mut();
+    t.install_at(Fd { file: rf, cloexec }, fdr);
+    t.install_at(Fd { file: wf, cloexec }, fdw);
+    ok(0)
+}
+
+/// eventfd and eventfd2 (Linux: do_eventfd).
+pub fn sys_eventfd2(s: &mut Sys, initval: u32, flags: u32) -> SysResult {
+    use crate::kernel::eventfd::{EventFd, EFD_SEMAPHORE};
+    if flags & !(EFD_SEMAPHORE | O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let e = EventFd::new(s.k, initval as u64, flags & EFD_SEMAPHORE != 0);
+    let f = File::new(FileKind::EventFd(Rc::new(e)), 2 | (flags & O_NONBLOCK));
+    let fd = Fd { file: Rc::new(RefCell::new(f)), cloexec: flags & O_CLOEXEC != 0 };
+    ok(s.files().borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64)
+}
+
 const TCGETS: u32 = 0x5401;
 const TIOCGWINSZ: u32 = 0x5413;
 const FIONBIO: u32 = 0x5421;
+const FIONREAD: u32 = 0x541b;
+const FIONCLEX: u32 = 0x5450;
+const FIOCLEX: u32 = 0x5451;
 
 pub fn sys_ioctl(s: &mut Sys, a: Args) -> SysResult {
     let f = file(s, a.i32(0))?;
     let tty = match &f.borrow().kind {
         FileKind::Stdin => s.k.streams.tty[0],
         FileKind::Output(n) => s.k.streams.tty[*n as usize],
-        FileKind::HostFile { .. } => false,
+        _ => false,
     };
     match a.u32(1) {
+        FIOCLEX | FIONCLEX => {
+            let files = s.files();
+            files.borrow_mut().fds[a.i32(0) as usize].as_mut().unwrap().cloexec = a.u32(1) == FIOCLEX;
+            ok(0)
+        }
+        FIONREAD if matches!(f.borrow().kind, FileKind::Pipe(_)) => {
+            let n = match &f.borrow().kind {
+                FileKind::Pipe(end) => end.pipe.inner.borrow().bytes() as u32,
+                _ => 0,
+            };
+            s.copy_to_user(a.u(2), &n.to_le_bytes())?;
+            ok(0)
+        }
         FIONBIO => {
             let mut v = [0u8; 4];
             s.copy_from_user(a.u(2), &mut v)?;
@@ -315,6 +544,10 @@ fn stat_of(s: &Sys, f: &Rc<RefCell<File>>) -> [u8; 144] {
         FileKind::Stdin => stdio_stat(s, 0),
         FileKind::Output(n) => stdio_stat(s, *n as usize),
         FileKind::HostFile { data, .. } => stat_bytes(S_IFREG | 0o755, data.len() as u64, 4096, 0, 2),
+        FileKind::Pipe(end) => stat_bytes(S_IFIFO | 0o600, 0, 4096, 0, end.pipe.ino),
+        // Anonymous inodes have no file type bits (Linux: alloc_anon_inode).
+        FileKind::EventFd(e) => stat_bytes(0o600, 0, 4096, 0, e.wq.id),
+        FileKind::Epoll(ep) => stat_bytes(0o600, 0, 4096, 0, ep.wq.id),
     }
 }
 

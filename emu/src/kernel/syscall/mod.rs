@@ -7,6 +7,7 @@ pub mod futex;
 pub mod hooks;
 mod mm;
 pub mod process;
+pub mod select;
 pub mod signal;
 pub mod time;
 pub mod wait;
@@ -150,7 +151,9 @@ const NAMES: &[(u64, &str)] = &[
     (186, "gettid"), (201, "time"), (202, "futex"), (203, "sched_setaffinity"), (204, "sched_getaffinity"),
     (218, "set_tid_address"), (228, "clock_gettime"), (229, "clock_getres"), (230, "clock_nanosleep"),
     (231, "exit_group"), (234, "tgkill"), (247, "waitid"), (257, "openat"), (262, "newfstatat"), (267, "readlinkat"),
-    (269, "faccessat"), (273, "set_robust_list"), (293, "pipe2"), (302, "prlimit64"), (318, "getrandom"),
+    (269, "faccessat"), (273, "set_robust_list"), (293, "pipe2"), (213, "epoll_create"), (232, "epoll_wait"), (233, "epoll_ctl"), (270, "pselect6"),
+    (271, "ppoll"), (281, "epoll_pwait"), (284, "eventfd"), (290, "eventfd2"), (291, "epoll_create1"), (441, "epoll_pwait2"),
+    (302, "prlimit64"), (318, "getrandom"),
     (323, "userfaultfd"), (332, "statx"), (334, "rseq"), (435, "clone3"), (439, "faccessat2"),
     (34, "pause"), (36, "getitimer"), (38, "setitimer"), (127, "rt_sigpending"), (128, "rt_sigtimedwait"),
     (129, "rt_sigqueueinfo"), (130, "rt_sigsuspend"), (200, "tkill"), (297, "rt_tgsigqueueinfo"),
@@ -290,6 +293,20 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         // rseq: glibc treats ENOSYS as "not available" and carries on.
         334 => Err(Errno::ENOSYS),
         435 => crate::kernel::fork::sys_clone3(s, a),
+        7 => select::sys_poll(s, a),
+        22 => fs::sys_pipe2(s, a.u(0), 0),
+        23 => select::sys_select(s, a),
+        213 => crate::kernel::eventpoll::sys_epoll_create(s, 0, Some(a.i32(0))),
+        232 => select::sys_epoll_pwait(s, a, false, false),
+        233 => crate::kernel::eventpoll::sys_epoll_ctl(s, a.i32(0), a.i32(1), a.i32(2), a.u(3)),
+        270 => select::sys_pselect6(s, a),
+        271 => select::sys_ppoll(s, a),
+        281 => select::sys_epoll_pwait(s, a, true, false),
+        284 => fs::sys_eventfd2(s, a.u32(0), 0),
+        290 => fs::sys_eventfd2(s, a.u32(0), a.u32(1)),
+        291 => crate::kernel::eventpoll::sys_epoll_create(s, a.u32(0), None),
+        293 => fs::sys_pipe2(s, a.u(0), a.u32(1)),
+        441 => select::sys_epoll_pwait(s, a, true, true),
         hooks::PAGELAB_HOOK if s.k.opts.test_hooks => hooks::sys_pagelab_hook(s, a),
         _ => Err(Errno::ENOSYS),
     }
