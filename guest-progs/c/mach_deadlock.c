@@ -9,9 +9,14 @@
 //                            main thread blocks in pthread_join. Natively this hangs for
 //                            ever; pagelab sees every thread blocked with no timer pending
 //                            and stops with a deadlock report (exit status 123).
+//   mach_deadlock pipe       read from an empty pipe whose only write end the reader holds
+//   mach_deadlock wait       fork; the child reads from such a pipe, the parent waits for
+//                            the child in wait4
 #include "pl.h"
 #include <pthread.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER, b = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t bar;
@@ -45,8 +50,33 @@ static void *second(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    opposite = argc > 1 && strcmp(argv[1], "deadlock") == 0;
+    const char *mode = argc > 1 ? argv[1] : "";
+    opposite = strcmp(mode, "deadlock") == 0;
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (strcmp(mode, "pipe") == 0 || strcmp(mode, "wait") == 0) {
+        int fds[2];
+        char c;
+        if (pipe(fds) != 0) {
+            printf("pipe: %s\n", pl_errname(errno));
+            return 1;
+        }
+        if (strcmp(mode, "pipe") == 0) {
+            printf("reading an empty pipe whose write end we hold\n");
+            long n = read(fds[0], &c, 1);
+            printf("read returned %ld\n", n);
+            return 0;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            long n = read(fds[0], &c, 1);
+            _exit(n == 1 ? 0 : 1);
+        }
+        printf("waiting for a child that reads an empty pipe\n");
+        int st;
+        waitpid(pid, &st, 0);
+        printf("child ended\n");
+        return 0;
+    }
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t1, t2;
     printf("locking A,B and %s\n", opposite ? "B,A" : "A,B");
