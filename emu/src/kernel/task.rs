@@ -56,7 +56,12 @@ pub enum WaitKey {
 /// offset) for MAP_SHARED memory, so that processes sharing memory share futexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FutexKey {
+    /// A FUTEX_PRIVATE_FLAG futex.
     Private { mm: MmId, addr: u64 },
+    /// A futex without FUTEX_PRIVATE_FLAG in private (anonymous or COW) memory. Linux keys
+    /// it like a private one but with FUT_OFF_MMSHARED set, so a private waiter is not
+    /// woken by a shared wake of the same word, nor the other way round.
+    MmShared { mm: MmId, addr: u64 },
     Shared { object: u64, offset: u64 },
 }
 
