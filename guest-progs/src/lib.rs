@@ -47,6 +47,8 @@ pub const META: &[Meta] = &[
     Meta { name: "args_env", about: "argv, auxv (AT_PAGESZ, AT_CLKTCK, ...) and environment", test_args: &["one", "two words", ""], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "enosys", about: "an unknown syscall returns ENOSYS", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "exit_code", about: "exit(42) after atexit and buffered stdout", test_args: &[], bench_args: &[], expect: Expect::Exit(42) },
+    Meta { name: "fork_cow", about: "copy-on-write after fork, MAP_SHARED anonymous memory and a process-shared mutex across fork, MADV_WIPEONFORK/DONTFORK", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "fork_wait", about: "exit statuses and wait4/waitid (WNOHANG, WNOWAIT, pids, groups, __WCLONE), vfork, getppid, /proc/PID, leader pthread_exit, kill/stop/continue", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "hello", about: "printf of ints and doubles, string.h, argv", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "hello_pie", about: "hello built -static-pie (ET_DYN, self-relocating)", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "mach_deadlock", about: "two threads, two mutexes; `deadlock`: opposite order, a certain deadlock (pagelab: exit 123)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },

@@ -149,3 +149,116 @@ fn a_guest_that_outgrows_memory_is_oom_killed() {
     assert_eq!(o.status.code(), Some(128 + 9), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("SIGKILL"));
 }
+
+// --- issue 3: vCPUs, scheduling, the TLB checker, deadlocks, statistics -----------------
+
+fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_documents_the_machine_options_and_hides_the_test_hook() {
+    let o = pagelab(&["run", "--help"]);
+    let h = stdout_of(&o);
+    for opt in ["--vcpus", "--sched", "--seed", "--check-tlb", "rr", "random"] {
+        assert!(h.contains(opt), "--help lacks {opt}:\n{h}");
+    }
+    assert!(!h.contains("--test-hooks"), "the test hook is hidden:\n{h}");
+}
+
+#[test]
+fn bad_machine_options_are_usage_errors() {
+    for args in [&["--vcpus", "0"][..], &["--vcpus", "65"], &["--sched", "fifo"], &["--seed", "-1"]] {
+        let mut a = vec!["run"];
+        a.extend_from_slice(args);
+        let p = prog("hello");
+        a.push(&p);
+        assert_eq!(pagelab(&a).status.code(), Some(2), "{args:?}");
+    }
+}
+
+/// `mach_race race` has unsynchronised increments: its output is a function of the
+/// interleaving, which is a function of --sched and --seed only.
+#[test]
+fn seeded_random_scheduling_is_repeatable_and_seed_dependent() {
+    let race = |seed: &str| {
+        let o = pagelab(&["run", "--vcpus", "2", "--sched", "random", "--seed", seed, &prog("mach_race"), "race", "3", "100000"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+        stdout_of(&o)
+    };
+    assert_eq!(race("7"), race("7"));
+    let distinct: std::collections::BTreeSet<String> = ["1", "2", "3", "4", "5", "6"].iter().map(|s| race(s)).collect();
+    assert!(distinct.len() >= 2, "six seeds, one interleaving: {distinct:?}");
+    let rr = |v: &str| stdout_of(&pagelab(&["run", "--vcpus", v, "--sched", "rr", &prog("mach_race"), "race", "3", "100000"]));
+    assert_eq!(rr("2"), rr("2"));
+}
+
+#[test]
+fn traces_of_a_seeded_multithreaded_run_are_byte_identical() {
+    let (a, b) = (tmp("race-a.jsonl"), tmp("race-b.jsonl"));
+    for t in [&a, &b] {
+        let o = pagelab(&[
+            "run", "--vcpus", "2", "--sched", "random", "--seed", "7", "--trace", t.to_str().unwrap(), &prog("mach_race"), "race", "2", "20000",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    }
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(!ta.is_empty());
+    assert!(ta == tb, "two runs with the same seed gave different traces");
+    let text = String::from_utf8(ta).unwrap();
+    assert!(text.contains("\"name\":\"clone") || text.contains("\"nr\":56") || text.contains("\"nr\":435"), "a threaded run clones");
+}
+
+#[test]
+fn check_tlb_stops_on_a_stale_entry_with_status_125() {
+    let p = prog("mach_stale_tlb");
+    let o = pagelab(&["run", "--test-hooks", "--check-tlb", &p, "write-noflush"]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    let line = err.lines().find(|l| l.starts_with("pagelab: stale TLB entry: ")).unwrap_or_else(|| panic!("no report:\n{err}"));
+    assert!(line.contains("vCPU 0, tid 1000: write at 0x10000200002 hit a stale TLB entry (write permission was revoked)"), "{line}");
+    assert!(line.contains("cached 4K translation to frame 0x") && line.contains("PTE 0x") && line.contains("rip 0x"), "{line}");
+    // The same missing flush without the checker: the stale entry serves the write.
+    let o = pagelab(&["run", "--test-hooks", &p, "write-noflush"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    assert_eq!(stdout_of(&o), "hook: 0\nafter: 1 2 3\n");
+    // A correct program runs unchanged under the checker.
+    let o = pagelab(&["run", "--check-tlb", "--vcpus", "2", &prog("mach_shootdown")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    assert!(stdout_of(&o).contains("reader sees 0 after the remap"));
+}
+
+#[test]
+fn a_deadlock_exits_123_with_a_report_naming_every_thread() {
+    let o = pagelab(&["run", "--vcpus", "2", &prog("mach_deadlock"), "deadlock"]);
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(123), "{err}");
+    assert_eq!(stdout_of(&o), "locking A,B and B,A\n");
+    assert!(err.starts_with("pagelab: deadlock: every thread is blocked and no timer is pending\n"), "{err}");
+    let threads: Vec<&str> = err.lines().filter(|l| l.trim_start().starts_with("tid ")).collect();
+    assert_eq!(threads.len(), 3, "{err}");
+    for l in threads {
+        assert!(l.contains("blocked in futex wait on 0x") && l.contains("rip 0x"), "{l}");
+    }
+}
+
+#[test]
+fn stats_name_every_counter() {
+    let o = pagelab(&["run", "--stats", "--vcpus", "2", &prog("mach_shootdown")]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = stderr_of(&o);
+    let line = err.lines().find(|l| l.starts_with("pagelab: vcpus ")).unwrap_or_else(|| panic!("no stats line:\n{err}"));
+    let field = |name: &str| -> u64 {
+        let rest = line.split(&format!("{name} ")).nth(1).unwrap_or_else(|| panic!("no {name}: {line}"));
+        rest.split([' ', '|']).next().unwrap().parse().unwrap_or_else(|_| panic!("{name} not a number: {line}"))
+    };
+    assert_eq!(field("vcpus"), 2);
+    assert!(field("instructions") > 0 && field("page faults") > 0 && field("syscalls") > 0, "{line}");
+    assert!(field("TLB hits") > 0 && field("misses") > 0 && field("walks") > 0 && field("TLB flushes") > 0, "{line}");
+    assert!(field("shootdowns") > 0, "two threads on two vCPUs remap shared memory: {line}");
+    assert!(field("context switches") >= 2, "{line}");
+}

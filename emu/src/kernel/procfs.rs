@@ -115,8 +115,10 @@ pub fn open(s: &mut Sys, path: &[u8], flags: u32) -> SysResult {
     const O_DIRECTORY: u32 = 0o200000;
     const O_CLOEXEC: u32 = 0o2000000;
     let node = resolve(s, path, true)?;
-    if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
-        return Err(if matches!(node, Node::Dir(_)) { Errno::EISDIR } else { Errno::EACCES });
+    // The caller is root: opening for writing passes the permission check (writes then
+    // fail, these files have no write method); a directory cannot be written.
+    if matches!(node, Node::Dir(_)) && (flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0) {
+        return Err(Errno::EISDIR);
     }
     let (name, data) = match node {
         Node::SelfLink => unreachable!("followed"),
@@ -235,8 +237,11 @@ fn state(s: &Sys, t: Target) -> (char, &'static str) {
     }
 }
 
+/// Linux's signal->nr_threads: a thread leaves it when released — other threads at once
+/// when they exit, the leader only with the whole group — so a group whose leader has
+/// exited still counts it.
 fn live_threads(k: &Kernel, tgid: Tid) -> usize {
-    k.procs.get(&tgid).map_or(0, |p| p.threads.iter().filter(|t| k.tasks.contains_key(t)).count())
+    k.procs.get(&tgid).map_or(0, |p| 1 + p.threads.iter().filter(|&&t| t != tgid && k.tasks.contains_key(&t)).count())
 }
 
 fn proc_exe_link(s: &Sys, t: Target) -> Option<String> {
@@ -301,7 +306,7 @@ fn proc_pid_status(s: &mut Sys, t: Target) -> Vec<u8> {
         let _ = writeln!(o, "VmExe:\t{:>8} kB", kb(&|v| v.executable()));
         let _ = writeln!(o, "VmSwap:\t{:>8} kB", 0);
     }
-    let _ = writeln!(o, "Threads:\t{}", live_threads(s.k, t.tgid).max(1));
+    let _ = writeln!(o, "Threads:\t{}", live_threads(s.k, t.tgid));
     let _ = writeln!(o, "SigQ:\t0/63704");
     let _ = writeln!(o, "SigPnd:\t{pending:016x}");
     let _ = writeln!(o, "ShdPnd:\t{:016x}", p.shared_pending.set);
@@ -355,7 +360,7 @@ fn proc_pid_stat(s: &mut Sys, t: Target) -> Vec<u8> {
         "0".into(),
         "20".into(), // priority
         "0".into(),  // nice
-        live_threads(s.k, t.tgid).max(1).to_string(),
+        live_threads(s.k, t.tgid).to_string(),
         "0".into(),
         "0".into(), // starttime
         vsize.to_string(),
