@@ -179,7 +179,7 @@ impl Machine {
             }
             self.kernel.now = self.kernel.now.max(self.clock + used);
             if self.kernel.running[i].is_none() {
-                let Some(t) = self.pick_next() else { break };
+                let Some(t) = self.pick_next(i) else { break };
                 self.switch_in(i, t);
                 continue;
             }
@@ -218,7 +218,12 @@ impl Machine {
                 crate::kernel::signal::exit_to_user(&mut self.kernel, &mut self.hw);
             }
             self.kernel.drain_deferred_wakes();
-            if std::mem::take(&mut self.kernel.resched) && !self.kernel.runq.is_empty() && self.kernel.running[i] == Some(tid) {
+            // sched_yield gives the vCPU to a queued task; sched_setaffinity may have
+            // forbidden this vCPU to its task.
+            if std::mem::take(&mut self.kernel.resched)
+                && self.kernel.running[i] == Some(tid)
+                && (!self.kernel.runq.is_empty() || self.kernel.tasks.get(&tid).is_some_and(|t| t.cpus_allowed >> i & 1 == 0))
+            {
                 self.preempt(i);
             }
             if budget_out {
@@ -232,13 +237,23 @@ impl Machine {
         Ok(())
     }
 
-    fn pick_next(&mut self) -> Option<Tid> {
-        if self.kernel.runq.is_empty() {
-            return None;
-        }
+    /// The next queued task for vCPU `i`: the first (round robin) or a random one of those
+    /// whose affinity allows vCPU `i`.
+    fn pick_next(&mut self, i: usize) -> Option<Tid> {
+        let k = &self.kernel;
+        let allowed = |t: &Tid| k.tasks.get(t).is_none_or(|t| t.cpus_allowed >> i & 1 != 0);
         let idx = match self.policy {
-            SchedPolicy::RoundRobin => 0,
-            SchedPolicy::Random => (self.next_rand() % self.kernel.runq.len() as u64) as usize,
+            SchedPolicy::RoundRobin => k.runq.iter().position(allowed)?,
+            SchedPolicy::Random => {
+                let n = k.runq.iter().filter(|t| allowed(t)).count();
+                if n == 0 {
+                    return None;
+                }
+                let nth = (self.next_rand() % n as u64) as usize;
+                let k = &self.kernel;
+                let allowed = |t: &Tid| k.tasks.get(t).is_none_or(|t| t.cpus_allowed >> i & 1 != 0);
+                k.runq.iter().enumerate().filter(|(_, t)| allowed(t)).nth(nth)?.0
+            }
         };
         self.kernel.runq.remove(idx)
     }

@@ -187,6 +187,8 @@ pub struct Task {
     pub vfork_parent: Option<Tid>,
     /// Guest instructions this thread retired (user time).
     pub utime: u64,
+    /// The vCPUs this thread may run on (sched_setaffinity), bit i = vCPU i.
+    pub cpus_allowed: u64,
     /// For the sigcontext of the next signal frame.
     pub trap: TrapInfo,
 }
@@ -214,6 +216,7 @@ impl Task {
             orig_rax: 0,
             vfork_parent: None,
             utime: 0,
+            cpus_allowed: u64::MAX,
             trap: TrapInfo::default(),
         }
     }
