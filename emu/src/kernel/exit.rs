@@ -73,6 +73,7 @@ fn exit_thread(k: &mut Kernel, hw: &mut Hw, tid: Tid, clear_tid: bool) {
     let Some(t) = k.tasks.get(&tid) else { return };
     let (mm_id, ctid, vfork_parent) = (t.mm, t.clear_child_tid, t.vfork_parent);
     tracing::debug!(target: "pagelab::sched", tid, "exit");
+    super::syscall::futex::exit_robust_list(k, hw, tid);
     // Linux's mm_release: only when another user of the mm can see the word.
     if clear_tid && ctid != 0 && k.mms[mm_id].as_ref().is_some_and(|m| m.users > 1) && k.vcpu_of(tid) == Some(hw.cur) {
         let mm = k.mms[mm_id].as_mut().unwrap();

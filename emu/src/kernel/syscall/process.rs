@@ -18,7 +18,8 @@ pub fn sys_exit(s: &mut Sys, a: Args) -> SysResult {
     Ok(Ret::NoReturn)
 }
 
-/// sched_yield: to the back of the run queue when another task is waiting for a vCPU.
+/// sched_yield: to the back of the run queue when another task is waiting for a vCPU
+/// (Linux: do_sched_yield; with nothing else runnable the caller simply goes on).
 pub fn sys_sched_yield(s: &mut Sys) -> SysResult {
     s.k.resched = true;
     ok(0)
@@ -153,17 +154,108 @@ pub fn sys_getrandom(s: &mut Sys, a: Args) -> SysResult {
     ok(len as u64)
 }
 
+/// The bytes of a CPU mask the kernel exchanges (Linux: cpumask_size(), with nr_cpu_ids
+/// CPUs rounded up to longs; pagelab has at most 64 vCPUs).
+const CPUMASK_SIZE: u64 = 8;
+
+/// The vCPUs that exist, as a mask (Linux: cpu_active_mask).
+fn online_mask(s: &Sys) -> u64 {
+    let n = s.hw.vcpus.len() as u32;
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// The task a scheduler call names: 0 is the caller, else any thread (ESRCH).
+fn sched_task(s: &Sys, pid: i32) -> Result<crate::kernel::task::Tid, Errno> {
+    match pid {
+        0 => Ok(s.tid),
+        p if s.k.tasks.contains_key(&p) => Ok(p),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+/// sched_getaffinity (Linux: kernel/sched/syscalls.c): EINVAL for a buffer shorter than
+/// nr_cpu_ids bits or not a whole number of longs, then ESRCH; returns the bytes written.
 pub fn sys_sched_getaffinity(s: &mut Sys, a: Args) -> SysResult {
     let (pid, len, mask) = (a.i32(0), a.u(1), a.u(2));
-    if pid != 0 && !s.k.tasks.contains_key(&pid) {
-        return Err(Errno::ESRCH);
-    }
-    // The kernel copies nr_cpu_ids rounded up to longs; the length must cover it.
-    if len < 8 || len & 7 != 0 {
+    if len.saturating_mul(8) < s.hw.vcpus.len() as u64 || len & 7 != 0 {
         return Err(Errno::EINVAL);
     }
-    let ncpu = s.hw.vcpus.len() as u32;
-    let m: u64 = if ncpu >= 64 { u64::MAX } else { (1u64 << ncpu) - 1 };
-    s.copy_to_user(mask, &m.to_le_bytes())?;
-    ok(8)
+    let tid = sched_task(s, pid)?;
+    let m = s.k.tasks[&tid].cpus_allowed & online_mask(s);
+    let n = len.min(CPUMASK_SIZE);
+    s.copy_to_user(mask, &m.to_le_bytes()[..n as usize])?;
+    ok(n)
+}
+
+/// sched_setaffinity: the mask is read first (a short one is zero-extended, a long one
+/// truncated: EFAULT), then the task looked up (ESRCH); a mask without an existing vCPU
+/// is EINVAL. A thread that may no longer run on its vCPU leaves it at once.
+pub fn sys_sched_setaffinity(s: &mut Sys, a: Args) -> SysResult {
+    let (pid, len, ptr) = (a.i32(0), a.u(1), a.u(2));
+    let mut b = [0u8; 8];
+    let n = len.min(CPUMASK_SIZE) as usize;
+    s.copy_from_user(ptr, &mut b[..n])?;
+    let tid = sched_task(s, pid)?;
+    let m = u64::from_le_bytes(b) & online_mask(s);
+    if m == 0 {
+        return Err(Errno::EINVAL);
+    }
+    s.k.tasks.get_mut(&tid).unwrap().cpus_allowed = m;
+    if tid == s.tid && m & (1 << s.hw.cur) == 0 {
+        s.k.resched = true;
+    }
+    ok(0)
+}
+
+/// getcpu(cpu, node, cache): the vCPU the caller runs on, node 0.
+pub fn sys_getcpu(s: &mut Sys, a: Args) -> SysResult {
+    let cpu = s.hw.cur as u32;
+    if a.u(0) != 0 {
+        s.copy_to_user(a.u(0), &cpu.to_le_bytes())?;
+    }
+    if a.u(1) != 0 {
+        s.copy_to_user(a.u(1), &0u32.to_le_bytes())?;
+    }
+    ok(0)
+}
+
+/// sched_getscheduler: every thread is SCHED_OTHER.
+pub fn sys_sched_getscheduler(s: &mut Sys, a: Args) -> SysResult {
+    if a.i32(0) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    sched_task(s, a.i32(0))?;
+    ok(0)
+}
+
+/// sched_getparam: priority 0 (SCHED_OTHER).
+pub fn sys_sched_getparam(s: &mut Sys, a: Args) -> SysResult {
+    if a.u(1) == 0 || a.i32(0) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    sched_task(s, a.i32(0))?;
+    s.copy_to_user(a.u(1), &0i32.to_le_bytes())?;
+    ok(0)
+}
+
+/// sched_get_priority_max / _min: 1..99 for SCHED_FIFO and SCHED_RR, 0 for the others.
+pub fn sys_sched_get_priority(a: Args, max: bool) -> SysResult {
+    match a.i32(0) {
+        1 | 2 => ok(if max { 99 } else { 1 }),
+        0 | 3 | 5 | 6 => ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// get_robust_list(pid, head_ptr, len_ptr): the length is stored first, then the head.
+pub fn sys_get_robust_list(s: &mut Sys, a: Args) -> SysResult {
+    let tid = sched_task(s, a.i32(0))?;
+    let head = s.k.tasks[&tid].robust_list.0;
+    s.copy_to_user(a.u(2), &24u64.to_le_bytes())?;
+    s.copy_to_user(a.u(1), &head.to_le_bytes())?;
+    ok(0)
 }
