@@ -214,7 +214,9 @@ pub fn pipe_read(s: &mut Sys, pipe: &Rc<Pipe>, nonblock: bool, fd: i32, mut to: 
         drop(p);
         return s.block_retry(vec![pipe.rd_wait.key()], WaitWhat::Read { fd }, None);
     }
-    let wake_next_reader = !p.is_empty();
+    // Only a reader that slept passes the wake on (Linux since 5.14: no wake per read, so
+    // an edge-triggered epoll sees no event for data that was already there).
+    let wake_next_reader = s.restart.is_some() && !p.is_empty();
     drop(p);
     if wake_writer {
         pipe.wr_wait.wake_up_poll(EPOLLOUT | EPOLLWRNORM);

@@ -26,6 +26,7 @@ pub const FASYNC: u32 = 0o20000;
 pub const O_NOATIME: u32 = 0o1000000;
 pub const O_EXCL: u32 = 0o200;
 pub const AT_EMPTY_PATH: u32 = 0x1000;
+pub const AT_FDCWD: i32 = -100;
 
 const S_IFIFO: u32 = 0o010000;
 const S_IFCHR: u32 = 0o020000;
@@ -598,26 +599,62 @@ fn sys_stat_bytes(s: &mut Sys, p: &[u8], buf: u64) -> SysResult {
     ok(0)
 }
 
-/// Maps a guest path to an allowed host path, or ENOENT.
+/// Lexical normalisation against the guest's working directory "/": "." goes, ".." drops
+/// the previous component (never above the root), so "/allowed/../etc/passwd" cannot pass
+/// a prefix check as a path under "/allowed".
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Maps a guest path to an allowed host path, or ENOENT. Allowed: the program itself
+/// (also as /proc/self/exe) and what lies under an `--allow-path`, both lexically and
+/// after resolving symlinks (a link inside an allowed directory cannot lead out of it).
 fn resolve_allowed(s: &Sys, p: &[u8]) -> KResult<PathBuf> {
     if p.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let path = PathBuf::from(std::str::from_utf8(p).map_err(|_| Errno::ENOENT)?);
+    let path = normalize(Path::new(std::str::from_utf8(p).map_err(|_| Errno::ENOENT)?));
     let exe = s.k.mms[s.k.tasks[&s.tid].mm].as_ref().map(|m| m.exe.clone()).unwrap_or_default();
-    let allowed = |q: &Path| q == exe || q == Path::new("/proc/self/exe") || s.k.allow_paths.iter().any(|a| q.starts_with(a));
-    if allowed(&path) {
-        if path == Path::new("/proc/self/exe") {
-            return Ok(exe);
+    if path == Path::new("/proc/self/exe") {
+        return Ok(exe);
+    }
+    let abs = |q: &Path| std::path::absolute(q).map(|q| normalize(&q)).unwrap_or_default();
+    if path == abs(&exe) {
+        return Ok(exe);
+    }
+    for a in &s.k.allow_paths {
+        let a = abs(a);
+        if path.starts_with(&a) {
+            // Symlinks: the real path must stay under the real allowed path.
+            return match (std::fs::canonicalize(&path), std::fs::canonicalize(&a)) {
+                (Ok(real), Ok(real_a)) if !real.starts_with(&real_a) => Err(Errno::ENOENT),
+                _ => Ok(path),
+            };
         }
-        return Ok(path);
     }
     Err(Errno::ENOENT)
 }
 
+/// open/openat. A relative path with a directory descriptor other than AT_FDCWD needs a
+/// directory, which no guest descriptor is: EBADF for a closed fd, else ENOTDIR. Host
+/// files open read-only; asking to write, create or truncate an allowed file is EACCES.
 pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
-    let _ = dirfd;
     let p = s.strncpy_from_user(path, 4096)?;
+    if !p.starts_with(b"/") && !p.is_empty() && dirfd != AT_FDCWD {
+        file(s, dirfd)?;
+        return Err(Errno::ENOTDIR);
+    }
     if p.starts_with(b"/proc/") {
         return crate::kernel::procfs::open(s, &p, flags);
     }
@@ -626,7 +663,7 @@ pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
         return Err(Errno::EACCES);
     }
     let data = std::fs::read(&host).map_err(|e| if e.kind() == std::io::ErrorKind::IsADirectory { Errno::EISDIR } else { Errno::ENOENT })?;
-    let f = File { kind: FileKind::HostFile { path: host, data: std::sync::Arc::new(data), pos: 0 }, flags: flags & (O_ACCMODE | O_NONBLOCK | O_APPEND) };
+    let f = File { kind: FileKind::HostFile { path: host, data: std::sync::Arc::new(data), pos: 0 }, flags: flags & (O_ACCMODE | O_NONBLOCK | O_APPEND | O_DIRECT | O_NOATIME) };
     let fd = Fd { file: Rc::new(RefCell::new(f)), cloexec: flags & O_CLOEXEC != 0 };
     ok(s.k.tasks[&s.tid].files.borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64)
 }
