@@ -7,7 +7,7 @@ use emu::SchedPolicy;
 use pagelab_tests::*;
 
 /// Guest programs this file tests (see differential.rs::every_program_has_a_test).
-const COVERED: &[&str] = &["files_misc", "pipe_epoll", "pipe_poll"];
+const COVERED: &[&str] = &["files_misc", "pipe_epoll", "pipe_poll", "pipe_signals"];
 
 #[test]
 fn covered_programs_exist() {
@@ -31,11 +31,26 @@ fn pipe_epoll_matches_linux() {
     assert_same_default("pipe_epoll");
 }
 
+#[test]
+fn pipe_signals_matches_linux() {
+    assert_same_default("pipe_signals");
+}
+
+/// SIGPIPE at its default action kills the writer.
+#[test]
+fn sigpipe_kills_by_default() {
+    let native = run_native("pipe_signals", &["sigpipe"]);
+    let emu = run_pagelab("pipe_signals", &["sigpipe"]);
+    assert_eq!(native.outcome, Outcome::Signaled { sig: 13, core: false, fault_addr: None, rip: 0 });
+    assert_eq!(normalize(&emu.outcome), normalize(&native.outcome), "stderr:\n{}", emu.stderr_str());
+    assert_eq!(emu.stdout_str(), native.stdout_str());
+}
+
 /// The threaded programs under other machines: 2 vCPUs round-robin, and the seeded random
 /// scheduler on 1 and 2 vCPUs. Any interleaving must print what Linux prints.
 #[test]
 fn pipe_programs_under_every_schedule() {
-    for prog in ["pipe_poll", "pipe_epoll"] {
+    for prog in ["pipe_poll", "pipe_epoll", "pipe_signals"] {
         let args = guest_progs::meta(prog).test_args;
         let native = run_native(prog, args);
         for (vcpus, sched, seed) in [(2, SchedPolicy::RoundRobin, 0), (1, SchedPolicy::Random, 5), (2, SchedPolicy::Random, 17), (2, SchedPolicy::Random, 123)] {
