@@ -59,6 +59,7 @@ pub const META: &[Meta] = &[
     Meta { name: "mem", about: "brk, malloc/realloc/free, mmap/munmap/mprotect/mremap/madvise", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "pipe_epoll", about: "three producer threads into pipes + an eventfd, one epoll set (LT, ET, ET|ONESHOT); per-pipe checksums (argv[1] messages each)", test_args: &["12"], bench_args: &["60"], expect: Expect::Exit(0) },
     Meta { name: "pipe_poll", about: "producer thread and poll()ing consumer over a pipe, messages up to 200000 bytes; stream checksum (argv[1] messages)", test_args: &["30"], bench_args: &["200"], expect: Expect::Exit(0) },
+    Meta { name: "pipe_signals", about: "blocking pipe/eventfd waits vs signals (EINTR, SA_RESTART, partial writes, ppoll/epoll_pwait masks), fork over a pipe; `sigpipe`: killed by SIGPIPE", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "qsort", about: "recursive quicksort of N xorshift ints (argv[1], default 5000000)", test_args: &["200000"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "segv_null", about: "NULL store: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },
     Meta { name: "segv_ro", about: "store to a PROT_READ page: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },
