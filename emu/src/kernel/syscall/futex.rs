@@ -300,13 +300,14 @@ fn futex_wake_op(s: &mut Sys, mm: MmId, uaddr: u64, uaddr2: u64, private: bool, 
     // A read-only word faults here (Linux: fault_in_user_writeable fails): EFAULT.
     s.copy_to_user(uaddr2, &new.to_le_bytes())?;
     let old = old as i32;
+    // FUTEX_OP_CMP_EQ, NE, LT, LE, GT, GE.
     let wake2 = match cmp {
         0 => old == cmparg,
         1 => old != cmparg,
         2 => old < cmparg,
-        3 => old >= cmparg,
-        4 => old <= cmparg,
-        5 => old > cmparg,
+        3 => old <= cmparg,
+        4 => old > cmparg,
+        5 => old >= cmparg,
         _ => return Err(Errno::ENOSYS),
     };
     let mut n = futex_wake(s.k, key1, nr_wake as u32, FUTEX_BITSET_MATCH_ANY);
