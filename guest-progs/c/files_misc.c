@@ -50,6 +50,7 @@ static void pipes(void) {
     T("pipe2 EFAULT", syscall(SYS_pipe2, 8, 0));
     T("pipe2 EFAULT leaves no fd", dup(0));
     close(3);
+    T("pipe2 O_NOTIFICATION_PIPE", pipe2(p, O_EXCL) < 0 ? errno : 0);
     T("pipe2 ok", pipe2(p, O_CLOEXEC | O_NONBLOCK));
     printf("fds %d %d\n", p[0], p[1]);
     T("F_GETFL r", fcntl(p[0], F_GETFL));
@@ -312,6 +313,10 @@ static void epolls(void) {
     struct pollfd pf = { ep2, POLLIN, 0 };
     T("poll ep2", poll(&pf, 1, 0));
     T("timed wait 5ms", epoll_wait(ep2, out, 8, 5) >= 0);
+    T("ADD stdin (/dev/null)", epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev));
+    T("pwait2 bad timespec", syscall(SYS_epoll_pwait2, ep2, out, 8, &(struct timespec){ 0, -5 }, NULL, 8));
+    T("pwait2 NULL timeout, ready", syscall(SYS_epoll_pwait2, ep2, out, 8, NULL, NULL, 8));
+    T("pwait2 1us", syscall(SYS_epoll_pwait2, ep, out, 8, &(struct timespec){ 0, 1000 }, NULL, 8));
     int fd0 = open("/proc/self/exe", O_RDONLY);
     T("ADD regular file", epoll_ctl(ep, EPOLL_CTL_ADD, fd0, &ev));
     close(fd0);
@@ -331,6 +336,9 @@ static void polls(void) {
     T("poll nfds 1024", poll(many, 1024, 0));
     T("poll nfds > RLIMIT_NOFILE", poll(many, 1025, 0));
     T("poll EFAULT", syscall(SYS_poll, 8, 1, 0));
+    struct pollfd std[2] = { { 0, POLLIN | POLLOUT, 0 }, { 1, POLLIN | POLLOUT, 0 } };
+    T("poll stdin (/dev/null), stdout (a pipe)", poll(std, 2, 0));
+    printf("revents %#x %#x\n", std[0].revents, std[1].revents);
     T("poll nothing 0", poll(NULL, 0, 0));
     T("poll nothing 3ms", poll(NULL, 0, 3));
     T("poll empty pipe 2ms", poll(pf, 1, 2));

@@ -201,10 +201,12 @@ pub fn sys_epoll_ctl(s: &mut Sys, epfd: i32, op: i32, fd: i32, event: u64) -> Sy
         FileKind::Epoll(t) => Some(t.clone()),
         _ => None,
     };
-    if op != EPOLL_CTL_DEL && events & EPOLLEXCLUSIVE != 0 {
-        if op == EPOLL_CTL_MOD || (op == EPOLL_CTL_ADD && (target_ep.is_some() || events & !EPOLLEXCLUSIVE_OK_BITS != 0)) {
-            return Err(Errno::EINVAL);
-        }
+    // EPOLLEXCLUSIVE only at ADD, not on epoll files, with few other events.
+    if op != EPOLL_CTL_DEL
+        && events & EPOLLEXCLUSIVE != 0
+        && (op == EPOLL_CTL_MOD || (op == EPOLL_CTL_ADD && (target_ep.is_some() || events & !EPOLLEXCLUSIVE_OK_BITS != 0)))
+    {
+        return Err(Errno::EINVAL);
     }
     if op == EPOLL_CTL_ADD {
         if let Some(t) = &target_ep {

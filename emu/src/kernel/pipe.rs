@@ -56,8 +56,6 @@ pub struct PipeInner {
     pub writers: u32,
     /// Someone polled the pipe: every write then wakes epoll (Linux: poll_usage).
     poll_usage: bool,
-    /// A notification pipe (pipe2 O_NOTIFICATION_PIPE): plain writes are refused.
-    watch_queue: bool,
     /// Blocking writes that parked part way: bytes each task already wrote.
     partial: Vec<(Tid, usize)>,
 }
@@ -147,7 +145,7 @@ impl Drop for PipeEnd {
 }
 
 /// Creates a pipe: the read end and the write end (Linux: create_pipe_files).
-pub fn create_pipe(k: &mut super::Kernel, watch_queue: bool) -> (PipeEnd, PipeEnd) {
+pub fn create_pipe(k: &mut super::Kernel) -> (PipeEnd, PipeEnd) {
     let pipe = Rc::new(Pipe {
         rd_wait: WaitQueue::new(k),
         wr_wait: WaitQueue::new(k),
@@ -157,7 +155,6 @@ pub fn create_pipe(k: &mut super::Kernel, watch_queue: bool) -> (PipeEnd, PipeEn
             readers: 1,
             writers: 1,
             poll_usage: false,
-            watch_queue,
             partial: Vec::new(),
         }),
         ino: k.new_obj_id(),
@@ -176,14 +173,14 @@ pub fn pipe_read(s: &mut Sys, pipe: &Rc<Pipe>, nonblock: bool, fd: i32, mut to: 
     let mut ret = 0usize;
     let mut wake_writer = false;
     let mut fault = false;
-    'outer: loop {
+    'copy: {
         while let Some(buf) = p.bufs.front() {
             let chars = buf.len().min(total);
             let src = buf.data[buf.offset..buf.offset + chars].to_vec();
             let was_full = p.is_full();
             if to.copy_to(s, &src) < chars {
                 fault = true;
-                break 'outer;
+                break 'copy;
             }
             ret += chars;
             let buf = p.bufs.front_mut().unwrap();
@@ -199,11 +196,11 @@ pub fn pipe_read(s: &mut Sys, pipe: &Rc<Pipe>, nonblock: bool, fd: i32, mut to: 
             }
             total -= chars;
             if total == 0 {
-                break 'outer;
+                break 'copy;
             }
         }
         if p.writers == 0 || ret > 0 {
-            break;
+            break 'copy;
         }
         if nonblock {
             return Err(Errno::EAGAIN);
@@ -241,9 +238,6 @@ fn send_sigpipe(s: &mut Sys) {
 /// interrupts it after some bytes); a nonblocking one writes what fits, or EAGAIN.
 pub fn pipe_write(s: &mut Sys, pipe: &Rc<Pipe>, nonblock: bool, packet: bool, fd: i32, mut from: UserIter) -> SysResult {
     let mut p = pipe.inner.borrow_mut();
-    if p.watch_queue {
-        return Err(Errno::EXDEV);
-    }
     if from.count == 0 {
         return ok(0);
     }
@@ -362,9 +356,6 @@ pub fn pipe_fcntl(pipe: &Pipe, cmd: u32, arg: u64) -> SysResult {
     match cmd {
         F_GETPIPE_SZ => ok((p.max_usage * PAGE_SIZE) as u64),
         _ => {
-            if p.watch_queue {
-                return Err(Errno::EBUSY);
-            }
             // The argument is an unsigned int (Linux: pipe_fcntl's prototype).
             let arg = arg as u32;
             let size: u64 = if arg > 1 << 31 {

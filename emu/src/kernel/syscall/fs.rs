@@ -429,7 +429,12 @@ pub fn sys_pipe2(s: &mut Sys, fildes: u64, flags: u32) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT | O_EXCL) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (r, w) = crate::kernel::pipe::create_pipe(s.k, flags & O_EXCL != 0);
+    // O_NOTIFICATION_PIPE: a kernel without CONFIG_WATCH_QUEUE, like the usual host,
+    // answers ENOPKG (Linux: watch_queue_init).
+    if flags & O_EXCL != 0 {
+        return Err(Errno(65));
+    }
+    let (r, w) = crate::kernel::pipe::create_pipe(s.k);
     let keep = flags & (O_NONBLOCK | O_DIRECT);
     let rf = Rc::new(RefCell::new(File::new(FileKind::Pipe(r), keep)));
     let wf = Rc::new(RefCell::new(File::new(FileKind::Pipe(w), 1 | keep)));
@@ -555,7 +560,7 @@ fn stat_of(s: &Sys, f: &Rc<RefCell<File>>) -> [u8; 144] {
 /// A terminal (/dev/pts/0) or a pipe, as the stream is on the host side.
 fn stdio_stat(s: &Sys, n: usize) -> [u8; 144] {
     if s.k.streams.tty[n] {
-        stat_bytes(S_IFCHR | 0o620, 0, 1024, (136 << 8) | 0, 3)
+        stat_bytes(S_IFCHR | 0o620, 0, 1024, 136 << 8, 3)
     } else {
         stat_bytes(S_IFIFO | 0o600, 0, 4096, 0, 4 + n as u64)
     }
