@@ -784,9 +784,10 @@ fn setup_rt_frame(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: &SigInfo, act: &S
     put(&mut b, 0, act.restorer);
     put(&mut b, UC_OFF, UC_FLAGS);
     put(&mut b, UC_OFF + 8, 0);
-    // uc_stack: Linux stores the task's raw sas_ss_flags (unsafe_save_altstack).
+    // uc_stack (Linux: unsafe_save_altstack): the flags as seen from the interrupted RSP,
+    // so SS_AUTODISARM is not carried into the frame and rt_sigreturn does not re-arm it.
     put(&mut b, UC_OFF + 16, t.altstack.sp);
-    put(&mut b, UC_OFF + 24, t.altstack.flags as u64);
+    put(&mut b, UC_OFF + 24, sas_ss_flags(t, regs.gpr[RSP]) as u64);
     put(&mut b, UC_OFF + 32, t.altstack.size);
     let m = MCONTEXT_OFF;
     let g = &regs.gpr;
