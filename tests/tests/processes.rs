@@ -37,24 +37,22 @@ fn fork_cow_many_vcpus() {
     same_on_many_machines("fork_cow", &[]);
 }
 
-/// Everything but the parts that send signals with kill/tgkill.
+/// Exit statuses, wait4/waitid, vfork, /proc, a leader's pthread_exit, and deaths and stops
+/// by signal: abort(), kill() with SIGKILL/SIGTERM/SIGSTOP/SIGCONT, WUNTRACED, WCONTINUED.
+#[test]
+fn fork_wait() {
+    assert_same_default("fork_wait");
+}
+
+#[test]
+fn fork_wait_many_vcpus() {
+    same_on_many_machines("fork_wait", &[]);
+}
+
+/// The same without the signal-sending parts (argv[1] = "nokill").
 #[test]
 fn fork_wait_without_kill() {
     assert_same("fork_wait", &["nokill"]);
-}
-
-#[test]
-fn fork_wait_without_kill_many_vcpus() {
-    same_on_many_machines("fork_wait", &["nokill"]);
-}
-
-/// The whole program: abort(), kill() with SIGKILL/SIGTERM/SIGSTOP/SIGCONT, WUNTRACED and
-/// WCONTINUED. Needs signal generation (kill, tgkill, stop/continue), which lands with
-/// the signals work.
-#[test]
-#[ignore = "needs kill/tgkill and job-control stops from the signals work"]
-fn fork_wait() {
-    assert_same_default("fork_wait");
 }
 
 fn run_machine(cfg: Config, name: &str, args: &[&str]) -> Machine {
@@ -72,7 +70,7 @@ fn run_machine(cfg: Config, name: &str, args: &[&str]) -> Machine {
 #[test]
 fn every_frame_is_freed_after_fork() {
     for (vcpus, sched) in [(1, SchedPolicy::RoundRobin), (2, SchedPolicy::Random)] {
-        for (p, args) in [("fork_cow", &[][..]), ("fork_wait", &["nokill"][..])] {
+        for (p, args) in [("fork_cow", &[][..]), ("fork_wait", &[][..])] {
             let cfg = Config { mem_bytes: 512 << 20, vcpus, sched, seed: 3, ..Config::default() };
             let m = run_machine(cfg, p, args);
             assert!(m.kernel.tasks.is_empty() && m.kernel.procs.is_empty(), "{p}: tasks or zombies left");
