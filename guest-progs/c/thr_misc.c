@@ -6,6 +6,9 @@
 //        thr_misc mainexit   main calls pthread_exit; the last thread's exit(2) code
 //                            (5) becomes the process's status
 //        thr_misc exitgroup  a non-main thread calls exit(3) while the others block
+//        thr_misc sleep      two threads sleep 10 s and 5 s (instant under pagelab)
+//        thr_misc eintr      SIGALRM handlers end nanosleep/clock_nanosleep with EINTR and
+//                            the remaining time
 #define _GNU_SOURCE
 #include "pl.h"
 #include <pthread.h>
@@ -14,6 +17,7 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
+#include <signal.h>
 #include <sys/syscall.h>
 
 static long sys(long nr, long a, long b, long c, long d) {
@@ -89,7 +93,57 @@ static void *exit_three(void *arg) {
     exit(3);
 }
 
+static void *sleep5(void *arg) {
+    (void)arg;
+    sleep(5);
+    printf("thread: slept 5 s\n");
+    return NULL;
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) {
+    (void)sig;
+    alarms++;
+}
+
+static void eintr_mode(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct timespec req = {5, 0}, rem = {0, 0};
+    alarm(1);
+    long r = sys(SYS_nanosleep, (long)&req, (long)&rem, 0, 0);
+    printf("nanosleep 5 s, SIGALRM after 1 s: %s, handler ran %d\n", err(r), alarms);
+    int64_t left = (int64_t)rem.tv_sec * 1000000000 + rem.tv_nsec;
+    printf("  remaining about 4 s: %s\n", left > 3900000000 && left < 4100000000 ? "yes" : "no");
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(1);
+    r = sys(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, (long)&req, 0);
+    printf("clock_nanosleep 5 s, SA_RESTART handler: %s, handler ran %d\n", err(r), alarms);
+    int64_t target = ns(CLOCK_MONOTONIC) + 5000000000;
+    struct timespec abs_t = {target / 1000000000, target % 1000000000};
+    alarm(1);
+    r = sys(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, (long)&abs_t, (long)&rem);
+    printf("clock_nanosleep absolute +5 s: %s, handler ran %d\n", err(r), alarms);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "sleep") == 0) {
+        pthread_t t;
+        pthread_create(&t, NULL, sleep5, NULL);
+        int64_t t0 = ns(CLOCK_MONOTONIC);
+        sleep(10);
+        pthread_join(t, NULL);
+        int64_t dt = ns(CLOCK_MONOTONIC) - t0;
+        printf("main: slept 10 s: %s\n", dt >= 10000000000 && dt < 11000000000 ? "yes" : "no");
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "eintr") == 0) {
+        eintr_mode();
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "mainexit") == 0) {
         pthread_t t;
         pthread_create(&t, NULL, mainexit_last, NULL);
