@@ -445,6 +445,43 @@ static void killed(void) {
     reap(c, "then SIGKILL");
 }
 
+/* SIGCHLD reaches the parent, with the child's pid, si_code and status. */
+static volatile int chld_count, chld_code, chld_status, chld_pid;
+
+static void on_chld(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    chld_count++;
+    chld_code = si->si_code;
+    chld_status = si->si_status;
+    chld_pid = si->si_pid;
+}
+
+static void *spin(void *arg) {
+    (void)arg;
+    for (;;) sched_yield();
+    return NULL;
+}
+
+static void sigchld_and_group_exit(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_chld;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
+    pid_t c = xfork();
+    if (c == 0) {
+        /* exit_group while another thread of the process runs */
+        pthread_t t;
+        pthread_create(&t, NULL, spin, NULL);
+        sched_yield();
+        _exit(6);
+    }
+    reap(c, "_exit(6) with a running thread");
+    printf("SIGCHLD: count %d code %d status %d pid is child %d\n", chld_count, chld_code, chld_status, chld_pid == c);
+    signal(SIGCHLD, SIG_DFL);
+}
+
 int main(int argc, char **argv) {
     gate = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     exit_codes();
@@ -456,7 +493,10 @@ int main(int argc, char **argv) {
     vfork_and_ppid();
     proc_self(argc, argv);
     leader_exits();
-    if (argc < 2 || strcmp(argv[1], "nokill") != 0) killed();
+    if (argc < 2 || strcmp(argv[1], "nokill") != 0) {
+        sigchld_and_group_exit();
+        killed();
+    }
     printf("done\n");
     return 0;
 }
