@@ -31,11 +31,15 @@ fn check(before: u64, after: (u64, u64), kind: AccessKind) -> Option<String> {
     tlb.stale.take().map(|s| s.to_string())
 }
 
+/// One row: what changes, the leaf before, (frame, leaf) after, the access, the expected
+/// reason (a substring) or None.
+type Case = (&'static str, u64, (u64, u64), AccessKind, Option<&'static str>);
+
 #[test]
 fn what_is_stale() {
     use AccessKind::*;
     let rw = PWU | A | D;
-    let cases: &[(&str, u64, (u64, u64), AccessKind, Option<&str>)] = &[
+    let cases: &[Case] = &[
         ("unchanged", rw, (PA, rw), Write, None),
         ("rights added", P | U | A | NX, (PA, rw), Read, None),
         ("W revoked, read", rw, (PA, P | U | A | D), Read, Some("write permission was revoked")),

@@ -10,7 +10,9 @@ use emu::machine::Stats;
 use emu::SchedPolicy;
 use pagelab_tests::{argv, assert_same, envp, run_native, test_config, try_run_pagelab_with, Config, Error, Io, Outcome, Run, SharedBuf};
 
-/// The programs this file tests (see differential.rs: every_program_has_a_test).
+/// The programs this file tests (differential.rs: every_program_has_a_test reads this list
+/// from the source text).
+#[allow(dead_code)]
 const COVERED: &[&str] = &["mach_deadlock", "mach_race", "mach_shootdown", "mach_stale_tlb"];
 
 /// Runs `prog` under pagelab with `cfg` and returns its transcript and the machine's
