@@ -63,6 +63,7 @@ pub const META: &[Meta] = &[
     Meta { name: "qsort", about: "recursive quicksort of N xorshift ints (argv[1], default 5000000)", test_args: &["200000"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "qsort4", about: "qsort's quicksort of N ints shared by 4 threads through a mutex/condvar work stack (argv[1] N, default 5000000; argv[2] threads)", test_args: &["300000"], bench_args: &["5000000"], expect: Expect::Exit(0) },
     Meta { name: "futex_stress", about: "mutex/condvar/barrier/rwlock/semaphore traffic; raw futex REQUEUE, CMP_REQUEUE, WAKE_OP, BITSET, keys, timeouts and errnos", test_args: &["5000"], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "thr_pingpong", about: "benchmark kernels: futex hand-off and sched_yield between two threads, FUTEX_WAKE without waiters, getppid (argv: MODE N)", test_args: &["futex", "2000"], bench_args: &["futex", "200000"], expect: Expect::Exit(0) },
     Meta { name: "thr_misc", about: "thread exit (join values, detached, robust owner death; `mainexit`, `exitgroup` modes), sleeps, clocks, affinity, getcpu, scheduler queries", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "segv_null", about: "NULL store: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },
     Meta { name: "segv_ro", about: "store to a PROT_READ page: killed by SIGSEGV", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGSEGV) },

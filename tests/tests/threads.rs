@@ -7,7 +7,7 @@ use emu::SchedPolicy;
 use std::time::{Duration, Instant};
 
 /// The programs with a test below (see differential.rs::every_program_has_a_test).
-const COVERED: &[&str] = &["qsort4", "futex_stress", "thr_misc"];
+const COVERED: &[&str] = &["qsort4", "futex_stress", "thr_misc", "thr_pingpong"];
 
 /// The machine shapes every program runs on: (vCPUs, policy, seed).
 const SHAPES: &[(usize, SchedPolicy, u64)] = &[
@@ -51,6 +51,13 @@ fn qsort4_with_one_and_eight_threads() {
 #[test]
 fn futex_stress() {
     same_everywhere("futex_stress", guest_progs::meta("futex_stress").test_args, SHAPES);
+}
+
+#[test]
+fn thr_pingpong_modes() {
+    for mode in ["futex", "yield", "wake", "getppid"] {
+        same_everywhere("thr_pingpong", &[mode, "2000"], SHAPES);
+    }
 }
 
 #[test]
