@@ -698,12 +698,12 @@ pub fn fxsave_image(s: &CpuState) -> [u8; 512] {
     img
 }
 
-/// Loads an FXSAVE image into `s`, as FXRSTOR does; `Err` (FXRSTOR's #GP) when MXCSR has
+/// Loads an FXSAVE image into `s`, as FXRSTOR does; FXRSTOR's #GP(0) when MXCSR has
 /// reserved bits set, leaving `s` unchanged. Shared by FXRSTOR and rt_sigreturn.
-pub fn fxrstor_image(s: &mut CpuState, img: &[u8; 512]) -> Result<(), ()> {
+pub fn fxrstor_image(s: &mut CpuState, img: &[u8; 512]) -> Result<(), Exception> {
     let mxcsr = u32::from_le_bytes(img[24..28].try_into().unwrap());
     if mxcsr & !fp::MXCSR_MASK != 0 {
-        return Err(());
+        return Err(Exception::GeneralProtection(0));
     }
     s.mxcsr = mxcsr;
     let x = &mut s.x87;
@@ -744,5 +744,5 @@ fn fxrstor(e: &mut Exec, ins: &Instruction) -> R {
     }
     let mut img = [0u8; 512];
     e.read_bytes(va, &mut img)?;
-    fxrstor_image(e.s, &img).map_err(|()| gp0())
+    fxrstor_image(e.s, &img).map_err(Stop::Fault)
 }

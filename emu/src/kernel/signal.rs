@@ -866,7 +866,7 @@ fn restore_rt_frame(k: &mut Kernel, hw: &mut Hw, tid: Tid) -> Result<(), ()> {
     r.rip = get(m + 128);
     r.rflags = (r.rflags & !FIX_EFLAGS) | (get(m + 136) & FIX_EFLAGS);
     match fx {
-        Some(img) => crate::cpu::sse::fxrstor_image(r, &img)?,
+        Some(img) => crate::cpu::sse::fxrstor_image(r, &img).map_err(|_| ())?,
         None => {
             r.x87 = crate::cpu::X87::default();
             r.mxcsr = 0x1f80;
