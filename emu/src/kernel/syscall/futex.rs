@@ -18,6 +18,7 @@ use crate::kernel::hw::Hw;
 use crate::kernel::mm::{MmId, TASK_SIZE};
 use crate::kernel::task::{Blocked, FutexKey, TaskState, Tid, WaitKey, WaitWhat};
 use crate::kernel::Kernel;
+use std::io::Write;
 
 pub const FUTEX_WAIT: u32 = 0;
 pub const FUTEX_WAKE: u32 = 1;
@@ -177,8 +178,15 @@ pub fn sys_futex(s: &mut Sys, a: Args) -> SysResult {
         FUTEX_REQUEUE => futex_requeue(s, mm, uaddr, uaddr2, private, val as i32, val2, None),
         FUTEX_CMP_REQUEUE => futex_requeue(s, mm, uaddr, uaddr2, private, val as i32, val2, Some(val3)),
         FUTEX_WAKE_OP => futex_wake_op(s, mm, uaddr, uaddr2, private, val as i32, val2, val3),
-        // PI futexes, FUTEX_FD (gone since 2.6.26) and unknown commands. glibc uses PI
-        // futexes only for PTHREAD_PRIO_INHERIT mutexes.
+        // PI futexes: not modelled (glibc uses them only for PTHREAD_PRIO_INHERIT
+        // mutexes); said once on stderr, as other unimplemented calls are.
+        6..=8 | 11..=13 => {
+            if s.k.reported_enosys.insert(u64::MAX - 202) {
+                let _ = writeln!(s.k.streams.stderr, "pagelab: PI futex operations are not implemented; futex({cmd}) returns ENOSYS");
+            }
+            Err(Errno::ENOSYS)
+        }
+        // FUTEX_FD (gone since 2.6.26) and unknown commands: Linux's answer.
         _ => Err(Errno::ENOSYS),
     }
 }

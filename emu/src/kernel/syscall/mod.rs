@@ -165,8 +165,10 @@ pub fn fs_max_rw() -> u64 {
     0x7fff_f000
 }
 
-/// Syscalls whose ENOSYS is an answer, not a gap: rseq (glibc then does without).
-const QUIET_ENOSYS: &[u64] = &[334];
+/// Syscalls whose ENOSYS is an answer, not a gap: rseq (glibc then does without); futex,
+/// whose ENOSYS for unknown commands is Linux's answer (it reports its own gaps, the PI
+/// commands).
+const QUIET_ENOSYS: &[u64] = &[334, 202];
 
 /// Handles the SYSCALL exit of the current vCPU.
 pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
