@@ -103,6 +103,11 @@ fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma) -> KResul
             va = (va | 0x1f_ffff) + 1;
             continue;
         };
+        if sslot.level != mmu::Level::Pt {
+            // A huge leaf: the kernel never maps one in user space, so there is none to copy.
+            va = (va | 0x1f_ffff) + 1;
+            continue;
+        }
         let pte = pgtable::get_entry(&hw.mem, sslot);
         if pgtable::pte_none(pte) {
             va += 4096;

@@ -86,7 +86,8 @@ impl Pages {
             self.allocated -= 1;
         }
     }
-    /// A new mapping of the frame (page_add_*_rmap): mapcount and refcount.
+    /// A new mapping of the frame (page_add_*_rmap): the mapcount. The reference the
+    /// mapping holds is the caller's (a fresh frame's first, or one taken with `get`).
     pub fn map(&mut self, pa: PhysAddr) {
         if !self.is_zero_page(pa) {
             let m = &mut self.meta[pa.frame() as usize];
