@@ -230,9 +230,13 @@ impl Machine {
                 break;
             }
         }
-        // End of this vCPU's quantum: let a waiting task have it.
-        if self.kernel.running[i].is_some() && !self.kernel.runq.is_empty() {
-            self.preempt(i);
+        // End of this vCPU's quantum: let a waiting task have it, and move a task that
+        // another thread's sched_setaffinity has banned from this vCPU.
+        if let Some(tid) = self.kernel.running[i] {
+            let banned = self.kernel.tasks.get(&tid).is_some_and(|t| t.cpus_allowed >> i & 1 == 0);
+            if banned || !self.kernel.runq.is_empty() {
+                self.preempt(i);
+            }
         }
         Ok(())
     }
