@@ -100,6 +100,21 @@ static void *sleep5(void *arg) {
     return NULL;
 }
 
+static atomic_int pinned;
+static void *wander(void *arg) {
+    (void)arg;
+    while (!atomic_load(&pinned)) sched_yield();
+    unsigned cpu = 99;
+    long spins = 0;
+    for (;;) {
+        syscall(SYS_getcpu, &cpu, NULL, NULL);
+        if (cpu == 0) break;
+        spin(1000);
+        spins++;
+    }
+    return (void *)(long)cpu;
+}
+
 static volatile sig_atomic_t alarms;
 static void on_alarm(int sig) {
     (void)sig;
@@ -303,6 +318,16 @@ int main(int argc, char **argv) {
         printf("  after yield still on cpu %u\n", cpu);
     }
     sched_setaffinity(0, sizeof all, &all);
+    /* Another thread's affinity: it leaves a vCPU it may no longer use. */
+    pthread_t w;
+    pthread_create(&w, NULL, wander, NULL);
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    printf("pthread_setaffinity_np(other thread, {0}): %d\n", pthread_setaffinity_np(w, sizeof set, &set));
+    atomic_store(&pinned, 1);
+    void *wcpu;
+    pthread_join(w, &wcpu);
+    printf("  the other thread ends up on cpu %ld\n", (long)wcpu);
     unsigned long m[16] = {0};
     printf("sched_setaffinity(empty): %s\n", err(sys(SYS_sched_setaffinity, 0, 8, (long)m, 0)));
     printf("sched_setaffinity(len 0): %s\n", err(sys(SYS_sched_setaffinity, 0, 0, (long)m, 0)));
