@@ -7,6 +7,7 @@
 //                            (5) becomes the process's status
 //        thr_misc exitgroup  a non-main thread calls exit(3) while the others block
 //        thr_misc sleep      two threads sleep 10 s and 5 s (instant under pagelab)
+//        thr_misc ncpus      prints how many CPUs sched_getaffinity reports (host-dependent)
 //        thr_misc eintr      SIGALRM handlers end nanosleep/clock_nanosleep with EINTR and
 //                            the remaining time
 #define _GNU_SOURCE
@@ -153,6 +154,12 @@ int main(int argc, char **argv) {
         pthread_join(t, NULL);
         int64_t dt = ns(CLOCK_MONOTONIC) - t0;
         printf("main: slept 10 s: %s\n", dt >= 10000000000 && dt < 11000000000 ? "yes" : "no");
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "ncpus") == 0) {
+        cpu_set_t s;
+        sched_getaffinity(0, sizeof s, &s);
+        printf("cpus: %d\n", CPU_COUNT(&s));
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "eintr") == 0) {

@@ -113,3 +113,13 @@ fn covered_programs_exist() {
         assert!(guest_progs::try_path(p).is_some(), "{p}");
     }
 }
+
+/// Not differential (natively it is the host's count): the affinity mask has one bit per
+/// vCPU.
+#[test]
+fn affinity_mask_is_one_bit_per_vcpu() {
+    for vcpus in [1, 2, 3, 4, 8] {
+        let r = try_run_pagelab_with(cfg(vcpus, SchedPolicy::RoundRobin, 0), "thr_misc", &["ncpus"]).unwrap();
+        assert_eq!(r.stdout_str(), format!("cpus: {vcpus}\n"));
+    }
+}
