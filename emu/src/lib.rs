@@ -26,6 +26,9 @@ pub struct Config {
     pub check_tlb: bool,
     /// Enable the pagelab test-hook syscall (see `kernel::syscall::hooks`).
     pub test_hooks: bool,
+    /// Size of the emulated swap device in bytes (`--swap`); 0: no swap, so MADV_PAGEOUT
+    /// leaves pages resident as on a Linux without swap.
+    pub swap_bytes: u64,
 }
 
 /// Scheduling policy of the machine.
@@ -50,6 +53,7 @@ impl Default for Config {
             seed: 0,
             check_tlb: false,
             test_hooks: false,
+            swap_bytes: kernel::mm::swap::DEFAULT_SWAP_BYTES,
         }
     }
 }

@@ -49,7 +49,8 @@ pub struct Machine {
 impl Machine {
     pub fn new(cfg: &Config, io: Io, tty: [bool; 3]) -> Self {
         let n = cfg.vcpus.max(1);
-        let hw = Hw::new(cfg.mem_bytes, n);
+        let mut hw = Hw::new(cfg.mem_bytes, n);
+        hw.swap = crate::kernel::mm::swap::SwapDevice::new(cfg.swap_bytes);
         let streams = Streams { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, tty };
         let mut kernel = Kernel::new(streams, cfg.allow_paths.clone(), n);
         kernel.opts.test_hooks = cfg.test_hooks;

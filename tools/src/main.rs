@@ -51,6 +51,10 @@ enum Cmd {
         /// Enable the pagelab test-hook syscall (for pagelab's own tests).
         #[arg(long, hide = true)]
         test_hooks: bool,
+        /// Size of the emulated swap device that MADV_PAGEOUT writes anonymous pages to,
+        /// e.g. 256M, 1G; 0 for none (pages then stay resident, as on Linux without swap).
+        #[arg(long, default_value = "256M", value_parser = parse_swap_size)]
+        swap: u64,
         /// The program.
         prog: PathBuf,
         /// Its arguments.
@@ -81,6 +85,14 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok(v)
 }
 
+/// A swap size: 0, or a size like `--mem` takes, up to 1T.
+fn parse_swap_size(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_size(s).map_err(|e| e.replace("memory size", "swap size"))
+}
+
 fn signal_name(sig: i32) -> &'static str {
     match sig {
         1 => "SIGHUP",
@@ -105,7 +117,7 @@ fn signal_name(sig: i32) -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, prog, args } => {
+        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, swap, prog, args } => {
             let trace_out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(p) => match std::fs::File::create(p) {
                     Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
@@ -120,7 +132,7 @@ fn main() -> ExitCode {
                 Sched::Rr => emu::SchedPolicy::RoundRobin,
                 Sched::Random => emu::SchedPolicy::Random,
             };
-            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks };
+            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks, swap_bytes: swap };
             let mut argv = vec![prog.to_string_lossy().into_owned()];
             argv.extend(args);
             let envp: Vec<String> = std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();

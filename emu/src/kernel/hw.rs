@@ -16,6 +16,8 @@ pub struct Hw {
     pub shootdowns: u64,
     /// The address space each vCPU last loaded (lazy TLB: kept while the vCPU idles).
     pub vcpu_mm: Vec<Option<super::mm::MmId>>,
+    /// The swap device (`Config::swap_bytes`; see `mm::swap`).
+    pub swap: super::mm::swap::SwapDevice,
 }
 
 impl Hw {
@@ -23,7 +25,7 @@ impl Hw {
         let mut mem = PhysMem::new(mem_bytes);
         let pages = Pages::new(&mut mem);
         let vcpus = (0..nvcpus).map(|_| Vcpu::new(crate::cpu::CpuState::new_user(0))).collect();
-        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus] }
+        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus], swap: super::mm::swap::SwapDevice::new(super::mm::swap::DEFAULT_SWAP_BYTES) }
     }
 
     /// Applies a pending invalidation to every vCPU running `cr3` (the current vCPU, plus a

@@ -83,8 +83,11 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> F
         }
         return do_anonymous_page(hw, &vma, slot, page_va, acc);
     }
+    if super::swap::is_swap_pte(pte) {
+        // Swap entries (mm::swap); PTE markers arrive with a later issue (SIGBUS there).
+        return super::swap::do_swap_page(hw, &vma, slot, page_va, pte, acc.write);
+    }
     if !pte.is_present() {
-        // Swap entries and markers arrive with later issues; nothing else is non-present.
         return FaultOutcome::Bus;
     }
     if acc.write && !pte.is_writable() {

@@ -96,6 +96,8 @@ pub fn zap_range(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) -> Option<Flush
                     hw.pages.unmap(pgtable::pte_pfn(e));
                 } else if !pgtable::pte_none(e) {
                     pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
+                    // A swap entry's slot reference (free_swap_and_cache).
+                    super::swap::zap_swap_pte(hw, e);
                 }
                 va += 4096;
             }
@@ -331,10 +333,27 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
         zap_and_flush(mm, hw, start, end);
     }
+    if advice == MADV_PAGEOUT {
+        madvise_pageout(mm, hw, start, end);
+    }
     if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK) {
         madvise_fork_flags(mm, start, end, advice)?;
     }
     Ok(())
+}
+
+/// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout), one flush.
+fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
+    let mut flush: Option<Flush> = None;
+    for k in mm.vmas_in(start, end) {
+        let v = mm.vmas[&k].clone();
+        if let Some(f) = super::swap::madvise_pageout(mm, hw, &v, start.max(v.start), end.min(v.end)) {
+            flush = Some(flush.map_or(f, |g| g.merge(f)));
+        }
+    }
+    if let Some(f) = flush {
+        hw.flush(f, mm.pml4.as_u64());
+    }
 }
 
 /// The fork-related advice (Linux: madvise_vma_behavior → madvise_update_vma): VM_DONTCOPY

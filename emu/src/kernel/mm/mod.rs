@@ -11,6 +11,7 @@
 //! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
+//! | `swap`        | mm/swapfile.c, swapops.h, do_swap_page  |
 //!
 //! Invariant: page-table entries are only changed through `pgtable`, which returns a
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
@@ -22,6 +23,7 @@ pub mod mprotect;
 pub mod page;
 pub mod pgtable;
 pub mod shmem;
+pub mod swap;
 pub mod vma;
 
 pub use page::Pages;
