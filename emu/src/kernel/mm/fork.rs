@@ -119,8 +119,19 @@ fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma) -> KResul
         let child_pte = if pte.is_present() || super::mprotect::is_protnone(pte) {
             copy_present_pte(hw, sslot, va, pte, cow, vma.shared(), &mut flush)
         } else {
-            // Swap entries and PTE markers (none yet) keep their encoding.
-            pte
+            // Swap entries and PTE markers (mm::swap::copy_nonpresent_pte): the slot gets
+            // one more reference; the child keeps uffd-wp only if its VMA has VM_UFFD_WP.
+            let keep_wp = dst.vmas.get(&vma.start).is_some_and(|c| c.flags.has(VmFlags::UFFD_WP));
+            let (child, parent) = super::swap::copy_nonpresent_pte(hw, pte, keep_wp);
+            if let Some(p) = parent {
+                // Not present before or after: nothing cached.
+                pgtable::set_entry(&mut hw.mem, sslot, va, p).not_needed();
+            }
+            let Some(child) = child else {
+                va += 4096;
+                continue;
+            };
+            child
         };
         // The child's tables are new: nothing can be cached for them.
         pgtable::set_entry(&mut hw.mem, dslot, va, child_pte).not_needed();
