@@ -46,6 +46,9 @@ pub enum FileKind {
     EventFd(Rc<super::eventfd::EventFd>),
     /// An epoll instance (see `eventpoll`).
     Epoll(Rc<super::eventpoll::EventPoll>),
+    /// A /proc file generated at each read from live state (/proc/PID/pagemap; see
+    /// `procfs::LiveFile`), unlike the snapshot `HostFile`s of the other /proc files.
+    ProcLive(super::procfs::LiveFile),
 }
 
 pub struct File {
@@ -64,7 +67,7 @@ impl File {
     pub fn poll(&self) -> u32 {
         match &self.kind {
             // Reads of the host's stdin do not sleep in the guest kernel: always ready.
-            FileKind::Stdin | FileKind::HostFile { .. } => DEFAULT_POLLMASK,
+            FileKind::Stdin | FileKind::HostFile { .. } | FileKind::ProcLive(_) => DEFAULT_POLLMASK,
             FileKind::Output(_) => EPOLLOUT | EPOLLWRNORM,
             FileKind::Pipe(end) => end.poll(),
             FileKind::EventFd(e) => e.poll(),
@@ -77,7 +80,7 @@ impl File {
     pub fn can_poll(&self, tty: &[bool; 3]) -> bool {
         match &self.kind {
             FileKind::Stdin => tty[0],
-            FileKind::HostFile { .. } => false,
+            FileKind::HostFile { .. } | FileKind::ProcLive(_) => false,
             _ => true,
         }
     }

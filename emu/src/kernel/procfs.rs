@@ -25,6 +25,21 @@ pub enum EntryKind {
     Link(fn(&Sys, Target) -> Option<String>),
     /// A read-only file whose contents the function generates.
     File(fn(&mut Sys, Target) -> Vec<u8>),
+    /// A read-only file read live: the function answers each read (position, byte count)
+    /// from the state at that moment ([`LiveFile`]).
+    Live(LiveRead),
+}
+
+/// Answers one read of a live /proc file: (target, position, count) → the bytes.
+pub type LiveRead = fn(&mut Sys, Target, u64, usize) -> KResult<Vec<u8>>;
+
+/// An open live /proc file (`FileKind::ProcLive`): /proc/PID/pagemap must show the page
+/// tables as they are when read (a program reads it again after each change), so it is
+/// not a snapshot taken at open like the other entries.
+pub struct LiveFile {
+    pub target: Target,
+    pub read: LiveRead,
+    pub pos: u64,
 }
 
 /// The entries of /proc/PID.
@@ -32,6 +47,7 @@ pub const PID_ENTRIES: &[(&str, EntryKind)] = &[
     ("cmdline", EntryKind::File(proc_pid_cmdline)),
     ("exe", EntryKind::Link(proc_exe_link)),
     ("maps", EntryKind::File(proc_pid_maps)),
+    ("pagemap", EntryKind::Live(proc_pid_pagemap)),
     ("stat", EntryKind::File(proc_pid_stat)),
     ("status", EntryKind::File(proc_pid_status)),
 ];
@@ -130,6 +146,14 @@ pub fn open(s: &mut Sys, path: &[u8], flags: u32) -> SysResult {
             }
             (format!("/proc/{}/{name}", t.tgid), gen(s, t))
         }
+        Node::Entry(t, _, EntryKind::Live(read)) => {
+            if flags & O_DIRECTORY != 0 {
+                return Err(Errno::ENOTDIR);
+            }
+            let f = File::new(FileKind::ProcLive(LiveFile { target: t, read, pos: 0 }), flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
+            let fd = Fd { file: Rc::new(RefCell::new(f)), cloexec: flags & O_CLOEXEC != 0 };
+            return ok(s.files().borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64);
+        }
         Node::Entry(t, _, EntryKind::Link(link)) => {
             // The only link, exe, names the program: open it.
             let target = link(s, t).ok_or(Errno::ENOENT)?;
@@ -152,6 +176,7 @@ pub fn stat(s: &mut Sys, path: &[u8], buf: u64, follow: bool) -> SysResult {
             let i = PID_ENTRIES.iter().position(|(n, _)| *n == name).unwrap_or(0) as u64;
             match kind {
                 EntryKind::File(_) => (S_IFREG | 0o444, 1, 0, ((t.tid as u64) << 8) | (i + 1)),
+                EntryKind::Live(_) => (S_IFREG | 0o400, 1, 0, ((t.tid as u64) << 8) | (i + 1)),
                 EntryKind::Link(_) if !follow => (S_IFLNK | 0o777, 1, 0, ((t.tid as u64) << 8) | (i + 1)),
                 EntryKind::Link(link) => {
                     let target = link(s, t).ok_or(Errno::ENOENT)?;
@@ -433,4 +458,88 @@ fn proc_pid_maps(s: &mut Sys, t: Target) -> Vec<u8> {
         o.push('\n');
     }
     o.into_bytes()
+}
+
+// ---- /proc/PID/pagemap (fs/proc/task_mmu.c pagemap_read, pte_to_pagemap_entry) ----
+
+pub const PM_PFRAME_MASK: u64 = (1 << 55) - 1;
+pub const PM_SOFT_DIRTY: u64 = 1 << 55;
+pub const PM_MMAP_EXCLUSIVE: u64 = 1 << 56;
+pub const PM_UFFD_WP: u64 = 1 << 57;
+pub const PM_FILE: u64 = 1 << 61;
+pub const PM_SWAP: u64 = 1 << 62;
+pub const PM_PRESENT: u64 = 1 << 63;
+/// Swap entries show as type | offset << MAX_SWAPFILES_SHIFT.
+const MAX_SWAPFILES_SHIFT: u32 = 5;
+/// Entries one read answers at most (host memory bound; Linux walks in chunks and would
+/// answer the whole count): 2 Mi entries, 8 GiB of address space.
+const PAGEMAP_MAX_ENTRIES: u64 = 2 << 20;
+
+/// Linux: pagemap_read. 8 bytes per virtual page, at offset (va / 4096) * 8. A position or
+/// count that is not a multiple of 8 is EINVAL; reads end at TASK_SIZE; a process whose mm
+/// is gone reads as empty. The caller is root (CAP_SYS_ADMIN), so frames and swap
+/// locations are shown: under pagelab the frame is the guest-physical one.
+fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec<u8>> {
+    let Some(id) = mm_of(s, t) else { return Ok(Vec::new()) };
+    if pos % 8 != 0 || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let first = pos / 8;
+    let end = super::mm::TASK_SIZE >> 12;
+    if first >= end {
+        return Ok(Vec::new());
+    }
+    let n = (len as u64 / 8).min(end - first).min(PAGEMAP_MAX_ENTRIES);
+    let mm = s.k.mms[id].as_ref().unwrap();
+    let mut out = Vec::with_capacity(n as usize * 8);
+    for i in 0..n {
+        out.extend_from_slice(&pagemap_entry(s.hw, mm, (first + i) << 12).to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// One pagemap entry (Linux: pte_to_pagemap_entry and the hole/VMA logic around it).
+/// Bits: 63 present (PROT_NONE entries too), 62 swapped (swap entries and PTE markers),
+/// 61 file page or shared anonymous (shmem), 57 uffd-wp (`_PAGE_UFFD_WP`, the swap bit 2,
+/// or a uffd-wp marker), 56 the page is mapped by exactly one PTE (present pages only),
+/// 55 soft-dirty (never: CONFIG_MEM_SOFT_DIRTY=n, as on the reference host), 0-54 the frame
+/// or the swap type and offset. The zero page (and any `_PAGE_SPECIAL` entry) has no
+/// struct page: neither exclusive nor file.
+pub fn pagemap_entry(hw: &super::hw::Hw, mm: &super::mm::Mm, va: u64) -> u64 {
+    use super::mm::pgtable::{self, linux::*};
+    use super::mm::swap;
+    let Some(vma) = mm.find_vma(va) else { return 0 };
+    let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else { return 0 };
+    let pte = pgtable::get_entry(&hw.mem, slot);
+    if slot.level != mmu::Level::Pt {
+        // A huge leaf (none in user space today): the 4 KiB frame within it.
+        let base = pte.addr(slot.level, 52).as_u64() >> 12;
+        let size = slot.level.leaf_size().map_or(4096, |z| z.bytes());
+        return PM_PRESENT | (base + ((va & (size - 1)) >> 12));
+    }
+    if pte.is_present() || super::mm::mprotect::is_protnone(pte) {
+        let pa = pgtable::pte_pfn(pte);
+        let mut v = PM_PRESENT | ((pa.as_u64() >> 12) & PM_PFRAME_MASK);
+        if pte.has(_PAGE_UFFD_WP) {
+            v |= PM_UFFD_WP;
+        }
+        if !pte.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) {
+            if matches!(vma.backing, super::mm::vma::Backing::Shmem { .. }) {
+                v |= PM_FILE;
+            }
+            if hw.pages.meta(pa).mapcount == 1 {
+                v |= PM_MMAP_EXCLUSIVE;
+            }
+        }
+        return v;
+    }
+    if swap::is_swap_pte(pte) {
+        let e = swap::pte_to_swp_entry(pte);
+        let mut v = PM_SWAP | ((e.swp_type() | (e.swp_offset() << MAX_SWAPFILES_SHIFT)) & PM_PFRAME_MASK);
+        if swap::pte_swp_uffd_wp_any(pte) {
+            v |= PM_UFFD_WP;
+        }
+        return v;
+    }
+    0
 }

@@ -52,6 +52,14 @@ fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) ->
             buf.truncate(n);
             Ok(buf)
         }
+        FileKind::ProcLive(lf) => {
+            let p = at.unwrap_or(lf.pos);
+            let out = (lf.read)(s, lf.target, p, len)?;
+            if at.is_none() {
+                lf.pos += out.len() as u64;
+            }
+            Ok(out)
+        }
         FileKind::HostFile { data, pos, .. } => {
             let p = at.unwrap_or(*pos) as usize;
             let end = p.saturating_add(len).min(data.len());
@@ -309,6 +317,16 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
             *pos = n as u64;
             ok(n as u64)
         }
+        // Linux: mem_lseek (pagemap): SEEK_SET and SEEK_CUR, any offset.
+        FileKind::ProcLive(lf) => {
+            let n = match a.u32(2) {
+                0 => a.u(1),
+                1 => lf.pos.wrapping_add(a.u(1)),
+                _ => return Err(Errno::EINVAL),
+            };
+            lf.pos = n;
+            ok(n)
+        }
         // Linux: noop_llseek, the position stays 0.
         FileKind::EventFd(_) | FileKind::Epoll(_) => ok(0),
         _ => Err(Errno::ESPIPE),
@@ -388,7 +406,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
             let f = slot.file.borrow();
             // Files opened by path carry O_LARGEFILE (forced on 64-bit); pipes, eventfds and
             // epoll instances are made without it.
-            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. });
+            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. } | FileKind::ProcLive(_));
             ok((f.flags | if large { O_LARGEFILE } else { 0 }) as u64)
         }
         F_SETFL => {
@@ -401,7 +419,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
                     FileKind::Pipe(_) | FileKind::HostFile { .. } => true,
                     FileKind::Stdin => !s.k.streams.tty[0],
                     FileKind::Output(n) => !s.k.streams.tty[*n as usize],
-                    FileKind::EventFd(_) | FileKind::Epoll(_) => false,
+                    FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) => false,
                 };
                 if !can {
                     return Err(Errno::EINVAL);
@@ -554,6 +572,8 @@ fn stat_of(s: &Sys, f: &Rc<RefCell<File>>) -> [u8; 144] {
         // Anonymous inodes have no file type bits (Linux: alloc_anon_inode).
         FileKind::EventFd(e) => stat_bytes(0o600, 0, 4096, 0, e.wq.id),
         FileKind::Epoll(ep) => stat_bytes(0o600, 0, 4096, 0, ep.wq.id),
+        // /proc/PID/pagemap: mode 0400, size 0, blksize 1024 (procfs).
+        FileKind::ProcLive(lf) => stat_bytes(S_IFREG | 0o400, 0, 1024, 0, (lf.target.tid as u64) << 8),
     }
 }
 
