@@ -326,10 +326,12 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     if len == 0 {
         return Ok(());
     }
-    // Every page of the range must be mapped (ENOMEM otherwise), as in madvise_walk_vmas.
-    if !mm.range_is_mapped(start, end) {
+    // madvise_walk_vmas: the advice applies to the mapped parts of the range, and a hole
+    // anywhere makes the call return ENOMEM afterwards (no VMA at all: ENOMEM at once).
+    if mm.vmas_in(start, end).is_empty() {
         return Err(Errno::ENOMEM);
     }
+    let unmapped_error = if mm.range_is_mapped(start, end) { Ok(()) } else { Err(Errno::ENOMEM) };
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
         zap_and_flush(mm, hw, start, end);
     }
@@ -339,7 +341,7 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK) {
         madvise_fork_flags(mm, start, end, advice)?;
     }
-    Ok(())
+    unmapped_error
 }
 
 /// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout), one flush.
