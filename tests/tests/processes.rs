@@ -10,6 +10,13 @@ use pagelab_tests::{assert_same, assert_same_default, first_difference, run_nati
 /// The guest programs this file tests (see differential.rs::every_program_has_a_test).
 const COVERED: &[&str] = &["fork_cow", "fork_wait"];
 
+#[test]
+fn covered_programs_exist() {
+    for p in COVERED {
+        assert!(guest_progs::ALL.contains(p), "{p} is not a guest program");
+    }
+}
+
 /// `prog` under several machines: 2-4 vCPUs, random scheduling with a few seeds, TLB
 /// checking. Output must match the native run every time.
 fn same_on_many_machines(prog: &str, args: &[&str]) {
