@@ -71,6 +71,8 @@ pub const META: &[Meta] = &[
     Meta { name: "sig_handlers", about: "SA_NODEFER/RESETHAND/ONSTACK, sigaltstack, masks and nesting order, RT queueing, sigsuspend, sigtimedwait, kill/raise/tgkill siginfo, alarm/setitimer, int3/div0/ud2 handlers", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "sig_segv", about: "SIGSEGV/SIGBUS handlers: si_code, si_addr, trapno/err/cr2, RIP skip, FPU state in handlers, deaths by faults in handlers, SIG_IGN, blocked, bad frame", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "smc", about: "self-modifying code in an RWX mapping, incl. the executing block", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "swap_basic", about: "MADV_PAGEOUT of private anonymous pages and /proc/self/pagemap: swap-out/in, fork and mremap of swap entries, COW-shared pages stay, DONTNEED/munmap, errnos (needs swap natively)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "swap_uffd", about: "uffd-wp on swapped-out pages: protect, MADV_PAGEOUT, toggling while swapped, read then write swap-in (one WP message), fork without EVENT_FORK, close (needs swap natively)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "touch", about: "mmap N MiB (argv[1], default 256), one write per page, read back", test_args: &["256"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "unimpl_avx", about: "an AVX2 instruction: pagelab stops with an unimplemented-instruction error", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "ud", about: "ud2: killed by SIGILL", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGILL) },

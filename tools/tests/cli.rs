@@ -262,3 +262,16 @@ fn stats_name_every_counter() {
     assert!(field("shootdowns") > 0, "two threads on two vCPUs remap shared memory: {line}");
     assert!(field("context switches") >= 2, "{line}");
 }
+
+#[test]
+fn swap_option_sizes_the_swap_device() {
+    // --swap 0: no swap device, MADV_PAGEOUT leaves the pages resident (as Linux without swap).
+    let o = pagelab(&["run", "--mem", "256M", "--swap", "0", &prog("swap_basic")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("after pageout                0:px 1:px 2:px"), "{out}");
+    let o = pagelab(&["run", "--mem", "256M", "--swap", "64M", &prog("swap_basic")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("after pageout                0:s(t0) 1:s(t0)"), "{out}");
+    let o = pagelab(&["run", "--swap", "12Q", &prog("hello")]);
+    assert_eq!(o.status.code(), Some(2), "a bad size is a usage error");
+}

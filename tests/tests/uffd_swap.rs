@@ -1,0 +1,173 @@
+//! Swap and /proc/PID/pagemap: MADV_PAGEOUT, swap PTEs in the x86-64 encoding, swap-in,
+//! uffd-wp on swap entries, and the accounting of frames and swap slots.
+//!
+//! The transcripts of `swap_basic` and `swap_uffd` are compared with Linux. MADV_PAGEOUT
+//! only swaps natively when the host has swap configured, so each program's transcript was
+//! recorded natively (Linux 6.18.44, with a 64 MiB swap file enabled for the recording) and
+//! is committed next to it (`guest-progs/c/<name>.expected`). pagelab must print exactly
+//! that; when the host running the tests has swap (a device in /proc/swaps), the native
+//! run must print it too, so a changed host kernel shows up as a native mismatch.
+//! Nothing in the transcripts depends on where Linux puts a page in swap: they print the
+//! swap type (0) but never the offset, and never a PFN.
+//!
+//! One behaviour the programs avoid on purpose: Linux may keep a page it has only just
+//! swapped in resident on the next MADV_PAGEOUT (the folio is not on an LRU list yet; a
+//! sleep of a few hundred milliseconds changes the answer), while pagelab always pages it
+//! out again. Every pageout in the programs is of pages never swapped in before.
+
+use emu::kernel::mm::swap::{self, swp_entry, SwpEntry};
+use emu::machine::Machine;
+use emu::{Config, Io, Outcome, SchedPolicy};
+use mmu::Entry;
+use pagelab_tests::*;
+
+/// Every guest program this file tests (checked by differential.rs).
+const COVERED: &[&str] = &["swap_basic", "swap_uffd"];
+
+fn expected(prog: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-progs/c/{prog}.expected"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Whether the host has swap configured (a line after the header of /proc/swaps).
+fn host_has_swap() -> bool {
+    std::fs::read_to_string("/proc/swaps").is_ok_and(|s| s.lines().count() > 1)
+}
+
+fn check_against_linux(prog: &str) {
+    let want = expected(prog);
+    if host_has_swap() {
+        let native = run_native(prog, &[]);
+        assert_eq!(native.outcome, Outcome::Exited(0), "{prog} natively: {}", native.stderr_str());
+        assert!(native.stdout_str() == want, "{prog}: the native run differs from the committed transcript\n{}", first_difference(want.as_bytes(), &native.stdout));
+    } else {
+        eprintln!("{prog}: no swap on this host; comparing with the committed native transcript only");
+    }
+    let emu = run_pagelab(prog, &[]);
+    assert!(emu.stdout_str() == want, "{prog} under pagelab\n{}\n--- stderr:\n{}", first_difference(want.as_bytes(), &emu.stdout), emu.stderr_str());
+    assert_eq!(emu.outcome, Outcome::Exited(0));
+}
+
+#[test]
+fn swap_basic_matches_linux() {
+    check_against_linux("swap_basic");
+}
+
+#[test]
+#[ignore = "issue 4: needs the userfaultfd core (not committed yet)"]
+fn swap_uffd_matches_linux() {
+    check_against_linux("swap_uffd");
+}
+
+#[test]
+fn swap_basic_on_several_vcpus_with_tlb_checking() {
+    on_several_vcpus_with_tlb_checking("swap_basic");
+}
+
+#[test]
+#[ignore = "issue 4: needs the userfaultfd core (not committed yet)"]
+fn swap_uffd_on_several_vcpus_with_tlb_checking() {
+    on_several_vcpus_with_tlb_checking("swap_uffd");
+}
+
+fn on_several_vcpus_with_tlb_checking(prog: &str) {
+    {
+        let want = expected(prog);
+        for (vcpus, seed) in [(2, 1), (3, 7)] {
+            let cfg = Config { vcpus, sched: SchedPolicy::Random, seed, check_tlb: true, ..test_config() };
+            let r = try_run_pagelab_with(cfg, prog, &[]).unwrap_or_else(|e| panic!("{prog} on {vcpus} vCPUs: {e}"));
+            assert!(r.stdout_str() == want, "{prog} on {vcpus} vCPUs seed {seed}\n{}", first_difference(want.as_bytes(), &r.stdout));
+        }
+    }
+}
+
+/// Without swap (`--swap 0`), MADV_PAGEOUT succeeds and leaves the pages resident, as on
+/// Linux without a swap device (checked natively before a swap file was enabled).
+#[test]
+fn without_swap_pageout_leaves_pages_resident() {
+    let r = try_run_pagelab_with(Config { swap_bytes: 0, ..test_config() }, "swap_basic", &[]).unwrap();
+    let out = r.stdout_str();
+    assert!(out.contains("pageout: ok\nafter pageout                0:px 1:px 2:px 3:px 4:px 5:p 6:- 7:-\n"), "{out}");
+}
+
+fn machine(swap_bytes: u64, vcpus: usize) -> Machine {
+    let io = Io { stdin: Box::new(std::io::empty()), stdout: Box::new(std::io::sink()), stderr: Box::new(std::io::sink()) };
+    Machine::new(&Config { mem_bytes: 512 << 20, swap_bytes, vcpus, ..Config::default() }, io, [false; 3])
+}
+
+fn run_machine(mut m: Machine, prog: &str) -> Machine {
+    m.load(&guest_progs::path(prog), &[prog.to_string()], &["LANG=C".to_string()]).expect("load");
+    m.run().expect("run");
+    m
+}
+
+/// Every frame and every swap slot is returned when the processes exit: swap entries
+/// left in the page tables (the parent's and a forked child's, sharing a slot), moved by
+/// mremap, zapped by DONTNEED and munmap. Also with a device that fills up after three
+/// pages (the rest of each pageout stays resident).
+#[test]
+fn frames_and_swap_slots_are_freed_at_exit() {
+    frames_and_slots_freed("swap_basic");
+}
+
+#[test]
+#[ignore = "issue 4: needs the userfaultfd core (not committed yet)"]
+fn frames_and_swap_slots_are_freed_at_exit_with_uffd() {
+    frames_and_slots_freed("swap_uffd");
+}
+
+fn frames_and_slots_freed(prog: &str) {
+    {
+        for (swap_bytes, vcpus) in [(256 << 20, 1), (256 << 20, 2), (4 << 12, 1)] {
+            let m = run_machine(machine(swap_bytes, vcpus), prog);
+            assert!(matches!(m.kernel.outcome, Some(Outcome::Exited(_))), "{prog}: {:?}", m.kernel.outcome);
+            assert_eq!(m.hw.pages.allocated, 0, "{prog} (swap {swap_bytes}) leaked {} frames", m.hw.pages.allocated);
+            assert_eq!(m.hw.swap.inuse(), 0, "{prog} (swap {swap_bytes}) leaked {} swap slots", m.hw.swap.inuse());
+        }
+    }
+}
+
+// ---- The encoding (reference §2.3-2.5) ----
+
+#[test]
+fn swap_pte_encoding_is_linux_x86_64() {
+    // type 0, offset 8: ~8 in bits 58:9.
+    let pte = swap::swp_entry_to_pte(swp_entry(0, 8));
+    assert_eq!(pte.raw(), 0x07FF_FFFF_FFFF_EE00);
+    assert_eq!(swap::pte_swp_mkuffd_wp(pte).raw(), 0x07FF_FFFF_FFFF_EE04);
+    assert_eq!(swap::pte_swp_mkexclusive(pte).raw(), 0x07FF_FFFF_FFFF_EE08);
+    // The flag bits do not change the entry.
+    let both = swap::pte_swp_mkexclusive(swap::pte_swp_mkuffd_wp(pte));
+    assert_eq!(swap::pte_to_swp_entry(both), swp_entry(0, 8));
+    assert!(swap::pte_swp_uffd_wp(both) && swap::pte_swp_exclusive(both));
+    assert_eq!(swap::pte_swp_clear_uffd_wp(both), swap::pte_swp_mkexclusive(pte));
+    // Not present, not PROT_NONE, not a huge PMD: bits 0, 7 and 8 clear.
+    assert_eq!(pte.raw() & 0x181, 0);
+    assert!(swap::is_swap_pte(pte) && !swap::is_swap_pte(Entry::new(0)));
+    // PROT_NONE entries are present to Linux, not swap entries.
+    assert!(!swap::is_swap_pte(Entry::new(0x100 | 0x4 | 0x1234_5000)));
+    // Round trips over the whole type and offset range.
+    for ty in [0, 1, 27, 31] {
+        for off in [0, 1, 0x1234, (1 << 50) - 1] {
+            let e = swp_entry(ty, off);
+            assert_eq!(swap::pte_to_swp_entry(swap::swp_entry_to_pte(e)), SwpEntry { ty, offset: off });
+            assert_eq!(swap::swp_entry_to_pte(e).raw() >> 59, ty);
+        }
+    }
+}
+
+#[test]
+fn pte_markers_fit_the_same_space() {
+    assert_eq!(swap::swp_entry_to_pte(swap::make_pte_marker_entry(swap::PTE_MARKER_UFFD_WP)).raw(), 0xFFFF_FFFF_FFFF_FC00);
+    assert_eq!(swap::swp_entry_to_pte(swap::make_pte_marker_entry(swap::PTE_MARKER_POISONED)).raw(), 0xFFFF_FFFF_FFFF_FA00);
+    assert_eq!(swap::swp_entry_to_pte(swap::make_pte_marker_entry(swap::PTE_MARKER_GUARD)).raw(), 0xFFFF_FFFF_FFFF_F600);
+    let m = swap::swp_entry_to_pte(swap::make_pte_marker_entry(swap::PTE_MARKER_UFFD_WP));
+    let e = swap::pte_to_swp_entry(m);
+    assert!(e.is_pte_marker_entry() && e.non_swap_entry());
+    assert_eq!(e.pte_marker_get(), swap::PTE_MARKER_UFFD_WP);
+    // uffd-wp "in any form": bit 2 of a swap entry, or the marker bit.
+    assert!(swap::pte_swp_uffd_wp_any(m));
+    assert!(!swap::pte_swp_uffd_wp(m));
+    assert!(swap::pte_swp_uffd_wp_any(swap::pte_swp_mkuffd_wp(swap::swp_entry_to_pte(swp_entry(0, 1)))));
+    assert!(!swap::pte_swp_uffd_wp_any(swap::swp_entry_to_pte(swp_entry(0, 1))));
+}
