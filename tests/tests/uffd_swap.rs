@@ -24,6 +24,13 @@ use pagelab_tests::*;
 /// Every guest program this file tests (checked by differential.rs).
 const COVERED: &[&str] = &["swap_basic", "swap_uffd"];
 
+#[test]
+fn covered_programs_exist() {
+    for p in COVERED {
+        assert!(guest_progs::meta(p).expect == guest_progs::Expect::Exit(0), "{p}");
+    }
+}
+
 fn expected(prog: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-progs/c/{prog}.expected"));
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

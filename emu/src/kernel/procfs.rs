@@ -481,7 +481,7 @@ const PAGEMAP_MAX_ENTRIES: u64 = 2 << 20;
 /// locations are shown: under pagelab the frame is the guest-physical one.
 fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec<u8>> {
     let Some(id) = mm_of(s, t) else { return Ok(Vec::new()) };
-    if pos % 8 != 0 || len % 8 != 0 {
+    if !pos.is_multiple_of(8) || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let first = pos / 8;
