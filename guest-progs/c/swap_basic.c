@@ -68,6 +68,22 @@ static int check(const char *p, int idx, int gen) {
     return 1;
 }
 
+/* The VmSwap line of /proc/self/status: this process's swap entries. */
+static void vmswap(const char *when) {
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    char *l = strstr(buf, "VmSwap:");
+    if (!l) {
+        printf("%s: no VmSwap\n", when);
+        return;
+    }
+    long kb = strtol(l + 7, NULL, 10);
+    printf("VmSwap %s: %ld kB\n", when, kb);
+}
+
 /* A fresh private anonymous region of n pages, pages [0, w) written (generation 1). */
 static char *region(int n, int w) {
     char *a = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -90,8 +106,10 @@ int main(void) {
     volatile char c = a[5 * PG]; /* page 5: the zero page */
     (void)c;
     show("populated", a, N);
+    vmswap("before pageout");
     pl_check("pageout", madvise(a, N * PG, MADV_PAGEOUT) == 0);
     show("after pageout", a, N);
+    vmswap("after pageout");
 
     /* Swap-in by read keeps the data; by write too. */
     pl_check("page 0 data after swap-in (read)", check(a, 0, 1));
@@ -101,6 +119,7 @@ int main(void) {
     show("after write of 1", a, 3);
     for (int i = 2; i < 5; i++) pl_check("data after swap-in", check(a + i * PG, i, 1));
     show("after reading all", a, N);
+    vmswap("after reading all");
 
     /* fork with swapped pages: the child sees the data and writes its own copy. */
     char *f = region(5, 5);

@@ -329,7 +329,7 @@ fn proc_pid_status(s: &mut Sys, t: Target) -> Vec<u8> {
         let _ = writeln!(o, "VmData:\t{:>8} kB", kb(&|v| v.writable() && !v.shared() && !v.flags.has(super::mm::VmFlags::GROWSDOWN)));
         let _ = writeln!(o, "VmStk:\t{:>8} kB", kb(&|v| v.flags.has(super::mm::VmFlags::GROWSDOWN)));
         let _ = writeln!(o, "VmExe:\t{:>8} kB", kb(&|v| v.executable()));
-        let _ = writeln!(o, "VmSwap:\t{:>8} kB", 0);
+        let _ = writeln!(o, "VmSwap:\t{:>8} kB", swap_entries(s.hw, mm) * 4);
     }
     let _ = writeln!(o, "Threads:\t{}", live_threads(s.k, t.tgid));
     let _ = writeln!(o, "SigQ:\t0/63704");
@@ -496,6 +496,28 @@ fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec
         out.extend_from_slice(&pagemap_entry(s.hw, mm, (first + i) << 12).to_le_bytes());
     }
     Ok(out)
+}
+
+/// Swap entries in an address space (Linux: the MM_SWAPENTS counter behind VmSwap),
+/// counted by walking its page tables.
+fn swap_entries(hw: &super::hw::Hw, mm: &super::mm::Mm) -> u64 {
+    use super::mm::pgtable;
+    let mut n = 0;
+    for v in mm.vmas.values() {
+        let mut va = v.start;
+        while va < v.end {
+            match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
+                Some(slot) if slot.level == mmu::Level::Pt => {
+                    if super::mm::swap::is_swap_pte(pgtable::get_entry(&hw.mem, slot)) && !super::mm::swap::pte_to_swp_entry(pgtable::get_entry(&hw.mem, slot)).non_swap_entry() {
+                        n += 1;
+                    }
+                    va += 4096;
+                }
+                _ => va = (va | 0x1f_ffff) + 1,
+            }
+        }
+    }
+    n
 }
 
 /// One pagemap entry (Linux: pte_to_pagemap_entry and the hole/VMA logic around it).
