@@ -177,4 +177,11 @@ fn pte_markers_fit_the_same_space() {
     assert!(!swap::pte_swp_uffd_wp(m));
     assert!(swap::pte_swp_uffd_wp_any(swap::pte_swp_mkuffd_wp(swap::swp_entry_to_pte(swp_entry(0, 1)))));
     assert!(!swap::pte_swp_uffd_wp_any(swap::swp_entry_to_pte(swp_entry(0, 1))));
+    // Clearing uffd-wp in any form (mremap without EVENT_REMAP).
+    assert_eq!(swap::pte_clear_uffd_wp_any(m).raw(), 0);
+    let wp_swap = swap::pte_swp_mkuffd_wp(swap::swp_entry_to_pte(swp_entry(0, 1)));
+    assert_eq!(swap::pte_clear_uffd_wp_any(wp_swap), swap::swp_entry_to_pte(swp_entry(0, 1)));
+    let poison_wp = swap::swp_entry_to_pte(swap::make_pte_marker_entry(swap::PTE_MARKER_POISONED | swap::PTE_MARKER_UFFD_WP));
+    assert_eq!(swap::pte_clear_uffd_wp_any(poison_wp).raw(), 0xFFFF_FFFF_FFFF_FA00);
+    assert_eq!(swap::pte_clear_uffd_wp_any(Entry::new(0x8000_0000_0012_3425)).raw(), 0x8000_0000_0012_3025);
 }

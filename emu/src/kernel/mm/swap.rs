@@ -48,7 +48,9 @@
 //!   old entry was not present: no TLB flush is needed for it (`Flush::not_needed`).
 //! * fork: `mm::fork::copy_page_range` calls [`copy_nonpresent_pte`] with `keep_uffd_wp` =
 //!   the child VMA has VM_UFFD_WP.
-//! * mremap without EVENT_REMAP clears the bit with [`pte_swp_clear_uffd_wp`] while moving.
+//! * mremap without EVENT_REMAP: `move_ptes` should write [`pte_clear_uffd_wp_any`]`(e)`
+//!   instead of `e` at the destination (present, swap and marker entries alike); swap
+//!   entries need nothing else on a move (the slot reference moves with the entry).
 //! * the fault path: a write fault on a swapped wp'd page arrives here first;
 //!   [`do_swap_page`] maps the page read-only with `_PAGE_UFFD_WP` and returns `Handled`,
 //!   so the retried write takes the present-PTE write-protect path (do_wp_page's uffd-wp
@@ -195,6 +197,26 @@ pub fn pte_swp_uffd_wp_any(pte: Entry) -> bool {
     }
     let e = pte_to_swp_entry(pte);
     e.is_pte_marker_entry() && e.pte_marker_get() & PTE_MARKER_UFFD_WP != 0
+}
+
+/// Any PTE without uffd-wp in any form (mremap without EVENT_REMAP, the CVE-2025-21696
+/// fix "mm: clear uffd-wp PTE/PMD state on mremap()"; move_ptes applies it to each moved
+/// entry): a present or PROT_NONE PTE loses `_PAGE_UFFD_WP` (R/W stays clear: the next
+/// write takes an ordinary write fault), a swap entry loses `_PAGE_SWP_UFFD_WP`, a marker
+/// loses `PTE_MARKER_UFFD_WP` and becomes none when nothing else is left.
+pub fn pte_clear_uffd_wp_any(pte: Entry) -> Entry {
+    if pgtable::pte_none(pte) {
+        return pte;
+    }
+    if !is_swap_pte(pte) {
+        return pte.without(_PAGE_UFFD_WP);
+    }
+    let e = pte_to_swp_entry(pte);
+    if e.is_pte_marker_entry() {
+        let mask = e.pte_marker_get() & !PTE_MARKER_UFFD_WP;
+        return if mask == 0 { Entry::new(0) } else { swp_entry_to_pte(make_pte_marker_entry(mask)) };
+    }
+    pte_swp_clear_uffd_wp(pte)
 }
 
 /// Sets or clears the uffd-wp bit of the swap PTE in `slot` (change_protection's swap arm
