@@ -1,3 +1,4 @@
+// pagelab: cflags=-pthread
 /* swap_basic: MADV_PAGEOUT of private anonymous memory and /proc/self/pagemap.
  *
  * Needs swap configured (natively: a swap area in /proc/swaps; pagelab: --swap, on by
@@ -9,14 +10,17 @@
  * Steps: pageout of written pages (the zero page and untouched pages stay as they are);
  * swap-in by read and by write; a second pageout; fork with swapped pages (the child reads
  * and writes its own copy, the parent keeps its data); a COW-shared page is not paged out;
- * mremap moves swap entries; MADV_DONTNEED and munmap drop them; madvise and pagemap
- * errors.
+ * mremap moves swap entries; MADV_DONTNEED and munmap drop them; a page another thread
+ * keeps reading is paged out and read back (on several vCPUs the pageout's TLB flush must
+ * reach the reader's vCPU); madvise and pagemap errors.
  */
 #define _GNU_SOURCE
 #include "pl.h"
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define PG 4096ul
@@ -82,6 +86,21 @@ static void vmswap(const char *when) {
     }
     long kb = strtol(l + 7, NULL, 10);
     printf("VmSwap %s: %ld kB\n", when, kb);
+}
+
+/* A reader thread: sums page 0 of `shared_pg` until told to stop, counting bad reads. */
+static char *shared_pg;
+static volatile int reader_stop, reader_started;
+static volatile long reader_bad, reader_rounds;
+static void *reader(void *arg) {
+    (void)arg;
+    reader_started = 1;
+    while (!reader_stop) {
+        for (unsigned long i = 0; i < PG; i += 64)
+            if (shared_pg[i] != (char)(0 * 7 + 1 + i / 64)) reader_bad++;
+        reader_rounds++;
+    }
+    return NULL;
 }
 
 /* A fresh private anonymous region of n pages, pages [0, w) written (generation 1). */
@@ -187,6 +206,20 @@ int main(void) {
     pl_check("page 0 reads zero", b[0] == 0 && b[PG - 1] == 0);
     pl_check("munmap 2-3", munmap(b + 2 * PG, 2 * PG) == 0);
     show("after munmap 2-3", b, 5);
+
+    /* Paging out a page another thread keeps reading. */
+    shared_pg = region(1, 1);
+    pthread_t th;
+    pl_check("reader thread", pthread_create(&th, NULL, reader, NULL) == 0);
+    while (!reader_started) sched_yield();
+    for (int i = 0; i < 20; i++) {
+        long r0 = reader_rounds;
+        madvise(shared_pg, PG, MADV_PAGEOUT);
+        while (reader_rounds < r0 + 2) sched_yield();
+    }
+    reader_stop = 1;
+    pthread_join(th, NULL);
+    pl_check("reader saw the data every time", reader_bad == 0);
 
     /* madvise errors; a failing pageout still pages out the mapped part before the hole. */
     char *e = region(4, 4);
