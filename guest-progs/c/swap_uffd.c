@@ -9,7 +9,7 @@
  * too; to an un-protected one, none. fork without EVENT_FORK gives the child swap entries
  * without the bit (and writes that do not fault), while the parent keeps it; mremap
  * without EVENT_REMAP drops it from a moved swap entry; close() clears it from the swap
- * entries that remain.
+ * entries that remain. fork with EVENT_FORK keeps the bit in the child's swap entries.
  *
  * pagemap flags per page: p present, s swapped, x exclusively mapped, w uffd-wp, - none.
  * A handler thread logs each message (flags and page index) and un-protects that page.
@@ -82,6 +82,16 @@ static void *handler(void *arg) {
         nmsgs++;
         struct uffdio_writeprotect w = { .range = { m.arg.pagefault.address & ~(PG - 1), PG }, .mode = 0 };
         if (ioctl(uffd, UFFDIO_WRITEPROTECT, &w)) printf("handler: resolve failed: %s\n", pl_errname(errno));
+    }
+    return NULL;
+}
+
+/* The first message on uffd, read by a thread (blocking in poll). */
+static struct uffd_msg event;
+static void *event_reader(void *arg) {
+    (void)arg;
+    struct pollfd p = { .fd = uffd, .events = POLLIN };
+    while (poll(&p, 1, -1) != 1 || read(uffd, &event, sizeof event) != sizeof event) {
     }
     return NULL;
 }
@@ -194,5 +204,40 @@ int main(void) {
     fill(3, 4);
     pl_check("page 3 written", check(3, 4));
     show("after writes");
+
+    /* fork WITH EVENT_FORK: the child's VMA stays registered (with a new context) and its
+     * swap entries keep the bit; a read in the child swaps in still protected. */
+    uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    struct uffdio_api api2 = { .api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_FORK };
+    pl_check("UFFDIO_API with EVENT_FORK", ioctl(uffd, UFFDIO_API, &api2) == 0);
+    R = mmap(NULL, N * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct uffdio_register reg2 = { .range = { (uintptr_t)R, N * PG }, .mode = UFFDIO_REGISTER_MODE_WP };
+    pl_check("register WP (2)", ioctl(uffd, UFFDIO_REGISTER, &reg2) == 0);
+    for (int i = 0; i < 3; i++) fill(i, 1);
+    pl_check("protect 0-1", wp(0, 2, 1) == 0);
+    pl_check("pageout 0-2", madvise(R, 3 * PG, MADV_PAGEOUT) == 0);
+    show("second region paged out");
+    int evfd = -1;
+    /* fork() waits until the FORK event is read: a thread reads it. */
+    pl_check("event thread", pthread_create(&th, NULL, event_reader, NULL) == 0);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        close(pm);
+        pm = open("/proc/self/pagemap", O_RDONLY);
+        show("child (EVENT_FORK)");
+        pl_check("child: page 0 data", check(0, 1));
+        show("child after read of 0");
+        fflush(stdout);
+        _exit(pl_failures);
+    }
+    pthread_join(th, NULL);
+    pl_check("fork event read", event.event == UFFD_EVENT_FORK);
+    evfd = (int)event.arg.fork.ufd;
+    waitpid(pid, &st, 0);
+    pl_check("child exit 0 (EVENT_FORK)", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    show("parent (EVENT_FORK)");
+    close(evfd);
+    close(uffd);
     return pl_finish();
 }
