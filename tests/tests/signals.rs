@@ -7,7 +7,7 @@ use emu::SchedPolicy;
 use pagelab_tests::*;
 
 /// Guest programs this file tests (see differential.rs::every_program_has_a_test).
-const COVERED: &[&str] = &["sig_eintr", "sig_handlers", "sig_segv"];
+const COVERED: &[&str] = &["sig_eintr", "sig_handlers", "sig_segv", "sig_stack_segment"];
 
 #[test]
 fn covered_programs_exist() {
@@ -19,6 +19,12 @@ fn covered_programs_exist() {
 #[test]
 fn sig_segv_matches_linux() {
     assert_same_default("sig_segv");
+}
+
+/// #SS for non-canonical stack-segment accesses is SIGBUS, #GP is SIGSEGV.
+#[test]
+fn sig_stack_segment_matches_linux() {
+    assert_same_default("sig_stack_segment");
 }
 
 #[test]

@@ -287,9 +287,38 @@ fn finish(ex: &mut Exec, code: &mut DecodeCache, stop: Stop, rip: u64, c: Code, 
             *done += 1;
             Exit::Exception(Exception::Breakpoint)
         }
+        // A non-canonical address reached through SS (RSP/RBP-based operands, push, pop,
+        // call, ret) is #SS(0), not #GP(0) (SDM Vol. 3A 6.15, interrupt 12); Linux answers
+        // it with SIGBUS. Decided here, off the hot path, by decoding the instruction again.
+        Stop::Fault(Exception::GeneralProtection(0)) if ex.tlb.stale.is_none() => {
+            let e = match fetch_and_decode(ex, rip) {
+                Ok((d, _)) if stack_segment_noncanonical(ex, &d.ins) => Exception::StackFault(0),
+                _ => Exception::GeneralProtection(0),
+            };
+            stop_exit(ex, e)
+        }
         Stop::Fault(e) => stop_exit(ex, e),
         Stop::Unimplemented => Exit::Unimplemented { rip, mnemonic: format!("{c:?}") },
     }
+}
+
+/// Whether `ins` (which stopped with #GP(0), registers unchanged) makes a stack-segment
+/// access to a non-canonical address: a memory operand whose segment is SS, or the
+/// implicit stack access of an instruction that moves RSP.
+fn stack_segment_noncanonical(ex: &Exec, ins: &iced_x86::Instruction) -> bool {
+    use mmu::VirtAddr;
+    let has_mem = (0..ins.op_count()).any(|i| ins.op_kind(i) == iced_x86::OpKind::Memory);
+    if has_mem && ins.memory_segment() == iced_x86::Register::SS && !VirtAddr::is_canonical(ex.ea(ins)) {
+        return true;
+    }
+    let inc = ins.stack_pointer_increment();
+    if inc != 0 {
+        // The bytes accessed: [rsp+inc, rsp) for a push, [rsp, rsp+inc) for a pop.
+        let rsp = ex.s.gpr[super::reg::RSP];
+        let (lo, hi) = if inc < 0 { (rsp.wrapping_add(inc as i64 as u64), rsp.wrapping_sub(1)) } else { (rsp, rsp.wrapping_add(inc as u64 - 1)) };
+        return !VirtAddr::is_canonical(lo) || !VirtAddr::is_canonical(hi);
+    }
+    false
 }
 
 /// The exit for an exception `e` at the current instruction: `Exit::StaleTlb` if the
