@@ -164,7 +164,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
                 v.flags.0 |= flags;
             }
             None => {
-                mm.vmas.insert(start, Vma { start, end, flags: VmFlags(flags), backing: Backing::Anon, shared_id: None });
+                mm.vmas.insert(start, Vma { start, end, flags: VmFlags(flags), backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None });
             }
         }
         max_end = max_end.max(end);
@@ -182,6 +182,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
             flags: VmFlags(VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::GROWSDOWN),
             backing: Backing::Stack,
             shared_id: None,
+            userfaultfd_ctx: None,
         },
     );
 

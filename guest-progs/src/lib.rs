@@ -76,6 +76,8 @@ pub const META: &[Meta] = &[
     Meta { name: "swap_uffd", about: "uffd-wp on swapped-out pages: protect, MADV_PAGEOUT, toggling while swapped, read then write swap-in (one WP message), fork without EVENT_FORK, close (needs swap natively)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "touch", about: "mmap N MiB (argv[1], default 256), one write per page, read back", test_args: &["256"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "unimpl_avx", about: "an AVX2 instruction: pagelab stops with an unimplemented-instruction error", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "uffdcore_api", about: "userfaultfd file: creation flags, UFFDIO_API handshake (zeroing, second call), ioctls before it, REGISTER/UNREGISTER errnos, holes, mode replacement, ioctl masks (anon, shmem), WAKE, idle read/poll/write, /dev/userfaultfd", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "uffdcore_missing", about: "MISSING faults: handler thread with COPY/ZEROPAGE, THREAD_ID/EXACT_ADDRESS, several messages per read, COPY/ZEROPAGE errno and partial semantics, SIGBUS feature, kernel-mode fault (read into a missing page) with and without USER_MODE_ONLY, close waking", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "ud", about: "ud2: killed by SIGILL", test_args: &[], bench_args: &[], expect: Expect::Signal(SIGILL) },
 ];
 

@@ -49,6 +49,10 @@ pub enum FileKind {
     /// A /proc file generated at each read from live state (/proc/PID/pagemap; see
     /// `procfs::LiveFile`), unlike the snapshot `HostFile`s of the other /proc files.
     ProcLive(super::procfs::LiveFile),
+    /// A userfaultfd (see `uffd`).
+    Userfaultfd(super::uffd::UffdFile),
+    /// /dev/userfaultfd (USERFAULTFD_IOC_NEW).
+    DevUserfaultfd,
 }
 
 pub struct File {
@@ -72,6 +76,9 @@ impl File {
             FileKind::Pipe(end) => end.poll(),
             FileKind::EventFd(e) => e.poll(),
             FileKind::Epoll(ep) => ep.poll(0),
+            FileKind::Userfaultfd(u) => u.0.poll(self.flags & 0o4000 != 0),
+            // A misc device without a poll method.
+            FileKind::DevUserfaultfd => DEFAULT_POLLMASK,
         }
     }
 
@@ -80,7 +87,7 @@ impl File {
     pub fn can_poll(&self, tty: &[bool; 3]) -> bool {
         match &self.kind {
             FileKind::Stdin => tty[0],
-            FileKind::HostFile { .. } | FileKind::ProcLive(_) => false,
+            FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::DevUserfaultfd => false,
             _ => true,
         }
     }
@@ -91,6 +98,7 @@ impl File {
             FileKind::Pipe(end) => vec![end.wait_queue()],
             FileKind::EventFd(e) => vec![&e.wq],
             FileKind::Epoll(ep) => vec![&ep.wq],
+            FileKind::Userfaultfd(u) => vec![&u.0.wq],
             _ => Vec::new(),
         }
     }
@@ -257,6 +265,13 @@ impl UserIter {
 
     pub fn single(va: u64, len: u64) -> Self {
         Self::new(vec![(va, len)])
+    }
+
+    /// The first segment (address, length): for files that read whole records into one
+    /// buffer (userfaultfd has no read_iter of its own beyond the first iovec... Linux's
+    /// userfaultfd_read_iter copies message by message; one segment covers read(2)).
+    pub fn first_segment(&self) -> (u64, u64) {
+        self.segs.get(self.idx).map(|&(b, l)| (b + self.off, l - self.off)).unwrap_or((0, 0))
     }
 
     /// Advances without copying.

@@ -18,6 +18,9 @@ pub struct Hw {
     pub vcpu_mm: Vec<Option<super::mm::MmId>>,
     /// The swap device (`Config::swap_bytes`; see `mm::swap`).
     pub swap: super::mm::swap::SwapDevice,
+    /// A kernel-mode access of the running syscall that needs userfaultfd (set by
+    /// uaccess, consumed by the syscall entry: `uffd::kernel_fault`).
+    pub uffd_kfault: Option<super::uffd::KernelFault>,
 }
 
 impl Hw {
@@ -25,7 +28,7 @@ impl Hw {
         let mut mem = PhysMem::new(mem_bytes);
         let pages = Pages::new(&mut mem);
         let vcpus = (0..nvcpus).map(|_| Vcpu::new(crate::cpu::CpuState::new_user(0))).collect();
-        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus], swap: super::mm::swap::SwapDevice::new(super::mm::swap::DEFAULT_SWAP_BYTES) }
+        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus], swap: super::mm::swap::SwapDevice::new(super::mm::swap::DEFAULT_SWAP_BYTES), uffd_kfault: None }
     }
 
     /// Applies a pending invalidation to every vCPU running `cr3` (the current vCPU, plus a

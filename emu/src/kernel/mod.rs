@@ -21,6 +21,7 @@ pub mod signal;
 pub mod syscall;
 pub mod task;
 pub mod uaccess;
+pub mod uffd;
 
 use crate::cpu::{Exception, Exit};
 use crate::Outcome;
@@ -85,6 +86,8 @@ pub struct Kernel {
     pub context_switches: u64,
     /// The current task asked to give up its vCPU (sched_yield) after this exit.
     pub resched: bool,
+    /// userfaultfd contexts released and waiters queued (see `uffd`).
+    pub uffd: uffd::UffdKernel,
 }
 
 impl Kernel {
@@ -112,6 +115,7 @@ impl Kernel {
             rng: 0x9e37_79b9_7f4a_7c15,
             context_switches: 0,
             resched: false,
+            uffd: Default::default(),
         }
     }
 
@@ -158,6 +162,16 @@ impl Kernel {
 
     /// Handles one exit of the current vCPU.
     pub fn handle_exit(&mut self, hw: &mut Hw, exit: Exit) -> Result<(), crate::Error> {
+        let r = self.handle_exit_inner(hw, exit);
+        // A userfaultfd whose last descriptor went in this exit (close, exit) clears its
+        // registrations before anyone returns to user mode (userfaultfd_release).
+        if !self.uffd.released.borrow().is_empty() {
+            uffd::process_released(self, hw);
+        }
+        r
+    }
+
+    fn handle_exit_inner(&mut self, hw: &mut Hw, exit: Exit) -> Result<(), crate::Error> {
         match exit {
             Exit::Syscall => syscall::do_syscall(self, hw),
             Exit::Exception(Exception::PageFault { addr, code }) => {

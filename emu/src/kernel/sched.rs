@@ -90,6 +90,9 @@ impl Kernel {
             if let Some(r) = t.restart.as_mut() {
                 r.reason = Some(reason);
             }
+        } else if matches!(b.what, super::task::WaitWhat::Userfault { .. }) {
+            // A user-mode userfault: the faulting instruction re-executes; nothing to
+            // complete.
         } else {
             let rax = match reason {
                 WakeReason::Event => None,
@@ -112,6 +115,10 @@ impl Kernel {
                     }
                 }
             }
+        }
+        if reason != WakeReason::Event && matches!(b.what, super::task::WaitWhat::Userfault { .. }) {
+            // Woken by a signal: the waiter leaves its userfaultfd's queues.
+            super::uffd::waiter_woken(self, &b.on);
         }
         tracing::debug!(target: "pagelab::sched", tid, ?reason, "wake");
         self.enqueue(tid);

@@ -279,6 +279,13 @@ pub fn do_page_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, code: u32) {
     tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), code = format_args!("{code:#x}"), rip = format_args!("{rip:#x}"), "page fault");
     let out = handle_mm_fault(k.mm_mut(mm_id), hw, addr, acc);
     tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), outcome = ?out, "fault handled");
+    // A fault for the VMA's userfaultfd: the thread parks until the monitor wakes it (it
+    // then re-executes the instruction), or SIGBUS (UFFD_FEATURE_SIGBUS).
+    let out = match out {
+        FaultOutcome::Userfault(reason) if !super::uffd::user_fault(k, hw, addr, acc.write, reason) => return,
+        FaultOutcome::Userfault(_) => FaultOutcome::Bus,
+        o => o,
+    };
     let sig = match out {
         FaultOutcome::Handled => return,
         FaultOutcome::SegvMaperr => FaultSignal { sig: SIGSEGV, code: SEGV_MAPERR, addr: Some(addr) },
@@ -286,6 +293,7 @@ pub fn do_page_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, code: u32) {
         FaultOutcome::Bus => FaultSignal { sig: SIGBUS, code: BUS_ADRERR, addr: Some(addr) },
         // The OOM killer's choice: SIGKILL.
         FaultOutcome::Oom => FaultSignal { sig: SIGKILL, code: SI_KERNEL, addr: None },
+        FaultOutcome::Userfault(_) => unreachable!("handled above"),
     };
     // Linux: set_signal_archinfo — the error code always has the user bit.
     k.tasks.get_mut(&tid).unwrap().trap = TrapInfo { trap_nr: X86_TRAP_PF, error_code: (code | 4) as u64, cr2: addr };

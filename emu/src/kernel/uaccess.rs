@@ -25,6 +25,12 @@ pub fn user_translate(hw: &mut Hw, mm: &mut Mm, va: u64, write: bool) -> KResult
                 let fa = FaultAccess { write, fetch: false, user: false };
                 match handle_mm_fault(mm, hw, va, fa) {
                     FaultOutcome::Handled => continue,
+                    FaultOutcome::Userfault(reason) => {
+                        // The access fails; the syscall layer raises the userfault and
+                        // re-executes the call once it is resolved (uffd::kernel_fault).
+                        hw.uffd_kfault = Some(super::uffd::KernelFault { addr: va, write, reason });
+                        return Err(Errno::EFAULT);
+                    }
                     _ => return Err(Errno::EFAULT),
                 }
             }

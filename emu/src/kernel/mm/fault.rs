@@ -19,6 +19,10 @@ pub enum FaultOutcome {
     Bus,
     /// Guest memory exhausted (VM_FAULT_OOM).
     Oom,
+    /// The fault needs the VMA's userfaultfd (Linux: handle_userfault with this reason,
+    /// VM_UFFD_MISSING or VM_UFFD_WP): the caller queues the message and parks the thread
+    /// (`kernel::uffd`). Nothing was changed.
+    Userfault(u64),
 }
 
 /// The access a #PF describes.
@@ -78,6 +82,12 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> F
     let page_va = va & !0xfff;
     let pte = pgtable::get_entry(&hw.mem, slot);
     if pgtable::pte_none(pte) {
+        if vma.flags.has(VmFlags::UFFD_MISSING) && vma.is_anonymous() {
+            // do_anonymous_page: userfaultfd_missing(vma) → handle_userfault(VM_UFFD_MISSING),
+            // for reads (before the zero page) and writes alike.
+            tracing::trace!(target: "pagelab::fault", addr = format_args!("{page_va:#x}"), decision = "uffd_missing");
+            return FaultOutcome::Userfault(VmFlags::UFFD_MISSING);
+        }
         if let Backing::Shmem { obj, .. } = &vma.backing {
             return shmem_fault(hw, &vma, obj, slot, page_va, acc);
         }
@@ -150,7 +160,16 @@ fn shmem_fault(hw: &mut Hw, vma: &super::Vma, obj: &super::shmem::Shmem, slot: p
 /// Linux: do_wp_page. Reuse an anonymous page this process owns — PageAnonExclusive, or
 /// (wp_can_reuse_anon_folio) no other reference: after fork, once the other side has
 /// copied or exited — otherwise copy it (the zero page is always copied).
-fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, pte: Entry) -> FaultOutcome {
+///
+/// uffd-wp comes first (userfaultfd_pte_wp): a write to a PTE carrying `_PAGE_UFFD_WP` in
+/// a VM_UFFD_WP VMA goes to the monitor, before any copy-on-write; once the monitor has
+/// resolved it (the bit gone, the PTE still read-only if the page is shared), the retried
+/// write comes back here and takes the COW path.
+pub fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, pte: Entry) -> FaultOutcome {
+    if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_wp", pte = format_args!("{:#x}", pte.raw()));
+        return FaultOutcome::Userfault(VmFlags::UFFD_WP);
+    }
     let old = pgtable::pte_pfn(pte);
     let cr3 = mm.pml4.as_u64();
     if vma.shared() {

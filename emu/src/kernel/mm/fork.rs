@@ -63,6 +63,7 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
         // mlock is not inherited; userfaultfd registrations go unless the context asked
         // for fork events (dup_userfaultfd; not supported, so they always go).
         cv.flags.0 &= !(VmFlags::LOCKED | VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
+        cv.userfaultfd_ctx = None;
         child.vmas.insert(cv.start, cv);
         if !vma_needs_copy(&v) {
             continue;

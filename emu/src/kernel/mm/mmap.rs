@@ -181,7 +181,7 @@ pub fn do_mmap(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: 
         (Backing::Anon, Some(id)) if vf & VmFlags::SHARED != 0 => Backing::Shmem { obj: super::shmem::Shmem::new(id, &hw.pages), offset: 0 },
         (b, _) => b,
     };
-    let vma = Vma { start, end: start + len, flags: VmFlags(vf), backing, shared_id };
+    let vma = Vma { start, end: start + len, flags: VmFlags(vf), backing, shared_id, userfaultfd_ctx: None };
     mm.vmas.insert(start, vma);
     mm.merge_around(start, start + len);
     Ok(start)
@@ -211,6 +211,7 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
             flags: VmFlags(VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC),
             backing: Backing::Heap,
             shared_id: None,
+            userfaultfd_ctx: None,
         };
         mm.vmas.insert(old_end, vma);
         mm.merge_around(old_end, new_end);

@@ -11,6 +11,7 @@
 //! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
+//! | `userfaultfd` | mm/userfaultfd.c (fill, write-protect)  |
 //! | `swap`        | mm/swapfile.c, swapops.h, do_swap_page  |
 //!
 //! Invariant: page-table entries are only changed through `pgtable`, which returns a
@@ -24,6 +25,7 @@ pub mod page;
 pub mod pgtable;
 pub mod shmem;
 pub mod swap;
+pub mod userfaultfd;
 pub mod vma;
 
 pub use page::Pages;

@@ -9,29 +9,50 @@ use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
 use mmu::{Entry, Flush};
 
-/// Linux: can_change_pte_writable. A PTE may be made writable directly (without a write
-/// fault) only for an exclusive anonymous page in a writable private VMA whose PTE is dirty,
-/// or in a writable shared VMA.
+/// change_protection flags (Linux: include/linux/mm.h MM_CP_*).
+pub const MM_CP_TRY_CHANGE_WRITABLE: u32 = 1 << 0;
+pub const MM_CP_PROT_NUMA: u32 = 1 << 1;
+/// Set the uffd-wp bit (UFFDIO_WRITEPROTECT with MODE_WP).
+pub const MM_CP_UFFD_WP: u32 = 1 << 2;
+/// Clear it (un-protect, unregister, close).
+pub const MM_CP_UFFD_WP_RESOLVE: u32 = 1 << 3;
+
+/// Linux 6.18: can_change_pte_writable. A PTE may be made writable directly (without a
+/// write fault) only in a writable VMA, when it is not PROT_NONE and not uffd-wp'd in a
+/// VM_UFFD_WP VMA, and then: in a private VMA, for an exclusive anonymous page (so never
+/// a COW-shared page or the zero page — exactly the pages do_wp_page would reuse); in a
+/// shared VMA, when the PTE is dirty.
 pub fn can_change_pte_writable(hw: &Hw, vma: &Vma, pte: Entry) -> bool {
-    if !vma.writable() {
+    if !vma.writable() || is_protnone(pte) {
         return false;
     }
-    if vma.shared() {
-        return true;
-    }
-    if pte.has(_PAGE_SPECIAL) {
+    if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
         return false;
     }
-    let pa = pgtable::pte_pfn(pte);
-    let m = hw.pages.meta(pa);
-    !hw.pages.is_zero_page(pa) && m.anon_exclusive && m.refcount == 1 && pte.is_dirty()
+    if !vma.shared() {
+        // vm_normal_page: special PTEs (the zero page) have none.
+        if pte.has(_PAGE_SPECIAL) {
+            return false;
+        }
+        let pa = pgtable::pte_pfn(pte);
+        return !hw.pages.is_zero_page(pa) && hw.pages.meta(pa).anon_exclusive;
+    }
+    pte.is_dirty()
 }
 
-/// Linux: change_pte_range over [start, end) for a VMA: applies the VMA's protection to
-/// every present PTE, keeping `_PAGE_CHG_MASK` bits (A, D, uffd-wp, the frame).
-pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64) -> Option<Flush> {
+/// Linux: change_protection → change_pte_range over [start, end) of one VMA: every present
+/// (or PROT_NONE) PTE gets the VMA's protection, keeping the `_PAGE_CHG_MASK` bits (the
+/// frame, A, D, uffd-wp: pte_modify); MM_CP_UFFD_WP then sets uffd-wp (and clears R/W),
+/// MM_CP_UFFD_WP_RESOLVE clears it, and MM_CP_TRY_CHANGE_WRITABLE makes the PTE writable
+/// where `can_change_pte_writable` allows. Swap entries get their uffd-wp bit toggled
+/// (`mm::swap::swp_entry_set_uffd_wp`). Returns the flush needed and the number of PTEs
+/// visited (Linux's `pages`).
+pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: u32) -> (Option<Flush>, u64) {
     let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
+    let uffd_wp = cp_flags & MM_CP_UFFD_WP != 0;
+    let uffd_wp_resolve = cp_flags & MM_CP_UFFD_WP_RESOLVE != 0;
     let mut flush: Option<Flush> = None;
+    let mut pages = 0u64;
     let mut va = start;
     while va < end {
         let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
@@ -43,16 +64,29 @@ pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u
             let new = if prot == 0 {
                 // PROT_NONE: Linux's _PAGE_PROTNONE form, P clear so the hardware denies
                 // every access while the entry keeps its frame.
-                Entry::new((old.raw() & _PAGE_CHG_MASK) | _PAGE_PROTNONE | _PAGE_USER)
+                let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | _PAGE_PROTNONE | _PAGE_USER);
+                if uffd_wp {
+                    n = n.with(_PAGE_UFFD_WP);
+                } else if uffd_wp_resolve {
+                    n = n.without(_PAGE_UFFD_WP);
+                }
+                n
             } else {
                 let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | prot);
+                if uffd_wp {
+                    n = n.with(_PAGE_UFFD_WP);
+                } else if uffd_wp_resolve {
+                    n = n.without(_PAGE_UFFD_WP);
+                }
                 if n.has(_PAGE_UFFD_WP) {
+                    // pte_mkuffd_wp: never writable while protected.
                     n = n.without(_PAGE_RW);
-                } else if !n.is_writable() && can_change_pte_writable(hw, vma, old) {
+                } else if cp_flags & MM_CP_TRY_CHANGE_WRITABLE != 0 && !n.is_writable() && can_change_pte_writable(hw, vma, n) {
                     n = n.with(_PAGE_RW);
                 }
                 n
             };
+            pages += 1;
             if new != old {
                 let f = pgtable::set_entry(&mut hw.mem, slot, va, new);
                 if old.is_present() {
@@ -61,10 +95,14 @@ pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u
                     f.not_needed();
                 }
             }
+        } else if (uffd_wp || uffd_wp_resolve) && super::swap::is_swap_pte(old) {
+            if super::swap::swp_entry_set_uffd_wp(hw, slot, va, uffd_wp) {
+                pages += 1;
+            }
         }
         va += 4096;
     }
-    flush
+    (flush, pages)
 }
 
 /// A PROT_NONE PTE (Linux: pte_protnone): not present, _PAGE_PROTNONE set, frame kept.
@@ -104,7 +142,8 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
         let keep = v.flags.0 & !(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC);
         v.flags = VmFlags(keep | VmFlags::from_prot(prot & 7));
         let vma = v.clone();
-        if let Some(f) = change_protection(mm, hw, &vma, vma.start, vma.end) {
+        let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { 0 };
+        if let (Some(f), _) = change_protection(mm, hw, &vma, vma.start, vma.end, cp) {
             flush = Some(flush.map_or(f, |g| g.merge(f)));
         }
     }

@@ -57,6 +57,9 @@ pub struct Vma {
     pub backing: Backing,
     /// Identity of a MAP_SHARED anonymous object (shared across fork), if any.
     pub shared_id: Option<u64>,
+    /// The userfaultfd this VMA is registered with (Linux: vm_userfaultfd_ctx); set
+    /// exactly when one of the VM_UFFD_* flags is.
+    pub userfaultfd_ctx: Option<crate::kernel::uffd::UffdRef>,
 }
 
 impl Vma {
@@ -93,6 +96,7 @@ impl Vma {
     /// Linux merges VMAs with identical flags and compatible backing.
     pub fn can_merge(&self, next: &Vma) -> bool {
         self.flags == next.flags
+            && self.userfaultfd_ctx == next.userfaultfd_ctx
             && self.shared_id.is_none()
             && next.shared_id.is_none()
             && match (&self.backing, &next.backing) {

@@ -96,6 +96,7 @@ enum Target {
     Plain,
     Pipe(Rc<crate::kernel::pipe::Pipe>),
     EventFd(Rc<crate::kernel::eventfd::EventFd>),
+    Uffd(Rc<crate::kernel::uffd::UffdCtx>),
     /// Files without read/write (epoll): EINVAL (Linux: no FMODE_CAN_READ/WRITE).
     NoRw,
 }
@@ -105,6 +106,7 @@ fn target(f: &File) -> Target {
         FileKind::Pipe(end) => Target::Pipe(end.pipe.clone()),
         FileKind::EventFd(e) => Target::EventFd(e.clone()),
         FileKind::Epoll(_) => Target::NoRw,
+        FileKind::Userfaultfd(u) => Target::Uffd(u.0.clone()),
         _ => Target::Plain,
     }
 }
@@ -128,6 +130,10 @@ fn do_read(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, mut to: UserIter, at: Op
         Target::Pipe(p) => crate::kernel::pipe::pipe_read(s, &p, nonblock, fd, to),
         Target::EventFd(e) => crate::kernel::eventfd::eventfd_read(s, &e, nonblock, fd, to),
         Target::NoRw => Err(Errno::EINVAL),
+        Target::Uffd(c) => {
+            let (va, len) = to.first_segment();
+            crate::kernel::uffd::userfaultfd_read(s, &c, nonblock, fd, va, len)
+        }
         Target::Plain => {
             let data = file_read(s, f, to.count.min(MAX_RW_COUNT) as usize, at)?;
             let n = to.copy_to(s, &data);
@@ -173,7 +179,7 @@ fn do_write(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, segs: Vec<(u64, u64)>, 
             }
             ok(total)
         }
-        Target::NoRw => Err(Errno::EINVAL),
+        Target::NoRw | Target::Uffd(_) => Err(Errno::EINVAL),
         Target::Plain => {
             if !plain_ok {
                 return Err(Errno::EBADF);
@@ -328,7 +334,7 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
             ok(n)
         }
         // Linux: noop_llseek, the position stays 0.
-        FileKind::EventFd(_) | FileKind::Epoll(_) => ok(0),
+        FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => ok(0),
         _ => Err(Errno::ESPIPE),
     }
 }
@@ -419,7 +425,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
                     FileKind::Pipe(_) | FileKind::HostFile { .. } => true,
                     FileKind::Stdin => !s.k.streams.tty[0],
                     FileKind::Output(n) => !s.k.streams.tty[*n as usize],
-                    FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) => false,
+                    FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => false,
                 };
                 if !can {
                     return Err(Errno::EINVAL);
@@ -544,7 +550,14 @@ pub fn sys_ioctl(s: &mut Sys, a: Args) -> SysResult {
             s.copy_to_user(a.u(2), &b)?;
             ok(0)
         }
-        _ => Err(Errno::ENOTTY),
+        cmd => match &f.borrow().kind {
+            FileKind::Userfaultfd(u) => {
+                let ctx = u.0.clone();
+                crate::kernel::uffd::userfaultfd_ioctl(s, ctx, cmd, a.u(2))
+            }
+            FileKind::DevUserfaultfd => crate::kernel::uffd::dev_ioctl(s, cmd, a.u(2)),
+            _ => Err(Errno::ENOTTY),
+        },
     }
 }
 
@@ -572,6 +585,9 @@ fn stat_of(s: &Sys, f: &Rc<RefCell<File>>) -> [u8; 144] {
         // Anonymous inodes have no file type bits (Linux: alloc_anon_inode).
         FileKind::EventFd(e) => stat_bytes(0o600, 0, 4096, 0, e.wq.id),
         FileKind::Epoll(ep) => stat_bytes(0o600, 0, 4096, 0, ep.wq.id),
+        FileKind::Userfaultfd(u) => stat_bytes(0o600, 0, 4096, 0, u.0.wq.id),
+        // crw------- 10,124 (misc minor of /dev/userfaultfd).
+        FileKind::DevUserfaultfd => stat_bytes(S_IFCHR | 0o600, 0, 4096, (10 << 8) | 124, 3),
         // /proc/PID/pagemap: mode 0400, size 0, blksize 1024 (procfs).
         FileKind::ProcLive(lf) => stat_bytes(S_IFREG | 0o400, 0, 1024, 0, (lf.target.tid as u64) << 8),
     }
@@ -682,6 +698,9 @@ pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
     }
     if p.starts_with(b"/proc/") {
         return crate::kernel::procfs::open(s, &p, flags);
+    }
+    if p == b"/dev/userfaultfd" {
+        return crate::kernel::uffd::open_dev(s, flags);
     }
     let host = resolve_allowed(s, &p)?;
     if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {

@@ -183,7 +183,12 @@ pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
         t.restart.take().filter(|r| r.nr == nr && r.args == args.0)
     };
     let mut s = Sys { k, hw, tid, nr, args, restart };
+    s.hw.uffd_kfault = None;
     let r = dispatch(&mut s, nr, args);
+    let r = match s.hw.uffd_kfault.take() {
+        Some(f) => super::uffd::kernel_fault(&mut s, f, r),
+        None => r,
+    };
     let r = match r {
         Err(e) if e == Errno::ENOSYS => {
             if !QUIET_ENOSYS.contains(&nr) && s.k.reported_enosys.insert(nr) {
@@ -299,6 +304,7 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         292 => fs::sys_dup3(s, a.i32(0), a.i32(1), a.u32(2), false),
         302 => process::sys_prlimit64(s, a),
         318 => process::sys_getrandom(s, a),
+        323 => crate::kernel::uffd::sys_userfaultfd(s, a.u32(0)),
         // rseq: glibc treats ENOSYS as "not available" and carries on.
         334 => Err(Errno::ENOSYS),
         435 => crate::kernel::fork::sys_clone3(s, a),

@@ -1,0 +1,188 @@
+//! userfaultfd, the memory side (Linux: mm/userfaultfd.c): filling missing pages
+//! (mfill_atomic for UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_CONTINUE) and write-protecting
+//! ranges (mwriteprotect_range → uffd_wp_range → change_protection with MM_CP_UFFD_WP or
+//! MM_CP_UFFD_WP_RESOLVE). The file side is `kernel::uffd`.
+//!
+//! Invariant kept here (Linux 6.2, "always wr-protect pte in pte_mkuffd_wp"): a present
+//! PTE with `_PAGE_UFFD_WP` never has R/W.
+
+use super::mprotect::{change_protection, MM_CP_TRY_CHANGE_WRITABLE, MM_CP_UFFD_WP, MM_CP_UFFD_WP_RESOLVE};
+use super::pgtable::{self, linux::*};
+use super::vma::{Backing, Vma, VmFlags};
+use super::Mm;
+use crate::kernel::errno::{Errno, KResult};
+use crate::kernel::hw::Hw;
+use crate::kernel::syscall::Sys;
+use crate::kernel::uffd::UffdCtx;
+
+/// What an mfill ioctl installs.
+#[derive(Clone, Copy, Debug)]
+pub enum Mfill {
+    /// UFFDIO_COPY from `src` (in the caller's address space), uffd-wp'd with `wp`.
+    Copy { src: u64, wp: bool },
+    /// UFFDIO_ZEROPAGE: the shared zero page, never wp'd.
+    Zeropage,
+    /// UFFDIO_CONTINUE: map the page-cache page (shmem, hugetlb only).
+    Continue { wp: bool },
+}
+
+/// Linux: vma_is_shmem.
+fn vma_is_shmem(v: &Vma) -> bool {
+    matches!(v.backing, Backing::Shmem { .. })
+}
+
+/// Linux: mfill_atomic. Returns the bytes filled, or the error when none was: the
+/// caller turns a short count into EAGAIN. The destination must lie in one VMA of the
+/// context's mm registered with *some* userfaultfd (there is no ownership check, as in
+/// Linux: a foreign uffd may fill).
+pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill) -> KResult<u64> {
+    let vma = {
+        let mm = s.k.mms[ctx.mm].as_ref().ok_or(Errno::ESRCH)?;
+        // uffd_mfill_lock / validate_dst_vma: ENOENT for no VMA, a range past its end,
+        // or a VMA without a userfaultfd.
+        let v = mm.find_vma(dst).ok_or(Errno::ENOENT)?;
+        if dst + len > v.end || v.userfaultfd_ctx.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        v.clone()
+    };
+    if ctx.st.borrow().mmap_changing != 0 {
+        return Err(Errno::EAGAIN);
+    }
+    let wp = matches!(mode, Mfill::Copy { wp: true, .. } | Mfill::Continue { wp: true });
+    if wp && !vma.flags.has(VmFlags::UFFD_WP) {
+        return Err(Errno::EINVAL);
+    }
+    if !vma.is_anonymous() && !vma_is_shmem(&vma) {
+        return Err(Errno::EINVAL);
+    }
+    if matches!(mode, Mfill::Continue { .. }) && !vma_is_shmem(&vma) {
+        return Err(Errno::EINVAL);
+    }
+    if vma.shared() {
+        // shmem_mfill_atomic_pte and CONTINUE from the page cache: not modelled yet.
+        return Err(Errno::EINVAL);
+    }
+    let mut copied = 0u64;
+    let mut err = None;
+    let mut page = vec![0u8; 4096];
+    while copied < len {
+        let va = dst + copied;
+        if let Mfill::Copy { src, .. } = mode {
+            // mfill_atomic_pte_copy reads the source first (EFAULT), then checks the PTE.
+            if s.copy_from_user(src + copied, &mut page).is_err() {
+                err = Some(Errno::EFAULT);
+                break;
+            }
+        }
+        let hw = &mut *s.hw;
+        let mm = s.k.mms[ctx.mm].as_mut().unwrap();
+        match mfill_atomic_pte(mm, hw, &vma, va, mode, &page) {
+            Ok(()) => copied += 4096,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    tracing::debug!(target: "pagelab::uffd", dst = format_args!("{dst:#x}"), len, mode = ?mode, copied, err = ?err, "mfill");
+    match (copied, err) {
+        (0, Some(e)) => Err(e),
+        _ => Ok(copied),
+    }
+}
+
+/// Linux: mfill_atomic_pte for a private anonymous VMA: mfill_atomic_pte_copy +
+/// mfill_atomic_install_pte, or mfill_atomic_pte_zeropage.
+fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, data: &[u8]) -> KResult<()> {
+    let Some(slot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va) else {
+        return Err(Errno::ENOMEM);
+    };
+    if slot.level != mmu::Level::Pt {
+        // A huge PMD: "just be strict".
+        return Err(Errno::EEXIST);
+    }
+    let old = pgtable::get_entry(&hw.mem, slot);
+    let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
+    let entry = match mode {
+        Mfill::Copy { wp, .. } => {
+            // pte_none_mostly: a uffd-wp marker may be overwritten by COPY.
+            if !pgtable::pte_none(old) && !is_uffd_wp_marker(old) {
+                return Err(Errno::EEXIST);
+            }
+            let frame = hw.pages.alloc_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)?;
+            hw.mem.write(frame, data);
+            hw.pages.map(frame);
+            let mut e = pgtable::mk_pte(frame, prot).with(_PAGE_DIRTY);
+            if vma.writable() {
+                e = e.with(_PAGE_RW);
+            }
+            if wp {
+                e = e.with(_PAGE_UFFD_WP).without(_PAGE_RW);
+            }
+            e
+        }
+        Mfill::Zeropage => {
+            if !pgtable::pte_none(old) {
+                return Err(Errno::EEXIST);
+            }
+            pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
+        }
+        Mfill::Continue { .. } => return Err(Errno::EINVAL),
+    };
+    tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), pte = format_args!("{:#x}", entry.raw()), "fill pte");
+    // The old entry was none (or a marker): no TLB can hold it.
+    pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
+    Ok(())
+}
+
+/// A uffd-wp PTE marker (swap type 31, marker bit 0).
+fn is_uffd_wp_marker(e: mmu::Entry) -> bool {
+    super::swap::is_swap_pte(e) && {
+        let s = super::swap::pte_to_swp_entry(e);
+        s.is_pte_marker_entry() && s.pte_marker_get() & 1 != 0
+    }
+}
+
+/// Linux: vma_wants_manual_pte_write_upgrade. Private writable VMAs get PTEs made
+/// writable by change_protection where can_change_pte_writable allows; shared VMAs would
+/// follow write-notify, which pagelab's shmem does not need (its protection already
+/// carries R/W), so never here.
+pub fn vma_wants_manual_pte_write_upgrade(v: &Vma) -> bool {
+    !v.shared() && v.writable()
+}
+
+/// Linux: uffd_wp_range. Protect (MM_CP_UFFD_WP) or un-protect (MM_CP_UFFD_WP_RESOLVE,
+/// trying to make PTEs writable again) [start, end) of one VMA, and flush the TLBs of
+/// every vCPU running the mm before returning. Returns the pages changed.
+pub fn uffd_wp_range(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, enable_wp: bool) -> u64 {
+    let mut cp = if enable_wp { MM_CP_UFFD_WP } else { MM_CP_UFFD_WP_RESOLVE };
+    if !enable_wp && vma_wants_manual_pte_write_upgrade(vma) {
+        cp |= MM_CP_TRY_CHANGE_WRITABLE;
+    }
+    let (flush, pages) = change_protection(mm, hw, vma, start, end, cp);
+    let before = hw.shootdowns;
+    let flushed = flush.is_some();
+    if let Some(f) = flush {
+        hw.flush(f, mm.pml4.as_u64());
+    }
+    tracing::debug!(target: "pagelab::uffd", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), wp = enable_wp, changed = pages, flush = flushed, shootdowns = hw.shootdowns - before, "change_protection");
+    pages
+}
+
+/// Linux: mwriteprotect_range. VMAs in address order, holes skipped; a VMA without
+/// VM_UFFD_WP (or no VMA at all) is ENOENT and stops the walk, leaving the VMAs before
+/// it changed: the operation is not atomic. No ownership check.
+pub fn mwriteprotect_range(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, enable_wp: bool) -> KResult<()> {
+    let end = start + len;
+    let mut r = Err(Errno::ENOENT);
+    for k in mm.vmas_in(start, end) {
+        let v = mm.vmas[&k].clone();
+        if !v.flags.has(VmFlags::UFFD_WP) {
+            return Err(Errno::ENOENT);
+        }
+        uffd_wp_range(mm, hw, &v, v.start.max(start), v.end.min(end), enable_wp);
+        r = Ok(());
+    }
+    r
+}
