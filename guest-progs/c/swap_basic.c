@@ -12,7 +12,8 @@
  * and writes its own copy, the parent keeps its data); a COW-shared page is not paged out;
  * mremap moves swap entries; MADV_DONTNEED and munmap drop them; a page another thread
  * keeps reading is paged out and read back (on several vCPUs the pageout's TLB flush must
- * reach the reader's vCPU); madvise and pagemap errors.
+ * reach the reader's vCPU); smaps counts (Rss, Pss, clean/dirty, shared/private, Swap,
+ * SwapPss, VmFlags) through pageout, swap-in and fork; madvise and pagemap errors.
  */
 #define _GNU_SOURCE
 #include "pl.h"
@@ -101,6 +102,34 @@ static void *reader(void *arg) {
         reader_rounds++;
     }
     return NULL;
+}
+
+/* Selected /proc/self/smaps lines of the VMA that starts at `start`. */
+static void smaps(const char *when, const void *start) {
+    static const char *keep[] = { "Rss:", "Pss:", "Pss_Dirty:", "Shared_Clean:", "Shared_Dirty:", "Private_Clean:",
+                                  "Private_Dirty:", "Anonymous:", "AnonHugePages:", "Swap:", "SwapPss:", "VmFlags:" };
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    int in = 0;
+    printf("smaps %s:", when);
+    while (f && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':'), *dash = strchr(line, '-');
+        if (dash && (!colon || dash < colon) && line[0] != 'V') {
+            in = strtoul(line, NULL, 16) == (uintptr_t)start;
+            continue;
+        }
+        if (!in) continue;
+        for (unsigned i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+            if (strncmp(line, keep[i], strlen(keep[i])) == 0) {
+                char *v = line + strlen(keep[i]);
+                while (*v == ' ') v++;
+                v[strcspn(v, "\n")] = 0;
+                printf(" %.*s=%s", (int)strlen(keep[i]) - 1, keep[i], v);
+            }
+        }
+    }
+    if (f) fclose(f);
+    printf("\n");
 }
 
 /* A fresh private anonymous region of n pages, pages [0, w) written (generation 1). */
@@ -220,6 +249,39 @@ int main(void) {
     reader_stop = 1;
     pthread_join(th, NULL);
     pl_check("reader saw the data every time", reader_bad == 0);
+
+    /* smaps: resident, swapped, clean after a read swap-in, shared with a child. */
+    /* Its own VMA: PROT_NONE guard pages on both sides keep it from merging. */
+    char *g = mmap(NULL, 8 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *q = mmap(g + PG, 6 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    pl_check("smaps region", q == g + PG);
+    for (int i = 0; i < 4; i++) fill(q + i * PG, i, 1);
+    c = q[4 * PG]; /* the zero page: not in Rss */
+    smaps("written", q);
+    pl_check("pageout 2-3", madvise(q + 2 * PG, 2 * PG, MADV_PAGEOUT) == 0);
+    smaps("2 swapped", q);
+    pl_check("read of 3", check(q + 3 * PG, 3, 1));
+    smaps("3 read back", q);
+    int c2p[2];
+    pl_check("pipes", pipe(p2c) == 0 && pipe(c2p) == 0);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        char b;
+        (void)!write(c2p[1], "r", 1);
+        (void)!read(p2c[0], &b, 1);
+        _exit(0);
+    }
+    char rb;
+    (void)!read(c2p[0], &rb, 1);
+    smaps("with a child", q);
+    (void)!write(p2c[1], "g", 1);
+    waitpid(pid, &st, 0);
+    smaps("child gone", q);
+    close(p2c[0]);
+    close(p2c[1]);
+    close(c2p[0]);
+    close(c2p[1]);
 
     /* madvise errors; a failing pageout still pages out the mapped part before the hole. */
     char *e = region(4, 4);

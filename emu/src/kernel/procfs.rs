@@ -48,6 +48,7 @@ pub const PID_ENTRIES: &[(&str, EntryKind)] = &[
     ("exe", EntryKind::Link(proc_exe_link)),
     ("maps", EntryKind::File(proc_pid_maps)),
     ("pagemap", EntryKind::Live(proc_pid_pagemap)),
+    ("smaps", EntryKind::File(proc_pid_smaps)),
     ("stat", EntryKind::File(proc_pid_stat)),
     ("status", EntryKind::File(proc_pid_status)),
 ];
@@ -427,6 +428,15 @@ fn proc_pid_maps(s: &mut Sys, t: Target) -> Vec<u8> {
     let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
     let mut o = String::new();
     for v in mm.vmas.values() {
+        o.push_str(&map_line(mm, v));
+    }
+    o.into_bytes()
+}
+
+/// One /proc/PID/maps line, newline included (show_map_vma).
+fn map_line(mm: &super::mm::Mm, v: &super::mm::Vma) -> String {
+    let mut o = String::new();
+    {
         use super::mm::vma::Backing;
         let (pgoff, dev, ino, name) = match &v.backing {
             Backing::File { path, offset } => (*offset, "00:00".to_string(), 0u64, path.to_string_lossy().into_owned()),
@@ -456,6 +466,143 @@ fn proc_pid_maps(s: &mut Sys, t: Target) -> Vec<u8> {
         }
         o.push_str(&line);
         o.push('\n');
+    }
+    o
+}
+
+/// /proc/PID/smaps (fs/proc/task_mmu.c show_smap): each maps line followed by the VMA's
+/// memory counts, from a walk of its page tables (smaps_pte_entry / smaps_account):
+/// present pages with a struct page (not the zero page) count in Rss, shared when more
+/// than one PTE maps them (Pss divides by the map count), dirty by the PTE's D bit,
+/// referenced by its A bit, anonymous unless shmem; swap entries count in Swap (SwapPss
+/// divides by the slot's use count). No THP, hugetlb, KSM, MADV_FREE or mlock: those
+/// lines are 0. `VmFlags` uses Linux's two-letter names (show_smap_vma_flags) for the
+/// flags pagelab models; `ac` (VM_ACCOUNT) is derived as Linux sets it at mmap: a private
+/// writable mapping without MAP_NORESERVE.
+fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
+    use super::mm::pgtable::{self, linux::*};
+    use super::mm::{swap, VmFlags};
+    let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
+    let hw = &*s.hw;
+    // PSS in 1/4096 of a kB is exact for map counts that divide 4096; Linux keeps 12 more
+    // bits (PSS_SHIFT) and truncates the same way when printing.
+    const PSS_SHIFT: u32 = 12;
+    let mut o = String::new();
+    for v in mm.vmas.values() {
+        o.push_str(&map_line(mm, v));
+        let shmem = matches!(v.backing, super::mm::vma::Backing::Shmem { .. });
+        let (mut rss, mut pss, mut pss_dirty, mut sh_clean, mut sh_dirty, mut pr_clean, mut pr_dirty, mut refd, mut anon, mut swp, mut swap_pss) =
+            (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut va = v.start;
+        while va < v.end {
+            let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va).filter(|sl| sl.level == mmu::Level::Pt) else {
+                va = (va | 0x1f_ffff) + 1;
+                continue;
+            };
+            let pte = pgtable::get_entry(&hw.mem, slot);
+            va += 4096;
+            if pte.is_present() || super::mm::mprotect::is_protnone(pte) {
+                let pa = pgtable::pte_pfn(pte);
+                if pte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa) {
+                    continue;
+                }
+                let mapcount = hw.pages.meta(pa).mapcount.max(1) as u64;
+                let dirty = pte.is_dirty();
+                rss += 4096;
+                if pte.is_accessed() {
+                    refd += 4096;
+                }
+                if !shmem {
+                    anon += 4096;
+                }
+                let p = (4096u64 << PSS_SHIFT) / mapcount;
+                pss += p;
+                if dirty {
+                    pss_dirty += p;
+                }
+                match (mapcount >= 2, dirty) {
+                    (true, true) => sh_dirty += 4096,
+                    (true, false) => sh_clean += 4096,
+                    (false, true) => pr_dirty += 4096,
+                    (false, false) => pr_clean += 4096,
+                }
+            } else if swap::is_swap_pte(pte) {
+                let e = swap::pte_to_swp_entry(pte);
+                if !e.non_swap_entry() {
+                    swp += 4096;
+                    swap_pss += (4096u64 << PSS_SHIFT) / hw.swap.count(e).max(1) as u64;
+                }
+            }
+        }
+        let kb = |b: u64| b >> 10;
+        let pkb = |b: u64| b >> (10 + PSS_SHIFT);
+        let lines: [(&str, u64); 23] = [
+            ("Size", kb(v.len())),
+            ("KernelPageSize", 4),
+            ("MMUPageSize", 4),
+            ("Rss", kb(rss)),
+            ("Pss", pkb(pss)),
+            ("Pss_Dirty", pkb(pss_dirty)),
+            ("Shared_Clean", kb(sh_clean)),
+            ("Shared_Dirty", kb(sh_dirty)),
+            ("Private_Clean", kb(pr_clean)),
+            ("Private_Dirty", kb(pr_dirty)),
+            ("Referenced", kb(refd)),
+            ("Anonymous", kb(anon)),
+            ("KSM", 0),
+            ("LazyFree", 0),
+            ("AnonHugePages", 0),
+            ("ShmemPmdMapped", 0),
+            ("FilePmdMapped", 0),
+            ("Shared_Hugetlb", 0),
+            ("Private_Hugetlb", 0),
+            ("Swap", kb(swp)),
+            ("SwapPss", pkb(swap_pss)),
+            ("Locked", 0),
+            ("THPeligible", u64::MAX),
+        ];
+        for (name, val) in lines {
+            if val == u64::MAX {
+                let _ = writeln!(o, "THPeligible:           0");
+            } else {
+                let _ = writeln!(o, "{:<16}{val:>8} kB", format!("{name}:"));
+            }
+        }
+        // show_smap_vma_flags: by bit number.
+        let f = v.flags;
+        let account = f.has(VmFlags::ACCOUNT) || (f.0 & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE);
+        let names: [(bool, &str); 22] = [
+            (f.has(VmFlags::READ), "rd"),
+            (f.has(VmFlags::WRITE), "wr"),
+            (f.has(VmFlags::EXEC), "ex"),
+            (f.has(VmFlags::SHARED), "sh"),
+            (f.has(VmFlags::MAYREAD), "mr"),
+            (f.has(VmFlags::MAYWRITE), "mw"),
+            (f.has(VmFlags::MAYEXEC), "me"),
+            (f.has(VmFlags::MAYSHARE), "ms"),
+            (f.has(VmFlags::GROWSDOWN), "gd"),
+            (f.has(VmFlags::UFFD_MISSING), "um"),
+            (f.has(VmFlags::UFFD_WP), "uw"),
+            (f.has(VmFlags::LOCKED), "lo"),
+            (f.has(VmFlags::DONTCOPY), "dc"),
+            (f.has(VmFlags::DONTEXPAND), "de"),
+            (account, "ac"),
+            (f.has(VmFlags::NORESERVE), "nr"),
+            (f.has(VmFlags::WIPEONFORK), "wf"),
+            (false, "dd"),
+            (false, "hg"),
+            (false, "nh"),
+            (false, "mg"),
+            (f.has(VmFlags::UFFD_MINOR), "ui"),
+        ];
+        o.push_str("VmFlags:");
+        for (on, n) in names {
+            if on {
+                o.push(' ');
+                o.push_str(n);
+            }
+        }
+        o.push_str(" \n");
     }
     o.into_bytes()
 }
