@@ -170,7 +170,9 @@ pub fn kernel_clone(s: &mut Sys, args: CloneArgs) -> SysResult {
         parent_mm
     } else {
         let new = super::mm::fork::dup_mmap(s.k, s.hw, parent_mm)?;
-        s.k.add_mm(new)
+        let id = s.k.add_mm(new);
+        super::uffd::dup_userfaultfd_set_mm(s.k, id);
+        id
     };
     let tid = s.k.alloc_tid();
     let mut regs = s.hw.vcpus[s.hw.cur].state.clone();
@@ -247,6 +249,11 @@ pub fn kernel_clone(s: &mut Sys, args: CloneArgs) -> SysResult {
             on_signal: Errno::EINTR,
             seq: 0,
         }));
+    }
+    // dup_userfaultfd_complete: FORK events; the parent waits until they are read.
+    if let Some(b) = super::uffd::dup_userfaultfd_complete(s) {
+        s.regs().gpr[crate::cpu::reg::RAX] = tid as u64;
+        return Ok(Ret::Block(b));
     }
     ok(tid as u64)
 }

@@ -39,6 +39,9 @@ fn vma_needs_copy(v: &Vma) -> bool {
 /// every vCPU running it) are flushed once at the end, as dup_mmap's flush_tlb_mm does.
 pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
     let pml4 = hw.pages.alloc_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)?;
+    // dup_userfaultfd: a context with UFFD_FEATURE_EVENT_FORK gets a new context for the
+    // child (one per parent context), announced by a FORK event once the fork is done.
+    let fork_ctxs = crate::kernel::uffd::dup_userfaultfd(k, parent);
     let src = k.mms[parent].as_mut().expect("fork from a freed mm");
     let mut child = Mm {
         pml4,
@@ -61,14 +64,25 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
         }
         let mut cv = v.clone();
         // mlock is not inherited; userfaultfd registrations go unless the context asked
-        // for fork events (dup_userfaultfd; not supported, so they always go).
-        cv.flags.0 &= !(VmFlags::LOCKED | VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
-        cv.userfaultfd_ctx = None;
+        // for fork events (dup_userfaultfd), in which case the child's VMA keeps its
+        // modes with the child's new context.
+        cv.flags.0 &= !VmFlags::LOCKED;
+        let nctx = cv.userfaultfd_ctx.as_ref().and_then(|o| fork_ctxs.iter().find(|(a, _)| std::rc::Rc::ptr_eq(a, &o.0)).map(|(_, n)| n.clone()));
+        match nctx {
+            Some(n) => cv.userfaultfd_ctx = Some(crate::kernel::uffd::UffdRef(n)),
+            None => {
+                cv.flags.0 &= !(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
+                cv.userfaultfd_ctx = None;
+            }
+        }
+        let child_wp = cv.flags.has(VmFlags::UFFD_WP);
         child.vmas.insert(cv.start, cv);
-        if !vma_needs_copy(&v) {
+        // vma_needs_copy: a child VMA with VM_UFFD_WP always gets the page tables (its
+        // wp bits cannot be rebuilt by faults).
+        if !vma_needs_copy(&v) && !child_wp {
             continue;
         }
-        match copy_page_range(&mut child, src, hw, &v) {
+        match copy_page_range(&mut child, src, hw, &v, child_wp) {
             Ok(f) => {
                 if let Some(f) = f {
                     flush = Some(flush.map_or(f, |g| g.merge(f)));
@@ -94,7 +108,7 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
 
 /// Linux: copy_page_range over one VMA. Returns the flush the parent's write-protection
 /// needs.
-fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma) -> KResult<Option<Flush>> {
+fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma, child_wp: bool) -> KResult<Option<Flush>> {
     let cow = is_cow_mapping(vma.flags);
     let mut flush: Option<Flush> = None;
     let mut va = vma.start;
@@ -118,7 +132,7 @@ fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma) -> KResul
             return Err(Errno::ENOMEM);
         };
         let child_pte = if pte.is_present() || super::mprotect::is_protnone(pte) {
-            copy_present_pte(hw, sslot, va, pte, cow, vma.shared(), &mut flush)
+            copy_present_pte(hw, sslot, va, pte, cow, vma.shared(), child_wp, &mut flush)
         } else {
             // Swap entries and PTE markers (mm::swap::copy_nonpresent_pte): the slot gets
             // one more reference; the child keeps uffd-wp only if its VMA has VM_UFFD_WP.
@@ -144,8 +158,10 @@ fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma) -> KResul
 /// Linux: copy_present_pte (a PROT_NONE entry is "present" to Linux too). Takes a
 /// reference and a mapping of the page, drops PageAnonExclusive, write-protects a COW
 /// page in the parent, and returns the child's entry: write-protected like the parent's,
-/// clean for a shared mapping, old (A clear), without uffd-wp.
-fn copy_present_pte(hw: &mut Hw, sslot: pgtable::Slot, va: u64, pte: Entry, cow: bool, shared: bool, flush: &mut Option<Flush>) -> Entry {
+/// clean for a shared mapping, old (A clear), with uffd-wp only if the child's VMA has
+/// VM_UFFD_WP (EVENT_FORK).
+#[allow(clippy::too_many_arguments)]
+fn copy_present_pte(hw: &mut Hw, sslot: pgtable::Slot, va: u64, pte: Entry, cow: bool, shared: bool, child_wp: bool, flush: &mut Option<Flush>) -> Entry {
     let mut child = pte;
     if !pte.has(_PAGE_SPECIAL) {
         let pa = pgtable::pte_pfn(pte);
@@ -166,5 +182,9 @@ fn copy_present_pte(hw: &mut Hw, sslot: pgtable::Slot, va: u64, pte: Entry, cow:
     if shared {
         child = child.without(_PAGE_DIRTY);
     }
-    child.without(_PAGE_ACCESSED | _PAGE_UFFD_WP)
+    if child_wp {
+        child.without(_PAGE_ACCESSED)
+    } else {
+        child.without(_PAGE_ACCESSED | _PAGE_UFFD_WP)
+    }
 }

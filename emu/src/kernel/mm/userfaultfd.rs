@@ -24,6 +24,8 @@ pub enum Mfill {
     Zeropage,
     /// UFFDIO_CONTINUE: map the page-cache page (shmem, hugetlb only).
     Continue { wp: bool },
+    /// UFFDIO_POISON: a PTE_MARKER_POISONED marker (later accesses: SIGBUS).
+    Poison,
 }
 
 /// Linux: vma_is_shmem.
@@ -37,7 +39,7 @@ fn vma_is_shmem(v: &Vma) -> bool {
 /// Linux: a foreign uffd may fill).
 pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill) -> KResult<u64> {
     let vma = {
-        let mm = s.k.mms[ctx.mm].as_ref().ok_or(Errno::ESRCH)?;
+        let mm = s.k.mms[ctx.mm.get()].as_ref().ok_or(Errno::ESRCH)?;
         // uffd_mfill_lock / validate_dst_vma: ENOENT for no VMA, a range past its end,
         // or a VMA without a userfaultfd.
         let v = mm.find_vma(dst).ok_or(Errno::ENOENT)?;
@@ -59,7 +61,7 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
     if matches!(mode, Mfill::Continue { .. }) && !vma_is_shmem(&vma) {
         return Err(Errno::EINVAL);
     }
-    if vma.shared() {
+    if vma.shared() && !matches!(mode, Mfill::Poison) {
         // shmem_mfill_atomic_pte and CONTINUE from the page cache: not modelled yet.
         return Err(Errno::EINVAL);
     }
@@ -76,7 +78,7 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
             }
         }
         let hw = &mut *s.hw;
-        let mm = s.k.mms[ctx.mm].as_mut().unwrap();
+        let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
         match mfill_atomic_pte(mm, hw, &vma, va, mode, &page) {
             Ok(()) => copied += 4096,
             Err(e) => {
@@ -129,6 +131,13 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
             pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
         }
         Mfill::Continue { .. } => return Err(Errno::EINVAL),
+        Mfill::Poison => {
+            // Refuses any non-none entry, a marker included.
+            if !pgtable::pte_none(old) {
+                return Err(Errno::EEXIST);
+            }
+            super::swap::swp_entry_to_pte(super::swap::make_pte_marker_entry(super::swap::PTE_MARKER_POISONED))
+        }
     };
     tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), pte = format_args!("{:#x}", entry.raw()), "fill pte");
     // The old entry was none (or a marker): no TLB can hold it.
@@ -136,12 +145,10 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
     Ok(())
 }
 
-/// A uffd-wp PTE marker (swap type 31, marker bit 0).
+/// Linux's pte_none_mostly beyond none: any PTE marker (uffd-wp, poison), which
+/// UFFDIO_COPY may overwrite.
 fn is_uffd_wp_marker(e: mmu::Entry) -> bool {
-    super::swap::is_swap_pte(e) && {
-        let s = super::swap::pte_to_swp_entry(e);
-        s.is_pte_marker_entry() && s.pte_marker_get() & 1 != 0
-    }
+    super::swap::is_swap_pte(e) && super::swap::pte_to_swp_entry(e).is_pte_marker_entry()
 }
 
 /// Linux: vma_wants_manual_pte_write_upgrade. Private writable VMAs get PTEs made

@@ -60,12 +60,18 @@ pub const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
 pub const UFFD_FEATURE_THREAD_ID: u64 = 1 << 8;
 pub const UFFD_FEATURE_EXACT_ADDRESS: u64 = 1 << 11;
 pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
+pub const UFFD_FEATURE_POISON: u64 = 1 << 14;
 pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 
 /// The features pagelab implements, which UFFDIO_API reports (Linux reports 0x1FFFF on
-/// 6.18; the hugetlb, shmem-minor, unpopulated/async wp, poison and move features are not
-/// here yet, and asking for one is EINVAL as for any unsupported feature).
-pub const UFFD_API_FEATURES: u64 = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS;
+/// 6.18; the hugetlb, shmem missing/minor/wp, unpopulated/async wp and move features are
+/// not here yet, and asking for one is EINVAL as for any unsupported feature).
+pub const UFFD_API_FEATURES: u64 = UFFD_FEATURE_PAGEFAULT_FLAG_WP
+    | UFFD_FEATURE_EVENT_FORK
+    | UFFD_FEATURE_EVENT_REMAP
+    | UFFD_FEATURE_EVENT_REMOVE
+    | UFFD_FEATURE_EVENT_UNMAP
+    | UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_POISON;
 
 pub const _UFFDIO_REGISTER: u64 = 0;
 pub const _UFFDIO_UNREGISTER: u64 = 1;
@@ -94,6 +100,7 @@ pub const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1;
 pub const UFFDIO_WRITEPROTECT_MODE_DONTWAKE: u64 = 2;
 pub const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1;
 pub const UFFDIO_CONTINUE_MODE_WP: u64 = 2;
+pub const UFFDIO_POISON_MODE_DONTWAKE: u64 = 1;
 
 pub const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
 pub const UFFD_EVENT_FORK: u8 = 0x13;
@@ -158,8 +165,9 @@ pub struct UffdCtx {
     pub id: u64,
     /// fd_wqh: readers and pollers of the file.
     pub wq: WaitQueue,
-    /// The address space whose faults this context receives.
-    pub mm: MmId,
+    /// The address space whose faults this context receives (set after the fact for the
+    /// child's context of a fork: its mm gets its id once copied).
+    pub mm: std::cell::Cell<MmId>,
     /// UFFD_USER_MODE_ONLY: kernel-mode faults are not delivered (EFAULT for the access).
     pub user_mode_only: bool,
     released_q: Rc<RefCell<Vec<Rc<UffdCtx>>>>,
@@ -236,6 +244,8 @@ pub struct UffdKernel {
     /// by something else than its context (a signal) leaves its queue (handle_userfault's
     /// list_del after schedule()).
     pub waiters: BTreeMap<u64, Weak<UffdCtx>>,
+    /// (parent context, child context) pairs of the fork in progress (dup_userfaultfd).
+    pub fork_pending: Vec<(Rc<UffdCtx>, Rc<UffdCtx>)>,
 }
 
 fn put_u64(m: &mut [u8], off: usize, v: u64) {
@@ -260,7 +270,7 @@ pub fn new_userfaultfd(s: &mut Sys, flags: u32) -> SysResult {
 
 fn new_ctx(k: &mut Kernel, mm: MmId, user_mode_only: bool) -> Rc<UffdCtx> {
     let id = k.new_obj_id();
-    Rc::new(UffdCtx { id, wq: WaitQueue::new(k), mm, user_mode_only, released_q: k.uffd.released.clone(), st: RefCell::new(CtxState::default()) })
+    Rc::new(UffdCtx { id, wq: WaitQueue::new(k), mm: std::cell::Cell::new(mm), user_mode_only, released_q: k.uffd.released.clone(), st: RefCell::new(CtxState::default()) })
 }
 
 fn install_file(s: &mut Sys, ctx: Rc<UffdCtx>, flags: u32) -> SysResult {
@@ -313,7 +323,7 @@ pub fn validate_range(start: u64, len: u64) -> KResult<()> {
 
 /// The context's address space is still alive (Linux: mmget_not_zero(ctx->mm)).
 pub fn mm_alive(k: &Kernel, ctx: &UffdCtx) -> bool {
-    k.mms.get(ctx.mm).is_some_and(|m| m.as_ref().is_some_and(|m| m.users > 0))
+    k.mms.get(ctx.mm.get()).is_some_and(|m| m.as_ref().is_some_and(|m| m.users > 0))
 }
 
 /// Linux: userfaultfd_ioctl. Every command but UFFDIO_API needs the handshake first.
@@ -330,8 +340,9 @@ pub fn userfaultfd_ioctl(s: &mut Sys, ctx: Rc<UffdCtx>, cmd: u32, arg: u64) -> S
         UFFDIO_ZEROPAGE => userfaultfd_zeropage(s, &ctx, arg),
         UFFDIO_WRITEPROTECT => userfaultfd_writeprotect(s, &ctx, arg),
         UFFDIO_CONTINUE => userfaultfd_continue(s, &ctx, arg),
-        UFFDIO_POISON | UFFDIO_MOVE => {
-            // Not implemented yet (their features are not advertised).
+        UFFDIO_POISON => userfaultfd_poison(s, &ctx, arg),
+        UFFDIO_MOVE => {
+            // Not implemented yet (UFFD_FEATURE_MOVE is not advertised).
             Err(Errno::EINVAL)
         }
         _ => Err(Errno::EINVAL),
@@ -428,7 +439,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         return Err(Errno::ENOMEM);
     }
     let me = UffdRef(ctx.clone());
-    let mm = s.k.mms[ctx.mm].as_mut().unwrap();
+    let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
     let keys = mm.vmas_in(start, end);
     if keys.is_empty() {
         return Err(Errno::EINVAL);
@@ -487,7 +498,7 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
         return Err(Errno::ENOMEM);
     }
     let me = UffdRef(ctx.clone());
-    let mm = s.k.mms[ctx.mm].as_ref().unwrap();
+    let mm = s.k.mms[ctx.mm.get()].as_ref().unwrap();
     let keys = mm.vmas_in(start, end);
     if keys.is_empty() {
         return Err(Errno::EINVAL);
@@ -515,7 +526,7 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
             // left alone, as in Linux: only UFFDIO_WAKE or close wakes them).
             wake_userfault(s.k, ctx, a, z - a);
         }
-        userfaultfd_clear_vma(s.k, s.hw, ctx.mm, a, z);
+        userfaultfd_clear_vma(s.k, s.hw, ctx.mm.get(), a, z);
     }
     ok(0)
 }
@@ -630,7 +641,12 @@ fn userfaultfd_copy(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     let mut b = [0u8; 32];
     s.copy_from_user(arg, &mut b)?;
     let (dst, src, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16), get_u64(&b, 24));
-    validate_unaligned_range(src, len)?;
+    // The source: a whole number of pages that does not wrap; where it lies is the
+    // copy's business (EFAULT), as natively on 6.18 (a NULL source or one running past
+    // TASK_SIZE gets EFAULT or, with the mm gone, ESRCH — not EINVAL).
+    if len & 0xfff != 0 || len == 0 || src.checked_add(len).is_none() {
+        return Err(Errno::EINVAL);
+    }
     validate_range(dst, len)?;
     if mode & !(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP) != 0 {
         return Err(Errno::EINVAL);
@@ -680,6 +696,23 @@ fn userfaultfd_continue(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     mfill_result(s, ctx, arg + 24, res, dst, len, mode & UFFDIO_CONTINUE_MODE_DONTWAKE != 0)
 }
 
+/// Linux: userfaultfd_poison.
+fn userfaultfd_poison(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
+    mmap_changing(s, ctx, Some(arg + 24))?;
+    let mut b = [0u8; 24];
+    s.copy_from_user(arg, &mut b)?;
+    let (dst, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16));
+    validate_range(dst, len)?;
+    if mode & !UFFDIO_POISON_MODE_DONTWAKE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !mm_alive(s.k, ctx) {
+        return Err(Errno::ESRCH);
+    }
+    let res = super::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, super::mm::userfaultfd::Mfill::Poison);
+    mfill_result(s, ctx, arg + 24, res, dst, len, mode & UFFDIO_POISON_MODE_DONTWAKE != 0)
+}
+
 /// Linux: userfaultfd_writeprotect.
 fn userfaultfd_writeprotect(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     mmap_changing(s, ctx, None)?;
@@ -698,7 +731,7 @@ fn userfaultfd_writeprotect(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResu
     if !mm_alive(s.k, ctx) {
         return Err(Errno::ESRCH);
     }
-    let mm = s.k.mms[ctx.mm].as_mut().unwrap();
+    let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
     super::mm::userfaultfd::mwriteprotect_range(mm, s.hw, start, len, mode_wp)?;
     if !mode_wp && !dontwake {
         wake_userfault(s.k, ctx, start, len);
@@ -797,9 +830,9 @@ fn userfaultfd_release(k: &mut Kernel, hw: &mut Hw, ctx: &Rc<UffdCtx>) {
     tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, "release");
     if mm_alive(k, ctx) {
         let me = UffdRef(ctx.clone());
-        let ranges: Vec<(u64, u64)> = k.mms[ctx.mm].as_ref().unwrap().vmas.values().filter(|v| v.userfaultfd_ctx.as_ref() == Some(&me)).map(|v| (v.start, v.end)).collect();
+        let ranges: Vec<(u64, u64)> = k.mms[ctx.mm.get()].as_ref().unwrap().vmas.values().filter(|v| v.userfaultfd_ctx.as_ref() == Some(&me)).map(|v| (v.start, v.end)).collect();
         for (a, z) in ranges {
-            userfaultfd_clear_vma(k, hw, ctx.mm, a, z);
+            userfaultfd_clear_vma(k, hw, ctx.mm.get(), a, z);
         }
     }
     wake_userfault(k, ctx, 0, 0);
@@ -814,9 +847,9 @@ fn userfaultfd_release(k: &mut Kernel, hw: &mut Hw, ctx: &Rc<UffdCtx>) {
         if let Some(n) = e.fork_ctx {
             // The child's context was never handed out: its registrations go too
             // (userfaultfd_event_wait_completion's release_new_ctx).
-            let ranges: Vec<(u64, u64)> = k.mms.get(n.mm).and_then(|m| m.as_ref()).map(|m| m.vmas.values().filter(|v| v.userfaultfd_ctx.as_ref().is_some_and(|c| Rc::ptr_eq(&c.0, &n))).map(|v| (v.start, v.end)).collect()).unwrap_or_default();
+            let ranges: Vec<(u64, u64)> = k.mms.get(n.mm.get()).and_then(|m| m.as_ref()).map(|m| m.vmas.values().filter(|v| v.userfaultfd_ctx.as_ref().is_some_and(|c| Rc::ptr_eq(&c.0, &n))).map(|v| (v.start, v.end)).collect()).unwrap_or_default();
             for (a, z) in ranges {
-                userfaultfd_clear_vma(k, hw, n.mm, a, z);
+                userfaultfd_clear_vma(k, hw, n.mm.get(), a, z);
             }
         }
     }
@@ -956,4 +989,220 @@ pub fn show_fdinfo(ctx: &UffdCtx) -> String {
     let (pending, total) = ctx.counts();
     let st = ctx.st.borrow();
     format!("pending:\t{pending}\ntotal:\t{total}\nAPI:\t{:x}:{:x}:{:x}\n", UFFD_API, st.features | if st.initialized { 1 << 31 } else { 0 }, UFFD_API_IOCTLS | UFFD_API_RANGE_IOCTLS)
+}
+
+// ---- Non-cooperative events ----
+
+/// Queues an event on `ctx` for the current thread (Linux: userfaultfd_event_wait_completion
+/// up to its sleep): mmap_changing goes up until it is read. None if the context is gone.
+fn queue_event(k: &mut Kernel, ctx: &Rc<UffdCtx>, tid: Tid, msg: Msg, fork_ctx: Option<Rc<UffdCtx>>) -> Option<u64> {
+    if ctx.st.borrow().released {
+        return None;
+    }
+    let key = k.new_obj_id();
+    {
+        let mut st = ctx.st.borrow_mut();
+        st.mmap_changing += 1;
+        st.events.push_back(EventWaiter { key, tid, msg, fork_ctx });
+    }
+    k.uffd.waiters.insert(key, Rc::downgrade(ctx));
+    tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, tid, event = msg[0] as u64, waiter = key, "event queued");
+    ctx.wq.wake_up_poll(EPOLLIN);
+    Some(key)
+}
+
+/// The wait of a thread whose events must be read before it goes on: uninterruptible
+/// (Linux sleeps TASK_KILLABLE), completed by the reader (RAX was set by the caller).
+/// Events are read in order, so waiting for the last one is waiting for all.
+fn event_wait(keys: &[u64]) -> Option<Blocked> {
+    let key = *keys.last()?;
+    Some(Blocked { on: vec![WaitKey::Obj(key)], what: WaitWhat::Other("userfaultfd event"), deadline: None, interruptible: false, retry: false, on_signal: Errno::EINTR, seq: 0 })
+}
+
+/// Linux: dup_userfaultfd, for every context of the parent's VMAs that asked for
+/// EVENT_FORK: a new, initialised context with the same features for the child.
+pub fn dup_userfaultfd(k: &mut Kernel, parent: MmId) -> Vec<(Rc<UffdCtx>, Rc<UffdCtx>)> {
+    let mut octxs: Vec<Rc<UffdCtx>> = Vec::new();
+    if let Some(mm) = k.mms[parent].as_ref() {
+        for v in mm.vmas.values() {
+            if let Some(c) = &v.userfaultfd_ctx {
+                if c.features() & UFFD_FEATURE_EVENT_FORK != 0 && !c.st.borrow().released && !octxs.iter().any(|o| Rc::ptr_eq(o, &c.0)) {
+                    octxs.push(c.0.clone());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for o in octxs {
+        let n = new_ctx(k, parent, o.user_mode_only);
+        {
+            let mut st = n.st.borrow_mut();
+            st.initialized = true;
+            st.features = o.features();
+        }
+        out.push((o, n));
+    }
+    k.uffd.fork_pending = out.clone();
+    out
+}
+
+/// The child's mm got its id: the child's contexts receive its faults.
+pub fn dup_userfaultfd_set_mm(k: &mut Kernel, child: MmId) {
+    for (_, n) in &k.uffd.fork_pending {
+        n.mm.set(child);
+    }
+}
+
+/// Linux: dup_userfaultfd_complete. One FORK event per parent context; the forking
+/// thread waits until the monitor has read them (the child's descriptor is made then).
+pub fn dup_userfaultfd_complete(s: &mut Sys) -> Option<Blocked> {
+    let pending = std::mem::take(&mut s.k.uffd.fork_pending);
+    let mut keys = Vec::new();
+    for (o, n) in pending {
+        let mut msg: Msg = [0; 32];
+        msg[0] = UFFD_EVENT_FORK;
+        if let Some(k) = queue_event(s.k, &o, s.tid, msg, Some(n)) {
+            keys.push(k);
+        }
+    }
+    event_wait(&keys)
+}
+
+/// A VMA's context if it asked for `feature`.
+fn ctx_with(v: &super::mm::Vma, feature: u64) -> Option<Rc<UffdCtx>> {
+    v.userfaultfd_ctx.as_ref().filter(|c| c.features() & feature != 0 && !c.st.borrow().released).map(|c| c.0.clone())
+}
+
+fn range_msg(event: u8, a: u64, b: u64, c: u64) -> Msg {
+    let mut msg: Msg = [0; 32];
+    msg[0] = event;
+    put_u64(&mut msg, 8, a);
+    put_u64(&mut msg, 16, b);
+    put_u64(&mut msg, 24, c);
+    msg
+}
+
+/// Events gathered before an mm change and sent after it.
+#[derive(Default)]
+pub struct PendingEvents(Vec<(Rc<UffdCtx>, Msg)>);
+
+impl PendingEvents {
+    /// The mremap order seen natively: the UNMAP of `early` (the MREMAP_FIXED
+    /// destination, unmapped first), then REMAP, then the UNMAP of the source.
+    pub fn mremap_order(self, early: PendingEvents) -> PendingEvents {
+        let (remap, rest): (Vec<_>, Vec<_>) = self.0.into_iter().partition(|(_, m)| m[0] == UFFD_EVENT_REMAP);
+        PendingEvents(early.0.into_iter().chain(remap).chain(rest).collect())
+    }
+}
+
+/// Linux: userfaultfd_unmap_prep over [start, end): one UNMAP event per context with
+/// EVENT_UNMAP among the VMAs there (the range is the whole unmap request).
+pub fn unmap_prep(k: &Kernel, mm: MmId, start: u64, end: u64, ev: &mut PendingEvents) {
+    let Some(m) = k.mms[mm].as_ref() else { return };
+    for key in m.vmas_in(start, end) {
+        if let Some(c) = ctx_with(&m.vmas[&key], UFFD_FEATURE_EVENT_UNMAP) {
+            if !ev.0.iter().any(|(o, msg)| Rc::ptr_eq(o, &c) && msg[0] == UFFD_EVENT_UNMAP && get_u64(msg, 8) == start && get_u64(msg, 16) == end) {
+                ev.0.push((c, range_msg(UFFD_EVENT_UNMAP, start, end, 0)));
+            }
+        }
+    }
+}
+
+/// Linux: userfaultfd_remove for MADV_DONTNEED / MADV_FREE: a REMOVE event per VMA of a
+/// context with EVENT_REMOVE, for the part of [start, end) in it. (Linux sends it before
+/// the zap and zaps once it is read; here the zap happens first and the caller then
+/// waits: the monitor sees the same event, the same order, the same waiting.)
+pub fn remove_prep(k: &Kernel, mm: MmId, start: u64, end: u64, ev: &mut PendingEvents) {
+    let Some(m) = k.mms[mm].as_ref() else { return };
+    for key in m.vmas_in(start, end) {
+        let v = &m.vmas[&key];
+        if let Some(c) = ctx_with(v, UFFD_FEATURE_EVENT_REMOVE) {
+            ev.0.push((c, range_msg(UFFD_EVENT_REMOVE, v.start.max(start), v.end.min(end), 0)));
+        }
+    }
+}
+
+/// Sends the gathered events and returns the wait for them to be read (the syscall's
+/// result `rax` is set in the caller's registers first).
+pub fn events_complete(s: &mut Sys, ev: PendingEvents, rax: u64) -> SysResult {
+    let mut keys = Vec::new();
+    for (c, msg) in ev.0 {
+        if let Some(k) = queue_event(s.k, &c, s.tid, msg, None) {
+            keys.push(k);
+        }
+    }
+    match event_wait(&keys) {
+        Some(b) => {
+            s.regs().gpr[crate::cpu::reg::RAX] = rax;
+            Ok(Ret::Block(b))
+        }
+        None => ok(rax),
+    }
+}
+
+/// mremap of a registered VMA (Linux: mremap_userfaultfd_prep/complete and the
+/// CVE-2025-21696 fix): after the move, with EVENT_REMAP a REMAP(from, to, old_len)
+/// event; without it the moved range loses its registration and every uffd-wp bit
+/// (present PTEs, swap entries; markers dropped). Then UNMAP of the vacated source for
+/// a context with EVENT_UNMAP.
+pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, ev: &mut PendingEvents) {
+    let Some(c) = ctx else { return };
+    if c.features() & UFFD_FEATURE_EVENT_REMAP != 0 && !c.st.borrow().released {
+        ev.0.push((c.clone(), range_msg(UFFD_EVENT_REMAP, from, to, old_len)));
+    } else {
+        clear_after_move(k, hw, mm, to, to + new_len);
+    }
+    if c.features() & UFFD_FEATURE_EVENT_UNMAP != 0 && !c.st.borrow().released {
+        ev.0.push((c, range_msg(UFFD_EVENT_UNMAP, from, from + old_len, 0)));
+    }
+}
+
+/// Drops uffd-wp state and registrations from a moved range (move_ptes with
+/// need_clear_uffd_wp, then userfaultfd_reset_ctx).
+fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u64) {
+    let Some(mm) = k.mms.get_mut(mm_id).and_then(|m| m.as_mut()) else { return };
+    let mut flush: Option<mmu::Flush> = None;
+    let mut va = start;
+    while va < end {
+        let Some(slot) = super::mm::pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
+            va = (va | 0x1f_ffff) + 1;
+            continue;
+        };
+        let e = super::mm::pgtable::get_entry(&hw.mem, slot);
+        use super::mm::pgtable::linux::_PAGE_UFFD_WP;
+        if e.is_present() && e.has(_PAGE_UFFD_WP) {
+            let f = super::mm::pgtable::set_entry(&mut hw.mem, slot, va, e.without(_PAGE_UFFD_WP));
+            flush = Some(flush.map_or(f, |g| g.merge(f)));
+        } else if super::mm::swap::is_swap_pte(e) {
+            let se = super::mm::swap::pte_to_swp_entry(e);
+            if se.is_pte_marker_entry() {
+                if se.pte_marker_get() & super::mm::swap::PTE_MARKER_UFFD_WP != 0 {
+                    super::mm::pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
+                }
+            } else {
+                super::mm::swap::swp_entry_set_uffd_wp(hw, slot, va, false);
+            }
+        }
+        va += 4096;
+    }
+    if let Some(f) = flush {
+        hw.flush(f, mm.pml4.as_u64());
+    }
+    mm.split_at(start);
+    mm.split_at(end);
+    for key in mm.vmas_in(start, end) {
+        let v = mm.vmas.get_mut(&key).unwrap();
+        v.flags.0 &= !VM_UFFD_FLAGS;
+        v.userfaultfd_ctx = None;
+    }
+    mm.merge_around(start, end);
+}
+
+/// An UNMAP event for [start, end) on behalf of the context that had the VMA at `at`
+/// (used for an mremap that shrinks in place; the VMA at `at` keeps the context).
+pub fn unmap_prep_ctx(ev: &mut PendingEvents, k: &Kernel, mm: MmId, at: u64, start: u64, end: u64) {
+    let Some(m) = k.mms[mm].as_ref() else { return };
+    if let Some(c) = m.find_vma(at).and_then(|v| ctx_with(v, UFFD_FEATURE_EVENT_UNMAP)) {
+        ev.0.push((c, range_msg(UFFD_EVENT_UNMAP, start, end, 0)));
+    }
 }
