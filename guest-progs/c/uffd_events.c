@@ -1,0 +1,132 @@
+// pagelab: cflags=-pthread
+// Non-cooperative events (reference 4.16, 5.10, 5.11): REMOVE for
+// MADV_DONTNEED and MADV_FREE, UNMAP for munmap and for the source of an
+// mremap when EVENT_REMAP is off, REMAP(from, to, len) for mremap moves, in
+// Linux's order; the thread that causes an event blocks until the monitor
+// reads it, and meanwhile COPY, ZEROPAGE and WRITEPROTECT fail with EAGAIN
+// (mmap_changing) while WAKE and REGISTER work. Each operation runs in a
+// worker thread; the main thread reads the events one by one. Page indexes
+// are relative to one reserved 64-page area.
+#define _GNU_SOURCE
+#include "uffd.h"
+
+static char *base;
+static int fd;
+
+enum op_kind { OP_DONTNEED, OP_FREE, OP_MUNMAP, OP_MREMAP };
+
+struct op {
+    enum op_kind kind;
+    long page, pages, to;
+    volatile long ret;
+    volatile int done;
+    pthread_t t;
+};
+
+static void *op_main(void *v) {
+    struct op *o = v;
+    char *p = base + o->page * UPAGE;
+    long ret = 0;
+    switch (o->kind) {
+    case OP_DONTNEED: ret = madvise(p, o->pages * UPAGE, MADV_DONTNEED); break;
+    case OP_FREE: ret = madvise(p, o->pages * UPAGE, MADV_FREE); break;
+    case OP_MUNMAP: ret = munmap(p, o->pages * UPAGE); break;
+    case OP_MREMAP: {
+        void *q = mremap(p, o->pages * UPAGE, o->pages * UPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, base + o->to * UPAGE);
+        ret = q == MAP_FAILED ? -errno : uffd_pidx(base, (uintptr_t)q);
+        break;
+    }
+    }
+    o->ret = ret;
+    __atomic_store_n(&o->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Runs the op in a worker and prints every event it causes, in order. With
+ * `probe`, the mmap_changing checks run while the first event is unread. */
+static void run(const char *what, enum op_kind kind, long page, long pages, long to, int probe) {
+    struct op o = { kind, page, pages, to, 0, 0, 0 };
+    printf("%s:\n", what);
+    pthread_create(&o.t, NULL, op_main, &o);
+    int first = 1;
+    for (;;) {
+        if (uffd_pending(fd, 20)) {
+            if (first && probe) {
+                static char src[UPAGE] __attribute__((aligned(4096)));
+                int64_t c = 0;
+                int e = uffd_copy(fd, base + 1 * UPAGE, src, UPAGE, 0, &c);
+                printf("  while unread: COPY %s copy %lld\n", uffd_err(-e), (long long)c);
+                c = 0;
+                e = uffd_zeropage(fd, base + 1 * UPAGE, UPAGE, 0, &c);
+                printf("  while unread: ZEROPAGE %s zeropage %lld\n", uffd_err(-e), (long long)c);
+                printf("  while unread: WRITEPROTECT %s\n", uffd_err(-uffd_protect(fd, base, UPAGE)));
+                printf("  while unread: unprotect %s\n", uffd_err(-uffd_unprotect(fd, base, UPAGE)));
+                printf("  while unread: WAKE %s\n", uffd_err(-uffd_wake(fd, base, UPAGE)));
+                printf("  while unread: REGISTER %s\n",
+                       uffd_err(-uffd_register(fd, base + 30 * UPAGE, UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+                printf("  while unread: worker done %d\n", o.done);
+            }
+            first = 0;
+            struct uffd_msg m;
+            char b[128];
+            if (read(fd, &m, sizeof m) != sizeof m) {
+                printf("  read failed\n");
+                break;
+            }
+            uffd_msg_str(&m, base, b, sizeof b);
+            printf("  event %s\n", b);
+        } else if (__atomic_load_n(&o.done, __ATOMIC_ACQUIRE)) {
+            break;
+        }
+    }
+    pthread_join(o.t, NULL);
+    printf("  op returned %ld\n", o.ret);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE |
+                                               UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP);
+    base = mmap(NULL, 64 * UPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) return 2;
+    /* Pages 0-23 RW and registered WP; 24-63 reserved PROT_NONE. */
+    if (mprotect(base, 24 * UPAGE, PROT_READ | PROT_WRITE)) return 2;
+    for (int i = 0; i < 24; i++) base[i * UPAGE] = (char)('A' + i);
+    printf("register pages 0-23: %s\n", uffd_err(-uffd_register(fd, base, 24 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("protect pages 0-23: %s\n", uffd_err(-uffd_protect(fd, base, 24 * UPAGE)));
+
+    run("MADV_DONTNEED pages 2-4", OP_DONTNEED, 2, 3, 0, 1);
+    uffd_pm_line("page 2 after DONTNEED", base + 2 * UPAGE);
+    base[2 * UPAGE] = 'x';
+    printf("write page 2: data %c pending %d\n", base[2 * UPAGE], uffd_pending(fd, 0));
+    int64_t c = 0;
+    int e = uffd_zeropage(fd, base + 3 * UPAGE, UPAGE, 0, &c);
+    printf("ZEROPAGE page 3 after the event was read: %s zeropage %lld\n", uffd_err(-e), (long long)c);
+
+    run("MADV_FREE pages 5-6", OP_FREE, 5, 2, 0, 0);
+    run("MADV_DONTNEED pages 22-25 (24-25 unregistered PROT_NONE)", OP_DONTNEED, 22, 4, 0, 0);
+    run("munmap pages 10-11", OP_MUNMAP, 10, 2, 0, 1);
+    run("munmap pages 8-13 (10-11 already gone)", OP_MUNMAP, 8, 6, 0, 0);
+    run("mremap pages 14-15 to 40 (target PROT_NONE, unregistered)", OP_MREMAP, 14, 2, 40, 1);
+    uffd_pm_line("page 40 after the move", base + 40 * UPAGE);
+    printf("page 40 data %c\n", base[40 * UPAGE]);
+    printf("unprotect page 40: %s\n", uffd_err(-uffd_unprotect(fd, base + 40 * UPAGE, UPAGE)));
+    run("mremap pages 16-17 to 20 (target registered)", OP_MREMAP, 16, 2, 20, 0);
+    uffd_pm_line("page 20 after the move", base + 20 * UPAGE);
+    printf("page 20 data %c\n", base[20 * UPAGE]);
+
+    /* A second uffd with EVENT_UNMAP but not EVENT_REMAP: a move clears wp
+     * and unregisters, and the source gets an UNMAP event. */
+    close(fd);
+    fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_UNMAP);
+    printf("no-REMAP uffd: register pages 0-1: %s\n",
+           uffd_err(-uffd_register(fd, base, 2 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("no-REMAP uffd: protect: %s\n", uffd_err(-uffd_protect(fd, base, 2 * UPAGE)));
+    run("no-REMAP uffd: mremap pages 0-1 to 50", OP_MREMAP, 0, 2, 50, 0);
+    uffd_pm_line("page 50 after the move", base + 50 * UPAGE);
+    printf("page 50 data %c\n", base[50 * UPAGE]);
+    printf("protect page 50: %s\n", uffd_err(-uffd_protect(fd, base + 50 * UPAGE, UPAGE)));
+    base[50 * UPAGE] = 'y';
+    printf("write page 50: data %c pending %d\n", base[50 * UPAGE], uffd_pending(fd, 0));
+    return 0;
+}

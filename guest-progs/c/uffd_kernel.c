@@ -1,0 +1,116 @@
+// pagelab: cflags=-pthread
+// Kernel-mode accesses to registered memory (reference 4.1, 5.3 step 8, 5.16):
+// * read() from a pipe into a write-protected buffer raises a WP message
+//   (flags WRITE|WP) and blocks the syscall until the page is un-protected;
+//   then read() returns the data;
+// * read() into a missing page of a MISSING range raises a MISSING message
+//   (flags WRITE) and completes after UFFDIO_COPY;
+// * write() from a protected buffer does not fault;
+// * with UFFD_USER_MODE_ONLY the same read() fails with EFAULT, no message is
+//   queued and the pipe keeps its data.
+#define _GNU_SOURCE
+#include "uffd.h"
+
+static char *r;
+
+struct rd {
+    int fd;
+    char *buf;
+    size_t len;
+    volatile ssize_t ret;
+    volatile int err;
+    volatile int done;
+    pthread_t t;
+};
+
+static void *reader(void *v) {
+    struct rd *a = v;
+    ssize_t n = read(a->fd, a->buf, a->len);
+    a->err = n < 0 ? errno : 0;
+    a->ret = n;
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void expect_msg(int fd, const char *what) {
+    struct uffd_msg m;
+    char b[128];
+    int got = uffd_read_msg(fd, &m, -1);
+    if (got == 1) uffd_msg_str(&m, r, b, sizeof b);
+    printf("%s: %s\n", what, got == 1 ? b : "no message");
+}
+
+static void fill_pipe(int w, char c, size_t n) {
+    char buf[256];
+    memset(buf, c, sizeof buf);
+    if (write(w, buf, n) != (ssize_t)n) printf("pipe write failed\n");
+}
+
+int main(void) {
+    int p[2];
+    if (pipe(p)) return 2;
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    r = uffd_map(4);
+    memset(r, 'a', 2 * UPAGE);
+    printf("register WP pages 0-1: %s\n", uffd_err(-uffd_register(fd, r, 2 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("register MISSING pages 2-3: %s\n",
+           uffd_err(-uffd_register(fd, r + 2 * UPAGE, 2 * UPAGE, UFFDIO_REGISTER_MODE_MISSING, NULL)));
+    printf("protect pages 0-1: %s\n", uffd_err(-uffd_protect(fd, r, 2 * UPAGE)));
+
+    /* write() reads the protected buffer: no fault. */
+    ssize_t n = write(p[1], r, 100);
+    printf("write from protected buffer: %zd, pending %d\n", n, uffd_pending(fd, 0));
+    char tmp[256];
+    n = read(p[0], tmp, sizeof tmp);
+    printf("drained %zd\n", n);
+
+    /* read() into the protected buffer: WP message, the syscall waits. */
+    fill_pipe(p[1], 'k', 100);
+    struct rd a = { p[0], r + 10, 100, 0, 0, 0, 0 };
+    pthread_create(&a.t, NULL, reader, &a);
+    expect_msg(fd, "read() into protected page 0");
+    printf("reader done %d (waiting)\n", uffd_wait_flag(&a.done, 100));
+    uffd_pm_line("page 0 during the read", r);
+    printf("unprotect page 0: %s\n", uffd_err(-uffd_unprotect(fd, r, UPAGE)));
+    pthread_join(a.t, NULL);
+    printf("read returned %zd (%s), data %c%c%c\n", a.ret, uffd_err(a.err), r[9], r[10], r[109]);
+
+    /* read() into a missing page: MISSING message, completes after COPY. */
+    fill_pipe(p[1], 'm', 50);
+    struct rd b = { p[0], r + 2 * UPAGE + 5, 50, 0, 0, 0, 0 };
+    pthread_create(&b.t, NULL, reader, &b);
+    expect_msg(fd, "read() into missing page 2");
+    char *src = uffd_map(1);
+    memset(src, 'c', UPAGE);
+    int64_t c = 0;
+    int e = uffd_copy(fd, r + 2 * UPAGE, src, UPAGE, 0, &c);
+    printf("COPY page 2: %s copy %lld\n", uffd_err(-e), (long long)c);
+    pthread_join(b.t, NULL);
+    printf("read returned %zd (%s), data %c%c%c\n", b.ret, uffd_err(b.err), r[2 * UPAGE + 4], r[2 * UPAGE + 5],
+           r[2 * UPAGE + 55]);
+    close(fd);
+
+    /* UFFD_USER_MODE_ONLY: the kernel access fails with EFAULT instead. */
+    int ufd = uffd_open(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    char *u = uffd_map(2);
+    memset(u, 'u', UPAGE);
+    printf("user-mode-only: register MISSING|WP: %s\n",
+           uffd_err(-uffd_register(ufd, u, 2 * UPAGE, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("user-mode-only: protect page 0: %s\n", uffd_err(-uffd_protect(ufd, u, UPAGE)));
+    fill_pipe(p[1], 'q', 64);
+    errno = 0;
+    n = read(p[0], u + 1, 64);
+    printf("user-mode-only: read() into protected page: %zd %s, pending %d\n", n, uffd_err(n < 0 ? errno : 0),
+           uffd_pending(ufd, 0));
+    errno = 0;
+    n = read(p[0], u + UPAGE + 1, 64);
+    printf("user-mode-only: read() into missing page: %zd %s, pending %d\n", n, uffd_err(n < 0 ? errno : 0),
+           uffd_pending(ufd, 0));
+    n = read(p[0], tmp, sizeof tmp);
+    printf("user-mode-only: the pipe still holds %zd bytes of %c\n", n, n > 0 ? tmp[0] : '-');
+    printf("user-mode-only: page 0 data %c, pagemap wp %d\n", u[1], uffd_pm_wp(u));
+    n = write(p[1], u, 10);
+    printf("user-mode-only: write() from protected page: %zd\n", n);
+    close(ufd);
+    return 0;
+}

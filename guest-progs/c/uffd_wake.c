@@ -1,0 +1,155 @@
+// pagelab: cflags=-pthread
+// Wake rules (reference 4.8, 4.9, 4.12, 5.3 step 11, 5.12):
+// * un-protect with DONTWAKE leaves the faulting thread asleep (its PTE is
+//   already writable) until a UFFDIO_WAKE that covers its address; a WAKE of
+//   another range does not wake it;
+// * a WAKE without a resolve makes the fault re-raise: a second message;
+// * UNREGISTER un-protects but does not wake WP waiters; it wakes MISSING
+//   waiters;
+// * close() of the uffd wakes everyone and un-protects;
+// * /proc/self/fdinfo counts pending (unread) and total (unresolved) faults
+//   (printed only with argv[1] "fdinfo").
+// "Still asleep" is observed as a completion flag still clear after 100 ms:
+// the thread is blocked in the kernel, so this cannot race.
+#define _GNU_SOURCE
+#include "uffd.h"
+
+struct access {
+    char *p;
+    int write;
+    char seen;
+    volatile int done;
+    pthread_t t;
+};
+
+static void *access_main(void *v) {
+    struct access *a = v;
+    if (a->write) *(volatile char *)a->p = 'w';
+    else a->seen = *(volatile char *)a->p;
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void start(struct access *a, char *p, int write) {
+    a->p = p;
+    a->write = write;
+    a->seen = 'x';
+    a->done = 0;
+    pthread_create(&a->t, NULL, access_main, a);
+}
+
+static char *r;
+
+static void expect_msg(int fd, const char *what) {
+    struct uffd_msg m;
+    char b[128];
+    int got = uffd_read_msg(fd, &m, -1);
+    if (got == 1) uffd_msg_str(&m, r, b, sizeof b);
+    printf("%s: %s\n", what, got == 1 ? b : "no message");
+}
+
+/* The pending/total/API lines of /proc/self/fdinfo/<fd>. */
+static int with_fdinfo; /* argv[1] == "fdinfo" */
+
+static void fdinfo(int fd, const char *what) {
+    char path[64], line[128];
+    if (!with_fdinfo) return;
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("%s: fdinfo unreadable\n", what);
+        return;
+    }
+    printf("%s: fdinfo", what);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "pending:", 8) && strncmp(line, "total:", 6) && strncmp(line, "API:", 4)) continue;
+        line[strcspn(line, "\n")] = 0;
+        for (char *c = line; *c; c++)
+            if (*c == '\t') *c = ' ';
+        printf(" [%s]", line);
+    }
+    printf("\n");
+    fclose(f);
+}
+
+static void asleep(struct access *a, const char *what) {
+    printf("%s: done %d\n", what, uffd_wait_flag(&a->done, 100));
+}
+
+static void joined(struct access *a, const char *what) {
+    pthread_join(a->t, NULL);
+    printf("%s: done %d\n", what, a->done);
+}
+
+int main(int argc, char **argv) {
+    with_fdinfo = argc > 1 && strcmp(argv[1], "fdinfo") == 0;
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    r = uffd_map(8);
+    memset(r, 'a', 8 * UPAGE);
+    printf("register WP pages 0-5: %s\n", uffd_err(-uffd_register(fd, r, 6 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("register MISSING pages 6-7: %s\n",
+           uffd_err(-uffd_register(fd, r + 6 * UPAGE, 2 * UPAGE, UFFDIO_REGISTER_MODE_MISSING, NULL)));
+    /* 6-7 were populated before registration: drop them so they are missing. */
+    printf("DONTNEED pages 6-7: %d\n", madvise(r + 6 * UPAGE, 2 * UPAGE, MADV_DONTNEED));
+    printf("protect pages 0-5: %s\n", uffd_err(-uffd_protect(fd, r, 6 * UPAGE)));
+    struct access a;
+
+    /* 1. DONTWAKE, a WAKE elsewhere, then a WAKE that covers the page. */
+    start(&a, r, 1);
+    expect_msg(fd, "1 write page 0");
+    printf("1 unprotect DONTWAKE: %s\n", uffd_err(-uffd_wp(fd, r, UPAGE, UFFDIO_WRITEPROTECT_MODE_DONTWAKE)));
+    uffd_pm_line("1 page 0", r);
+    asleep(&a, "1 after DONTWAKE");
+    printf("1 WAKE pages 1-3: %s\n", uffd_err(-uffd_wake(fd, r + UPAGE, 3 * UPAGE)));
+    asleep(&a, "1 after WAKE elsewhere");
+    printf("1 WAKE page 0: %s\n", uffd_err(-uffd_wake(fd, r, UPAGE)));
+    joined(&a, "1 after WAKE");
+    printf("1 pending %d\n", uffd_pending(fd, 0));
+
+    /* 2. WAKE without a resolve: the fault re-raises. */
+    start(&a, r + UPAGE, 1);
+    expect_msg(fd, "2 write page 1");
+    printf("2 WAKE pages 0-7 without resolve: %s\n", uffd_err(-uffd_wake(fd, r, 8 * UPAGE)));
+    expect_msg(fd, "2 re-raised");
+    asleep(&a, "2 still");
+    printf("2 unprotect: %s\n", uffd_err(-uffd_unprotect(fd, r + UPAGE, UPAGE)));
+    joined(&a, "2 after unprotect");
+
+    /* 3. UNREGISTER does not wake a WP waiter (but un-protects). */
+    start(&a, r + 2 * UPAGE, 1);
+    expect_msg(fd, "3 write page 2");
+    printf("3 UNREGISTER page 2: %s\n", uffd_err(-uffd_unregister(fd, r + 2 * UPAGE, UPAGE)));
+    uffd_pm_line("3 page 2", r + 2 * UPAGE);
+    asleep(&a, "3 after UNREGISTER");
+    printf("3 WAKE page 2: %s\n", uffd_err(-uffd_wake(fd, r + 2 * UPAGE, UPAGE)));
+    joined(&a, "3 after WAKE");
+    printf("3 pending %d\n", uffd_pending(fd, 0));
+
+    /* 4. UNREGISTER wakes a MISSING waiter, which then maps the zero page. */
+    start(&a, r + 6 * UPAGE, 0);
+    expect_msg(fd, "4 read page 6");
+    asleep(&a, "4 before UNREGISTER");
+    printf("4 UNREGISTER pages 6-7: %s\n", uffd_err(-uffd_unregister(fd, r + 6 * UPAGE, 2 * UPAGE)));
+    joined(&a, "4 after UNREGISTER");
+    printf("4 read value %d pending %d\n", a.seen, uffd_pending(fd, 0));
+
+    /* 5. Two WP waiters; close() wakes both and un-protects. */
+    struct access b;
+    fdinfo(fd, "5 idle");
+    start(&a, r + 3 * UPAGE, 1);
+    expect_msg(fd, "5 write page 3");
+    start(&b, r + 4 * UPAGE, 1);
+    printf("5 second message pending %d\n", uffd_pending(fd, -1));
+    fdinfo(fd, "5 one read, one pending");
+    expect_msg(fd, "5 write page 4");
+    fdinfo(fd, "5 both read");
+    asleep(&a, "5 page 3 waiter");
+    printf("5 close: %d\n", close(fd));
+    joined(&a, "5 page 3 waiter after close");
+    joined(&b, "5 page 4 waiter after close");
+    uffd_pm_line("5 page 3", r + 3 * UPAGE);
+    uffd_pm_line("5 page 5 (protected, never written)", r + 5 * UPAGE);
+    r[5 * UPAGE] = 'z';
+    printf("5 page 5 write after close: %c\n", r[5 * UPAGE]);
+    return 0;
+}
