@@ -87,6 +87,9 @@ pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u
                 n
             };
             pages += 1;
+            if uffd_wp || uffd_wp_resolve {
+                tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), old = format_args!("{:#x}", old.raw()), new = format_args!("{:#x}", new.raw()), uffd_wp = new.has(_PAGE_UFFD_WP), writable = new.is_writable(), "change_pte");
+            }
             if new != old {
                 let f = pgtable::set_entry(&mut hw.mem, slot, va, new);
                 if old.is_present() {
