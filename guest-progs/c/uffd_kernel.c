@@ -8,8 +8,11 @@
 // * write() from a protected buffer does not fault;
 // * with UFFD_USER_MODE_ONLY the same read() fails with EFAULT, no message is
 //   queued and the pipe keeps its data.
+// argv[1] "vmwritev": the same with process_vm_writev into our own page;
+// argv[1] "procmem": pwrite to /proc/self/mem at a protected page gives EIO.
 #define _GNU_SOURCE
 #include "uffd.h"
+#include <sys/uio.h>
 
 static char *r;
 
@@ -46,7 +49,80 @@ static void fill_pipe(int w, char c, size_t n) {
     if (write(w, buf, n) != (ssize_t)n) printf("pipe write failed\n");
 }
 
-int main(void) {
+/* process_vm_writev into our own protected page: a WP message, the syscall
+ * waits until the page is un-protected; with USER_MODE_ONLY, EFAULT.
+ * pwrite to /proc/self/mem at a protected page: EIO (FOLL_FORCE GUP cannot
+ * retry), no message. */
+struct pvw {
+    char *dst;
+    volatile ssize_t ret;
+    volatile int err, done;
+    pthread_t t;
+};
+
+static void *pvw_main(void *v) {
+    struct pvw *a = v;
+    static char data[32] = "process_vm_writev data";
+    struct iovec l = { data, 22 }, rm = { a->dst, 22 };
+    ssize_t n = process_vm_writev(getpid(), &l, 1, &rm, 1, 0);
+    a->err = n < 0 ? errno : 0;
+    a->ret = n;
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int other_modes(const char *mode) {
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    r = uffd_map(2);
+    memset(r, 'a', 2 * UPAGE);
+    printf("register WP: %s\n", uffd_err(-uffd_register(fd, r, 2 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("protect: %s\n", uffd_err(-uffd_protect(fd, r, 2 * UPAGE)));
+    if (strcmp(mode, "vmwritev") == 0) {
+        struct pvw a = { r + 7, 0, 0, 0, 0 };
+        pthread_create(&a.t, NULL, pvw_main, &a);
+        /* Wait for the message, or for a writer that did not fault at all. */
+        while (!uffd_pending(fd, 10) && !__atomic_load_n(&a.done, __ATOMIC_ACQUIRE)) {}
+        if (uffd_pending(fd, 0)) expect_msg(fd, "process_vm_writev into protected page 0");
+        else printf("process_vm_writev into protected page 0: no message\n");
+        printf("writer done %d (waiting)\n", uffd_wait_flag(&a.done, 100));
+        printf("unprotect page 0: %s\n", uffd_err(-uffd_unprotect(fd, r, UPAGE)));
+        pthread_join(a.t, NULL);
+        printf("process_vm_writev returned %zd (%s), data %.22s\n", a.ret, uffd_err(a.err), r + 7);
+        int ufd = uffd_open(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+        char *u = uffd_map(1);
+        memset(u, 'u', UPAGE);
+        uffd_register(ufd, u, UPAGE, UFFDIO_REGISTER_MODE_WP, NULL);
+        printf("user-mode-only: protect: %s\n", uffd_err(-uffd_protect(ufd, u, UPAGE)));
+        struct pvw b = { u, 0, 0, 0, 0 };
+        pthread_create(&b.t, NULL, pvw_main, &b);
+        pthread_join(b.t, NULL);
+        printf("user-mode-only: process_vm_writev returned %zd (%s), pending %d, data %c\n", b.ret, uffd_err(b.err),
+               uffd_pending(ufd, 0), u[0]);
+    } else if (strcmp(mode, "procmem") == 0) {
+        int mfd = open("/proc/self/mem", O_RDWR);
+        if (mfd < 0) {
+            printf("open /proc/self/mem: %s\n", uffd_err(errno));
+            return 0;
+        }
+        ssize_t n = pwrite(mfd, "xyz", 3, (off_t)(uintptr_t)(r + UPAGE + 5));
+        printf("pwrite /proc/self/mem at protected page 1: %zd %s, pending %d, data %c\n", n,
+               uffd_err(n < 0 ? errno : 0), uffd_pending(fd, 0), r[UPAGE + 5]);
+        char buf[4] = { 0 };
+        n = pread(mfd, buf, 3, (off_t)(uintptr_t)(r + UPAGE + 5));
+        printf("pread /proc/self/mem at protected page 1: %zd %.3s\n", n, buf);
+        printf("unprotect page 1: %s\n", uffd_err(-uffd_unprotect(fd, r + UPAGE, UPAGE)));
+        n = pwrite(mfd, "xyz", 3, (off_t)(uintptr_t)(r + UPAGE + 5));
+        printf("pwrite after unprotect: %zd %s, data %.3s\n", n, uffd_err(n < 0 ? errno : 0), r + UPAGE + 5);
+        close(mfd);
+    } else {
+        printf("unknown mode %s\n", mode);
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) return other_modes(argv[1]);
     int p[2];
     if (pipe(p)) return 2;
     int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);

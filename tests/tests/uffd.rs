@@ -189,6 +189,28 @@ fn uffd_wake_fdinfo_pagelab() {
 }
 
 #[test]
+fn uffd_kernel_process_vm_writev_native() {
+    native_matches_expected_with("uffd_kernel", &["vmwritev"]);
+}
+
+#[test]
+#[ignore = "issue 4: needs process_vm_writev (syscall 311) with kernel-mode uffd faults"]
+fn uffd_kernel_process_vm_writev_pagelab() {
+    pagelab_matches_expected_with("uffd_kernel", &["vmwritev"], SHAPES);
+}
+
+#[test]
+fn uffd_kernel_proc_self_mem_native() {
+    native_matches_expected_with("uffd_kernel", &["procmem"]);
+}
+
+#[test]
+#[ignore = "issue 4: needs /proc/PID/mem (pwrite to a uffd-wp page is EIO)"]
+fn uffd_kernel_proc_self_mem_pagelab() {
+    pagelab_matches_expected_with("uffd_kernel", &["procmem"], SHAPES);
+}
+
+#[test]
 fn uffd_signal_pagelab() {
     pagelab_matches_expected("uffd_signal", SHAPES);
 }
