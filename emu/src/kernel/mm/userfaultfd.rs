@@ -193,3 +193,106 @@ pub fn mwriteprotect_range(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, enabl
     }
     r
 }
+
+/// UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: a source hole counts as moved.
+pub const UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: u64 = 2;
+
+/// Linux: move_pages (UFFDIO_MOVE, anonymous memory only). Moves the pages of
+/// [src, src+len) to [dst, dst+len) in the context's mm: both ranges within one
+/// writable private anonymous VMA each, with the same access flags, and the destination
+/// registered with *this* context (EINVAL otherwise — unlike the fills, MOVE checks
+/// ownership). Per page: a populated destination is EEXIST, a source hole ENOENT (or
+/// moved with ALLOW_SRC_HOLES), a source page that is not exclusive (COW-shared) EBUSY.
+/// The moved PTE is writable and never uffd-wp'd. Returns the bytes moved, or the
+/// error when none was.
+pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, len: u64, mode: u64) -> KResult<u64> {
+    let (Some(dv), Some(sv)) = (mm.find_vma(dst).cloned(), mm.find_vma(src).cloned()) else {
+        return Err(Errno::ENOENT);
+    };
+    if dst + len > dv.end || src + len > sv.end {
+        return Err(Errno::EINVAL);
+    }
+    let acc = VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC;
+    if dv.flags.0 & acc != sv.flags.0 & acc || dv.flags.has(VmFlags::LOCKED) != sv.flags.has(VmFlags::LOCKED) || !sv.writable() {
+        return Err(Errno::EINVAL);
+    }
+    if !dv.userfaultfd_ctx.as_ref().is_some_and(|c| std::ptr::eq(&*c.0, ctx)) {
+        return Err(Errno::EINVAL);
+    }
+    if !dv.is_anonymous() || !sv.is_anonymous() || dv.shared() || sv.shared() {
+        return Err(Errno::EINVAL);
+    }
+    let cr3 = mm.pml4.as_u64();
+    let mut moved = 0u64;
+    let mut err = None;
+    while moved < len {
+        let (s, d) = (src + moved, dst + moved);
+        let dslot = match pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, d) {
+            Some(sl) if sl.level == mmu::Level::Pt => sl,
+            Some(_) => {
+                err = Some(Errno::EEXIST);
+                break;
+            }
+            None => {
+                err = Some(Errno::ENOMEM);
+                break;
+            }
+        };
+        if !pgtable::pte_none(pgtable::get_entry(&hw.mem, dslot)) {
+            err = Some(Errno::EEXIST);
+            break;
+        }
+        let sslot = pgtable::walk_lookup(&hw.mem, mm.pml4, s).filter(|sl| sl.level == mmu::Level::Pt);
+        let spte = sslot.map(|sl| pgtable::get_entry(&hw.mem, sl)).unwrap_or(mmu::Entry::new(0));
+        if pgtable::pte_none(spte) {
+            if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 {
+                moved += 4096;
+                continue;
+            }
+            err = Some(Errno::ENOENT);
+            break;
+        }
+        let sslot = sslot.unwrap();
+        let prot = pgtable::vm_page_prot(dv.readable(), dv.writable(), dv.executable(), false);
+        let new = if spte.is_present() {
+            let pa = pgtable::pte_pfn(spte);
+            let zero = spte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa);
+            if zero {
+                pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
+            } else {
+                if !hw.pages.meta(pa).anon_exclusive || hw.pages.meta(pa).mapcount > 1 {
+                    err = Some(Errno::EBUSY);
+                    break;
+                }
+                let mut e = pgtable::mk_pte(pa, prot).with(_PAGE_RW);
+                if spte.is_dirty() {
+                    e = e.with(_PAGE_DIRTY);
+                }
+                e
+            }
+        } else if super::swap::is_swap_pte(spte) && !super::swap::pte_to_swp_entry(spte).non_swap_entry() {
+            if !super::swap::pte_swp_exclusive(spte) {
+                err = Some(Errno::EBUSY);
+                break;
+            }
+            super::swap::pte_swp_clear_uffd_wp(spte)
+        } else {
+            err = Some(Errno::EBUSY);
+            break;
+        };
+        let f = pgtable::set_entry(&mut hw.mem, sslot, s, mmu::Entry::new(0));
+        if spte.is_present() {
+            hw.flush(f, cr3);
+        } else {
+            f.not_needed();
+        }
+        // The destination was none: nothing cached.
+        pgtable::set_entry(&mut hw.mem, dslot, d, new).not_needed();
+        moved += 4096;
+    }
+    tracing::debug!(target: "pagelab::uffd", dst = format_args!("{dst:#x}"), src = format_args!("{src:#x}"), len, moved, err = ?err, "move");
+    match (moved, err) {
+        (0, Some(e)) => Err(e),
+        _ => Ok(moved),
+    }
+}

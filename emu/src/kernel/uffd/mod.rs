@@ -62,16 +62,17 @@ pub const UFFD_FEATURE_EXACT_ADDRESS: u64 = 1 << 11;
 pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 pub const UFFD_FEATURE_POISON: u64 = 1 << 14;
 pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+pub const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 
 /// The features pagelab implements, which UFFDIO_API reports (Linux reports 0x1FFFF on
-/// 6.18; the hugetlb, shmem missing/minor/wp, unpopulated/async wp and move features are
-/// not here yet, and asking for one is EINVAL as for any unsupported feature).
+/// 6.18; the hugetlb, shmem missing/minor/wp and unpopulated/async wp features are not
+/// here yet, and asking for one is EINVAL as for any unsupported feature).
 pub const UFFD_API_FEATURES: u64 = UFFD_FEATURE_PAGEFAULT_FLAG_WP
     | UFFD_FEATURE_EVENT_FORK
     | UFFD_FEATURE_EVENT_REMAP
     | UFFD_FEATURE_EVENT_REMOVE
     | UFFD_FEATURE_EVENT_UNMAP
-    | UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_POISON;
+    | UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_POISON | UFFD_FEATURE_MOVE;
 
 pub const _UFFDIO_REGISTER: u64 = 0;
 pub const _UFFDIO_UNREGISTER: u64 = 1;
@@ -101,6 +102,7 @@ pub const UFFDIO_WRITEPROTECT_MODE_DONTWAKE: u64 = 2;
 pub const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1;
 pub const UFFDIO_CONTINUE_MODE_WP: u64 = 2;
 pub const UFFDIO_POISON_MODE_DONTWAKE: u64 = 1;
+pub const UFFDIO_MOVE_MODE_DONTWAKE: u64 = 1;
 
 pub const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
 pub const UFFD_EVENT_FORK: u8 = 0x13;
@@ -341,10 +343,7 @@ pub fn userfaultfd_ioctl(s: &mut Sys, ctx: Rc<UffdCtx>, cmd: u32, arg: u64) -> S
         UFFDIO_WRITEPROTECT => userfaultfd_writeprotect(s, &ctx, arg),
         UFFDIO_CONTINUE => userfaultfd_continue(s, &ctx, arg),
         UFFDIO_POISON => userfaultfd_poison(s, &ctx, arg),
-        UFFDIO_MOVE => {
-            // Not implemented yet (UFFD_FEATURE_MOVE is not advertised).
-            Err(Errno::EINVAL)
-        }
+        UFFDIO_MOVE => userfaultfd_move(s, &ctx, arg),
         _ => Err(Errno::EINVAL),
     };
     tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, ioctl = ioctl_name(cmd), ret = match &r { Ok(Ret::Val(v)) => *v as i64, Err(e) => -(e.0 as i64), _ => 0 }, "ioctl");
@@ -641,10 +640,11 @@ fn userfaultfd_copy(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     let mut b = [0u8; 32];
     s.copy_from_user(arg, &mut b)?;
     let (dst, src, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16), get_u64(&b, 24));
-    // The source: a whole number of pages that does not wrap; where it lies is the
-    // copy's business (EFAULT), as natively on 6.18 (a NULL source or one running past
-    // TASK_SIZE gets EFAULT or, with the mm gone, ESRCH — not EINVAL).
-    if len & 0xfff != 0 || len == 0 || src.checked_add(len).is_none() {
+    // The order seen natively on 6.18: the destination and the mode, then ESRCH for a
+    // dead mm (before the source's range: a source running past TASK_SIZE on a dead
+    // context is ESRCH), then the source (page-multiple length, below TASK_SIZE; no
+    // mmap_min_addr check: a NULL source is EFAULT from the copy).
+    if len & 0xfff != 0 || len == 0 {
         return Err(Errno::EINVAL);
     }
     validate_range(dst, len)?;
@@ -654,6 +654,7 @@ fn userfaultfd_copy(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if !mm_alive(s.k, ctx) {
         return Err(Errno::ESRCH);
     }
+    validate_unaligned_range(src, len)?;
     let wp = mode & UFFDIO_COPY_MODE_WP != 0;
     let res = super::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, super::mm::userfaultfd::Mfill::Copy { src, wp });
     mfill_result(s, ctx, arg + 32, res, dst, len, mode & UFFDIO_COPY_MODE_DONTWAKE != 0)
@@ -711,6 +712,25 @@ fn userfaultfd_poison(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     }
     let res = super::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, super::mm::userfaultfd::Mfill::Poison);
     mfill_result(s, ctx, arg + 24, res, dst, len, mode & UFFDIO_POISON_MODE_DONTWAKE != 0)
+}
+
+/// Linux: userfaultfd_move.
+fn userfaultfd_move(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
+    mmap_changing(s, ctx, Some(arg + 32))?;
+    let mut b = [0u8; 32];
+    s.copy_from_user(arg, &mut b)?;
+    let (dst, src, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16), get_u64(&b, 24));
+    validate_range(dst, len)?;
+    validate_range(src, len)?;
+    if mode & !(UFFDIO_MOVE_MODE_DONTWAKE | super::mm::userfaultfd::UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !mm_alive(s.k, ctx) {
+        return Err(Errno::ESRCH);
+    }
+    let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
+    let res = super::mm::userfaultfd::move_pages(mm, s.hw, ctx, dst, src, len, mode);
+    mfill_result(s, ctx, arg + 32, res, dst, len, mode & UFFDIO_MOVE_MODE_DONTWAKE != 0)
 }
 
 /// Linux: userfaultfd_writeprotect.
