@@ -73,6 +73,7 @@ pub const META: &[Meta] = &[
     Meta { name: "sig_stack_segment", about: "non-canonical stack-segment accesses (#SS → SIGBUS) against DS ones (#GP → SIGSEGV)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "smc", about: "self-modifying code in an RWX mapping, incl. the executing block", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "swap_basic", about: "MADV_PAGEOUT of private anonymous pages and /proc/self/pagemap: swap-out/in, fork and mremap of swap entries, COW-shared pages stay, DONTNEED/munmap, errnos (needs swap natively)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "swap_stress", about: "seeded random writes, reads, MADV_PAGEOUT/DONTNEED, fork, mremap moves and mprotect on a region checked against a shadow model (argv: OPS SEED)", test_args: &["3000", "7"], bench_args: &["100000", "7"], expect: Expect::Exit(0) },
     Meta { name: "swap_uffd", about: "uffd-wp on swapped-out pages: protect, MADV_PAGEOUT, toggling while swapped, read then write swap-in (one WP message), fork without EVENT_FORK, close (needs swap natively)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "touch", about: "mmap N MiB (argv[1], default 256), one write per page, read back", test_args: &["256"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "unimpl_avx", about: "an AVX2 instruction: pagelab stops with an unimplemented-instruction error", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },

@@ -22,7 +22,7 @@ use mmu::Entry;
 use pagelab_tests::*;
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["swap_basic", "swap_uffd"];
+const COVERED: &[&str] = &["swap_basic", "swap_stress", "swap_uffd"];
 
 #[test]
 fn covered_programs_exist() {
@@ -97,6 +97,33 @@ fn on_several_vcpus_with_tlb_checking(prog: &str) {
             let r = try_run_pagelab_with(cfg, prog, &[]).unwrap_or_else(|e| panic!("{prog} on {vcpus} vCPUs: {e}"));
             assert!(r.stdout_str() == want, "{prog} on {vcpus} vCPUs seed {seed}\n{}", first_difference(want.as_bytes(), &r.stdout));
         }
+    }
+}
+
+/// swap_stress prints nothing that depends on where pages are, so it is compared with a
+/// native run directly (with or without host swap), then under several machines: 2-3
+/// vCPUs with random schedules and TLB checking, no swap, and a device of three slots that
+/// is full most of the time. Every frame and slot comes back at exit.
+#[test]
+fn swap_stress_matches_linux_on_every_machine() {
+    let (native, _) = assert_same("swap_stress", &["3000", "7"]);
+    for seed in [1, 2] {
+        let cfg = Config { vcpus: 2 + seed as usize % 2, sched: SchedPolicy::Random, seed, check_tlb: true, ..test_config() };
+        let r = try_run_pagelab_with(cfg, "swap_stress", &["3000", "7"]).unwrap();
+        assert!(r.stdout == native.stdout, "seed {seed}\n{}", first_difference(&native.stdout, &r.stdout));
+    }
+    for swap_bytes in [0, 4 << 12] {
+        let r = try_run_pagelab_with(Config { swap_bytes, ..test_config() }, "swap_stress", &["3000", "7"]).unwrap();
+        assert!(r.stdout == native.stdout, "swap {swap_bytes}\n{}", first_difference(&native.stdout, &r.stdout));
+    }
+    for (swap_bytes, vcpus) in [(256 << 20, 1), (4 << 12, 2)] {
+        let mut m = machine(swap_bytes, vcpus);
+        let argv: Vec<String> = ["swap_stress", "3000", "7"].iter().map(|s| s.to_string()).collect();
+        m.load(&guest_progs::path("swap_stress"), &argv, &["LANG=C".to_string()]).expect("load");
+        m.run().expect("run");
+        assert_eq!(m.kernel.outcome, Some(Outcome::Exited(0)));
+        assert_eq!(m.hw.pages.allocated, 0, "swap_stress leaked {} frames", m.hw.pages.allocated);
+        assert_eq!(m.hw.swap.inuse(), 0, "swap_stress leaked {} swap slots", m.hw.swap.inuse());
     }
 }
 
