@@ -48,8 +48,8 @@ pub const META: &[Meta] = &[
     Meta { name: "enosys", about: "an unknown syscall returns ENOSYS", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "exit_code", about: "exit(42) after atexit and buffered stdout", test_args: &[], bench_args: &[], expect: Expect::Exit(42) },
     Meta { name: "fork_cow", about: "copy-on-write after fork, MAP_SHARED anonymous memory and a process-shared mutex across fork, MADV_WIPEONFORK/DONTFORK", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
-    Meta { name: "fork_wait", about: "exit statuses and wait4/waitid (WNOHANG, WNOWAIT, pids, groups, __WCLONE), vfork, getppid, /proc/PID, leader pthread_exit, kill/stop/continue", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "files_misc", about: "errno table: pipe2, dup/dup2/dup3, fcntl, nonblocking pipes and packet mode, EPIPE, eventfd, epoll_ctl/epoll_wait, poll/select edge cases, paths", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "fork_wait", about: "exit statuses and wait4/waitid (WNOHANG, WNOWAIT, pids, groups, __WCLONE), vfork, getppid, /proc/PID, leader pthread_exit, kill/stop/continue", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "hello", about: "printf of ints and doubles, string.h, argv", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "hello_pie", about: "hello built -static-pie (ET_DYN, self-relocating)", test_args: &["a", "bc"], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "mach_deadlock", about: "two threads, two mutexes; `deadlock`: opposite order, a certain deadlock (pagelab: exit 123)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
@@ -91,6 +91,7 @@ pub const META: &[Meta] = &[
     Meta { name: "uffd_signal", about: "a signal to a thread blocked on a WP fault: handler, then a duplicate message; blocked signals; EXACT_ADDRESS, THREAD_ID; UFFD_FEATURE_SIGBUS", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "uffd_kernel", about: "kernel-mode writes: read() from a pipe into wp'd and missing pages blocks until resolved; EFAULT with UFFD_USER_MODE_ONLY", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "uffd_events", about: "REMOVE (DONTNEED, FREE), UNMAP, REMAP events in order; mmap_changing EAGAIN while an event is unread; mremap without EVENT_REMAP", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "uffd_bench", about: "issue-4 benchmark kernels: WRITEPROTECT protect/un-protect of SIZE_MB populated pages, uffd-wp fault and MISSING+COPY round trips with a handler thread (argv: [--time] MODE SIZE [REPS|N]; counts and checksums)", test_args: &["wp-fault", "64"], bench_args: &["wp-protect", "1024"], expect: Expect::Exit(0) },
     Meta { name: "uffd_errno", about: "errno table: userfaultfd(2), /dev/userfaultfd, API, REGISTER, UNREGISTER, WAKE, COPY, ZEROPAGE, WRITEPROTECT, CONTINUE/POISON/MOVE on anon, output-field semantics", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
 ];
 
