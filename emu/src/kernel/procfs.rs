@@ -70,6 +70,8 @@ enum Node {
     Dir(Target),
     /// /proc/PID/NAME.
     Entry(Target, &'static str, EntryKind),
+    /// /proc/PID/fd/N (a link naming the open file) or, `info`, /proc/PID/fdinfo/N.
+    Fd { t: Target, info: bool, fd: i32 },
 }
 
 const S_IFDIR: u32 = 0o040000;
@@ -110,6 +112,15 @@ fn resolve(s: &Sys, path: &[u8], follow: bool) -> KResult<Node> {
     };
     match parts.len() {
         1 => Ok(Node::Dir(target)),
+        3 if parts[1] == "fd" || parts[1] == "fdinfo" => {
+            let fd: i32 = parts[2].parse().map_err(|_| Errno::ENOENT)?;
+            if parts[2].starts_with('0') && parts[2] != "0" {
+                return Err(Errno::ENOENT);
+            }
+            let files = s.k.tasks.get(&target.tid).ok_or(Errno::ENOENT)?.files.clone();
+            files.borrow().get(fd).ok_or(Errno::ENOENT)?;
+            Ok(Node::Fd { t: target, info: parts[1] == "fdinfo", fd })
+        }
         2 => {
             let (name, kind) = PID_ENTRIES.iter().find(|(n, _)| *n == parts[1]).ok_or(Errno::ENOENT)?;
             Ok(Node::Entry(target, name, *kind))
@@ -155,6 +166,9 @@ pub fn open(s: &mut Sys, path: &[u8], flags: u32) -> SysResult {
             let fd = Fd { file: Rc::new(RefCell::new(f)), cloexec: flags & O_CLOEXEC != 0 };
             return ok(s.files().borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64);
         }
+        Node::Fd { t, info: true, fd } => (format!("/proc/{}/fdinfo/{fd}", t.tgid), fdinfo(s, t, fd).into_bytes()),
+        // Reopening an anonymous inode or a pipe through its link is not modelled.
+        Node::Fd { .. } => return Err(Errno::ENXIO),
         Node::Entry(t, _, EntryKind::Link(link)) => {
             // The only link, exe, names the program: open it.
             let target = link(s, t).ok_or(Errno::ENOENT)?;
@@ -173,6 +187,8 @@ pub fn stat(s: &mut Sys, path: &[u8], buf: u64, follow: bool) -> SysResult {
     let (mode, nlink, size, ino) = match node {
         Node::SelfLink => (S_IFLNK | 0o777, 1, s.tgid().to_string().len() as u64, 0xffff_fffe),
         Node::Dir(t) => (S_IFDIR | 0o555, 9, 0, (t.tid as u64) << 8),
+        Node::Fd { t, info: false, fd } if !follow => (S_IFLNK | 0o700, 1, 64, ((t.tid as u64) << 8) | 0x80 | fd as u64),
+        Node::Fd { t, fd, .. } => (S_IFREG | 0o400, 1, 0, ((t.tid as u64) << 8) | 0x40 | fd as u64),
         Node::Entry(t, name, kind) => {
             let i = PID_ENTRIES.iter().position(|(n, _)| *n == name).unwrap_or(0) as u64;
             match kind {
@@ -217,6 +233,7 @@ pub fn readlink(s: &mut Sys, path: &[u8], buf: u64, size: u64) -> SysResult {
     let target = match resolve(s, path, false)? {
         Node::SelfLink => s.tgid().to_string(),
         Node::Entry(t, _, EntryKind::Link(link)) => link(s, t).ok_or(Errno::ENOENT)?,
+        Node::Fd { t, info: false, fd } => fd_link(s, t, fd).ok_or(Errno::ENOENT)?,
         _ => return Err(Errno::EINVAL),
     };
     let bytes = target.as_bytes();
@@ -226,6 +243,39 @@ pub fn readlink(s: &mut Sys, path: &[u8], buf: u64, size: u64) -> SysResult {
 }
 
 // ---- Generators ----
+
+/// What /proc/PID/fd/N names (Linux: the d_path of the file, `anon_inode:[name]` for
+/// anonymous inodes, `pipe:[ino]` for pipes).
+fn fd_link(s: &Sys, t: Target, fd: i32) -> Option<String> {
+    let files = s.k.tasks.get(&t.tid)?.files.clone();
+    let f = files.borrow().get(fd)?.file.clone();
+    let f = f.borrow();
+    Some(match &f.kind {
+        FileKind::Stdin | FileKind::Output(_) => "/dev/pts/0".to_string(),
+        FileKind::HostFile { path, .. } => path.display().to_string(),
+        FileKind::Pipe(end) => format!("pipe:[{}]", end.pipe.ino),
+        FileKind::EventFd(_) => "anon_inode:[eventfd]".to_string(),
+        FileKind::Epoll(_) => "anon_inode:[eventpoll]".to_string(),
+        FileKind::ProcLive(lf) => format!("/proc/{}/pagemap", lf.target.tgid),
+        FileKind::Userfaultfd(_) => "anon_inode:[userfaultfd]".to_string(),
+        FileKind::DevUserfaultfd => "/dev/userfaultfd".to_string(),
+    })
+}
+
+/// /proc/PID/fdinfo/N (Linux: seq_show): position, flags (with O_CLOEXEC), and the
+/// file's own lines — for a userfaultfd its pending and total faults and API.
+fn fdinfo(s: &Sys, t: Target, fd: i32) -> String {
+    let Some(task) = s.k.tasks.get(&t.tid) else { return String::new() };
+    let files = task.files.clone();
+    let Some(slot) = files.borrow().get(fd).cloned() else { return String::new() };
+    let f = slot.file.borrow();
+    let flags = f.flags | if slot.cloexec { 0o2000000 } else { 0 };
+    let mut out = format!("pos:\t0\nflags:\t{flags:07o}\nmnt_id:\t15\nino:\t{}\n", 1000 + fd);
+    if let FileKind::Userfaultfd(u) = &f.kind {
+        out.push_str(&super::uffd::show_fdinfo(&u.0));
+    }
+    out
+}
 
 /// The live address space of a target (None for a zombie).
 fn mm_of(s: &Sys, t: Target) -> Option<usize> {
