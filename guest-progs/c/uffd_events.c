@@ -7,6 +7,7 @@
 // (mmap_changing) while WAKE and REGISTER work. Each operation runs in a
 // worker thread; the main thread reads the events one by one. Page indexes
 // are relative to one reserved 64-page area.
+// argv[1] "none": the same operations on a uffd without event features.
 #define _GNU_SOURCE
 #include "uffd.h"
 
@@ -83,8 +84,48 @@ static void run(const char *what, enum op_kind kind, long page, long pages, long
     printf("  op returned %ld\n", o.ret);
 }
 
-int main(void) {
+/* No event features at all: the same operations complete without messages;
+ * DONTNEED drops the protection silently, an mremap move clears the wp bits
+ * and unregisters the moved range, in-place growth keeps the registration. */
+static int no_events(void) {
+    fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    base = mmap(NULL, 64 * UPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED || mprotect(base, 8 * UPAGE, PROT_READ | PROT_WRITE)) return 2;
+    for (int i = 0; i < 8; i++) base[i * UPAGE] = (char)('A' + i);
+    printf("register pages 0-7: %s\n", uffd_err(-uffd_register(fd, base, 8 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("protect pages 0-7: %s\n", uffd_err(-uffd_protect(fd, base, 8 * UPAGE)));
+    printf("MADV_DONTNEED pages 0-1: %d, pending %d\n", madvise(base, 2 * UPAGE, MADV_DONTNEED), uffd_pending(fd, 0));
+    uffd_pm_line("page 0 after DONTNEED", base);
+    base[0] = 'x';
+    printf("write page 0: %c, pending %d\n", base[0], uffd_pending(fd, 0));
+    uffd_pm_line("page 0 after write", base);
+    printf("munmap page 2: %d, pending %d\n", munmap(base + 2 * UPAGE, UPAGE), uffd_pending(fd, 0));
+    void *q = mremap(base + 3 * UPAGE, 2 * UPAGE, 2 * UPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, base + 40 * UPAGE);
+    printf("mremap pages 3-4 to 40: %ld, pending %d\n", q == MAP_FAILED ? -1l : uffd_pidx(base, (uintptr_t)q),
+           uffd_pending(fd, 0));
+    uffd_pm_line("page 40 after the move", base + 40 * UPAGE);
+    printf("page 40 data %c\n", base[40 * UPAGE]);
+    printf("protect page 40: %s\n", uffd_err(-uffd_protect(fd, base + 40 * UPAGE, UPAGE)));
+    base[40 * UPAGE] = 'y';
+    printf("write page 40: %c, pending %d\n", base[40 * UPAGE], uffd_pending(fd, 0));
+    printf("unregister page 40: %s\n", uffd_err(-uffd_unregister(fd, base + 40 * UPAGE, UPAGE)));
+    /* Growth in place: pages 6-7 grow into 8-9 (the PROT_NONE reservation is
+     * unmapped there first so the VMA can grow). */
+    munmap(base + 8 * UPAGE, 2 * UPAGE);
+    q = mremap(base + 6 * UPAGE, 2 * UPAGE, 4 * UPAGE, 0);
+    printf("mremap grow pages 6-7 to 6-9 in place: %ld, pending %d\n", q == MAP_FAILED ? -1l : uffd_pidx(base, (uintptr_t)q),
+           uffd_pending(fd, 0));
+    uffd_pm_line("page 6 after growth", base + 6 * UPAGE);
+    base[9 * UPAGE] = 'g';
+    printf("protect page 9 (grown part): %s\n", uffd_err(-uffd_protect(fd, base + 9 * UPAGE, UPAGE)));
+    uffd_pm_line("page 9", base + 9 * UPAGE);
+    printf("pending at end %d\n", uffd_pending(fd, 0));
+    return 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "none") == 0) return no_events();
     fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE |
                                                UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP);
     base = mmap(NULL, 64 * UPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

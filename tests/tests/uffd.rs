@@ -211,6 +211,16 @@ fn uffd_kernel_proc_self_mem_pagelab() {
 }
 
 #[test]
+fn uffd_events_none_native() {
+    native_matches_expected_with("uffd_events", &["none"]);
+}
+
+#[test]
+fn uffd_events_none_pagelab() {
+    pagelab_matches_expected_with("uffd_events", &["none"], SHAPES);
+}
+
+#[test]
 fn uffd_signal_pagelab() {
     pagelab_matches_expected("uffd_signal", SHAPES);
 }
