@@ -127,6 +127,39 @@ fn swap_stress_matches_linux_on_every_machine() {
     }
 }
 
+/// The trace of swap_uffd's page 0 shows the swap sequence step by step: paged out while
+/// protected; a read faults (code 4) and swaps it in with `_PAGE_UFFD_WP` and R/W clear,
+/// without a message; the write then faults (code 7), do_wp_page decides `uffd_wp`, one
+/// message is queued (flags WRITE|WP) and read, and the handler's resolve makes it
+/// writable.
+#[test]
+fn trace_shows_swap_in_then_one_wp_message() {
+    let buf = SharedBuf::new();
+    let cfg = Config { trace: Some(Box::new(buf.clone())), ..test_config() };
+    let r = try_run_pagelab_with(cfg, "swap_uffd", &[]).unwrap();
+    assert!(r.stdout_str().contains("messages after the write of 0: 1 [page 0 flags WRITE WP]"), "{}", r.stdout_str());
+    let trace = String::from_utf8(buf.contents()).unwrap();
+    let pageout = trace.lines().find(|l| l.contains(r#""kind":"swap""#)).expect("a pageout event");
+    let start = pageout.split(r#""start":""#).nth(1).and_then(|x| x.split('"').next()).unwrap().to_string();
+    let page: Vec<&str> = trace.lines().filter(|l| l.contains(&start) && !l.contains(r#""kind":"walk""#) && !l.contains(r#""kind":"tlb""#)).collect();
+    let pte_of = |l: &str| u64::from_str_radix(l.split(r#""pte":"0x"#).nth(1).unwrap().split('"').next().unwrap(), 16).unwrap();
+    let find = |from: usize, pat: &str| page[from..].iter().position(|l| l.contains(pat)).map(|i| i + from).unwrap_or_else(|| panic!("no {pat} after line {from} in\n{}", page.join("\n")));
+    let a = find(0, r#""message":"pageout""#);
+    let b = find(a, r#""code":"0x4""#);
+    let c = find(b, r#""decision":"swap_in""#);
+    let pte = pte_of(page[c]);
+    assert!(pte & 0x400 != 0 && pte & 0x2 == 0, "swap-in PTE {pte:#x}: uffd-wp set, R/W clear");
+    let d = find(c, r#""code":"0x7""#);
+    assert!(!page[c..d].iter().any(|l| l.contains("message queued")), "a read raised a message");
+    let e = find(d, r#""decision":"uffd_wp""#);
+    let f = find(e, r#""message":"message queued""#);
+    assert!(page[f].contains(r#""flags":3"#), "{}", page[f]);
+    let g = find(f, r#""message":"message read""#);
+    let h = find(g, r#""message":"change_pte""#);
+    assert!(page[h].contains(r#""uffd_wp":false"#) && page[h].contains(r#""writable":true"#), "{}", page[h]);
+    assert_eq!(page[..h].iter().filter(|l| l.contains("message queued")).count(), 1);
+}
+
 /// Without swap (`--swap 0`), MADV_PAGEOUT succeeds and leaves the pages resident, as on
 /// Linux without a swap device (checked natively before a swap file was enabled).
 #[test]
