@@ -98,10 +98,8 @@ pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u
                     f.not_needed();
                 }
             }
-        } else if (uffd_wp || uffd_wp_resolve) && super::swap::is_swap_pte(old) {
-            if super::swap::swp_entry_set_uffd_wp(hw, slot, va, uffd_wp) {
-                pages += 1;
-            }
+        } else if (uffd_wp || uffd_wp_resolve) && super::swap::is_swap_pte(old) && super::swap::swp_entry_set_uffd_wp(hw, slot, va, uffd_wp) {
+            pages += 1;
         }
         va += 4096;
     }

@@ -7,6 +7,7 @@ pub mod futex;
 pub mod hooks;
 mod mm;
 pub mod process;
+pub mod process_vm;
 pub mod select;
 pub mod signal;
 pub mod time;
@@ -155,7 +156,7 @@ const NAMES: &[(u64, &str)] = &[
     (269, "faccessat"), (273, "set_robust_list"), (274, "get_robust_list"), (309, "getcpu"), (293, "pipe2"), (213, "epoll_create"), (232, "epoll_wait"), (233, "epoll_ctl"), (270, "pselect6"),
     (271, "ppoll"), (281, "epoll_pwait"), (284, "eventfd"), (290, "eventfd2"), (291, "epoll_create1"), (441, "epoll_pwait2"),
     (302, "prlimit64"), (318, "getrandom"),
-    (323, "userfaultfd"), (332, "statx"), (334, "rseq"), (435, "clone3"), (439, "faccessat2"),
+    (323, "userfaultfd"), (310, "process_vm_readv"), (311, "process_vm_writev"), (332, "statx"), (334, "rseq"), (435, "clone3"), (439, "faccessat2"),
     (34, "pause"), (36, "getitimer"), (38, "setitimer"), (127, "rt_sigpending"), (128, "rt_sigtimedwait"),
     (129, "rt_sigqueueinfo"), (130, "rt_sigsuspend"), (200, "tkill"), (297, "rt_tgsigqueueinfo"),
 ];
@@ -305,6 +306,8 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         302 => process::sys_prlimit64(s, a),
         318 => process::sys_getrandom(s, a),
         323 => crate::kernel::uffd::sys_userfaultfd(s, a.u32(0)),
+        310 => process_vm::sys_process_vm_rw(s, a, false),
+        311 => process_vm::sys_process_vm_rw(s, a, true),
         // rseq: glibc treats ENOSYS as "not available" and carries on.
         334 => Err(Errno::ENOSYS),
         435 => crate::kernel::fork::sys_clone3(s, a),

@@ -1165,6 +1165,7 @@ pub fn events_complete(s: &mut Sys, ev: PendingEvents, rax: u64) -> SysResult {
 /// event; without it the moved range loses its registration and every uffd-wp bit
 /// (present PTEs, swap entries; markers dropped). Then UNMAP of the vacated source for
 /// a context with EVENT_UNMAP.
+#[allow(clippy::too_many_arguments)]
 pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, ev: &mut PendingEvents) {
     let Some(c) = ctx else { return };
     if c.features() & UFFD_FEATURE_EVENT_REMAP != 0 && !c.st.borrow().released {
