@@ -7,6 +7,7 @@
 // written". UFFDIO_API reports the features this kernel implements, which
 // differ between Linux (0x1ffff) and pagelab, so only the issue's required
 // set is checked there; the ioctls mask is printed exactly.
+// argv[1] "fdlink": the /proc/self/fd link of a uffd (anon_inode:[userfaultfd]).
 #define _GNU_SOURCE
 #include "uffd.h"
 #include <setjmp.h>
@@ -111,10 +112,6 @@ static void creation_and_api(void) {
     if (all >= 0) {
         int fl = fcntl(all, F_GETFL), fdfl = fcntl(all, F_GETFD);
         printf("  F_GETFL accmode %d nonblock %d, FD_CLOEXEC %d\n", fl & O_ACCMODE, !!(fl & O_NONBLOCK), fdfl & FD_CLOEXEC);
-        char path[64], link[64] = { 0 };
-        snprintf(path, sizeof path, "/proc/self/fd/%d", all);
-        ssize_t n = readlink(path, link, sizeof link - 1);
-        printf("  link %s\n", n > 0 ? link : "unreadable");
         close(all);
     }
     int fd = uffd_new(O_CLOEXEC);
@@ -192,7 +189,18 @@ static void creation_and_api(void) {
     close(dev);
 }
 
-int main(void) {
+/* argv[1] "fdlink": only the /proc/self/fd link of a uffd. */
+static int fd_link(void) {
+    int fd = uffd_new(O_CLOEXEC | O_NONBLOCK);
+    char path[64], link[64] = { 0 };
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    printf("link %s\n", n > 0 ? link : "unreadable");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "fdlink") == 0) return fd_link();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_sig;

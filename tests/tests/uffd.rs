@@ -221,6 +221,17 @@ fn uffd_events_none_pagelab() {
 }
 
 #[test]
+fn uffd_errno_fdlink_native() {
+    native_matches_expected_with("uffd_errno", &["fdlink"]);
+}
+
+#[test]
+#[ignore = "issue 4: needs /proc/PID/fd links for a uffd (anon_inode:[userfaultfd])"]
+fn uffd_errno_fdlink_pagelab() {
+    pagelab_matches_expected_with("uffd_errno", &["fdlink"], SHAPES);
+}
+
+#[test]
 fn uffd_signal_pagelab() {
     pagelab_matches_expected("uffd_signal", SHAPES);
 }
@@ -237,7 +248,7 @@ fn uffd_events_pagelab() {
 }
 
 #[test]
-#[ignore = "issue 4: needs /proc/PID/fd links for a uffd (anon_inode:[userfaultfd]) and EVENT_FORK/REMAP/REMOVE/UNMAP in UFFDIO_API"]
+#[ignore = "issue 4: needs EVENT_FORK/REMAP/REMOVE/UNMAP in UFFDIO_API, UFFDIO_POISON and UFFDIO_MOVE"]
 fn uffd_errno_pagelab() {
     pagelab_matches_expected("uffd_errno", SHAPES);
 }
