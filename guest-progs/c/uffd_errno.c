@@ -12,6 +12,7 @@
 #include "uffd.h"
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 
 #define REQUIRED_FEATURES                                                                                   \
@@ -170,6 +171,28 @@ static void creation_and_api(void) {
     printf("poll, blocking fd after API: %d revents %#x\n", pn, p.revents);
     close(blk);
     munmap(m, UPAGE);
+
+    /* epoll agrees with poll: EPOLLERR before the handshake and on a blocking
+     * fd, nothing on an idle non-blocking one. */
+    printf("== epoll\n");
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int e_pre = uffd_new(O_CLOEXEC | O_NONBLOCK);
+    int e_blk = uffd_new(O_CLOEXEC);
+    int e_nb = uffd_new(O_CLOEXEC | O_NONBLOCK);
+    uffd_api(e_blk, 0);
+    uffd_api(e_nb, 0);
+    int fds[3] = { e_pre, e_blk, e_nb };
+    const char *names[3] = { "non-blocking before API", "blocking after API", "non-blocking idle" };
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event ev = { .events = EPOLLIN, .data = { .u32 = (uint32_t)i } };
+        int rc = epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+        struct epoll_event out[4];
+        int k = epoll_wait(ep, out, 4, 0);
+        printf("%s: ctl %d, epoll_wait %d events %#x\n", names[i], rc, k, k > 0 ? out[0].events : 0);
+        epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+        close(fds[i]);
+    }
+    close(ep);
 
     printf("== /dev/userfaultfd\n");
     int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
