@@ -157,7 +157,6 @@ fn uffd_missing_wp_pagelab() {
 }
 
 #[test]
-#[ignore = "issue 4: needs EVENT_FORK (UFFDIO_API rejects it)"]
 fn uffd_fork_pagelab() {
     pagelab_matches_expected("uffd_fork", SHAPES);
 }
@@ -183,7 +182,6 @@ fn uffd_wake_fdinfo_native() {
 }
 
 #[test]
-#[ignore = "issue 4: needs /proc/PID/fdinfo for a uffd (pending, total, API lines)"]
 fn uffd_wake_fdinfo_pagelab() {
     pagelab_matches_expected_with("uffd_wake", &["fdinfo"], SHAPES);
 }
@@ -194,7 +192,6 @@ fn uffd_kernel_process_vm_writev_native() {
 }
 
 #[test]
-#[ignore = "issue 4: needs process_vm_writev (syscall 311) with kernel-mode uffd faults"]
 fn uffd_kernel_process_vm_writev_pagelab() {
     pagelab_matches_expected_with("uffd_kernel", &["vmwritev"], SHAPES);
 }
@@ -226,7 +223,6 @@ fn uffd_errno_fdlink_native() {
 }
 
 #[test]
-#[ignore = "issue 4: needs /proc/PID/fd links for a uffd (anon_inode:[userfaultfd])"]
 fn uffd_errno_fdlink_pagelab() {
     pagelab_matches_expected_with("uffd_errno", &["fdlink"], SHAPES);
 }
@@ -242,13 +238,11 @@ fn uffd_kernel_pagelab() {
 }
 
 #[test]
-#[ignore = "issue 4: needs EVENT_REMOVE/UNMAP/REMAP (UFFDIO_API rejects them)"]
 fn uffd_events_pagelab() {
     pagelab_matches_expected("uffd_events", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 4: needs EVENT_FORK/REMAP/REMOVE/UNMAP in UFFDIO_API, UFFDIO_POISON and UFFDIO_MOVE"]
 fn uffd_errno_pagelab() {
     pagelab_matches_expected("uffd_errno", SHAPES);
 }
