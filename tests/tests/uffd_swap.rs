@@ -61,21 +61,8 @@ fn swap_basic_matches_linux() {
 }
 
 #[test]
-#[ignore = "issue 4: needs mremap without EVENT_REMAP to clear uffd-wp (swap::pte_clear_uffd_wp_any in move_ptes) and EVENT_FORK"]
 fn swap_uffd_matches_linux() {
     check_against_linux("swap_uffd");
-}
-
-/// swap_uffd up to its mremap step: protect, pageout, toggling while swapped, read and
-/// write swap-in with the handler's messages, fork without EVENT_FORK (the child's swap
-/// entries and VmFlags lose uffd-wp).
-#[test]
-fn swap_uffd_matches_linux_up_to_mremap() {
-    let want = expected("swap_uffd");
-    let cut = want.find("mremap page 4").expect("the transcript has the mremap step");
-    let emu = run_pagelab("swap_uffd", &[]);
-    let got = emu.stdout_str();
-    assert!(got.starts_with(&want[..cut]), "swap_uffd under pagelab\n{}\n--- stderr:\n{}", first_difference(&want.as_bytes()[..cut], &emu.stdout[..cut.min(emu.stdout.len())]), emu.stderr_str());
 }
 
 #[test]
@@ -84,7 +71,6 @@ fn swap_basic_on_several_vcpus_with_tlb_checking() {
 }
 
 #[test]
-#[ignore = "issue 4: needs mremap clearing uffd-wp and EVENT_FORK (see swap_uffd_matches_linux)"]
 fn swap_uffd_on_several_vcpus_with_tlb_checking() {
     on_several_vcpus_with_tlb_checking("swap_uffd");
 }
@@ -190,7 +176,6 @@ fn frames_and_swap_slots_are_freed_at_exit() {
 }
 
 #[test]
-#[ignore = "issue 4: needs EVENT_FORK (swap_uffd blocks in fork without it)"]
 fn frames_and_swap_slots_are_freed_at_exit_with_uffd() {
     frames_and_slots_freed("swap_uffd");
 }
