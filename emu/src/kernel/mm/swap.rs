@@ -48,9 +48,10 @@
 //!   old entry was not present: no TLB flush is needed for it (`Flush::not_needed`).
 //! * fork: `mm::fork::copy_page_range` calls [`copy_nonpresent_pte`] with `keep_uffd_wp` =
 //!   the child VMA has VM_UFFD_WP.
-//! * mremap without EVENT_REMAP: `move_ptes` should write [`pte_clear_uffd_wp_any`]`(e)`
-//!   instead of `e` at the destination (present, swap and marker entries alike); swap
-//!   entries need nothing else on a move (the slot reference moves with the entry).
+//! * mremap moves swap entries unchanged in `move_ptes` (the slot reference moves with the
+//!   entry); without EVENT_REMAP the uffd code then clears uffd-wp over the new range,
+//!   swap entries through [`swp_entry_set_uffd_wp`]. [`pte_clear_uffd_wp_any`] is the
+//!   same clearing for one entry of any kind (present, swap, marker).
 //! * the fault path: a write fault on a swapped wp'd page arrives here first;
 //!   [`do_swap_page`] maps the page read-only with `_PAGE_UFFD_WP` and returns `Handled`,
 //!   so the retried write takes the present-PTE write-protect path (do_wp_page's uffd-wp
@@ -200,8 +201,7 @@ pub fn pte_swp_uffd_wp_any(pte: Entry) -> bool {
 }
 
 /// Any PTE without uffd-wp in any form (mremap without EVENT_REMAP, the CVE-2025-21696
-/// fix "mm: clear uffd-wp PTE/PMD state on mremap()"; move_ptes applies it to each moved
-/// entry): a present or PROT_NONE PTE loses `_PAGE_UFFD_WP` (R/W stays clear: the next
+/// fix "mm: clear uffd-wp PTE/PMD state on mremap()"): a present or PROT_NONE PTE loses `_PAGE_UFFD_WP` (R/W stays clear: the next
 /// write takes an ordinary write fault), a swap entry loses `_PAGE_SWP_UFFD_WP`, a marker
 /// loses `PTE_MARKER_UFFD_WP` and becomes none when nothing else is left.
 pub fn pte_clear_uffd_wp_any(pte: Entry) -> Entry {
