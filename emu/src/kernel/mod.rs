@@ -168,6 +168,11 @@ impl Kernel {
         if !self.uffd.released.borrow().is_empty() {
             uffd::process_released(self, hw);
         }
+        if !self.uffd.waiters.is_empty() && self.tasks.len() != self.uffd.tasks_seen {
+            // A thread went (exit, kill): its queued faults go with it.
+            uffd::prune_dead_waiters(self);
+        }
+        self.uffd.tasks_seen = self.tasks.len();
         r
     }
 

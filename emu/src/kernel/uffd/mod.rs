@@ -246,6 +246,8 @@ pub struct UffdKernel {
     /// by something else than its context (a signal) leaves its queue (handle_userfault's
     /// list_del after schedule()).
     pub waiters: BTreeMap<u64, Weak<UffdCtx>>,
+    /// The number of tasks at the last exit (a change triggers `prune_dead_waiters`).
+    pub tasks_seen: usize,
     /// (parent context, child context) pairs of the fork in progress (dup_userfaultfd).
     pub fork_pending: Vec<(Rc<UffdCtx>, Rc<UffdCtx>)>,
 }
@@ -829,6 +831,22 @@ fn ctx_read_one(s: &mut Sys, ctx: &Rc<UffdCtx>) -> Option<(Msg, Option<Rc<UffdCt
 }
 
 // ---- release ----
+
+/// Drops the waiters whose thread is gone (killed or exited while blocked: Linux's
+/// handle_userfault removes its entry when the dying task wakes), so that read and poll
+/// never report a fault nobody waits for.
+pub fn prune_dead_waiters(k: &mut Kernel) {
+    let dead: Vec<u64> = k
+        .uffd
+        .waiters
+        .keys()
+        .copied()
+        .filter(|key| !k.tasks.values().any(|t| t.blocked.as_ref().is_some_and(|b| b.on.contains(&WaitKey::Obj(*key)))))
+        .collect();
+    for key in dead {
+        waiter_woken(k, &[WaitKey::Obj(key)]);
+    }
+}
 
 /// Runs userfaultfd_release for every context whose file went since the last call.
 pub fn process_released(k: &mut Kernel, hw: &mut Hw) {
