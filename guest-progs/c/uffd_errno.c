@@ -8,6 +8,7 @@
 // differ between Linux (0x1ffff) and pagelab, so only the required
 // set is checked there; the ioctls mask is printed exactly.
 // argv[1] "fdlink": the /proc/self/fd link of a uffd (anon_inode:[userfaultfd]).
+// argv[1] "vmas": REGISTER/UNREGISTER split and merge VMAs (smaps VmFlags um/uw).
 #define _GNU_SOURCE
 #include "uffd.h"
 #include <setjmp.h>
@@ -222,8 +223,68 @@ static int fd_link(void) {
     return 0;
 }
 
+/* The VMAs of /proc/self/smaps that lie inside [base, base+pages), as page
+ * ranges relative to base with their uffd VmFlags ("um", "uw"). */
+static void print_vmas(const char *what, char *base, int pages) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) {
+        printf("%s: smaps unreadable\n", what);
+        return;
+    }
+    printf("%s:", what);
+    char line[512];
+    long cur_lo = -1, cur_hi = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            if (lo >= (uintptr_t)base && hi <= (uintptr_t)base + pages * UPAGE) {
+                cur_lo = uffd_pidx(base, lo);
+                cur_hi = uffd_pidx(base, hi);
+            } else {
+                cur_lo = -1;
+            }
+        } else if (cur_lo >= 0 && strncmp(line, "VmFlags:", 8) == 0) {
+            printf(" [%ld-%ld%s%s]", cur_lo, cur_hi - 1, strstr(line, " um") ? " um" : "", strstr(line, " uw") ? " uw" : "");
+            cur_lo = -1;
+        }
+    }
+    printf("\n");
+    fclose(f);
+}
+
+/* argv[1] "vmas": registration splits and merges VMAs. */
+static int vmas(void) {
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    /* PROT_NONE guard pages on both sides keep the area from merging with a
+     * neighbouring mapping. */
+    char *g = mmap(NULL, 10 * UPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *a = g + UPAGE;
+    if (g == MAP_FAILED || mprotect(a, 8 * UPAGE, PROT_READ | PROT_WRITE)) return 2;
+    memset(a, 1, 8 * UPAGE);
+    print_vmas("mapped", a, 8);
+    row("register WP pages 2-5", uffd_register(fd, a + 2 * UPAGE, 4 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL));
+    print_vmas("  vmas", a, 8);
+    row("register MISSING pages 4-5", uffd_register(fd, a + 4 * UPAGE, 2 * UPAGE, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    print_vmas("  vmas", a, 8);
+    row("register MISSING|WP pages 3-4", uffd_register(fd, a + 3 * UPAGE, 2 * UPAGE,
+                                                       UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL));
+    print_vmas("  vmas", a, 8);
+    row("register WP pages 0-7", uffd_register(fd, a, 8 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL));
+    print_vmas("  vmas", a, 8);
+    row("unregister pages 0-1", uffd_unregister(fd, a, 2 * UPAGE));
+    print_vmas("  vmas", a, 8);
+    row("unregister pages 1-7", uffd_unregister(fd, a + UPAGE, 7 * UPAGE));
+    print_vmas("  vmas", a, 8);
+    row("register WP pages 6-7", uffd_register(fd, a + 6 * UPAGE, 2 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL));
+    print_vmas("  vmas", a, 8);
+    printf("close: %d\n", close(fd));
+    print_vmas("  vmas after close", a, 8);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "fdlink") == 0) return fd_link();
+    if (argc > 1 && strcmp(argv[1], "vmas") == 0) return vmas();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_sig;

@@ -228,6 +228,16 @@ fn uffd_errno_fdlink_pagelab() {
 }
 
 #[test]
+fn uffd_errno_vmas_native() {
+    native_matches_expected_with("uffd_errno", &["vmas"]);
+}
+
+#[test]
+fn uffd_errno_vmas_pagelab() {
+    pagelab_matches_expected_with("uffd_errno", &["vmas"], SHAPES);
+}
+
+#[test]
 fn uffd_signal_pagelab() {
     pagelab_matches_expected("uffd_signal", SHAPES);
 }
