@@ -93,6 +93,7 @@ pub const META: &[Meta] = &[
     Meta { name: "uffd_events", about: "REMOVE (DONTNEED, FREE), UNMAP, REMAP events in order; mmap_changing EAGAIN while an event is unread; mremap without EVENT_REMAP", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "uffd_bench", about: "issue-4 benchmark kernels: WRITEPROTECT protect/un-protect of SIZE_MB populated pages, uffd-wp fault and MISSING+COPY round trips with a handler thread (argv: [--time] MODE SIZE [REPS|N]; counts and checksums)", test_args: &["wp-fault", "64"], bench_args: &["wp-protect", "1024"], expect: Expect::Exit(0) },
     Meta { name: "uffd_errno", about: "errno table: userfaultfd(2), /dev/userfaultfd, API, REGISTER, UNREGISTER, WAKE, COPY, ZEROPAGE, WRITEPROTECT, CONTINUE/POISON/MOVE on anon, output-field semantics", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "uffd_tlb", about: "UFFDIO_WRITEPROTECT flushes every TLB before it returns: a writer thread spinning on the page never writes after protect returned (argv[1] rounds)", test_args: &[], bench_args: &["2000"], expect: Expect::Exit(0) },
 ];
 
 /// The compiled executable of program `name` (a stem of `guest-progs/c/*.c`).

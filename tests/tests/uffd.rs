@@ -39,6 +39,7 @@ const COVERED: &[&str] = &[
     "uffd_kernel",
     "uffd_events",
     "uffd_errno",
+    "uffd_tlb",
 ];
 
 /// Machine shapes every program runs on: (vCPUs, policy, seed, TLB checking). The last one
@@ -129,6 +130,7 @@ native_test!(uffd_signal_native, "uffd_signal");
 native_test!(uffd_kernel_native, "uffd_kernel");
 native_test!(uffd_events_native, "uffd_events");
 native_test!(uffd_errno_native, "uffd_errno");
+native_test!(uffd_tlb_native, "uffd_tlb");
 
 #[test]
 fn uffd_swap_native() {
@@ -235,6 +237,11 @@ fn uffd_errno_vmas_native() {
 #[test]
 fn uffd_errno_vmas_pagelab() {
     pagelab_matches_expected_with("uffd_errno", &["vmas"], SHAPES);
+}
+
+#[test]
+fn uffd_tlb_pagelab() {
+    pagelab_matches_expected("uffd_tlb", SHAPES);
 }
 
 #[test]
