@@ -40,13 +40,19 @@ pub struct LiveFile {
     pub target: Target,
     pub read: LiveRead,
     pub pos: u64,
+    /// Files that can be written (/proc/PID/mem): (target, position, bytes) → written.
+    pub write: Option<LiveWrite>,
 }
+
+/// Answers one write of a live /proc file.
+pub type LiveWrite = fn(&mut Sys, Target, u64, &[u8]) -> KResult<usize>;
 
 /// The entries of /proc/PID.
 pub const PID_ENTRIES: &[(&str, EntryKind)] = &[
     ("cmdline", EntryKind::File(proc_pid_cmdline)),
     ("exe", EntryKind::Link(proc_exe_link)),
     ("maps", EntryKind::File(proc_pid_maps)),
+    ("mem", EntryKind::Live(proc_pid_mem_read)),
     ("pagemap", EntryKind::Live(proc_pid_pagemap)),
     ("smaps", EntryKind::File(proc_pid_smaps)),
     ("stat", EntryKind::File(proc_pid_stat)),
@@ -158,11 +164,11 @@ pub fn open(s: &mut Sys, path: &[u8], flags: u32) -> SysResult {
             }
             (format!("/proc/{}/{name}", t.tgid), gen(s, t))
         }
-        Node::Entry(t, _, EntryKind::Live(read)) => {
+        Node::Entry(t, name, EntryKind::Live(read)) => {
             if flags & O_DIRECTORY != 0 {
                 return Err(Errno::ENOTDIR);
             }
-            let f = File::new(FileKind::ProcLive(LiveFile { target: t, read, pos: 0 }), flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
+            let f = File::new(FileKind::ProcLive(LiveFile { target: t, read, pos: 0, write: (name == "mem").then_some(proc_pid_mem_write as LiveWrite) }), flags & (O_ACCMODE | O_NONBLOCK | O_APPEND));
             let fd = Fd { file: Rc::new(RefCell::new(f)), cloexec: flags & O_CLOEXEC != 0 };
             return ok(s.files().borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64);
         }
@@ -256,7 +262,7 @@ fn fd_link(s: &Sys, t: Target, fd: i32) -> Option<String> {
         FileKind::Pipe(end) => format!("pipe:[{}]", end.pipe.ino),
         FileKind::EventFd(_) => "anon_inode:[eventfd]".to_string(),
         FileKind::Epoll(_) => "anon_inode:[eventpoll]".to_string(),
-        FileKind::ProcLive(lf) => format!("/proc/{}/pagemap", lf.target.tgid),
+        FileKind::ProcLive(lf) => format!("/proc/{}/{}", lf.target.tgid, if lf.write.is_some() { "mem" } else { "pagemap" }),
         FileKind::Userfaultfd(_) => "anon_inode:[userfaultfd]".to_string(),
         FileKind::DevUserfaultfd => "/dev/userfaultfd".to_string(),
     })
@@ -676,6 +682,55 @@ const PAGEMAP_MAX_ENTRIES: u64 = 2 << 20;
 /// count that is not a multiple of 8 is EINVAL; reads end at TASK_SIZE; a process whose mm
 /// is gone reads as empty. The caller is root (CAP_SYS_ADMIN), so frames and swap
 /// locations are shown: under pagelab the frame is the guest-physical one.
+/// /proc/PID/mem reads (Linux: mem_rw with FOLL_FORCE through access_remote_vm): the
+/// target's memory at the position, up to the first page that cannot be read; EIO when
+/// not even the first byte can.
+fn proc_pid_mem_read(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec<u8>> {
+    let Some(id) = mm_of(s, t) else { return Ok(Vec::new()) };
+    let mut out = Vec::with_capacity(len.min(1 << 20));
+    while out.len() < len.min(1 << 20) {
+        let a = pos.wrapping_add(out.len() as u64);
+        let n = ((4096 - (a & 0xfff)) as usize).min(len - out.len());
+        let mut chunk = vec![0u8; n];
+        let mm = s.k.mms[id].as_mut().unwrap();
+        if super::uaccess::copy_from_user_mm(s.hw, mm, a, &mut chunk).is_err() {
+            break;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    if out.is_empty() && len > 0 {
+        return Err(Errno::EIO);
+    }
+    Ok(out)
+}
+
+/// /proc/PID/mem writes. A page write-protected with uffd-wp stops the write: the forced
+/// GUP cannot wait for the monitor (no FAULT_FLAG_ALLOW_RETRY), handle_userfault answers
+/// SIGBUS, and the write fails — EIO when nothing was written, and no message.
+fn proc_pid_mem_write(s: &mut Sys, t: Target, pos: u64, data: &[u8]) -> KResult<usize> {
+    use super::mm::pgtable::{self, linux::_PAGE_UFFD_WP};
+    let Some(id) = mm_of(s, t) else { return Ok(0) };
+    let mut done = 0usize;
+    while done < data.len() {
+        let a = pos.wrapping_add(done as u64);
+        let n = ((4096 - (a & 0xfff)) as usize).min(data.len() - done);
+        let mm = s.k.mms[id].as_mut().unwrap();
+        let wp_vma = mm.find_vma(a).is_some_and(|v| v.flags.has(super::mm::VmFlags::UFFD_WP));
+        let wp_pte = pgtable::walk_lookup(&s.hw.mem, mm.pml4, a).map(|sl| pgtable::get_entry(&s.hw.mem, sl)).is_some_and(|e| e.is_present() && e.has(_PAGE_UFFD_WP));
+        if wp_vma && wp_pte {
+            break;
+        }
+        if super::uaccess::copy_to_user_mm(s.hw, mm, a, &data[done..done + n]).is_err() {
+            break;
+        }
+        done += n;
+    }
+    if done == 0 && !data.is_empty() {
+        return Err(Errno::EIO);
+    }
+    Ok(done)
+}
+
 fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec<u8>> {
     let Some(id) = mm_of(s, t) else { return Ok(Vec::new()) };
     if !pos.is_multiple_of(8) || !len.is_multiple_of(8) {

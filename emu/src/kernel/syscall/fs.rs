@@ -75,8 +75,16 @@ fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) ->
 
 /// Writes a host buffer to standard output or error.
 fn file_write(s: &mut Sys, f: &Rc<RefCell<File>>, buf: &[u8], at: Option<u64>) -> KResult<usize> {
-    let f = f.borrow();
-    match &f.kind {
+    let mut f = f.borrow_mut();
+    match &mut f.kind {
+        FileKind::ProcLive(lf) if lf.write.is_some() => {
+            let p = at.unwrap_or(lf.pos);
+            let n = (lf.write.unwrap())(s, lf.target, p, buf)?;
+            if at.is_none() {
+                lf.pos += n as u64;
+            }
+            Ok(n)
+        }
         FileKind::Output(n) => {
             if at.is_some() {
                 return Err(Errno::ESPIPE);
@@ -150,7 +158,7 @@ fn do_read(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, mut to: UserIter, at: Op
 fn do_write(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, segs: Vec<(u64, u64)>, at: Option<u64>) -> SysResult {
     let (t, flags, plain_ok) = {
         let fb = f.borrow();
-        let plain_ok = matches!(fb.kind, FileKind::Output(_));
+        let plain_ok = matches!(fb.kind, FileKind::Output(_)) || matches!(&fb.kind, FileKind::ProcLive(lf) if lf.write.is_some() && fb.writable());
         if !fb.writable() && !plain_ok {
             return Err(Errno::EBADF);
         }
