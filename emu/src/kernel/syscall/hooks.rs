@@ -15,6 +15,14 @@
 //! - [`HOOK_NX_NO_FLUSH`] (3): set XD (NX) in the PTE mapping `addr` without a flush: a
 //!   stale *code* translation, for the fetch side of `--check-tlb`.
 //!
+//! - [`HOOK_HOST_CLOCK`] (4): returns the host's monotonic clock in nanoseconds (since the
+//!   first call in this process), `addr` ignored. The guest's own clock is virtual (one
+//!   nanosecond per instruction), so this is how a benchmark (`uffd_bench --time`) times
+//!   an operation in host time under pagelab.
+//! - [`HOOK_HOST_CPU_CLOCK`] (5): the CPU time (ns) of the host thread running the machine
+//!   (every vCPU is interpreted on that one thread): host time that other processes on a
+//!   loaded machine do not inflate.
+//!
 //! Returns 0, or EINVAL for an unknown op, EFAULT when `addr` is not a user address
 //! mapped by a present 4 KiB PTE.
 
@@ -31,9 +39,28 @@ pub const HOOK_WRPROTECT_NO_FLUSH: u64 = 1;
 pub const HOOK_WRPROTECT: u64 = 2;
 /// Make a PTE no-execute without flushing the TLB (a deliberate missing flush).
 pub const HOOK_NX_NO_FLUSH: u64 = 3;
+/// Read the host's monotonic clock (ns): benchmarks time host work with it.
+pub const HOOK_HOST_CLOCK: u64 = 4;
+/// Read the CPU clock of the host thread running the machine (ns).
+pub const HOOK_HOST_CPU_CLOCK: u64 = 5;
+
+/// The origin of [`HOOK_HOST_CLOCK`].
+static HOST_CLOCK_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 pub fn sys_pagelab_hook(s: &mut Sys, a: Args) -> SysResult {
     let (op, addr) = (a.u(0), a.u(1));
+    if op == HOOK_HOST_CLOCK {
+        let ns = HOST_CLOCK_START.get_or_init(std::time::Instant::now).elapsed().as_nanos();
+        return ok(ns.min(i64::MAX as u128) as u64);
+    }
+    if op == HOOK_HOST_CPU_CLOCK {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime only writes the timespec it is given.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+            return Err(Errno::EINVAL);
+        }
+        return ok((ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64).min(i64::MAX as u64));
+    }
     if !matches!(op, HOOK_WRPROTECT_NO_FLUSH | HOOK_WRPROTECT | HOOK_NX_NO_FLUSH) {
         return Err(Errno::EINVAL);
     }
