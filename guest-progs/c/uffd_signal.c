@@ -6,6 +6,7 @@
 // * EXACT_ADDRESS keeps the in-page offset, THREAD_ID reports the TID;
 // * UFFD_FEATURE_SIGBUS turns WP and MISSING faults into SIGBUS with si_code
 //   BUS_ADRERR and the exact si_addr, and queues no message.
+// argv[1] "kernel": a signal during a read() blocked on a kernel-mode WP fault.
 #define _GNU_SOURCE
 #include "uffd.h"
 #include <setjmp.h>
@@ -73,7 +74,72 @@ static void try_access(const char *what, char *p, int write) {
     }
 }
 
-int main(void) {
+/* argv[1] "kernel": a signal to a thread whose read() is blocked on a
+ * kernel-mode WP fault (copying pipe data into a protected buffer). Linux
+ * retries the kernel access: a duplicate message, and once the page is
+ * un-protected the read() returns all its data; the handler runs once. */
+struct krd {
+    int fd;
+    char *buf;
+    volatile ssize_t ret;
+    volatile int err, done;
+};
+
+static void *kreader(void *v) {
+    struct krd *a = v;
+    ssize_t n = read(a->fd, a->buf, 100);
+    a->err = n < 0 ? errno : 0;
+    a->ret = n;
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int kernel_mode(int restart) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigaction(SIGUSR1, &sa, NULL);
+    int p[2];
+    if (pipe(p)) return 2;
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    r = uffd_map(1);
+    memset(r, 'a', UPAGE);
+    printf("%s: register WP: %s\n", restart ? "SA_RESTART" : "no SA_RESTART",
+           uffd_err(-uffd_register(fd, r, UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("protect: %s\n", uffd_err(-uffd_protect(fd, r, UPAGE)));
+    char data[100];
+    memset(data, 'k', sizeof data);
+    if (write(p[1], data, sizeof data) != (ssize_t)sizeof data) return 2;
+    struct krd a = { p[0], r + 10, 0, 0, 0 };
+    pthread_t t;
+    usr1_count = 0;
+    pthread_create(&t, NULL, kreader, &a);
+    struct uffd_msg m1;
+    char b[128];
+    int got = uffd_read_msg(fd, &m1, -1);
+    if (got == 1) uffd_msg_str(&m1, r, b, sizeof b);
+    printf("read() into the protected page: %s\n", got == 1 ? b : "no message");
+    printf("SIGUSR1 to the reader: %d\n", pthread_kill(t, SIGUSR1));
+    /* The signal cannot be delivered inside the syscall: Linux retries the
+     * kernel access (re-queuing the message, which is why the queue is not
+     * looked at here) until the page is un-protected. */
+    printf("reader done after 100 ms: %d\n", uffd_wait_flag(&a.done, 100));
+    printf("unprotect: %s\n", uffd_err(-uffd_unprotect(fd, r, UPAGE)));
+    pthread_join(t, NULL);
+    printf("read returned %zd (%s), handler ran %d time(s), data %c%c\n", a.ret, uffd_err(a.err), usr1_count,
+           r[10], r[109]);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "kernel") == 0) {
+        kernel_mode(0);
+        return kernel_mode(1);
+    }
     signal(SIGUSR1, on_usr1);
     int fd = uffd_open(O_CLOEXEC | O_NONBLOCK,
                        UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_THREAD_ID);
