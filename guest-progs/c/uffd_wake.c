@@ -9,10 +9,14 @@
 // * close() of the uffd wakes everyone and un-protects;
 // * /proc/self/fdinfo counts pending (unread) and total (unresolved) faults
 //   (printed only with argv[1] "fdinfo").
+// argv[1] "exit": SIGKILL of a process waiting on a fault; exit() while a
+// thread waits on one.
 // "Still asleep" is observed as a completion flag still clear after 100 ms:
 // the thread is blocked in the kernel, so this cannot race.
 #define _GNU_SOURCE
 #include "uffd.h"
+#include <signal.h>
+#include <sys/wait.h>
 
 struct access {
     char *p;
@@ -81,7 +85,47 @@ static void joined(struct access *a, const char *what) {
     printf("%s: done %d\n", what, a->done);
 }
 
+/* argv[1] "exit": a child whose only thread waits on a WP fault dies of
+ * SIGKILL; a process exits (exit_group from main) while another of its
+ * threads waits on a WP fault, and its uffd still has the message. */
+static int exits(void) {
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    r = uffd_map(2);
+    memset(r, 'a', 2 * UPAGE);
+    printf("register: %s\n", uffd_err(-uffd_register(fd, r, 2 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("protect: %s\n", uffd_err(-uffd_protect(fd, r, 2 * UPAGE)));
+    /* A child with EVENT_FORK off has no uffd: make it fault on its own uffd. */
+    pl_flush();
+    int sync[2];
+    if (pipe(sync)) return 2;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int cfd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+        uffd_register(cfd, r, UPAGE, UFFDIO_REGISTER_MODE_WP, NULL);
+        uffd_protect(cfd, r, UPAGE);
+        if (write(sync[1], "p", 1) != 1) _exit(4);
+        r[0] = 'c'; /* nobody resolves this */
+        _exit(5);
+    }
+    char c;
+    if (read(sync[0], &c, 1) != 1) return 2;
+    usleep(100 * 1000);
+    printf("kill child: %d\n", kill(pid, SIGKILL));
+    int st = 0;
+    waitpid(pid, &st, 0);
+    printf("child: signaled %d sig %d\n", WIFSIGNALED(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+
+    /* This process: a thread waits on a fault while main exits. */
+    struct access a;
+    start(&a, r + UPAGE, 1);
+    expect_msg(fd, "thread write page 1");
+    printf("exit with the thread still waiting\n");
+    pl_flush();
+    exit(0);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "exit") == 0) return exits();
     with_fdinfo = argc > 1 && strcmp(argv[1], "fdinfo") == 0;
     int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
     r = uffd_map(8);

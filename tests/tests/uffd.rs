@@ -258,6 +258,16 @@ fn uffd_signal_kernel_pagelab() {
 }
 
 #[test]
+fn uffd_wake_exit_native() {
+    native_matches_expected_with("uffd_wake", &["exit"]);
+}
+
+#[test]
+fn uffd_wake_exit_pagelab() {
+    pagelab_matches_expected_with("uffd_wake", &["exit"], SHAPES);
+}
+
+#[test]
 fn uffd_signal_pagelab() {
     pagelab_matches_expected("uffd_signal", SHAPES);
 }
