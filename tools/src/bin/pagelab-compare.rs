@@ -25,7 +25,7 @@
 use clap::Parser;
 use emu::machine::{Machine, Stats};
 use emu::{Config, Io, Outcome};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -101,7 +101,7 @@ fn best(samples: Vec<Sample>) -> Sample {
 }
 
 /// One native run of `prog --time args`: its stdout without the `time:` lines, and the sample.
-fn native(prog: &PathBuf, args: &[String]) -> Result<(String, Sample), String> {
+fn native(prog: &Path, args: &[String]) -> Result<(String, Sample), String> {
     let cpu0 = rusage_cpu(libc::RUSAGE_CHILDREN);
     let t = Instant::now();
     let out = Command::new(prog).arg("--time").args(args).stdin(Stdio::null()).stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run {}: {e}", prog.display()))?;
@@ -150,7 +150,7 @@ impl std::io::Write for Buf {
 
 /// One pagelab run in this process: the guest's stdout and the sample (machine setup and
 /// program loading included in both variants alike).
-fn emulate(prog: &PathBuf, args: &[String], vcpus: usize, mem: u64) -> Result<(String, Sample), String> {
+fn emulate(prog: &Path, args: &[String], vcpus: usize, mem: u64) -> Result<(String, Sample), String> {
     let out = Buf::default();
     let io = Io { stdin: Box::new(std::io::empty()), stdout: Box::new(out.clone()), stderr: Box::new(std::io::stderr()) };
     // The test hooks give the guest the host's clock (uffd_bench --time).
