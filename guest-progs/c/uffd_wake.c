@@ -9,6 +9,7 @@
 // * close() of the uffd wakes everyone and un-protects;
 // * /proc/self/fdinfo counts pending (unread) and total (unresolved) faults
 //   (printed only with argv[1] "fdinfo").
+// argv[1] "foreign": wake rules across two uffds (see foreign()).
 // argv[1] "exit": SIGKILL of a process waiting on a fault; exit() while a
 // thread waits on one.
 // "Still asleep" is observed as a completion flag still clear after 100 ms:
@@ -124,8 +125,51 @@ static int exits(void) {
     exit(0);
 }
 
+/* argv[1] "foreign": a uffd that did not register a range may protect and
+ * un-protect it (no ownership check), but the fault's message goes to the
+ * owner and a foreign un-protect or WAKE does not wake the owner's waiter:
+ * only the owner's WAKE does. A read miss resolved with COPY|WP completes
+ * without a second message (reads do not take WP faults). */
+static int foreign(void) {
+    int f1 = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    int f2 = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    r = uffd_map(2);
+    r[0] = 'a';
+    printf("f1 registers pages 0-1 MISSING|WP: %s\n",
+           uffd_err(-uffd_register(f1, r, 2 * UPAGE, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL)));
+    printf("f2 protects page 0: %s\n", uffd_err(-uffd_protect(f2, r, UPAGE)));
+    struct access a;
+    start(&a, r, 1);
+    expect_msg(f1, "f1 gets the write fault");
+    printf("f2 pending %d\n", uffd_pending(f2, 0));
+    printf("f2 un-protects page 0: %s\n", uffd_err(-uffd_unprotect(f2, r, UPAGE)));
+    uffd_pm_line("page 0", r);
+    asleep(&a, "writer");
+    printf("f2 WAKE page 0: %s\n", uffd_err(-uffd_wake(f2, r, UPAGE)));
+    asleep(&a, "writer");
+    printf("f1 WAKE page 0: %s\n", uffd_err(-uffd_wake(f1, r, UPAGE)));
+    joined(&a, "writer");
+    printf("page 0 data %c\n", r[0]);
+
+    start(&a, r + UPAGE, 0);
+    expect_msg(f1, "read miss on page 1");
+    char *src = uffd_map(1);
+    memset(src, 's', UPAGE);
+    int64_t c = 0;
+    int e = uffd_copy(f1, r + UPAGE, src, UPAGE, UFFDIO_COPY_MODE_WP, &c);
+    printf("COPY|WP page 1: %s copy %lld\n", uffd_err(-e), (long long)c);
+    joined(&a, "reader");
+    printf("read %c, pending %d\n", a.seen, uffd_pending(f1, 100));
+    uffd_pm_line("page 1", r + UPAGE);
+    char buf[96];
+    ssize_t n = read(f1, buf, sizeof buf);
+    printf("read(96) with nothing queued: %s\n", n < 0 ? uffd_err(errno) : "data");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "exit") == 0) return exits();
+    if (argc > 1 && strcmp(argv[1], "foreign") == 0) return foreign();
     with_fdinfo = argc > 1 && strcmp(argv[1], "fdinfo") == 0;
     int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
     r = uffd_map(8);

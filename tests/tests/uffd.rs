@@ -268,6 +268,16 @@ fn uffd_wake_exit_pagelab() {
 }
 
 #[test]
+fn uffd_wake_foreign_native() {
+    native_matches_expected_with("uffd_wake", &["foreign"]);
+}
+
+#[test]
+fn uffd_wake_foreign_pagelab() {
+    pagelab_matches_expected_with("uffd_wake", &["foreign"], SHAPES);
+}
+
+#[test]
 fn uffd_signal_pagelab() {
     pagelab_matches_expected("uffd_signal", SHAPES);
 }
