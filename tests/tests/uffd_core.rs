@@ -62,6 +62,10 @@ fn field(line: &str, key: &str) -> String {
 /// The events of a pagelab run of `prog args` as compact tokens, for the page `page` and
 /// the thread `tid` that faults on it (found from the first "message queued").
 fn golden_tokens(prog: &str, args: &[&str]) -> Vec<String> {
+    // One traced run at a time in this binary: `trace::install` flips a process-wide
+    // switch and tracing rebuilds callsite interest as scoped subscribers come and go.
+    static TRACED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = TRACED.lock().unwrap_or_else(|e| e.into_inner());
     let buf = SharedBuf::new();
     let r = {
         let _g = emu::trace::install(Box::new(buf.clone()));

@@ -995,17 +995,16 @@ pub fn kernel_fault(s: &mut Sys, f: KernelFault, r: SysResult) -> SysResult {
     if !matches!(r, Err(_) | Ok(Ret::Val(_))) {
         return r;
     }
-    if s.signal_pending() {
-        // Linux: a kernel-mode fault with a signal pending fails the access.
-        return r;
-    }
+    // The wait is killable only (Linux: userfaultfd_get_blocking_state gives
+    // TASK_INTERRUPTIBLE to user faults alone): a signal does not end it, it is delivered
+    // when the syscall, re-executed after the resolve, has completed.
     match handle_userfault(s.k, s.hw, s.tid, f.addr, f.write, false, f.reason) {
         Userfault::Sigbus | Userfault::Retry => r,
         Userfault::Queued(key) => Ok(Ret::Block(Blocked {
             on: vec![WaitKey::Obj(key)],
             what: WaitWhat::Userfault { uffd: -1, addr: f.addr },
             deadline: None,
-            interruptible: true,
+            interruptible: false,
             retry: true,
             on_signal: Errno::EINTR,
             seq: 0,
