@@ -204,7 +204,6 @@ fn uffd_kernel_proc_self_mem_native() {
 }
 
 #[test]
-#[ignore = "issue 4: needs /proc/PID/mem (pwrite to a uffd-wp page is EIO)"]
 fn uffd_kernel_proc_self_mem_pagelab() {
     pagelab_matches_expected_with("uffd_kernel", &["procmem"], SHAPES);
 }
@@ -252,7 +251,6 @@ fn uffd_signal_kernel_native() {
 /// Linux keeps retrying a kernel-mode uffd fault while a non-fatal signal is pending (the
 /// signal waits for the syscall's end), so read() completes once the page is un-protected.
 #[test]
-#[ignore = "issue 4: needs kernel-mode uffd faults to survive a pending signal (pagelab's read() returns EFAULT at once)"]
 fn uffd_signal_kernel_pagelab() {
     pagelab_matches_expected_with("uffd_signal", &["kernel"], SHAPES);
 }
