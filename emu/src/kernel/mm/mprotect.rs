@@ -2,7 +2,7 @@
 //! change_protection → change_pte_range).
 
 use super::mmap::{page_align, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_WRITE};
-use super::pgtable::{self, linux::*};
+use super::pgtable::{self, linux::*, Slot};
 use super::vma::{Vma, VmFlags};
 use super::{Mm, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
@@ -54,11 +54,23 @@ pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u
     let mut flush: Option<Flush> = None;
     let mut pages = 0u64;
     let mut va = start;
+    // The PTE slot of `va` while it lies in the page table found by the last walk (Linux's
+    // change_pte_range: one walk per page table, then the PTEs in order).
+    let mut next: Option<Slot> = None;
     while va < end {
-        let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
-            va = (va | 0x1f_ffff) + 1;
-            continue;
+        let slot = match next.take() {
+            Some(s) => s,
+            None => match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
+                Some(s) => s,
+                None => {
+                    va = (va | 0x1f_ffff) + 1;
+                    continue;
+                }
+            },
         };
+        if slot.level == mmu::Level::Pt && (va + 4096) & 0x1f_ffff != 0 {
+            next = Some(Slot { pa: mmu::PhysAddr::new(slot.pa.as_u64() + 8), level: mmu::Level::Pt });
+        }
         let old = pgtable::get_entry(&hw.mem, slot);
         if old.is_present() || is_protnone(old) {
             let new = if prot == 0 {
