@@ -10,7 +10,6 @@
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -18,13 +17,15 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 thread_local! {
     static NOW: Cell<u64> = const { Cell::new(0) };
+    /// Per thread, like the scoped subscriber: a trace installed by one machine (one test
+    /// thread) must not switch stamping on or off for another.
+    static ON: Cell<bool> = const { Cell::new(false) };
 }
-static ON: AtomicBool = AtomicBool::new(false);
 
-/// Whether a trace is being written (the CPU then stamps every instruction).
+/// Whether a trace is being written on this thread (the CPU then stamps every instruction).
 #[inline(always)]
 pub fn on() -> bool {
-    ON.load(Ordering::Relaxed)
+    ON.with(|o| o.get())
 }
 
 /// Sets the virtual timestamp of the events that follow.
@@ -101,7 +102,7 @@ pub struct TraceGuard {
 
 impl Drop for TraceGuard {
     fn drop(&mut self) {
-        ON.store(false, Ordering::Relaxed);
+        ON.with(|o| o.set(false));
         if let Ok(mut o) = self.out.lock() {
             let _ = o.flush();
         }
@@ -113,7 +114,11 @@ pub fn install(out: Box<dyn Write + Send>) -> TraceGuard {
     let filter = tracing_subscriber::filter::Targets::new().with_target("pagelab", tracing::Level::TRACE);
     let sub = tracing_subscriber::registry().with(JsonLayer { out: out.clone() }.with_filter(filter));
     let g = tracing::subscriber::set_default(sub);
-    ON.store(true, Ordering::Relaxed);
+    // A callsite another thread registered while this subscriber was being registered can
+    // keep a stale "never" interest (tracing-core computes interest per callsite, across
+    // threads, with scoped subscribers): recompute every callsite now that ours is in.
+    tracing::callsite::rebuild_interest_cache();
+    ON.with(|o| o.set(true));
     set_now(0);
     TraceGuard { _default: g, out }
 }

@@ -120,11 +120,23 @@ fn swap_stress_matches_linux_on_every_machine() {
 /// writable.
 #[test]
 fn trace_shows_swap_in_then_one_wp_message() {
-    let buf = SharedBuf::new();
-    let cfg = Config { trace: Some(Box::new(buf.clone())), ..test_config() };
-    let r = try_run_pagelab_with(cfg, "swap_uffd", &[]).unwrap();
-    assert!(r.stdout_str().contains("messages after the write of 0: 1 [page 0 flags WRITE WP]"), "{}", r.stdout_str());
-    let trace = String::from_utf8(buf.contents()).unwrap();
+    // Other tests of this binary run machines on other threads at the same time; a
+    // callsite they register while this thread's scoped subscriber is being registered can
+    // keep a stale "never" interest in tracing-core and drop an event from this trace (seen
+    // about one run in five, never with the test alone). Until traces go through one global
+    // subscriber with per-thread routing, run again when the trace lacks its first event.
+    let mut attempt = 0;
+    let trace = loop {
+        attempt += 1;
+        let buf = SharedBuf::new();
+        let cfg = Config { trace: Some(Box::new(buf.clone())), ..test_config() };
+        let r = try_run_pagelab_with(cfg, "swap_uffd", &[]).unwrap();
+        assert!(r.stdout_str().contains("messages after the write of 0: 1 [page 0 flags WRITE WP]"), "{}", r.stdout_str());
+        let trace = String::from_utf8(buf.contents()).unwrap();
+        if trace.contains(r#""kind":"swap""#) || attempt == 5 {
+            break trace;
+        }
+    };
     let pageout = trace.lines().find(|l| l.contains(r#""kind":"swap""#)).expect("a pageout event");
     let start = pageout.split(r#""start":""#).nth(1).and_then(|x| x.split('"').next()).unwrap().to_string();
     let page: Vec<&str> = trace.lines().filter(|l| l.contains(&start) && !l.contains(r#""kind":"walk""#) && !l.contains(r#""kind":"tlb""#)).collect();
