@@ -48,11 +48,25 @@ impl Pages {
 
     /// A zeroed 4 KiB frame with refcount 1, or None when guest memory is exhausted.
     pub fn alloc_zeroed(&mut self, mem: &mut PhysMem) -> Option<PhysAddr> {
+        let pa = self.alloc_frame()?;
+        mem.fill(pa, 4096, 0);
+        Some(pa)
+    }
+
+    /// A 4 KiB frame filled with `data` (exactly one page), refcount 1: for a caller that
+    /// overwrites the whole page anyway (UFFDIO_COPY, like Linux's folio allocated without
+    /// __GFP_ZERO in mfill_atomic_pte_copy), which then skips zeroing it first.
+    pub fn alloc_copy(&mut self, mem: &mut PhysMem, data: &[u8; 4096]) -> Option<PhysAddr> {
+        let pa = self.alloc_frame()?;
+        mem.write(pa, data);
+        Some(pa)
+    }
+
+    fn alloc_frame(&mut self) -> Option<PhysAddr> {
         if !self.deferred_put.borrow().is_empty() {
             self.drain_deferred();
         }
         let pa = self.alloc.alloc(PageSize::Size4K)?;
-        mem.fill(pa, 4096, 0);
         self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true };
         self.allocated += 1;
         Some(pa)

@@ -67,7 +67,8 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
     }
     let mut copied = 0u64;
     let mut err = None;
-    let mut page = vec![0u8; 4096];
+    // The source page (a stack buffer: a heap one was a calloc and a free per call).
+    let mut page = [0u8; 4096];
     while copied < len {
         let va = dst + copied;
         if let Mfill::Copy { src, .. } = mode {
@@ -96,7 +97,7 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
 
 /// Linux: mfill_atomic_pte for a private anonymous VMA: mfill_atomic_pte_copy +
 /// mfill_atomic_install_pte, or mfill_atomic_pte_zeropage.
-fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, data: &[u8]) -> KResult<()> {
+fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, data: &[u8; 4096]) -> KResult<()> {
     let Some(slot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va) else {
         return Err(Errno::ENOMEM);
     };
@@ -112,8 +113,7 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
             if !pgtable::pte_none(old) && !is_uffd_wp_marker(old) {
                 return Err(Errno::EEXIST);
             }
-            let frame = hw.pages.alloc_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)?;
-            hw.mem.write(frame, data);
+            let frame = hw.pages.alloc_copy(&mut hw.mem, data).ok_or(Errno::ENOMEM)?;
             hw.pages.map(frame);
             let mut e = pgtable::mk_pte(frame, prot).with(_PAGE_DIRTY);
             if vma.writable() {
