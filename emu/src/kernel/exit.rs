@@ -82,9 +82,8 @@ fn exit_thread(k: &mut Kernel, hw: &mut Hw, tid: Tid, clear_tid: bool) {
             super::syscall::futex::futex_wake(k, key, 1, u32::MAX);
         }
     }
-    if let Some(p) = vfork_parent {
+    if vfork_parent.is_some() {
         k.wake(WaitKey::VforkDone(tid));
-        let _ = p;
     }
     // Drop any wait it was in (futex queues, timers).
     if k.tasks[&tid].state == TaskState::Blocked {
@@ -97,7 +96,6 @@ fn exit_thread(k: &mut Kernel, hw: &mut Hw, tid: Tid, clear_tid: bool) {
         }
     }
     k.tasks.remove(&tid);
-    k.runq.retain(|&x| x != tid);
     let mm = k.mms[mm_id].as_mut().expect("mm of an exiting task");
     mm.users -= 1;
     if mm.users == 0 {

@@ -4,7 +4,7 @@
 
 use super::errno::{Errno, KResult};
 use super::syscall::{ok, Args, Ret, Sys, SysResult};
-use super::task::{Blocked, Process, Task, Tid, WaitKey, WaitWhat};
+use super::task::{Blocked, Process, Task, WaitKey, WaitWhat};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -91,12 +91,10 @@ pub fn sys_clone3(s: &mut Sys, a: Args) -> SysResult {
     }
     let mut b = vec![0u8; size as usize];
     s.copy_from_user(uargs, &mut b)?;
-    let known = 88usize.min(b.len()); // up to set_tid_size (VER1) ...
     let w = |i: usize| if i * 8 + 8 <= b.len() { u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap()) } else { 0 };
     if b.len() > 96 && b[96..].iter().any(|&x| x != 0) {
         return Err(Errno::E2BIG);
     }
-    let _ = known;
     let args = CloneArgs {
         flags: w(0),
         pidfd: w(1),
@@ -256,13 +254,4 @@ pub fn kernel_clone(s: &mut Sys, args: CloneArgs) -> SysResult {
         return Ok(Ret::Block(b));
     }
     ok(tid as u64)
-}
-
-/// The tid of the task a `pid` argument names in the caller's view (0 = caller).
-pub fn resolve_pid(s: &Sys, pid: i32) -> Option<Tid> {
-    if pid == 0 {
-        Some(s.tid)
-    } else {
-        s.k.tasks.contains_key(&pid).then_some(pid)
-    }
 }

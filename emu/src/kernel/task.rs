@@ -11,7 +11,6 @@
 use super::file::FdTable;
 use super::mm::MmId;
 use super::signal::{SigPending, SigInfo};
-use super::syscall::Args;
 use crate::cpu::CpuState;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -284,9 +283,4 @@ impl Process {
             last_siginfo: None,
         }
     }
-}
-
-/// Parks arguments of a retried syscall.
-pub fn restart_of(nr: u64, a: Args, deadline: Option<u64>) -> Restart {
-    Restart { nr, args: a.0, deadline, reason: None }
 }

@@ -325,11 +325,6 @@ fn futex_wake_op(s: &mut Sys, mm: MmId, uaddr: u64, uaddr2: u64, private: bool, 
     ok(n as u64)
 }
 
-/// Waiters queued on `key` (for tests and reports).
-pub fn waiters(k: &Kernel, key: &FutexKey) -> Vec<Tid> {
-    k.futexes.get(key).map(|q| q.iter().map(|w| w.0).collect()).unwrap_or_default()
-}
-
 /// Marks one robust futex of a dying thread (Linux: handle_futex_death): if the word
 /// names `tid` as owner, set FUTEX_OWNER_DIED (keeping FUTEX_WAITERS) and wake one
 /// waiter, so that the next locker gets EOWNERDEAD instead of waiting forever.
