@@ -203,7 +203,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
     let entry = elf.header.e_entry + bias;
     let execfn = argv.first().cloned().unwrap_or_default();
     let aux_base = [
-        (AT_HWCAP, crate::cpu::system::cpuid_leaf(1, 0)[3] as u64),
+        (AT_HWCAP, crate::cpu::model::cpuid(1, 0)[3] as u64),
         (AT_PAGESZ, 4096),
         (AT_CLKTCK, 100),
         (AT_PHDR, phdr),

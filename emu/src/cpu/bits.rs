@@ -3,9 +3,8 @@
 //! CMPXCHG16B, plus XLAT (SDM Vol. 2).
 //!
 //! Counts are masked to 5 bits (6 for 64-bit operands); a masked count of 0 changes no flag.
-//! Flags the SDM leaves undefined follow the formula of the defined case (e.g. OF of a
-//! multi-bit shift is computed as for a count of 1), which matches recent Intel cores for
-//! the common cases; tests mask undefined flags.
+//! What the SDM leaves undefined (OF of multi-bit shifts, RCL/RCR by a multiple of 9 or 17,
+//! BSF/BSR of zero, BSWAP r16, AF) is decided in `cpu::model`, as Intel cores do.
 //!
 //! A LOCK prefix needs no special handling: every instruction executes atomically in this
 //! interpreter. Read-modify-write destinations are translated for write before the read
@@ -49,6 +48,7 @@ pub fn select(ins: &Instruction) -> Option<Handler> {
         Mnemonic::Tzcnt => |e: &mut Exec, i: &Instruction| bit_scan(e, i, Mnemonic::Tzcnt),
         Mnemonic::Lzcnt => |e: &mut Exec, i: &Instruction| bit_scan(e, i, Mnemonic::Lzcnt),
         Mnemonic::Popcnt => popcnt,
+        Mnemonic::Andn | Mnemonic::Bextr | Mnemonic::Blsi | Mnemonic::Blsmsk | Mnemonic::Blsr => bmi1,
         Mnemonic::Bswap => bswap,
         Mnemonic::Xadd => xadd,
         Mnemonic::Cmpxchg => cmpxchg,
@@ -228,7 +228,7 @@ fn bit_test(e: &mut Exec, ins: &Instruction, op: Mnemonic) -> Result<(), Stop> {
     Ok(())
 }
 
-/// BSF/BSR (source 0: ZF = 1 and the destination unchanged, as Intel and AMD do) and
+/// BSF/BSR (source 0: ZF = 1, the destination and the other flags unchanged: `cpu::model`) and
 /// TZCNT/LZCNT (source 0: the operand size in bits, CF = 1).
 fn bit_scan(e: &mut Exec, ins: &Instruction, op: Mnemonic) -> Result<(), Stop> {
     let size = e.op_size(ins, 0);
@@ -271,13 +271,52 @@ fn popcnt(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
     Ok(())
 }
 
+/// The BMI1 group's VEX-encoded GPR instructions (SDM Vol. 2: ANDN, BEXTR, BLSI, BLSMSK,
+/// BLSR; TZCNT is in `bit_scan`). OF is always cleared; AF and PF are undefined and set as
+/// `cpu::model` says (AF = 0, PF from the result).
+fn bmi1(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
+    let size = e.op_size(ins, 0);
+    let m = mask(size);
+    let (res, cf) = match ins.mnemonic() {
+        // ANDN r, vvvv, r/m: !src1 & src2.
+        Mnemonic::Andn => {
+            let a = e.get_reg(ins.op1_register()) & m;
+            let b = e.read_op(ins, 2, size)? & m;
+            (!a & b & m, false)
+        }
+        // BEXTR r, r/m, vvvv: start = vvvv[7:0], length = vvvv[15:8].
+        Mnemonic::Bextr => {
+            let a = e.read_op(ins, 1, size)? & m;
+            let ctl = e.get_reg(ins.op2_register());
+            let (start, len) = ((ctl & 0xff) as u32, ((ctl >> 8) & 0xff) as u32);
+            let shifted = if start < 64 { a >> start } else { 0 };
+            let keep = if len < 64 { (1u64 << len) - 1 } else { u64::MAX };
+            (shifted & keep & m, false)
+        }
+        // BLSI/BLSMSK/BLSR vvvv, r/m: CF = (src != 0) for BLSI, (src == 0) for the others.
+        op => {
+            let a = e.read_op(ins, 1, size)? & m;
+            let r = match op {
+                Mnemonic::Blsi => a.wrapping_neg() & a,
+                Mnemonic::Blsmsk => a.wrapping_sub(1) ^ a,
+                _ => a.wrapping_sub(1) & a,
+            } & m;
+            (r, if op == Mnemonic::Blsi { a != 0 } else { a == 0 })
+        }
+    };
+    e.set_reg(ins.op0_register(), res);
+    let f = flags::szp(res, size) | if cf { CF } else { 0 };
+    e.set_flags(ARITH, f);
+    Ok(())
+}
+
 fn bswap(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
     let r = ins.op0_register();
     let v = e.get_reg(r);
     let res = match e.op_size(ins, 0) {
         8 => v.swap_bytes(),
         4 => (v as u32).swap_bytes() as u64,
-        // BSWAP r16 is undefined; Intel cores clear the low word.
+        // BSWAP r16 is undefined; the low word is cleared (`cpu::model`).
         _ => 0,
     };
     e.set_reg(r, res);

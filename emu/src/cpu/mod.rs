@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod exec;
 pub mod flags;
 pub mod mem;
+pub mod model;
 
 pub mod alu;
 pub mod bits;

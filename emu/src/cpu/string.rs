@@ -100,10 +100,9 @@ fn string<const OP: u8>(e: &mut Exec, ins: &Instruction) -> Result<(), Stop> {
     if !(ins.has_rep_prefix() || ins.has_repne_prefix()) {
         return Ok(element::<OP>(e, f)?);
     }
-    if a32 {
+    if a32 && super::model::REP_A32_ZERO_COUNT_WRITES_BACK {
         // With 32-bit addressing, ECX is written back zero-extended even when it is 0 and no
-        // iteration runs, and so are ESI/EDI for MOVS and STOS (observed on Intel cores,
-        // whose fast-string microcode writes them; the differential tests pin it).
+        // iteration runs, and so are ESI/EDI for MOVS and STOS (the model's choice, Intel's).
         for (i, used) in [(RCX, true), (RSI, OP == MOVS), (RDI, matches!(OP, MOVS | STOS))] {
             if used {
                 let v = areg(e, f, i);

@@ -27,8 +27,8 @@ pub const OE: u32 = 1 << 3;
 pub const UE: u32 = 1 << 4;
 pub const PE: u32 = 1 << 5;
 pub const FLAGS: u32 = 0x3f;
-/// MXCSR bits that exist (FXSAVE's MXCSR_MASK, DAZ included).
-pub const MXCSR_MASK: u32 = 0xffff;
+/// MXCSR bits that exist: the model's choice (`cpu::model`).
+pub use crate::cpu::model::MXCSR_MASK;
 
 /// MXCSR.RC (bits 13-14).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
