@@ -17,6 +17,13 @@
 //! walking the snippet's instructions in order, a flag some instruction leaves undefined
 //! (iced-x86 `rflags_undefined`) is masked until a later instruction writes it.
 //!
+//! What depends on the input (OF of a shift by CL, the destination of BSF of zero) or on
+//! the vendor (MXCSR_MASK in FXSAVE, REP with 32-bit addressing and ECX = 0) is named by
+//! the test as a [`VendorSpecific`] part with its reason. pagelab does there what Intel
+//! does (`emu::cpu::model`), so it is compared when the host's CPUID vendor is
+//! `model::VENDOR`, and masked on any other host, where the test says so on stderr
+//! ("skipped on AuthenticAMD: ...") rather than pass silently.
+//!
 //! Native runs share the fixed mapping, so they are serialized by a process-wide lock; the
 //! emulated runs are independent and run in parallel test threads.
 
@@ -289,9 +296,128 @@ impl Emu {
 
 // ---- comparing ---------------------------------------------------------------------------
 
+// ---- the host's vendor ------------------------------------------------------------------
+
+/// The host CPU's vendor (CPUID leaf 0), e.g. "GenuineIntel" or "AuthenticAMD".
+/// `PAGELAB_TEST_HOST_VENDOR` overrides it, to exercise the masking on any host.
+pub fn host_vendor() -> &'static str {
+    static V: OnceLock<String> = OnceLock::new();
+    V.get_or_init(|| {
+        if let Ok(v) = std::env::var("PAGELAB_TEST_HOST_VENDOR") {
+            return v;
+        }
+        let r = std::arch::x86_64::__cpuid(0);
+        let b: Vec<u8> = [r.ebx, r.edx, r.ecx].iter().flat_map(|w| w.to_le_bytes()).collect();
+        String::from_utf8_lossy(&b).into_owned()
+    })
+}
+
+/// Whether the host is the vendor pagelab models, so vendor-specific results compare.
+pub fn host_is_model() -> bool {
+    host_vendor() == emu::cpu::model::VENDOR
+}
+
+/// A CPUID feature the host must have for a test to run natively.
+#[derive(Clone, Copy, Debug)]
+pub enum HostFeature {
+    Popcnt,
+    Lzcnt,
+    Bmi1,
+}
+
+/// Whether the host has `f` (CPUID); a test that needs it and finds it missing says so
+/// on stderr with [`note_skipped`] and does not compare.
+pub fn host_has(f: HostFeature) -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // Leaves above the maximum answer zeros or the last leaf, so the maximum is checked first.
+    match f {
+        HostFeature::Popcnt => __cpuid(1).ecx & (1 << 23) != 0,
+        HostFeature::Lzcnt => __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 5) != 0,
+        HostFeature::Bmi1 => __cpuid(0).eax >= 7 && __cpuid_count(7, 0).ebx & (1 << 3) != 0,
+    }
+}
+
+/// Says once per reason, on the test process's real stderr (not captured by the test
+/// harness, so it shows in `cargo test` output), that a comparison was not made here.
+pub fn note_skipped(why: &str) {
+    use std::io::Write;
+    static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.iter().any(|w| w == why) {
+        said.push(why.to_string());
+        let _ = writeln!(std::io::stderr(), "skipped on {}: {why}", host_vendor());
+    }
+}
+
+/// A part of a snippet's result that the SDM leaves undefined or the vendors define
+/// differently, for one input: compared only on a host of pagelab's vendor.
+#[derive(Clone, Debug, Default)]
+pub struct VendorSpecific {
+    /// Why the part is open, as the skip note prints it.
+    pub why: &'static str,
+    /// RFLAGS bits.
+    pub flags: u64,
+    /// Bits of each GPR.
+    pub gpr: [u64; 16],
+    /// Byte ranges of the data area and stack: (virtual address, length).
+    pub mem: Vec<(u64, usize)>,
+}
+
+impl VendorSpecific {
+    /// Nothing vendor-specific.
+    pub fn none() -> Self {
+        Self::default()
+    }
+    pub fn new(why: &'static str) -> Self {
+        Self { why, ..Self::default() }
+    }
+    pub fn flags(mut self, f: u64) -> Self {
+        self.flags |= f;
+        self
+    }
+    pub fn gpr(mut self, r: usize, bits: u64) -> Self {
+        self.gpr[r] |= bits;
+        self
+    }
+    pub fn mem(mut self, va: u64, len: usize) -> Self {
+        self.mem.push((va, len));
+        self
+    }
+    pub fn is_empty(&self) -> bool {
+        self.flags == 0 && self.gpr.iter().all(|&g| g == 0) && self.mem.is_empty()
+    }
+}
+
+// ---- comparing ---------------------------------------------------------------------------
+
+/// Compares a native and an emulated result. `masked` holds what is not compared: the
+/// flags outside `flag_mask` and, on a host of another vendor, a [`VendorSpecific`] part.
+/// Returns the differences found, one line each.
+pub fn differences(native: &State, got: &State, flag_mask: u64, masked: Option<&VendorSpecific>) -> Vec<String> {
+    let none = VendorSpecific::none();
+    let vs = masked.unwrap_or(&none);
+    let mut diffs = Vec::new();
+    for (i, name) in REG_NAMES.iter().enumerate() {
+        if (native.gpr[i] ^ got.gpr[i]) & !vs.gpr[i] != 0 {
+            diffs.push(format!("{name}: native {:#x} pagelab {:#x}", native.gpr[i], got.gpr[i]));
+        }
+    }
+    let m = flag_mask & !vs.flags;
+    if (native.rflags ^ got.rflags) & m != 0 {
+        diffs.push(format!("flags (mask {m:#x}): native {} pagelab {}", flag_str(native.rflags & m), flag_str(got.rflags & m)));
+    }
+    let in_masked = |o: usize| vs.mem.iter().any(|&(va, len)| (va - DATA_VA) as usize <= o && o < (va - DATA_VA) as usize + len);
+    if let Some(o) = (0..MEM_LEN).find(|&o| native.mem[o] != got.mem[o] && !in_masked(o)) {
+        let end = (o + 16).min(MEM_LEN);
+        diffs.push(format!("memory at {:#x}: native {:02x?} pagelab {:02x?}", DATA_VA + o as u64, &native.mem[o..end], &got.mem[o..end]));
+    }
+    diffs
+}
+
 /// Runs `sn` natively and emulated from `input`; panics with a readable report if they
-/// differ in a GPR, a defined flag (`sn.flag_mask & !extra_undef`) or memory.
-pub fn check_with(sn: &Snippet, emu: &mut Emu, input: &State, extra_undef: u64) {
+/// differ in a GPR, a defined flag (`sn.flag_mask & !extra_undef`) or memory, outside
+/// `vs` when the host is not of pagelab's vendor.
+pub fn check_vendor(sn: &Snippet, emu: &mut Emu, input: &State, extra_undef: u64, vs: &VendorSpecific) {
     let native = run_native(sn, input);
     let (exit, got, rip) = emu.run(input);
     let report = |what: String| -> ! {
@@ -300,24 +426,23 @@ pub fn check_with(sn: &Snippet, emu: &mut Emu, input: &State, extra_undef: u64) 
     if exit != Exit::Exception(Exception::Breakpoint) || rip != emu.end() + 1 {
         report(format!("pagelab stopped with {exit:?} at rip {rip:#x}, expected the final int3"));
     }
-    let mut diffs = Vec::new();
-    for (i, name) in REG_NAMES.iter().enumerate() {
-        if native.gpr[i] != got.gpr[i] {
-            diffs.push(format!("{name}: native {:#x} pagelab {:#x}", native.gpr[i], got.gpr[i]));
-        }
-    }
-    let m = sn.flag_mask & !extra_undef;
-    if (native.rflags ^ got.rflags) & m != 0 {
-        diffs.push(format!("flags (mask {m:#x}): native {} pagelab {}", flag_str(native.rflags & m), flag_str(got.rflags & m)));
-    }
-    if native.mem != got.mem {
-        let o = (0..MEM_LEN).find(|&o| native.mem[o] != got.mem[o]).unwrap();
-        let end = (o + 16).min(MEM_LEN);
-        diffs.push(format!("memory at {:#x}: native {:02x?} pagelab {:02x?}", DATA_VA + o as u64, &native.mem[o..end], &got.mem[o..end]));
-    }
+    let masked = if vs.is_empty() || host_is_model() {
+        None
+    } else {
+        note_skipped(vs.why);
+        Some(vs)
+    };
+    let diffs = differences(&native, &got, sn.flag_mask & !extra_undef, masked);
     if !diffs.is_empty() {
-        report(diffs.join("\n"));
+        let why = if host_is_model() && !vs.is_empty() { format!("\n(vendor-specific here, compared on {}: {})", host_vendor(), vs.why) } else { String::new() };
+        report(diffs.join("\n") + &why);
     }
+}
+
+/// Runs `sn` natively and emulated from `input`; panics with a readable report if they
+/// differ in a GPR, a defined flag (`sn.flag_mask & !extra_undef`) or memory.
+pub fn check_with(sn: &Snippet, emu: &mut Emu, input: &State, extra_undef: u64) {
+    check_vendor(sn, emu, input, extra_undef, &VendorSpecific::none())
 }
 
 pub fn check(sn: &Snippet, emu: &mut Emu, input: &State) {
@@ -433,18 +558,28 @@ fn random_pool() -> &'static [u8] {
 
 /// Checks `sn` on `n` random states (seeded by the snippet text), each adjusted by `setup`.
 pub fn check_random(sn: &Snippet, n: usize, setup: impl Fn(&mut Rng, &mut State)) {
+    check_random_vs(sn, n, setup, |_| VendorSpecific::none())
+}
+
+/// [`check_random`], with the vendor-specific part of each input's result given by `vs`.
+pub fn check_random_vs(sn: &Snippet, n: usize, setup: impl Fn(&mut Rng, &mut State), vs: impl Fn(&State) -> VendorSpecific) {
     let mut emu = Emu::new(sn);
     let mut rng = Rng::new(seed_of(&sn.text));
     for _ in 0..n {
         let mut st = random_state(&mut rng);
         setup(&mut rng, &mut st);
-        check(sn, &mut emu, &st);
+        check_vendor(sn, &mut emu, &st, 0, &vs(&st));
     }
 }
 
 /// Checks `sn` with registers `a` and `b` over every pair of [`EDGES`] (other registers
 /// random), then on `n` random states; `setup` runs last on each.
 pub fn check_edges(sn: &Snippet, a: usize, b: usize, n: usize, setup: impl Fn(&mut Rng, &mut State)) {
+    check_edges_vs(sn, a, b, n, setup, |_| VendorSpecific::none())
+}
+
+/// [`check_edges`], with the vendor-specific part of each input's result given by `vs`.
+pub fn check_edges_vs(sn: &Snippet, a: usize, b: usize, n: usize, setup: impl Fn(&mut Rng, &mut State), vs: impl Fn(&State) -> VendorSpecific) {
     let mut emu = Emu::new(sn);
     let mut rng = Rng::new(seed_of(&sn.text));
     for &x in EDGES {
@@ -453,16 +588,43 @@ pub fn check_edges(sn: &Snippet, a: usize, b: usize, n: usize, setup: impl Fn(&m
             st.gpr[a] = x;
             st.gpr[b] = y;
             setup(&mut rng, &mut st);
-            check(sn, &mut emu, &st);
+            check_vendor(sn, &mut emu, &st, 0, &vs(&st));
         }
     }
     for _ in 0..n {
         let mut st = random_state(&mut rng);
         setup(&mut rng, &mut st);
-        check(sn, &mut emu, &st);
+        check_vendor(sn, &mut emu, &st, 0, &vs(&st));
     }
 }
 
 fn seed_of(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State { gpr: [7; 16], rflags: flags::RESERVED1, mem: vec![0; MEM_LEN] }
+    }
+
+    /// A difference inside the vendor-specific part counts only where the part is not
+    /// masked; one outside it always counts.
+    #[test]
+    fn vendor_specific_parts_are_masked_only_when_asked() {
+        let vs = VendorSpecific::new("test").flags(flags::OF).gpr(reg::RCX, 0xffff_ffff_0000_0000).mem(DATA_VA + 28, 4);
+        let native = state();
+        let mut got = state();
+        got.rflags |= flags::OF;
+        got.gpr[reg::RCX] = 0x1234_0000_0007;
+        got.mem[29] = 1;
+        assert_eq!(differences(&native, &got, flags::ARITH, None).len(), 3);
+        assert!(differences(&native, &got, flags::ARITH, Some(&vs)).is_empty());
+        got.gpr[reg::RCX] = 8;
+        got.mem[32] = 1;
+        got.rflags |= flags::CF;
+        assert_eq!(differences(&native, &got, flags::ARITH, Some(&vs)).len(), 3);
+    }
 }

@@ -1,6 +1,8 @@
 //! Differential tests of the shift/rotate and bit family: SHL SHR SAR ROL ROR RCL RCR SHLD
 //! SHRD, BT BTS BTR BTC (register, immediate and far memory bit offsets), BSF BSR TZCNT
-//! LZCNT POPCNT, BSWAP, XADD, CMPXCHG, CMPXCHG8B, CMPXCHG16B (and its #GP), XLAT.
+//! LZCNT POPCNT, the BMI1 group (ANDN BEXTR BLSI BLSMSK BLSR), BSWAP, XADD, CMPXCHG,
+//! CMPXCHG8B, CMPXCHG16B (and its #GP), XLAT. Flags and results the SDM leaves open for an
+//! input (`shift_vs`, `double_shift_vs`, `scan_vs`) compare only on an Intel host.
 
 use iced_x86::code_asm::*;
 use pagelab_tests::insn::reg::*;
@@ -19,39 +21,58 @@ fn count(rng: &mut Rng, st: &mut State) {
 
 const IMMS: [i32; 14] = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63];
 
+/// What a shift or rotate of a `size`-byte operand by `count` leaves open (SDM Vol. 2,
+/// SAL/SAR/SHL/SHR and RCL/RCR/ROL/ROR "Flags Affected"): OF for a masked count other than
+/// 0 or 1 (Intel and AMD differ, e.g. `rcr al, 9`, a rotation by 0 mod 9: AMD writes OF,
+/// Intel changes no flag), and CF of SHL/SHR when the count reaches the operand's width.
+fn shift_vs(op: &str, size: u32, count: u64) -> VendorSpecific {
+    let c = count & if size == 8 { 0x3f } else { 0x1f };
+    let mut vs = VendorSpecific::new("OF of a shift or rotate by a masked count above 1, CF of SHL/SHR by the operand width or more (SDM: undefined)");
+    if c > 1 {
+        vs = vs.flags(emu::cpu::flags::OF);
+    }
+    if matches!(op, "shl" | "shr") && c >= 8 * size as u64 {
+        vs = vs.flags(emu::cpu::flags::CF);
+    }
+    vs
+}
+
 macro_rules! shift {
     ($name:ident, $op:ident) => {
         #[test]
         fn $name() {
-            for (sn, r) in [
-                (asm(|a| a.$op(rax, cl)), RAX),
-                (asm(|a| a.$op(edx, cl)), RDX),
-                (asm(|a| a.$op(bx, cl)), RBX),
-                (asm(|a| a.$op(al, cl)), RAX),
-                (asm(|a| a.$op(ah, cl)), RAX),
-                (asm(|a| a.$op(r9b, cl)), R9),
+            let op = stringify!($op);
+            for (sn, r, size) in [
+                (asm(|a| a.$op(rax, cl)), RAX, 8),
+                (asm(|a| a.$op(edx, cl)), RDX, 4),
+                (asm(|a| a.$op(bx, cl)), RBX, 2),
+                (asm(|a| a.$op(al, cl)), RAX, 1),
+                (asm(|a| a.$op(ah, cl)), RAX, 1),
+                (asm(|a| a.$op(r9b, cl)), R9, 1),
             ] {
-                check_edges(&sn, r, RCX, 0, |_, _| {});
-                check_random(&sn, N, count);
+                let vs = |st: &State| shift_vs(op, size, st.gpr[RCX]);
+                check_edges_vs(&sn, r, RCX, 0, |_, _| {}, vs);
+                check_random_vs(&sn, N, count, vs);
             }
             for imm in IMMS {
-                for sn in [
-                    asm(|a| a.$op(rax, imm)),
-                    asm(|a| a.$op(edx, imm)),
-                    asm(|a| a.$op(bx, imm)),
-                    asm(|a| a.$op(al, imm)),
-                    asm(|a| a.$op(ch, imm)),
-                    asm(|a| a.$op(qword_ptr(rsi), imm)),
-                    asm(|a| a.$op(word_ptr(rsi + 1), imm)),
+                for (sn, size) in [
+                    (asm(|a| a.$op(rax, imm)), 8),
+                    (asm(|a| a.$op(edx, imm)), 4),
+                    (asm(|a| a.$op(bx, imm)), 2),
+                    (asm(|a| a.$op(al, imm)), 1),
+                    (asm(|a| a.$op(ch, imm)), 1),
+                    (asm(|a| a.$op(qword_ptr(rsi), imm)), 8),
+                    (asm(|a| a.$op(word_ptr(rsi + 1), imm)), 2),
                 ] {
-                    check_random(&sn, 40, data_ptr);
+                    check_random_vs(&sn, 40, data_ptr, |_| shift_vs(op, size, imm as u64));
                 }
             }
-            for sn in [asm(|a| a.$op(dword_ptr(rsi), cl)), asm(|a| a.$op(byte_ptr(rsi + 7), cl))] {
-                check_random(&sn, N, |r, s| {
+            for (sn, size) in [(asm(|a| a.$op(dword_ptr(rsi), cl)), 4), (asm(|a| a.$op(byte_ptr(rsi + 7), cl)), 1)] {
+                let setup = |r: &mut Rng, s: &mut State| {
                     data_ptr(r, s);
                     count(r, s)
-                });
+                };
+                check_random_vs(&sn, N, setup, |st| shift_vs(op, size, st.gpr[RCX]));
             }
         }
     };
@@ -80,29 +101,43 @@ fn shift_chain() {
     check_random(&sn, 1000, |_, _| {});
 }
 
+/// SHLD/SHRD leave OF undefined for a masked count above 1 (SDM Vol. 2 SHLD "Flags
+/// Affected").
+fn double_shift_vs(size: u32, count: u64) -> VendorSpecific {
+    let c = count & if size == 8 { 0x3f } else { 0x1f };
+    let vs = VendorSpecific::new("OF of SHLD/SHRD by a masked count above 1 (SDM: undefined)");
+    if c > 1 {
+        vs.flags(emu::cpu::flags::OF)
+    } else {
+        vs
+    }
+}
+
 macro_rules! double_shift {
     ($name:ident, $op:ident) => {
         #[test]
         fn $name() {
-            for sn in [asm(|a| a.$op(rax, rbx, cl)), asm(|a| a.$op(edx, esi, cl)), asm(|a| a.$op(qword_ptr(rsi), rdi, cl))] {
-                check_random(&sn, 2 * N, |r, s| {
-                    data_ptr(r, s);
-                    count(r, s)
-                });
+            let setup = |r: &mut Rng, s: &mut State| {
+                data_ptr(r, s);
+                count(r, s)
+            };
+            for (sn, size) in [(asm(|a| a.$op(rax, rbx, cl)), 8), (asm(|a| a.$op(edx, esi, cl)), 4), (asm(|a| a.$op(qword_ptr(rsi), rdi, cl)), 8)] {
+                check_random_vs(&sn, 2 * N, setup, |st| double_shift_vs(size, st.gpr[RCX]));
             }
             // 16-bit: counts above 16 give an undefined result; test 0..=16 only.
             for sn in [asm(|a| a.$op(ax, bx, cl)), asm(|a| a.$op(word_ptr(rsi), di, cl))] {
-                check_random(&sn, 2 * N, |r, s| {
+                let setup16 = |r: &mut Rng, s: &mut State| {
                     data_ptr(r, s);
                     s.gpr[RCX] = r.below(17) | (r.next() & !0x1f);
-                });
+                };
+                check_random_vs(&sn, 2 * N, setup16, |st| double_shift_vs(2, st.gpr[RCX]));
             }
             for imm in IMMS {
-                for sn in [asm(|a| a.$op(rax, rbx, imm)), asm(|a| a.$op(r10d, r11d, imm))] {
-                    check_random(&sn, 40, |_, _| {});
+                for (sn, size) in [(asm(|a| a.$op(rax, rbx, imm)), 8), (asm(|a| a.$op(r10d, r11d, imm)), 4)] {
+                    check_random_vs(&sn, 40, |_, _| {}, |_| double_shift_vs(size, imm as u64));
                 }
                 if imm <= 16 {
-                    check_random(&asm(|a| a.$op(cx, dx, imm)), 40, |_, _| {});
+                    check_random_vs(&asm(|a| a.$op(cx, dx, imm)), 40, |_, _| {}, |_| double_shift_vs(2, imm as u64));
                 }
             }
         }
@@ -165,19 +200,51 @@ fn scan_src(rng: &mut Rng, st: &mut State) {
     }
 }
 
+/// BSF/BSR of a zero source leave the destination undefined (SDM); Intel and AMD both
+/// leave it unchanged, which is the model's choice, but only the vendor's own word counts.
+fn scan_vs(op: &str, size: u32, dst: usize, src: u64) -> VendorSpecific {
+    let vs = VendorSpecific::new("the destination of BSF/BSR with a zero source (SDM: undefined)");
+    if matches!(op, "bsf" | "bsr") && src & if size == 8 { u64::MAX } else { (1 << (8 * size)) - 1 } == 0 {
+        vs.gpr(dst, u64::MAX)
+    } else {
+        vs
+    }
+}
+
+/// The host CPUID feature a scan instruction needs natively (without it, TZCNT and LZCNT
+/// run as BSF and BSR and POPCNT is #UD).
+fn scan_feature(op: &str) -> Option<HostFeature> {
+    match op {
+        "tzcnt" => Some(HostFeature::Bmi1),
+        "lzcnt" => Some(HostFeature::Lzcnt),
+        "popcnt" => Some(HostFeature::Popcnt),
+        _ => None,
+    }
+}
+
 macro_rules! scan {
     ($name:ident, $op:ident) => {
         #[test]
         fn $name() {
-            for sn in [
-                asm(|a| a.$op(rax, rbx)),
-                asm(|a| a.$op(eax, ebx)),
-                asm(|a| a.$op(ax, bx)),
-                asm(|a| a.$op(r8, qword_ptr(rsi))),
-                asm(|a| a.$op(r8d, dword_ptr(rsi))),
-                asm(|a| a.$op(r8w, word_ptr(rsi))),
+            let op = stringify!($op);
+            if let Some(f) = scan_feature(op) {
+                if !host_has(f) {
+                    note_skipped(&format!("{op}: the host CPU lacks {f:?}"));
+                    return;
+                }
+            }
+            for (sn, size, dst) in [
+                (asm(|a| a.$op(rax, rbx)), 8, RAX),
+                (asm(|a| a.$op(eax, ebx)), 4, RAX),
+                (asm(|a| a.$op(ax, bx)), 2, RAX),
+                (asm(|a| a.$op(r8, qword_ptr(rsi))), 8, R8),
+                (asm(|a| a.$op(r8d, dword_ptr(rsi))), 4, R8),
+                (asm(|a| a.$op(r8w, word_ptr(rsi))), 2, R8),
             ] {
-                check_random(&sn, 2 * N, scan_src);
+                check_random_vs(&sn, 2 * N, scan_src, |st| {
+                    let src = if dst == R8 { st.read_u64(st.gpr[RSI]) } else { st.gpr[RBX] };
+                    scan_vs(op, size, dst, src)
+                });
             }
         }
     };
@@ -188,6 +255,39 @@ scan!(bsr, bsr);
 scan!(tzcnt, tzcnt);
 scan!(lzcnt, lzcnt);
 scan!(popcnt, popcnt);
+
+/// The BMI1 group (reported in pagelab's CPUID): register and memory forms, 32 and 64 bits.
+#[test]
+fn bmi1() {
+    if !host_has(HostFeature::Bmi1) {
+        note_skipped("ANDN BEXTR BLSI BLSMSK BLSR: the host CPU lacks BMI1");
+        return;
+    }
+    for (sn, x, y) in [
+        (asm(|a| a.andn(rax, rbx, rcx)), RBX, RCX),
+        (asm(|a| a.andn(r9d, r10d, r11d)), R10, R11),
+        (asm(|a| a.blsi(rax, rbx)), RBX, RAX),
+        (asm(|a| a.blsi(ecx, edx)), RDX, RCX),
+        (asm(|a| a.blsmsk(rax, rbx)), RBX, RAX),
+        (asm(|a| a.blsmsk(r8d, r9d)), R9, R8),
+        (asm(|a| a.blsr(rax, rbx)), RBX, RAX),
+        (asm(|a| a.blsr(esi, edi)), RDI, RSI),
+    ] {
+        check_edges(&sn, x, y, N, |_, _| {});
+    }
+    // BEXTR: start and length anywhere in 0..=255, mostly inside the operand.
+    let ctl = |rng: &mut Rng, st: &mut State| {
+        let (start, len) = if rng.below(4) == 0 { (rng.below(256), rng.below(256)) } else { (rng.below(70), rng.below(70)) };
+        st.gpr[RCX] = (rng.next() & !0xffff) | len << 8 | start;
+        data_ptr(rng, st);
+    };
+    for sn in [asm(|a| a.bextr(rax, rbx, rcx)), asm(|a| a.bextr(edx, ebx, ecx)), asm(|a| a.bextr(rax, qword_ptr(rsi), rcx)), asm(|a| a.bextr(edi, dword_ptr(rsi + 3), ecx))] {
+        check_random(&sn, 4 * N, ctl);
+    }
+    for sn in [asm(|a| a.andn(rax, rbx, qword_ptr(rsi))), asm(|a| a.blsr(eax, dword_ptr(rsi))), asm(|a| a.blsi(rax, qword_ptr(rsi + 1)))] {
+        check_random(&sn, N, data_ptr);
+    }
+}
 
 #[test]
 fn bswap() {
