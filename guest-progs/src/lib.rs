@@ -45,6 +45,7 @@ pub struct Meta {
 /// Metadata for every program in [`ALL`] (a unit test checks that the two agree).
 pub const META: &[Meta] = &[
     Meta { name: "args_env", about: "argv, auxv (AT_PAGESZ, AT_CLKTCK, ...) and environment", test_args: &["one", "two words", ""], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "cpu_model", about: "CPUID (vendor, features, brand) and the results the SDM leaves open (RCR by 9, SHL OF, BSF of 0, REP MOVSB a32 with ECX = 0, MXCSR_MASK): the model under pagelab, the host natively (cpu_model.pagelab.expected)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "enosys", about: "an unknown syscall returns ENOSYS", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "exit_code", about: "exit(42) after atexit and buffered stdout", test_args: &[], bench_args: &[], expect: Expect::Exit(42) },
     Meta { name: "fork_cow", about: "copy-on-write after fork, MAP_SHARED anonymous memory and a process-shared mutex across fork, MADV_WIPEONFORK/DONTFORK", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },

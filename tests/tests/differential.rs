@@ -8,7 +8,7 @@ use pagelab_tests::{assert_same, assert_same_default};
 /// machine) name theirs in a `COVERED` list of their own; `every_program_has_a_test`
 /// checks that every guest program appears in one of them.
 const COVERED: &[&str] =
-    &["args_env", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx"];
+    &["args_env", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx"];
 
 #[test]
 fn enosys() {
@@ -27,6 +27,22 @@ fn unimpl_avx() {
             assert!(rip > 0x400000, "{rip:#x}");
         }
         other => panic!("expected an unimplemented-instruction error, got {other:?}"),
+    }
+}
+
+/// Not differential: natively the program shows the host's CPU, which changes from machine
+/// to machine; under pagelab it must show the model (docs/cpu-model.md), whatever the host.
+#[test]
+fn cpu_model_is_the_same_on_every_host() {
+    let native = pagelab_tests::run_native("cpu_model", &[]);
+    assert!(pagelab_tests::matches_expect(&native.outcome, guest_progs::Expect::Exit(0)), "{:?}", native.outcome);
+    let emu = pagelab_tests::run_pagelab("cpu_model", &[]);
+    let want = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-progs/c/cpu_model.pagelab.expected")).unwrap();
+    assert_eq!(emu.stdout_str(), want, "pagelab's CPU differs from the model's transcript");
+    // On a host of the model's vendor, the vendor-specific results agree with the host too.
+    if pagelab_tests::insn::host_is_model() {
+        let pick = |s: &str| s.lines().filter(|l| !l.starts_with("vendor") && !l.starts_with("leaf") && !l.starts_with("brand")).map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(pick(&native.stdout_str()), pick(&want), "the model's choices differ from this Intel host's");
     }
 }
 
