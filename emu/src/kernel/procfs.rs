@@ -537,7 +537,8 @@ fn map_line(mm: &super::mm::Mm, v: &super::mm::Vma) -> String {
 /// writable mapping without MAP_NORESERVE.
 fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
     use super::mm::pgtable::{self, linux::*};
-    use super::mm::{swap, VmFlags};
+    use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
+    use super::mm::VmFlags;
     let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
     let hw = &*s.hw;
     // PSS in 1/4096 of a kB is exact for map counts that divide 4096; Linux keeps 12 more
@@ -557,7 +558,16 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
             };
             let pte = pgtable::get_entry(&hw.mem, slot);
             va += 4096;
-            if pte.is_present() || super::mm::mprotect::is_protnone(pte) {
+            match softleaf_from_pte(pte) {
+                SoftLeaf::Present | SoftLeaf::ProtNone => {}
+                SoftLeaf::Swap { entry, .. } => {
+                    swp += 4096;
+                    swap_pss += (4096u64 << PSS_SHIFT) / hw.swap.count(entry).max(1) as u64;
+                    continue;
+                }
+                SoftLeaf::None | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => continue,
+            }
+            {
                 let pa = pgtable::pte_pfn(pte);
                 if pte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa) {
                     continue;
@@ -581,12 +591,6 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
                     (true, false) => sh_clean += 4096,
                     (false, true) => pr_dirty += 4096,
                     (false, false) => pr_clean += 4096,
-                }
-            } else if swap::is_swap_pte(pte) {
-                let e = swap::pte_to_swp_entry(pte);
-                if !e.non_swap_entry() {
-                    swp += 4096;
-                    swap_pss += (4096u64 << PSS_SHIFT) / hw.swap.count(e).max(1) as u64;
                 }
             }
         }
@@ -754,14 +758,16 @@ fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec
 /// counted by walking its page tables.
 fn swap_entries(hw: &super::hw::Hw, mm: &super::mm::Mm) -> u64 {
     use super::mm::pgtable;
+    use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
     let mut n = 0;
     for v in mm.vmas.values() {
         let mut va = v.start;
         while va < v.end {
             match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
                 Some(slot) if slot.level == mmu::Level::Pt => {
-                    if super::mm::swap::is_swap_pte(pgtable::get_entry(&hw.mem, slot)) && !super::mm::swap::pte_to_swp_entry(pgtable::get_entry(&hw.mem, slot)).non_swap_entry() {
-                        n += 1;
+                    match softleaf_from_pte(pgtable::get_entry(&hw.mem, slot)) {
+                        SoftLeaf::Swap { .. } => n += 1,
+                        SoftLeaf::None | SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {}
                     }
                     va += 4096;
                 }
@@ -780,8 +786,7 @@ fn swap_entries(hw: &super::hw::Hw, mm: &super::mm::Mm) -> u64 {
 /// or the swap type and offset. The zero page (and any `_PAGE_SPECIAL` entry) has no
 /// struct page: neither exclusive nor file.
 pub fn pagemap_entry(hw: &super::hw::Hw, mm: &super::mm::Mm, va: u64) -> u64 {
-    use super::mm::pgtable::{self, linux::*};
-    use super::mm::swap;
+    use super::mm::pgtable;
     let Some(vma) = mm.find_vma(va) else { return 0 };
     let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else { return 0 };
     let pte = pgtable::get_entry(&hw.mem, slot);
@@ -791,29 +796,38 @@ pub fn pagemap_entry(hw: &super::hw::Hw, mm: &super::mm::Mm, va: u64) -> u64 {
         let size = slot.level.leaf_size().map_or(4096, |z| z.bytes());
         return PM_PRESENT | (base + ((va & (size - 1)) >> 12));
     }
-    if pte.is_present() || super::mm::mprotect::is_protnone(pte) {
-        let pa = pgtable::pte_pfn(pte);
-        let mut v = PM_PRESENT | ((pa.as_u64() >> 12) & PM_PFRAME_MASK);
-        if pte.has(_PAGE_UFFD_WP) {
-            v |= PM_UFFD_WP;
-        }
-        if !pte.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) {
-            if matches!(vma.backing, super::mm::vma::Backing::Shmem { .. }) {
-                v |= PM_FILE;
+    pte_to_pagemap_entry(hw, vma, pte)
+}
+
+/// Linux: pte_to_pagemap_entry, for the PTE of a page in `vma`.
+fn pte_to_pagemap_entry(hw: &super::hw::Hw, vma: &super::mm::Vma, pte: mmu::Entry) -> u64 {
+    use super::mm::pgtable::{self, linux::*};
+    use super::mm::swapops::{make_pte_marker_entry, PteMarker, SoftLeaf};
+    let (e, uffd_wp) = match super::mm::swapops::softleaf_from_pte(pte) {
+        SoftLeaf::None => return 0,
+        SoftLeaf::Present | SoftLeaf::ProtNone => {
+            let pa = pgtable::pte_pfn(pte);
+            let mut v = PM_PRESENT | ((pa.as_u64() >> 12) & PM_PFRAME_MASK);
+            if pte.has(_PAGE_UFFD_WP) {
+                v |= PM_UFFD_WP;
             }
-            if hw.pages.meta(pa).mapcount == 1 {
-                v |= PM_MMAP_EXCLUSIVE;
+            if !pte.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) {
+                if matches!(vma.backing, super::mm::vma::Backing::Shmem { .. }) {
+                    v |= PM_FILE;
+                }
+                if hw.pages.meta(pa).mapcount == 1 {
+                    v |= PM_MMAP_EXCLUSIVE;
+                }
             }
+            return v;
         }
-        return v;
+        SoftLeaf::Swap { entry, uffd_wp, .. } | SoftLeaf::Migration { entry, uffd_wp } => (entry, uffd_wp),
+        // Type 31 with the marker bits as the offset.
+        SoftLeaf::Marker(m) => (make_pte_marker_entry(m), m.contains(PteMarker::UFFD_WP)),
+    };
+    let mut v = PM_SWAP | ((e.swp_type() | (e.swp_offset() << MAX_SWAPFILES_SHIFT)) & PM_PFRAME_MASK);
+    if uffd_wp {
+        v |= PM_UFFD_WP;
     }
-    if swap::is_swap_pte(pte) {
-        let e = swap::pte_to_swp_entry(pte);
-        let mut v = PM_SWAP | ((e.swp_type() | (e.swp_offset() << MAX_SWAPFILES_SHIFT)) & PM_PFRAME_MASK);
-        if swap::pte_swp_uffd_wp_any(pte) {
-            v |= PM_UFFD_WP;
-        }
-        return v;
-    }
-    0
+    v
 }

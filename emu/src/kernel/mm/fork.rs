@@ -10,6 +10,7 @@
 //! side is gone — reuses it.
 
 use super::pgtable::{self, linux::*};
+use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
@@ -124,29 +125,32 @@ fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma, child_wp:
             continue;
         }
         let pte = pgtable::get_entry(&hw.mem, sslot);
-        if pgtable::pte_none(pte) {
+        let leaf = softleaf_from_pte(pte);
+        if leaf == SoftLeaf::None {
             va += 4096;
             continue;
         }
         let Some(dslot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut dst.table_frames, dst.pml4, va) else {
             return Err(Errno::ENOMEM);
         };
-        let child_pte = if pte.is_present() || super::mprotect::is_protnone(pte) {
-            copy_present_pte(hw, sslot, va, pte, cow, vma.shared(), child_wp, &mut flush)
-        } else {
-            // Swap entries and PTE markers (mm::swap::copy_nonpresent_pte): the slot gets
-            // one more reference; the child keeps uffd-wp only if its VMA has VM_UFFD_WP.
-            let keep_wp = dst.vmas.get(&vma.start).is_some_and(|c| c.flags.has(VmFlags::UFFD_WP));
-            let (child, parent) = super::swap::copy_nonpresent_pte(hw, pte, keep_wp);
-            if let Some(p) = parent {
-                // Not present before or after: nothing cached.
-                pgtable::set_entry(&mut hw.mem, sslot, va, p).not_needed();
+        let child_pte = match leaf {
+            SoftLeaf::Present | SoftLeaf::ProtNone => copy_present_pte(hw, sslot, va, pte, cow, vma.shared(), child_wp, &mut flush),
+            SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+                // mm::swap::copy_nonpresent_pte: a swap slot gets one more reference; the
+                // child keeps uffd-wp only if its VMA has VM_UFFD_WP.
+                let keep_wp = dst.vmas.get(&vma.start).is_some_and(|c| c.flags.has(VmFlags::UFFD_WP));
+                let (child, parent) = super::swap::copy_nonpresent_pte(hw, pte, leaf, keep_wp);
+                if let Some(p) = parent {
+                    // Not present before or after: nothing cached.
+                    pgtable::set_entry(&mut hw.mem, sslot, va, p).not_needed();
+                }
+                let Some(child) = child else {
+                    va += 4096;
+                    continue;
+                };
+                child
             }
-            let Some(child) = child else {
-                va += 4096;
-                continue;
-            };
-            child
+            SoftLeaf::None => unreachable!("none entries are skipped above"),
         };
         // The child's tables are new: nothing can be cached for them.
         pgtable::set_entry(&mut hw.mem, dslot, va, child_pte).not_needed();

@@ -2,6 +2,7 @@
 //! mm/mremap.c, mm/madvise.c, and zap_page_range in mm/memory.c).
 
 use super::pgtable::{self, linux::*};
+use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
@@ -85,19 +86,28 @@ pub fn zap_range(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) -> Option<Flush
         match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
             Some(slot) => {
                 let e = pgtable::get_entry(&hw.mem, slot);
-                if e.is_present() {
-                    let f = pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0));
-                    flush = Some(flush.map_or(f, |g| g.merge(f)));
-                    if !e.has(_PAGE_SPECIAL) {
+                match softleaf_from_pte(e) {
+                    SoftLeaf::None => {}
+                    SoftLeaf::Present => {
+                        let f = pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0));
+                        flush = Some(flush.map_or(f, |g| g.merge(f)));
+                        if !e.has(_PAGE_SPECIAL) {
+                            hw.pages.unmap(pgtable::pte_pfn(e));
+                        }
+                    }
+                    SoftLeaf::ProtNone => {
+                        pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
                         hw.pages.unmap(pgtable::pte_pfn(e));
                     }
-                } else if super::mprotect::is_protnone(e) {
-                    pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                    hw.pages.unmap(pgtable::pte_pfn(e));
-                } else if !pgtable::pte_none(e) {
-                    pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                    // A swap entry's slot reference (free_swap_and_cache).
-                    super::swap::zap_swap_pte(hw, e);
+                    SoftLeaf::Swap { entry, .. } => {
+                        pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
+                        // The slot reference the entry held (free_swap_and_cache).
+                        super::swap::swap_free(hw, entry);
+                    }
+                    // They hold no reference: clearing them is all.
+                    SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+                        pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
+                    }
                 }
                 va += 4096;
             }

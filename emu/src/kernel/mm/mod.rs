@@ -12,7 +12,8 @@
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
 //! | `userfaultfd` | mm/userfaultfd.c (fill, write-protect)  |
-//! | `swap`        | mm/swapfile.c, swapops.h, do_swap_page  |
+//! | `swap`        | mm/swapfile.c, do_swap_page, pageout    |
+//! | `swapops`     | swapops.h / leafops.h: what an entry is |
 //!
 //! Invariant: page-table entries are only changed through `pgtable`, which returns a
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
@@ -25,6 +26,7 @@ pub mod page;
 pub mod pgtable;
 pub mod shmem;
 pub mod swap;
+pub mod swapops;
 pub mod userfaultfd;
 pub mod vma;
 

@@ -3,6 +3,7 @@
 
 use super::mmap::{page_align, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_WRITE};
 use super::pgtable::{self, linux::*, Slot};
+use super::swapops::{pte_swp_clear_uffd_wp, pte_swp_mkuffd_wp, softleaf_from_pte, SoftLeaf};
 use super::vma::{Vma, VmFlags};
 use super::{Mm, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
@@ -23,7 +24,7 @@ pub const MM_CP_UFFD_WP_RESOLVE: u32 = 1 << 3;
 /// a COW-shared page or the zero page — exactly the pages do_wp_page would reuse); in a
 /// shared VMA, when the PTE is dirty.
 pub fn can_change_pte_writable(hw: &Hw, vma: &Vma, pte: Entry) -> bool {
-    if !vma.writable() || is_protnone(pte) {
+    if !vma.writable() || matches!(softleaf_from_pte(pte), SoftLeaf::ProtNone) {
         return false;
     }
     if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
@@ -45,7 +46,7 @@ pub fn can_change_pte_writable(hw: &Hw, vma: &Vma, pte: Entry) -> bool {
 /// frame, A, D, uffd-wp: pte_modify); MM_CP_UFFD_WP then sets uffd-wp (and clears R/W),
 /// MM_CP_UFFD_WP_RESOLVE clears it, and MM_CP_TRY_CHANGE_WRITABLE makes the PTE writable
 /// where `can_change_pte_writable` allows. Swap entries get their uffd-wp bit toggled
-/// (`mm::swap::swp_entry_set_uffd_wp`). Returns the flush needed and the number of PTEs
+/// (`_PAGE_SWP_UFFD_WP`); markers and migration entries are left alone. Returns the flush needed and the number of PTEs
 /// visited (Linux's `pages`).
 pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: u32) -> (Option<Flush>, u64) {
     let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
@@ -72,55 +73,65 @@ pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u
             next = Some(Slot { pa: mmu::PhysAddr::new(slot.pa.as_u64() + 8), level: mmu::Level::Pt });
         }
         let old = pgtable::get_entry(&hw.mem, slot);
-        if old.is_present() || is_protnone(old) {
-            let new = if prot == 0 {
-                // PROT_NONE: Linux's _PAGE_PROTNONE form, P clear so the hardware denies
-                // every access while the entry keeps its frame.
-                let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | _PAGE_PROTNONE | _PAGE_USER);
-                if uffd_wp {
-                    n = n.with(_PAGE_UFFD_WP);
-                } else if uffd_wp_resolve {
-                    n = n.without(_PAGE_UFFD_WP);
+        let present = match softleaf_from_pte(old) {
+            SoftLeaf::Present => true,
+            SoftLeaf::ProtNone => false,
+            SoftLeaf::Swap { uffd_wp: was_wp, .. } => {
+                // The swap arm of change_pte_range: only uffd-wp changes; the entry is not
+                // present, so no TLB holds it.
+                if (uffd_wp || uffd_wp_resolve) && was_wp != uffd_wp {
+                    let new = if uffd_wp { pte_swp_mkuffd_wp(old) } else { pte_swp_clear_uffd_wp(old) };
+                    pgtable::set_entry(&mut hw.mem, slot, va, new).not_needed();
+                    pages += 1;
                 }
-                n
+                va += 4096;
+                continue;
+            }
+            SoftLeaf::None | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+                va += 4096;
+                continue;
+            }
+        };
+        let new = if prot == 0 {
+            // PROT_NONE: Linux's _PAGE_PROTNONE form, P clear so the hardware denies
+            // every access while the entry keeps its frame.
+            let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | _PAGE_PROTNONE | _PAGE_USER);
+            if uffd_wp {
+                n = n.with(_PAGE_UFFD_WP);
+            } else if uffd_wp_resolve {
+                n = n.without(_PAGE_UFFD_WP);
+            }
+            n
+        } else {
+            let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | prot);
+            if uffd_wp {
+                n = n.with(_PAGE_UFFD_WP);
+            } else if uffd_wp_resolve {
+                n = n.without(_PAGE_UFFD_WP);
+            }
+            if n.has(_PAGE_UFFD_WP) {
+                // pte_mkuffd_wp: never writable while protected.
+                n = n.without(_PAGE_RW);
+            } else if cp_flags & MM_CP_TRY_CHANGE_WRITABLE != 0 && !n.is_writable() && can_change_pte_writable(hw, vma, n) {
+                n = n.with(_PAGE_RW);
+            }
+            n
+        };
+        pages += 1;
+        if uffd_wp || uffd_wp_resolve {
+            tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), old = format_args!("{:#x}", old.raw()), new = format_args!("{:#x}", new.raw()), uffd_wp = new.has(_PAGE_UFFD_WP), writable = new.is_writable(), "change_pte");
+        }
+        if new != old {
+            let f = pgtable::set_entry(&mut hw.mem, slot, va, new);
+            if present {
+                flush = Some(flush.map_or(f, |g| g.merge(f)));
             } else {
-                let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | prot);
-                if uffd_wp {
-                    n = n.with(_PAGE_UFFD_WP);
-                } else if uffd_wp_resolve {
-                    n = n.without(_PAGE_UFFD_WP);
-                }
-                if n.has(_PAGE_UFFD_WP) {
-                    // pte_mkuffd_wp: never writable while protected.
-                    n = n.without(_PAGE_RW);
-                } else if cp_flags & MM_CP_TRY_CHANGE_WRITABLE != 0 && !n.is_writable() && can_change_pte_writable(hw, vma, n) {
-                    n = n.with(_PAGE_RW);
-                }
-                n
-            };
-            pages += 1;
-            if uffd_wp || uffd_wp_resolve {
-                tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), old = format_args!("{:#x}", old.raw()), new = format_args!("{:#x}", new.raw()), uffd_wp = new.has(_PAGE_UFFD_WP), writable = new.is_writable(), "change_pte");
+                f.not_needed();
             }
-            if new != old {
-                let f = pgtable::set_entry(&mut hw.mem, slot, va, new);
-                if old.is_present() {
-                    flush = Some(flush.map_or(f, |g| g.merge(f)));
-                } else {
-                    f.not_needed();
-                }
-            }
-        } else if (uffd_wp || uffd_wp_resolve) && super::swap::is_swap_pte(old) && super::swap::swp_entry_set_uffd_wp(hw, slot, va, uffd_wp) {
-            pages += 1;
         }
         va += 4096;
     }
     (flush, pages)
-}
-
-/// A PROT_NONE PTE (Linux: pte_protnone): not present, _PAGE_PROTNONE set, frame kept.
-pub fn is_protnone(e: Entry) -> bool {
-    !e.is_present() && e.has(_PAGE_PROTNONE)
 }
 
 /// Linux: do_mprotect_pkey (pkey = -1).

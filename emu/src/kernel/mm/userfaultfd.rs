@@ -8,6 +8,7 @@
 
 use super::mprotect::{change_protection, MM_CP_TRY_CHANGE_WRITABLE, MM_CP_UFFD_WP, MM_CP_UFFD_WP_RESOLVE};
 use super::pgtable::{self, linux::*};
+use super::swapops::{self, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
@@ -109,9 +110,11 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
     let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
     let entry = match mode {
         Mfill::Copy { wp, .. } => {
-            // pte_none_mostly: a uffd-wp marker may be overwritten by COPY.
-            if !pgtable::pte_none(old) && !is_uffd_wp_marker(old) {
-                return Err(Errno::EEXIST);
+            // pte_none_mostly: none, or a PTE marker (uffd-wp, poison), which COPY may
+            // overwrite.
+            match softleaf_from_pte(old) {
+                SoftLeaf::None | SoftLeaf::Marker(_) => {}
+                SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => return Err(Errno::EEXIST),
             }
             let frame = hw.pages.alloc_copy(&mut hw.mem, data).ok_or(Errno::ENOMEM)?;
             hw.pages.map(frame);
@@ -136,19 +139,13 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
             if !pgtable::pte_none(old) {
                 return Err(Errno::EEXIST);
             }
-            super::swap::swp_entry_to_pte(super::swap::make_pte_marker_entry(super::swap::PTE_MARKER_POISONED))
+            swapops::make_pte_marker(PteMarker::POISONED)
         }
     };
     tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), pte = format_args!("{:#x}", entry.raw()), "fill pte");
     // The old entry was none (or a marker): no TLB can hold it.
     pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
     Ok(())
-}
-
-/// Linux's pte_none_mostly beyond none: any PTE marker (uffd-wp, poison), which
-/// UFFDIO_COPY may overwrite.
-fn is_uffd_wp_marker(e: mmu::Entry) -> bool {
-    super::swap::is_swap_pte(e) && super::swap::pte_to_swp_entry(e).is_pte_marker_entry()
 }
 
 /// Linux: vma_wants_manual_pte_write_upgrade. Private writable VMAs get PTEs made
@@ -244,42 +241,46 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, l
         }
         let sslot = pgtable::walk_lookup(&hw.mem, mm.pml4, s).filter(|sl| sl.level == mmu::Level::Pt);
         let spte = sslot.map(|sl| pgtable::get_entry(&hw.mem, sl)).unwrap_or(mmu::Entry::new(0));
-        if pgtable::pte_none(spte) {
-            if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 {
-                moved += 4096;
-                continue;
-            }
-            err = Some(Errno::ENOENT);
-            break;
-        }
-        let sslot = sslot.unwrap();
         let prot = pgtable::vm_page_prot(dv.readable(), dv.writable(), dv.executable(), false);
-        let new = if spte.is_present() {
-            let pa = pgtable::pte_pfn(spte);
-            let zero = spte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa);
-            if zero {
-                pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
-            } else {
-                if !hw.pages.meta(pa).anon_exclusive || hw.pages.meta(pa).mapcount > 1 {
+        let new = match softleaf_from_pte(spte) {
+            SoftLeaf::None => {
+                if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 {
+                    moved += 4096;
+                    continue;
+                }
+                err = Some(Errno::ENOENT);
+                break;
+            }
+            SoftLeaf::Present => {
+                let pa = pgtable::pte_pfn(spte);
+                let zero = spte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa);
+                if zero {
+                    pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
+                } else {
+                    if !hw.pages.meta(pa).anon_exclusive || hw.pages.meta(pa).mapcount > 1 {
+                        err = Some(Errno::EBUSY);
+                        break;
+                    }
+                    let mut e = pgtable::mk_pte(pa, prot).with(_PAGE_RW);
+                    if spte.is_dirty() {
+                        e = e.with(_PAGE_DIRTY);
+                    }
+                    e
+                }
+            }
+            SoftLeaf::Swap { exclusive, .. } => {
+                if !exclusive {
                     err = Some(Errno::EBUSY);
                     break;
                 }
-                let mut e = pgtable::mk_pte(pa, prot).with(_PAGE_RW);
-                if spte.is_dirty() {
-                    e = e.with(_PAGE_DIRTY);
-                }
-                e
+                swapops::pte_swp_clear_uffd_wp(spte)
             }
-        } else if super::swap::is_swap_pte(spte) && !super::swap::pte_to_swp_entry(spte).non_swap_entry() {
-            if !super::swap::pte_swp_exclusive(spte) {
+            SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
                 err = Some(Errno::EBUSY);
                 break;
             }
-            super::swap::pte_swp_clear_uffd_wp(spte)
-        } else {
-            err = Some(Errno::EBUSY);
-            break;
         };
+        let sslot = sslot.expect("a non-none source entry has a slot");
         let f = pgtable::set_entry(&mut hw.mem, sslot, s, mmu::Entry::new(0));
         if spte.is_present() {
             hw.flush(f, cr3);

@@ -1208,18 +1208,22 @@ fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u
         };
         let e = super::mm::pgtable::get_entry(&hw.mem, slot);
         use super::mm::pgtable::linux::_PAGE_UFFD_WP;
-        if e.is_present() && e.has(_PAGE_UFFD_WP) {
-            let f = super::mm::pgtable::set_entry(&mut hw.mem, slot, va, e.without(_PAGE_UFFD_WP));
-            flush = Some(flush.map_or(f, |g| g.merge(f)));
-        } else if super::mm::swap::is_swap_pte(e) {
-            let se = super::mm::swap::pte_to_swp_entry(e);
-            if se.is_pte_marker_entry() {
-                if se.pte_marker_get() & super::mm::swap::PTE_MARKER_UFFD_WP != 0 {
-                    super::mm::pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                }
-            } else {
-                super::mm::swap::swp_entry_set_uffd_wp(hw, slot, va, false);
+        use super::mm::swapops::{pte_swp_clear_uffd_wp, softleaf_from_pte, PteMarker, SoftLeaf};
+        match softleaf_from_pte(e) {
+            SoftLeaf::Present if e.has(_PAGE_UFFD_WP) => {
+                let f = super::mm::pgtable::set_entry(&mut hw.mem, slot, va, e.without(_PAGE_UFFD_WP));
+                flush = Some(flush.map_or(f, |g| g.merge(f)));
             }
+            SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) => {
+                super::mm::pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
+            }
+            SoftLeaf::Swap { uffd_wp: true, .. } => {
+                // Not present: no TLB holds it.
+                super::mm::pgtable::set_entry(&mut hw.mem, slot, va, pte_swp_clear_uffd_wp(e)).not_needed();
+            }
+            // PROT_NONE entries keep the bit here (pte_clear_uffd_wp_any would clear it);
+            // migration entries do not occur.
+            SoftLeaf::Present | SoftLeaf::Marker(_) | SoftLeaf::Swap { .. } | SoftLeaf::None | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } => {}
         }
         va += 4096;
     }
