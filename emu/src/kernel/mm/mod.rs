@@ -8,6 +8,7 @@
 //! | `shmem`       | mm/shmem.c (MAP_SHARED anonymous)       |
 //! | `fork`        | dup_mmap, copy_page_range               |
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
+//! | `pagewalk`    | mm/pagewalk.c walk_page_range           |
 //! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
@@ -23,6 +24,7 @@ pub mod fork;
 pub mod mmap;
 pub mod mprotect;
 pub mod page;
+pub mod pagewalk;
 pub mod pgtable;
 pub mod shmem;
 pub mod swap;
