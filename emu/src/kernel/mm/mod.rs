@@ -9,6 +9,7 @@
 //! | `fork`        | dup_mmap, copy_page_range               |
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
 //! | `pagewalk`    | mm/pagewalk.c walk_page_range           |
+//! | `mmu_gather`  | mm/mmu_gather.c: flush, then free       |
 //! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
@@ -22,6 +23,7 @@
 pub mod fault;
 pub mod fork;
 pub mod mmap;
+pub mod mmu_gather;
 pub mod mprotect;
 pub mod page;
 pub mod pagewalk;
