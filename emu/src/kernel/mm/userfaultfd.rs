@@ -6,6 +6,7 @@
 //! Invariant kept here (Linux 6.2, "always wr-protect pte in pte_mkuffd_wp"): a present
 //! PTE with `_PAGE_UFFD_WP` never has R/W.
 
+use super::mmu_gather::MmuGather;
 use super::mprotect::{change_protection, MM_CP_TRY_CHANGE_WRITABLE, MM_CP_UFFD_WP, MM_CP_UFFD_WP_RESOLVE};
 use super::pgtable::{self, linux::*};
 use super::swapops::{self, softleaf_from_pte, PteMarker, SoftLeaf};
@@ -164,12 +165,11 @@ pub fn uffd_wp_range(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, 
     if !enable_wp && vma_wants_manual_pte_write_upgrade(vma) {
         cp |= MM_CP_TRY_CHANGE_WRITABLE;
     }
-    let (flush, pages) = change_protection(mm, hw, vma, start, end, cp);
+    let mut tlb = MmuGather::new(mm);
+    let pages = change_protection(&mut tlb, mm, hw, vma, start, end, cp);
     let before = hw.shootdowns;
-    let flushed = flush.is_some();
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
+    let flushed = tlb.needs_flush();
+    tlb.finish_mmu(hw);
     tracing::debug!(target: "pagelab::uffd", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), wp = enable_wp, changed = pages, flush = flushed, shootdowns = hw.shootdowns - before, "change_protection");
     pages
 }
