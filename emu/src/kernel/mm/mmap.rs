@@ -1,13 +1,20 @@
 //! Creating and destroying mappings (Linux: mm/mmap.c do_mmap / do_vmi_munmap / brk,
 //! mm/mremap.c, mm/madvise.c, and zap_page_range in mm/memory.c).
+//!
+//! Zap is a `pagewalk` walk; its flushes and freed pages go through an `MmuGather`, which
+//! flushes every vCPU running the mm before a page is freed.
 
-use super::pgtable::{self, linux::*};
+use super::mmu_gather::MmuGather;
+use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use mmu::Flush;
+use mmu::{Entry, Flush, PhysMem};
+use std::convert::Infallible;
+use std::ops::ControlFlow;
 
 pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
@@ -77,54 +84,66 @@ pub fn get_unmapped_area(mm: &Mm, len: u64) -> Option<u64> {
     (top >= len && top - len >= MMAP_MIN_ADDR).then(|| top - len)
 }
 
-/// Removes every PTE in [start, end) and drops the page references (Linux:
-/// zap_page_range_single / unmap_page_range). Returns the flush needed.
-pub fn zap_range(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) -> Option<Flush> {
-    let mut flush: Option<Flush> = None;
-    let mut va = start;
-    while va < end {
-        match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
-            Some(slot) => {
-                let e = pgtable::get_entry(&hw.mem, slot);
-                match softleaf_from_pte(e) {
-                    SoftLeaf::None => {}
-                    SoftLeaf::Present => {
-                        let f = pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0));
-                        flush = Some(flush.map_or(f, |g| g.merge(f)));
-                        if !e.has(_PAGE_SPECIAL) {
-                            hw.pages.unmap(pgtable::pte_pfn(e));
-                        }
-                    }
-                    SoftLeaf::ProtNone => {
-                        pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                        hw.pages.unmap(pgtable::pte_pfn(e));
-                    }
-                    SoftLeaf::Swap { entry, .. } => {
-                        pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                        // The slot reference the entry held (free_swap_and_cache).
-                        super::swap::swap_free(hw, entry);
-                    }
-                    // They hold no reference: clearing them is all.
-                    SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
-                        pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                    }
-                }
-                va += 4096;
-            }
-            None => {
-                // No table here: skip to the next 2 MiB boundary.
-                va = (va | 0x1f_ffff) + 1;
-            }
-        }
-    }
-    flush
+/// Removes every PTE in [start, end) (Linux: zap_page_range_single / unmap_page_range →
+/// zap_pte_range). The flushes and the pages to free go to `tlb`; swap slots are freed at
+/// once (no TLB can reach them).
+pub fn zap_range(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, start: u64, end: u64) {
+    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut ZapWalk { hw, tlb });
 }
 
-/// Zaps and flushes [start, end).
-pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
-    if let Some(f) = zap_range(mm, hw, start, end) {
-        hw.flush(f, mm.pml4.as_u64());
+struct ZapWalk<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+}
+
+impl MmWalkOps for ZapWalk<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
     }
+
+    /// Linux: zap_pte_range, for one PTE.
+    fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        let hw = &mut *self.hw;
+        match softleaf_from_pte(e) {
+            SoftLeaf::None => {}
+            SoftLeaf::Present => {
+                let f = pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0));
+                self.tlb.flush_pte(f);
+                if !e.has(_PAGE_SPECIAL) {
+                    // The mapping goes now, the reference once no TLB reaches the page.
+                    let pa = pgtable::pte_pfn(e);
+                    hw.pages.remove_rmap(pa);
+                    self.tlb.remove_page(pa);
+                }
+            }
+            SoftLeaf::ProtNone => {
+                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+                let pa = pgtable::pte_pfn(e);
+                hw.pages.remove_rmap(pa);
+                self.tlb.remove_page(pa);
+            }
+            SoftLeaf::Swap { entry, .. } => {
+                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+                // The slot reference the entry held (free_swap_and_cache).
+                super::swap::swap_free(hw, entry);
+            }
+            // They hold no reference: clearing them is all.
+            SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Zaps [start, end), flushes, then frees (Linux: zap_page_range_single's
+/// tlb_gather_mmu … tlb_finish_mmu).
+pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
+    let mut tlb = MmuGather::new(mm);
+    zap_range(&mut tlb, mm, hw, start, end);
+    tlb.finish_mmu(hw);
     // A shared object whose last VMA went before this zap frees its pages now.
     hw.pages.drain_deferred();
 }
