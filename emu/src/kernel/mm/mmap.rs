@@ -374,18 +374,15 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     unmapped_error
 }
 
-/// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout), one flush.
+/// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,
+/// so one flush, and the frames freed after it.
 fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
-    let mut flush: Option<Flush> = None;
+    let mut tlb = MmuGather::new(mm);
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas[&k].clone();
-        if let Some(f) = super::swap::madvise_pageout(mm, hw, &v, start.max(v.start), end.min(v.end)) {
-            flush = Some(flush.map_or(f, |g| g.merge(f)));
-        }
+        super::swap::madvise_pageout(&mut tlb, mm, hw, &v, start.max(v.start), end.min(v.end));
     }
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
+    tlb.finish_mmu(hw);
 }
 
 /// The fork-related advice (Linux: madvise_vma_behavior → madvise_update_vma): VM_DONTCOPY

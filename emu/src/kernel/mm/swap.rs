@@ -35,13 +35,16 @@
 //!   so the retried write takes the present-PTE write-protect path (do_wp_page's uffd-wp
 //!   check) and raises the one WP message.
 
+use super::mmu_gather::MmuGather;
+use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
-use super::swapops::{pte_swp_clear_exclusive, pte_swp_clear_uffd_wp, pte_swp_mkexclusive, pte_swp_mkuffd_wp, softleaf_from_pte, swp_entry, swp_entry_to_pte, make_pte_marker, PteMarker, SoftLeaf, SwpEntry};
+use super::swapops::{make_pte_marker, pte_swp_clear_exclusive, pte_swp_clear_uffd_wp, pte_swp_mkexclusive, pte_swp_mkuffd_wp, softleaf_from_pte, swp_entry, swp_entry_to_pte, PteMarker, SoftLeaf, SwpEntry};
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::hw::Hw;
-use mmu::{Entry, Flush, PhysAddr};
+use mmu::{Entry, PhysAddr, PhysMem};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 
 // ---- The device (mm/swapfile.c) ----
 
@@ -159,73 +162,83 @@ pub fn copy_nonpresent_pte(hw: &mut Hw, pte: Entry, leaf: SoftLeaf, keep_uffd_wp
 /// then reclaim_pages → shrink_folio_list → try_to_unmap_one, synchronously). Pages that
 /// are private anonymous and mapped exactly once go to swap: the PTE becomes a swap entry
 /// carrying uffd-wp (`_PAGE_UFFD_WP` → `_PAGE_SWP_UFFD_WP`) and PageAnonExclusive
-/// (`_PAGE_SWP_EXCLUSIVE`), and the frame is freed. Skipped, as in Linux: the zero page
-/// (no struct page), pages mapped more than once (COW-shared after fork), shmem and file
-/// VMAs (shmem swap comes with a later issue), and everything when no swap is configured
-/// or the device is full. Returns the flush the unmapped entries need.
-pub fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64) -> Option<Flush> {
+/// (`_PAGE_SWP_EXCLUSIVE`), and the frame is freed once `tlb` has flushed. Skipped, as in
+/// Linux: the zero page (no struct page), pages mapped more than once (COW-shared after
+/// fork), shmem and file VMAs (shmem swap comes with a later issue), and everything when
+/// no swap is configured or the device is full.
+pub fn madvise_pageout(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64) {
     if !hw.swap.enabled() || !matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) || vma.shared() {
-        return None;
+        return;
     }
     // VM_LOCKED pages are not reclaimed (can_madv_lru_vma: VM_LOCKED|VM_PFNMAP|VM_HUGETLB).
     if vma.flags.has(VmFlags::LOCKED) {
-        return None;
+        return;
     }
-    let mut flush: Option<Flush> = None;
-    let mut va = start;
-    let mut paged = 0u64;
-    while va < end {
-        let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
-            va = (va | 0x1f_ffff) + 1;
-            continue;
-        };
-        if slot.level != mmu::Level::Pt {
-            va = (va | 0x1f_ffff) + 1;
-            continue;
-        }
-        let pte = pgtable::get_entry(&hw.mem, slot);
+    let mut w = Pageout { hw, tlb, paged: 0 };
+    // A break: the device is full, and the rest of the range stays resident.
+    let _: ControlFlow<()> = walk_page_range(mm.pml4, start, end, &mut w);
+    let (paged, hw) = (w.paged, w.hw);
+    if paged > 0 {
+        tracing::trace!(target: "pagelab::swap", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), paged, inuse = hw.swap.inuse(), "pageout");
+    }
+}
+
+struct Pageout<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+    paged: u64,
+}
+
+impl MmWalkOps for Pageout<'_> {
+    /// The swap device is full.
+    type Break = ();
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: madvise_cold_or_pageout_pte_range + try_to_unmap_one, for one PTE.
+    fn pte_entry(&mut self, pte: Entry, slot: Slot, va: u64) -> ControlFlow<()> {
+        let hw = &mut *self.hw;
         let protnone = match softleaf_from_pte(pte) {
             SoftLeaf::Present => false,
             SoftLeaf::ProtNone => true,
             // Already out, or nothing to reclaim.
-            SoftLeaf::None | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
-                va += 4096;
-                continue;
-            }
+            SoftLeaf::None | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return ControlFlow::Continue(()),
         };
-        if !pte.has(_PAGE_SPECIAL) {
-            let pa = pgtable::pte_pfn(pte);
-            let m = *hw.pages.meta(pa);
-            // folio_maybe_mapped_shared / folio_mapcount: only pages this PTE alone maps;
-            // an extra reference (a pin, an in-flight copy) also keeps it (the reclaim
-            // path's refcount freeze would fail).
-            if !hw.pages.is_zero_page(pa) && m.mapcount == 1 && m.refcount == 1 {
-                let mut data = Box::new([0u8; 4096]);
-                hw.mem.read(pa, &mut data[..]);
-                let Some(e) = hw.swap.alloc(data) else { break };
-                let mut swp = swp_entry_to_pte(e);
-                if m.anon_exclusive {
-                    swp = pte_swp_mkexclusive(swp);
-                }
-                if pte.has(_PAGE_UFFD_WP) {
-                    swp = pte_swp_mkuffd_wp(swp);
-                }
-                let f = pgtable::set_entry(&mut hw.mem, slot, va, swp);
-                if protnone {
-                    f.not_needed();
-                } else {
-                    flush = Some(flush.map_or(f, |g| g.merge(f)));
-                }
-                hw.pages.unmap(pa);
-                paged += 1;
-            }
+        if pte.has(_PAGE_SPECIAL) {
+            return ControlFlow::Continue(());
         }
-        va += 4096;
+        let pa = pgtable::pte_pfn(pte);
+        let m = *hw.pages.meta(pa);
+        // folio_maybe_mapped_shared / folio_mapcount: only pages this PTE alone maps; an
+        // extra reference (a pin, an in-flight copy) also keeps it (the reclaim path's
+        // refcount freeze would fail).
+        if hw.pages.is_zero_page(pa) || m.mapcount != 1 || m.refcount != 1 {
+            return ControlFlow::Continue(());
+        }
+        let mut data = Box::new([0u8; 4096]);
+        hw.mem.read(pa, &mut data[..]);
+        let Some(e) = hw.swap.alloc(data) else { return ControlFlow::Break(()) };
+        let mut swp = swp_entry_to_pte(e);
+        if m.anon_exclusive {
+            swp = pte_swp_mkexclusive(swp);
+        }
+        if pte.has(_PAGE_UFFD_WP) {
+            swp = pte_swp_mkuffd_wp(swp);
+        }
+        let f = pgtable::set_entry(&mut hw.mem, slot, va, swp);
+        if protnone {
+            f.not_needed();
+        } else {
+            self.tlb.flush_pte(f);
+        }
+        // The mapping goes now; the frame once no TLB reaches it.
+        hw.pages.remove_rmap(pa);
+        self.tlb.remove_page(pa);
+        self.paged += 1;
+        ControlFlow::Continue(())
     }
-    if paged > 0 {
-        tracing::trace!(target: "pagelab::swap", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), paged, inuse = hw.swap.inuse(), "pageout");
-    }
-    flush
 }
 
 // ---- Swap-in ----
