@@ -27,7 +27,8 @@
 //! * fork: `mm::fork::copy_page_range` calls [`copy_nonpresent_pte`] with `keep_uffd_wp` =
 //!   the child VMA has VM_UFFD_WP.
 //! * mremap moves swap entries unchanged in `move_ptes` (the slot reference moves with the
-//!   entry); without EVENT_REMAP the uffd code then clears uffd-wp over the new range.
+//!   entry); without EVENT_REMAP the uffd code then clears uffd-wp over the new range
+//!   (`mm::userfaultfd::clear_uffd_wp_range`).
 //!   `swapops::pte_clear_uffd_wp_any` is the same clearing for one entry of any kind
 //!   (present, swap, marker).
 //! * the fault path: a write fault on a swapped wp'd page arrives here first;

@@ -8,7 +8,8 @@
 
 use super::mmu_gather::MmuGather;
 use super::mprotect::{change_protection, MM_CP_TRY_CHANGE_WRITABLE, MM_CP_UFFD_WP, MM_CP_UFFD_WP_RESOLVE};
-use super::pgtable::{self, linux::*};
+use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{self, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
@@ -16,6 +17,9 @@ use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
 use crate::kernel::syscall::Sys;
 use crate::kernel::uffd::UffdCtx;
+use mmu::{Entry, PhysMem};
+use std::convert::Infallible;
+use std::ops::ControlFlow;
 
 /// What an mfill ioctl installs.
 #[derive(Clone, Copy, Debug)]
@@ -172,6 +176,51 @@ pub fn uffd_wp_range(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, 
     tlb.finish_mmu(hw);
     tracing::debug!(target: "pagelab::uffd", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), wp = enable_wp, changed = pages, flush = flushed, shootdowns = hw.shootdowns - before, "change_protection");
     pages
+}
+
+/// Drops every uffd-wp bit from [start, end) after an mremap without EVENT_REMAP (Linux:
+/// move_ptes with need_clear_uffd_wp, the CVE-2025-21696 fix; done here as a pass over
+/// the moved range): a present PTE loses `_PAGE_UFFD_WP` (and stays read-only: the next
+/// write takes an ordinary write fault), a swap entry `_PAGE_SWP_UFFD_WP`, and a marker
+/// with the uffd-wp bit goes. The flushes are applied before returning.
+pub fn clear_uffd_wp_range(mm: &Mm, hw: &mut Hw, start: u64, end: u64) {
+    let mut tlb = MmuGather::new(mm);
+    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut ClearUffdWp { hw, tlb: &mut tlb });
+    tlb.finish_mmu(hw);
+}
+
+struct ClearUffdWp<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+}
+
+impl MmWalkOps for ClearUffdWp<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        let mem = &mut self.hw.mem;
+        match softleaf_from_pte(e) {
+            SoftLeaf::Present if e.has(_PAGE_UFFD_WP) => {
+                let f = pgtable::set_entry(mem, slot, va, e.without(_PAGE_UFFD_WP));
+                self.tlb.flush_pte(f);
+            }
+            SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) => {
+                pgtable::set_entry(mem, slot, va, Entry::new(0)).not_needed();
+            }
+            SoftLeaf::Swap { uffd_wp: true, .. } => {
+                // Not present: no TLB holds it.
+                pgtable::set_entry(mem, slot, va, swapops::pte_swp_clear_uffd_wp(e)).not_needed();
+            }
+            // PROT_NONE entries keep the bit here (pte_clear_uffd_wp_any would clear it);
+            // migration entries do not occur.
+            SoftLeaf::Present | SoftLeaf::Marker(_) | SoftLeaf::Swap { .. } | SoftLeaf::None | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } => {}
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Linux: mwriteprotect_range. VMAs in address order, holes skipped; a VMA without

@@ -1199,37 +1199,7 @@ pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdC
 /// need_clear_uffd_wp, then userfaultfd_reset_ctx).
 fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u64) {
     let Some(mm) = k.mms.get_mut(mm_id).and_then(|m| m.as_mut()) else { return };
-    let mut flush: Option<mmu::Flush> = None;
-    let mut va = start;
-    while va < end {
-        let Some(slot) = super::mm::pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
-            va = (va | 0x1f_ffff) + 1;
-            continue;
-        };
-        let e = super::mm::pgtable::get_entry(&hw.mem, slot);
-        use super::mm::pgtable::linux::_PAGE_UFFD_WP;
-        use super::mm::swapops::{pte_swp_clear_uffd_wp, softleaf_from_pte, PteMarker, SoftLeaf};
-        match softleaf_from_pte(e) {
-            SoftLeaf::Present if e.has(_PAGE_UFFD_WP) => {
-                let f = super::mm::pgtable::set_entry(&mut hw.mem, slot, va, e.without(_PAGE_UFFD_WP));
-                flush = Some(flush.map_or(f, |g| g.merge(f)));
-            }
-            SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) => {
-                super::mm::pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-            }
-            SoftLeaf::Swap { uffd_wp: true, .. } => {
-                // Not present: no TLB holds it.
-                super::mm::pgtable::set_entry(&mut hw.mem, slot, va, pte_swp_clear_uffd_wp(e)).not_needed();
-            }
-            // PROT_NONE entries keep the bit here (pte_clear_uffd_wp_any would clear it);
-            // migration entries do not occur.
-            SoftLeaf::Present | SoftLeaf::Marker(_) | SoftLeaf::Swap { .. } | SoftLeaf::None | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } => {}
-        }
-        va += 4096;
-    }
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
+    super::mm::userfaultfd::clear_uffd_wp_range(mm, hw, start, end);
     mm.split_at(start);
     mm.split_at(end);
     for key in mm.vmas_in(start, end) {
