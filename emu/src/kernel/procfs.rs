@@ -11,11 +11,16 @@
 
 use super::errno::{Errno, KResult};
 use super::file::{Fd, File, FileKind};
+use super::mm::pagewalk::MmWalkOps;
+use super::mm::pgtable::Slot;
+use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
 use super::syscall::{ok, Sys, SysResult};
 use super::task::{TaskState, Tid};
 use super::Kernel;
 use std::cell::RefCell;
+use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 
 /// What a /proc/PID entry is.
@@ -526,6 +531,82 @@ fn map_line(mm: &super::mm::Mm, v: &super::mm::Vma) -> String {
     o
 }
 
+/// PSS in 1/4096 of a kB is exact for map counts that divide 4096; Linux keeps 12 more bits
+/// (PSS_SHIFT) and truncates the same way when printing.
+const PSS_SHIFT: u32 = 12;
+
+/// One VMA's counts, in bytes (Linux: struct mem_size_stats); the PSS sums carry
+/// PSS_SHIFT more bits.
+#[derive(Default)]
+struct MemSizeStats {
+    rss: u64,
+    pss: u64,
+    pss_dirty: u64,
+    sh_clean: u64,
+    sh_dirty: u64,
+    pr_clean: u64,
+    pr_dirty: u64,
+    refd: u64,
+    anon: u64,
+    swp: u64,
+    swap_pss: u64,
+}
+
+/// The smaps walk of one VMA (Linux: smaps_walk_ops).
+struct SmapsWalk<'a> {
+    hw: &'a super::hw::Hw,
+    shmem: bool,
+    mss: MemSizeStats,
+}
+
+impl MmWalkOps for SmapsWalk<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &mmu::PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: smaps_pte_entry → smaps_account.
+    fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> ControlFlow<Infallible> {
+        use super::mm::pgtable::{self, linux::*};
+        let (hw, mss) = (self.hw, &mut self.mss);
+        match softleaf_from_pte(pte) {
+            SoftLeaf::Present | SoftLeaf::ProtNone => {}
+            SoftLeaf::Swap { entry, .. } => {
+                mss.swp += 4096;
+                mss.swap_pss += (4096u64 << PSS_SHIFT) / hw.swap.count(entry).max(1) as u64;
+                return ControlFlow::Continue(());
+            }
+            SoftLeaf::None | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return ControlFlow::Continue(()),
+        }
+        let pa = pgtable::pte_pfn(pte);
+        if pte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa) {
+            return ControlFlow::Continue(());
+        }
+        let mapcount = hw.pages.meta(pa).mapcount.max(1) as u64;
+        let dirty = pte.is_dirty();
+        mss.rss += 4096;
+        if pte.is_accessed() {
+            mss.refd += 4096;
+        }
+        if !self.shmem {
+            mss.anon += 4096;
+        }
+        let p = (4096u64 << PSS_SHIFT) / mapcount;
+        mss.pss += p;
+        if dirty {
+            mss.pss_dirty += p;
+        }
+        match (mapcount >= 2, dirty) {
+            (true, true) => mss.sh_dirty += 4096,
+            (true, false) => mss.sh_clean += 4096,
+            (false, true) => mss.pr_dirty += 4096,
+            (false, false) => mss.pr_clean += 4096,
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// /proc/PID/smaps (fs/proc/task_mmu.c show_smap): each maps line followed by the VMA's
 /// memory counts, from a walk of its page tables (smaps_pte_entry / smaps_account):
 /// present pages with a struct page (not the zero page) count in Rss, shared when more
@@ -536,64 +617,17 @@ fn map_line(mm: &super::mm::Mm, v: &super::mm::Vma) -> String {
 /// flags pagelab models; `ac` (VM_ACCOUNT) is derived as Linux sets it at mmap: a private
 /// writable mapping without MAP_NORESERVE.
 fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
-    use super::mm::pgtable::{self, linux::*};
-    use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
+    use super::mm::pagewalk::walk_page_range;
     use super::mm::VmFlags;
     let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
     let hw = &*s.hw;
-    // PSS in 1/4096 of a kB is exact for map counts that divide 4096; Linux keeps 12 more
-    // bits (PSS_SHIFT) and truncates the same way when printing.
-    const PSS_SHIFT: u32 = 12;
     let mut o = String::new();
     for v in mm.vmas.values() {
         o.push_str(&map_line(mm, v));
         let shmem = matches!(v.backing, super::mm::vma::Backing::Shmem { .. });
-        let (mut rss, mut pss, mut pss_dirty, mut sh_clean, mut sh_dirty, mut pr_clean, mut pr_dirty, mut refd, mut anon, mut swp, mut swap_pss) =
-            (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-        let mut va = v.start;
-        while va < v.end {
-            let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va).filter(|sl| sl.level == mmu::Level::Pt) else {
-                va = (va | 0x1f_ffff) + 1;
-                continue;
-            };
-            let pte = pgtable::get_entry(&hw.mem, slot);
-            va += 4096;
-            match softleaf_from_pte(pte) {
-                SoftLeaf::Present | SoftLeaf::ProtNone => {}
-                SoftLeaf::Swap { entry, .. } => {
-                    swp += 4096;
-                    swap_pss += (4096u64 << PSS_SHIFT) / hw.swap.count(entry).max(1) as u64;
-                    continue;
-                }
-                SoftLeaf::None | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => continue,
-            }
-            {
-                let pa = pgtable::pte_pfn(pte);
-                if pte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa) {
-                    continue;
-                }
-                let mapcount = hw.pages.meta(pa).mapcount.max(1) as u64;
-                let dirty = pte.is_dirty();
-                rss += 4096;
-                if pte.is_accessed() {
-                    refd += 4096;
-                }
-                if !shmem {
-                    anon += 4096;
-                }
-                let p = (4096u64 << PSS_SHIFT) / mapcount;
-                pss += p;
-                if dirty {
-                    pss_dirty += p;
-                }
-                match (mapcount >= 2, dirty) {
-                    (true, true) => sh_dirty += 4096,
-                    (true, false) => sh_clean += 4096,
-                    (false, true) => pr_dirty += 4096,
-                    (false, false) => pr_clean += 4096,
-                }
-            }
-        }
+        let mut w = SmapsWalk { hw, shmem, mss: MemSizeStats::default() };
+        let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
+        let MemSizeStats { rss, pss, pss_dirty, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, swp, swap_pss } = w.mss;
         let kb = |b: u64| b >> 10;
         let pkb = |b: u64| b >> (10 + PSS_SHIFT);
         let lines: [(&str, u64); 23] = [
@@ -757,25 +791,29 @@ fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec
 /// Swap entries in an address space (Linux: the MM_SWAPENTS counter behind VmSwap),
 /// counted by walking its page tables.
 fn swap_entries(hw: &super::hw::Hw, mm: &super::mm::Mm) -> u64 {
-    use super::mm::pgtable;
-    use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
-    let mut n = 0;
-    for v in mm.vmas.values() {
-        let mut va = v.start;
-        while va < v.end {
-            match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
-                Some(slot) if slot.level == mmu::Level::Pt => {
-                    match softleaf_from_pte(pgtable::get_entry(&hw.mem, slot)) {
-                        SoftLeaf::Swap { .. } => n += 1,
-                        SoftLeaf::None | SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {}
-                    }
-                    va += 4096;
-                }
-                _ => va = (va | 0x1f_ffff) + 1,
+    use super::mm::pagewalk::walk_page_range;
+    struct CountSwap<'a> {
+        hw: &'a super::hw::Hw,
+        n: u64,
+    }
+    impl MmWalkOps for CountSwap<'_> {
+        type Break = Infallible;
+        fn mem(&self) -> &mmu::PhysMem {
+            &self.hw.mem
+        }
+        fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> ControlFlow<Infallible> {
+            match softleaf_from_pte(pte) {
+                SoftLeaf::Swap { .. } => self.n += 1,
+                SoftLeaf::None | SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {}
             }
+            ControlFlow::Continue(())
         }
     }
-    n
+    let mut w = CountSwap { hw, n: 0 };
+    for v in mm.vmas.values() {
+        let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
+    }
+    w.n
 }
 
 /// One pagemap entry (Linux: pte_to_pagemap_entry and the hole/VMA logic around it).
