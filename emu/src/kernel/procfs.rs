@@ -11,7 +11,7 @@
 
 use super::errno::{Errno, KResult};
 use super::file::{Fd, File, FileKind};
-use super::mm::pagewalk::MmWalkOps;
+use super::mm::pagewalk::{Action, Hole, MmWalkOps};
 use super::mm::pgtable::Slot;
 use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
 use super::syscall::{ok, Sys, SysResult};
@@ -781,11 +781,10 @@ fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec
     }
     let n = (len as u64 / 8).min(end - first).min(PAGEMAP_MAX_ENTRIES);
     let mm = s.k.mms[id].as_ref().unwrap();
-    let mut out = Vec::with_capacity(n as usize * 8);
-    for i in 0..n {
-        out.extend_from_slice(&pagemap_entry(s.hw, mm, (first + i) << 12).to_le_bytes());
-    }
-    Ok(out)
+    let mut w = PagemapWalk { hw: s.hw, mm, out: Vec::with_capacity(n as usize * 8) };
+    let ControlFlow::Continue(()) = super::mm::pagewalk::walk_page_range(mm.pml4, first << 12, (first + n) << 12, &mut w);
+    debug_assert_eq!(w.out.len() as u64, n * 8);
+    Ok(w.out)
 }
 
 /// Swap entries in an address space (Linux: the MM_SWAPENTS counter behind VmSwap),
@@ -816,25 +815,73 @@ fn swap_entries(hw: &super::hw::Hw, mm: &super::mm::Mm) -> u64 {
     w.n
 }
 
-/// One pagemap entry (Linux: pte_to_pagemap_entry and the hole/VMA logic around it).
+/// The pagemap walk (Linux: pagemap_ops): one entry per page of the range, in order.
 /// Bits: 63 present (PROT_NONE entries too), 62 swapped (swap entries and PTE markers),
 /// 61 file page or shared anonymous (shmem), 57 uffd-wp (`_PAGE_UFFD_WP`, the swap bit 2,
 /// or a uffd-wp marker), 56 the page is mapped by exactly one PTE (present pages only),
 /// 55 soft-dirty (never: CONFIG_MEM_SOFT_DIRTY=n, as on the reference host), 0-54 the frame
 /// or the swap type and offset. The zero page (and any `_PAGE_SPECIAL` entry) has no
-/// struct page: neither exclusive nor file.
-pub fn pagemap_entry(hw: &super::hw::Hw, mm: &super::mm::Mm, va: u64) -> u64 {
-    use super::mm::pgtable;
-    let Some(vma) = mm.find_vma(va) else { return 0 };
-    let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else { return 0 };
-    let pte = pgtable::get_entry(&hw.mem, slot);
-    if slot.level != mmu::Level::Pt {
-        // A huge leaf (none in user space today): the 4 KiB frame within it.
-        let base = pte.addr(slot.level, 52).as_u64() >> 12;
-        let size = slot.level.leaf_size().map_or(4096, |z| z.bytes());
-        return PM_PRESENT | (base + ((va & (size - 1)) >> 12));
+/// struct page: neither exclusive nor file. A page outside every VMA reads as 0.
+struct PagemapWalk<'a> {
+    hw: &'a super::hw::Hw,
+    mm: &'a super::mm::Mm,
+    out: Vec<u8>,
+}
+
+impl PagemapWalk<'_> {
+    fn push(&mut self, v: u64) {
+        self.out.extend_from_slice(&v.to_le_bytes());
     }
-    pte_to_pagemap_entry(hw, vma, pte)
+    /// A huge leaf `e` at `level` over [addr, next) (none in user space today): the 4 KiB
+    /// frame within it, for each page in a VMA.
+    fn huge_leaf(&mut self, e: mmu::Entry, level: mmu::Level, addr: u64, next: u64) {
+        let base = e.addr(level, 52).as_u64() >> 12;
+        let size = level.leaf_size().map_or(4096, |z| z.bytes());
+        for va in (addr..next).step_by(4096) {
+            let v = if self.mm.find_vma(va).is_some() { PM_PRESENT | (base + ((va & (size - 1)) >> 12)) } else { 0 };
+            self.push(v);
+        }
+    }
+}
+
+impl MmWalkOps for PagemapWalk<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &mmu::PhysMem {
+        &self.hw.mem
+    }
+
+    fn pud_entry(&mut self, pud: mmu::Entry, _slot: Slot, addr: u64, next: u64) -> ControlFlow<Infallible, Action> {
+        if !pud.is_leaf(mmu::Level::Pdpt) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        self.huge_leaf(pud, mmu::Level::Pdpt, addr, next);
+        ControlFlow::Continue(Action::Continue)
+    }
+
+    /// Linux: pagemap_pmd_range (its huge-PMD part; the PTEs come to pte_entry).
+    fn pmd_entry(&mut self, pmd: mmu::Entry, _slot: Slot, addr: u64, next: u64) -> ControlFlow<Infallible, Action> {
+        if !pmd.is_leaf(mmu::Level::Pd) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        self.huge_leaf(pmd, mmu::Level::Pd, addr, next);
+        ControlFlow::Continue(Action::Continue)
+    }
+
+    fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, addr: u64) -> ControlFlow<Infallible> {
+        let v = match self.mm.find_vma(addr) {
+            Some(vma) => pte_to_pagemap_entry(self.hw, vma, pte),
+            None => 0,
+        };
+        self.push(v);
+        ControlFlow::Continue(())
+    }
+
+    /// Linux: pagemap_pte_hole. No table: nothing present, nothing swapped.
+    fn pte_hole(&mut self, addr: u64, next: u64, _level: mmu::Level, _slot: Slot) -> ControlFlow<Infallible, Hole> {
+        self.out.resize(self.out.len() + ((next - addr) / 4096 * 8) as usize, 0);
+        ControlFlow::Continue(Hole::Skip)
+    }
 }
 
 /// Linux: pte_to_pagemap_entry, for the PTE of a page in `vma`.
