@@ -1,8 +1,8 @@
 //! Creating and destroying mappings (Linux: mm/mmap.c do_mmap / do_vmi_munmap / brk,
 //! mm/mremap.c, mm/madvise.c, and zap_page_range in mm/memory.c).
 //!
-//! Zap is a `pagewalk` walk; its flushes and freed pages go through an `MmuGather`, which
-//! flushes every vCPU running the mm before a page is freed.
+//! Zap and move_ptes are `pagewalk` walks; their flushes and freed pages go through an
+//! `MmuGather`, which flushes every vCPU running the mm before a page is freed.
 
 use super::mmu_gather::MmuGather;
 use super::pagewalk::{walk_page_range, MmWalkOps};
@@ -12,7 +12,7 @@ use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use mmu::{Entry, Flush, PhysMem};
+use mmu::{Entry, PhysMem};
 use std::convert::Infallible;
 use std::ops::ControlFlow;
 
@@ -249,28 +249,58 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
     mm.brk
 }
 
-/// Moves the PTEs of [old, old+len) to [new, new+len) (Linux: move_page_tables).
+/// Moves the PTEs of [old, old+len) to [new, new+len) (Linux: move_page_tables →
+/// move_ptes). Destination tables are allocated where a source entry needs one; ENOMEM
+/// when that fails, after flushing what was moved.
 pub fn move_ptes(mm: &mut Mm, hw: &mut Hw, old: u64, new: u64, len: u64) -> KResult<()> {
-    let mut flush: Option<Flush> = None;
-    let mut off = 0;
-    while off < len {
-        let src = old + off;
-        if let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, src) {
-            let e = pgtable::get_entry(&hw.mem, slot);
-            if !pgtable::pte_none(e) {
-                let dst = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, new + off).ok_or(Errno::ENOMEM)?;
-                let f = pgtable::set_entry(&mut hw.mem, slot, src, mmu::Entry::new(0));
-                flush = Some(flush.map_or(f, |g| g.merge(f)));
-                // The destination was empty: nothing cached for it.
-                pgtable::set_entry(&mut hw.mem, dst, new + off, e).not_needed();
-            }
+    let mut tlb = MmuGather::new(mm);
+    let pml4 = mm.pml4;
+    let mut w = MovePtes { hw, tlb: &mut tlb, tables: &mut mm.table_frames, pml4, delta: new.wrapping_sub(old) };
+    let r = walk_page_range(pml4, old, old + len, &mut w);
+    // Flushed even when a table allocation failed: the entries moved so far must not stay
+    // reachable at their old addresses (Linux flushes each moved page table's range).
+    tlb.finish_mmu(hw);
+    match r {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct MovePtes<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+    tables: &'a mut Vec<mmu::PhysAddr>,
+    pml4: mmu::PhysAddr,
+    /// new - old (wrapping).
+    delta: u64,
+}
+
+impl MmWalkOps for MovePtes<'_> {
+    type Break = Errno;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: move_ptes, for one PTE.
+    fn pte_entry(&mut self, e: Entry, slot: Slot, src: u64) -> ControlFlow<Errno> {
+        match softleaf_from_pte(e) {
+            SoftLeaf::None => return ControlFlow::Continue(()),
+            // Every kind moves as it is: a page keeps its counts, a swap entry its slot
+            // reference (uffd-wp is cleared afterwards, by the uffd code, when it must be).
+            SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {}
         }
-        off += 4096;
+        let hw = &mut *self.hw;
+        let dst_va = src.wrapping_add(self.delta);
+        let Some(dst) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, self.tables, self.pml4, dst_va) else {
+            return ControlFlow::Break(Errno::ENOMEM);
+        };
+        let f = pgtable::set_entry(&mut hw.mem, slot, src, Entry::new(0));
+        self.tlb.flush_pte(f);
+        // The destination was empty: nothing cached for it.
+        pgtable::set_entry(&mut hw.mem, dst, dst_va, e).not_needed();
+        ControlFlow::Continue(())
     }
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
-    Ok(())
 }
 
 /// Linux: mremap(2).
