@@ -19,6 +19,13 @@
 //!
 //! Invariant: page-table entries are only changed through `pgtable`, which returns a
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
+//!
+//! Three mechanisms do each job once (docs/mm-walk.md): `swapops::softleaf_from_pte` says
+//! what an entry is, and every site acting on the kind matches its `SoftLeaf` without a
+//! `_` arm; `pagewalk::walk_page_range` is the only loop over the entries of a range (zap,
+//! change_protection, fork's copy, pageout, mremap, smaps, pagemap are its callers); an
+//! `mmu_gather::MmuGather` owns the flushes and the freed pages of an operation and
+//! flushes every vCPU before any page is freed.
 
 pub mod fault;
 pub mod fork;

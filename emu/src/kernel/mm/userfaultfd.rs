@@ -1,7 +1,8 @@
 //! userfaultfd, the memory side (Linux: mm/userfaultfd.c): filling missing pages
-//! (mfill_atomic for UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_CONTINUE) and write-protecting
+//! (mfill_atomic for UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_CONTINUE), write-protecting
 //! ranges (mwriteprotect_range → uffd_wp_range → change_protection with MM_CP_UFFD_WP or
-//! MM_CP_UFFD_WP_RESOLVE). The file side is `kernel::uffd`.
+//! MM_CP_UFFD_WP_RESOLVE), moving pages (UFFDIO_MOVE) and dropping uffd-wp after an
+//! mremap without EVENT_REMAP (clear_uffd_wp_range). The file side is `kernel::uffd`.
 //!
 //! Invariant kept here (Linux 6.2, "always wr-protect pte in pte_mkuffd_wp"): a present
 //! PTE with `_PAGE_UFFD_WP` never has R/W.
