@@ -11,11 +11,16 @@
 
 use super::errno::{Errno, KResult};
 use super::file::{Fd, File, FileKind};
+use super::mm::pagewalk::{Action, Hole, MmWalkOps};
+use super::mm::pgtable::Slot;
+use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
 use super::syscall::{ok, Sys, SysResult};
 use super::task::{TaskState, Tid};
 use super::Kernel;
 use std::cell::RefCell;
+use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 
 /// What a /proc/PID entry is.
@@ -526,6 +531,82 @@ fn map_line(mm: &super::mm::Mm, v: &super::mm::Vma) -> String {
     o
 }
 
+/// PSS in 1/4096 of a kB is exact for map counts that divide 4096; Linux keeps 12 more bits
+/// (PSS_SHIFT) and truncates the same way when printing.
+const PSS_SHIFT: u32 = 12;
+
+/// One VMA's counts, in bytes (Linux: struct mem_size_stats); the PSS sums carry
+/// PSS_SHIFT more bits.
+#[derive(Default)]
+struct MemSizeStats {
+    rss: u64,
+    pss: u64,
+    pss_dirty: u64,
+    sh_clean: u64,
+    sh_dirty: u64,
+    pr_clean: u64,
+    pr_dirty: u64,
+    refd: u64,
+    anon: u64,
+    swp: u64,
+    swap_pss: u64,
+}
+
+/// The smaps walk of one VMA (Linux: smaps_walk_ops).
+struct SmapsWalk<'a> {
+    hw: &'a super::hw::Hw,
+    shmem: bool,
+    mss: MemSizeStats,
+}
+
+impl MmWalkOps for SmapsWalk<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &mmu::PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: smaps_pte_entry → smaps_account.
+    fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> ControlFlow<Infallible> {
+        use super::mm::pgtable::{self, linux::*};
+        let (hw, mss) = (self.hw, &mut self.mss);
+        match softleaf_from_pte(pte) {
+            SoftLeaf::Present | SoftLeaf::ProtNone => {}
+            SoftLeaf::Swap { entry, .. } => {
+                mss.swp += 4096;
+                mss.swap_pss += (4096u64 << PSS_SHIFT) / hw.swap.count(entry).max(1) as u64;
+                return ControlFlow::Continue(());
+            }
+            SoftLeaf::None | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return ControlFlow::Continue(()),
+        }
+        let pa = pgtable::pte_pfn(pte);
+        if pte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa) {
+            return ControlFlow::Continue(());
+        }
+        let mapcount = hw.pages.meta(pa).mapcount.max(1) as u64;
+        let dirty = pte.is_dirty();
+        mss.rss += 4096;
+        if pte.is_accessed() {
+            mss.refd += 4096;
+        }
+        if !self.shmem {
+            mss.anon += 4096;
+        }
+        let p = (4096u64 << PSS_SHIFT) / mapcount;
+        mss.pss += p;
+        if dirty {
+            mss.pss_dirty += p;
+        }
+        match (mapcount >= 2, dirty) {
+            (true, true) => mss.sh_dirty += 4096,
+            (true, false) => mss.sh_clean += 4096,
+            (false, true) => mss.pr_dirty += 4096,
+            (false, false) => mss.pr_clean += 4096,
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// /proc/PID/smaps (fs/proc/task_mmu.c show_smap): each maps line followed by the VMA's
 /// memory counts, from a walk of its page tables (smaps_pte_entry / smaps_account):
 /// present pages with a struct page (not the zero page) count in Rss, shared when more
@@ -536,60 +617,17 @@ fn map_line(mm: &super::mm::Mm, v: &super::mm::Vma) -> String {
 /// flags pagelab models; `ac` (VM_ACCOUNT) is derived as Linux sets it at mmap: a private
 /// writable mapping without MAP_NORESERVE.
 fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
-    use super::mm::pgtable::{self, linux::*};
-    use super::mm::{swap, VmFlags};
+    use super::mm::pagewalk::walk_page_range;
+    use super::mm::VmFlags;
     let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
     let hw = &*s.hw;
-    // PSS in 1/4096 of a kB is exact for map counts that divide 4096; Linux keeps 12 more
-    // bits (PSS_SHIFT) and truncates the same way when printing.
-    const PSS_SHIFT: u32 = 12;
     let mut o = String::new();
     for v in mm.vmas.values() {
         o.push_str(&map_line(mm, v));
         let shmem = matches!(v.backing, super::mm::vma::Backing::Shmem { .. });
-        let (mut rss, mut pss, mut pss_dirty, mut sh_clean, mut sh_dirty, mut pr_clean, mut pr_dirty, mut refd, mut anon, mut swp, mut swap_pss) =
-            (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-        let mut va = v.start;
-        while va < v.end {
-            let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va).filter(|sl| sl.level == mmu::Level::Pt) else {
-                va = (va | 0x1f_ffff) + 1;
-                continue;
-            };
-            let pte = pgtable::get_entry(&hw.mem, slot);
-            va += 4096;
-            if pte.is_present() || super::mm::mprotect::is_protnone(pte) {
-                let pa = pgtable::pte_pfn(pte);
-                if pte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa) {
-                    continue;
-                }
-                let mapcount = hw.pages.meta(pa).mapcount.max(1) as u64;
-                let dirty = pte.is_dirty();
-                rss += 4096;
-                if pte.is_accessed() {
-                    refd += 4096;
-                }
-                if !shmem {
-                    anon += 4096;
-                }
-                let p = (4096u64 << PSS_SHIFT) / mapcount;
-                pss += p;
-                if dirty {
-                    pss_dirty += p;
-                }
-                match (mapcount >= 2, dirty) {
-                    (true, true) => sh_dirty += 4096,
-                    (true, false) => sh_clean += 4096,
-                    (false, true) => pr_dirty += 4096,
-                    (false, false) => pr_clean += 4096,
-                }
-            } else if swap::is_swap_pte(pte) {
-                let e = swap::pte_to_swp_entry(pte);
-                if !e.non_swap_entry() {
-                    swp += 4096;
-                    swap_pss += (4096u64 << PSS_SHIFT) / hw.swap.count(e).max(1) as u64;
-                }
-            }
-        }
+        let mut w = SmapsWalk { hw, shmem, mss: MemSizeStats::default() };
+        let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
+        let MemSizeStats { rss, pss, pss_dirty, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, swp, swap_pss } = w.mss;
         let kb = |b: u64| b >> 10;
         let pkb = |b: u64| b >> (10 + PSS_SHIFT);
         let lines: [(&str, u64); 23] = [
@@ -743,77 +781,138 @@ fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec
     }
     let n = (len as u64 / 8).min(end - first).min(PAGEMAP_MAX_ENTRIES);
     let mm = s.k.mms[id].as_ref().unwrap();
-    let mut out = Vec::with_capacity(n as usize * 8);
-    for i in 0..n {
-        out.extend_from_slice(&pagemap_entry(s.hw, mm, (first + i) << 12).to_le_bytes());
-    }
-    Ok(out)
+    let mut w = PagemapWalk { hw: s.hw, mm, out: Vec::with_capacity(n as usize * 8) };
+    let ControlFlow::Continue(()) = super::mm::pagewalk::walk_page_range(mm.pml4, first << 12, (first + n) << 12, &mut w);
+    debug_assert_eq!(w.out.len() as u64, n * 8);
+    Ok(w.out)
 }
 
 /// Swap entries in an address space (Linux: the MM_SWAPENTS counter behind VmSwap),
 /// counted by walking its page tables.
 fn swap_entries(hw: &super::hw::Hw, mm: &super::mm::Mm) -> u64 {
-    use super::mm::pgtable;
-    let mut n = 0;
-    for v in mm.vmas.values() {
-        let mut va = v.start;
-        while va < v.end {
-            match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
-                Some(slot) if slot.level == mmu::Level::Pt => {
-                    if super::mm::swap::is_swap_pte(pgtable::get_entry(&hw.mem, slot)) && !super::mm::swap::pte_to_swp_entry(pgtable::get_entry(&hw.mem, slot)).non_swap_entry() {
-                        n += 1;
-                    }
-                    va += 4096;
-                }
-                _ => va = (va | 0x1f_ffff) + 1,
+    use super::mm::pagewalk::walk_page_range;
+    struct CountSwap<'a> {
+        hw: &'a super::hw::Hw,
+        n: u64,
+    }
+    impl MmWalkOps for CountSwap<'_> {
+        type Break = Infallible;
+        fn mem(&self) -> &mmu::PhysMem {
+            &self.hw.mem
+        }
+        fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> ControlFlow<Infallible> {
+            match softleaf_from_pte(pte) {
+                SoftLeaf::Swap { .. } => self.n += 1,
+                SoftLeaf::None | SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {}
             }
+            ControlFlow::Continue(())
         }
     }
-    n
+    let mut w = CountSwap { hw, n: 0 };
+    for v in mm.vmas.values() {
+        let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
+    }
+    w.n
 }
 
-/// One pagemap entry (Linux: pte_to_pagemap_entry and the hole/VMA logic around it).
+/// The pagemap walk (Linux: pagemap_ops): one entry per page of the range, in order.
 /// Bits: 63 present (PROT_NONE entries too), 62 swapped (swap entries and PTE markers),
 /// 61 file page or shared anonymous (shmem), 57 uffd-wp (`_PAGE_UFFD_WP`, the swap bit 2,
 /// or a uffd-wp marker), 56 the page is mapped by exactly one PTE (present pages only),
 /// 55 soft-dirty (never: CONFIG_MEM_SOFT_DIRTY=n, as on the reference host), 0-54 the frame
 /// or the swap type and offset. The zero page (and any `_PAGE_SPECIAL` entry) has no
-/// struct page: neither exclusive nor file.
-pub fn pagemap_entry(hw: &super::hw::Hw, mm: &super::mm::Mm, va: u64) -> u64 {
+/// struct page: neither exclusive nor file. A page outside every VMA reads as 0.
+struct PagemapWalk<'a> {
+    hw: &'a super::hw::Hw,
+    mm: &'a super::mm::Mm,
+    out: Vec<u8>,
+}
+
+impl PagemapWalk<'_> {
+    fn push(&mut self, v: u64) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    /// A huge leaf `e` at `level` over [addr, next) (none in user space today): the 4 KiB
+    /// frame within it, for each page in a VMA.
+    fn huge_leaf(&mut self, e: mmu::Entry, level: mmu::Level, addr: u64, next: u64) {
+        let base = e.addr(level, 52).as_u64() >> 12;
+        let size = level.leaf_size().map_or(4096, |z| z.bytes());
+        for va in (addr..next).step_by(4096) {
+            let v = if self.mm.find_vma(va).is_some() { PM_PRESENT | (base + ((va & (size - 1)) >> 12)) } else { 0 };
+            self.push(v);
+        }
+    }
+}
+
+impl MmWalkOps for PagemapWalk<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &mmu::PhysMem {
+        &self.hw.mem
+    }
+
+    fn pud_entry(&mut self, pud: mmu::Entry, _slot: Slot, addr: u64, next: u64) -> ControlFlow<Infallible, Action> {
+        if !pud.is_leaf(mmu::Level::Pdpt) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        self.huge_leaf(pud, mmu::Level::Pdpt, addr, next);
+        ControlFlow::Continue(Action::Continue)
+    }
+
+    /// Linux: pagemap_pmd_range (its huge-PMD part; the PTEs come to pte_entry).
+    fn pmd_entry(&mut self, pmd: mmu::Entry, _slot: Slot, addr: u64, next: u64) -> ControlFlow<Infallible, Action> {
+        if !pmd.is_leaf(mmu::Level::Pd) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        self.huge_leaf(pmd, mmu::Level::Pd, addr, next);
+        ControlFlow::Continue(Action::Continue)
+    }
+
+    fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, addr: u64) -> ControlFlow<Infallible> {
+        let v = match self.mm.find_vma(addr) {
+            Some(vma) => pte_to_pagemap_entry(self.hw, vma, pte),
+            None => 0,
+        };
+        self.push(v);
+        ControlFlow::Continue(())
+    }
+
+    /// Linux: pagemap_pte_hole. No table: nothing present, nothing swapped.
+    fn pte_hole(&mut self, addr: u64, next: u64, _level: mmu::Level, _slot: Slot) -> ControlFlow<Infallible, Hole> {
+        self.out.resize(self.out.len() + ((next - addr) / 4096 * 8) as usize, 0);
+        ControlFlow::Continue(Hole::Skip)
+    }
+}
+
+/// Linux: pte_to_pagemap_entry, for the PTE of a page in `vma`.
+fn pte_to_pagemap_entry(hw: &super::hw::Hw, vma: &super::mm::Vma, pte: mmu::Entry) -> u64 {
     use super::mm::pgtable::{self, linux::*};
-    use super::mm::swap;
-    let Some(vma) = mm.find_vma(va) else { return 0 };
-    let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else { return 0 };
-    let pte = pgtable::get_entry(&hw.mem, slot);
-    if slot.level != mmu::Level::Pt {
-        // A huge leaf (none in user space today): the 4 KiB frame within it.
-        let base = pte.addr(slot.level, 52).as_u64() >> 12;
-        let size = slot.level.leaf_size().map_or(4096, |z| z.bytes());
-        return PM_PRESENT | (base + ((va & (size - 1)) >> 12));
-    }
-    if pte.is_present() || super::mm::mprotect::is_protnone(pte) {
-        let pa = pgtable::pte_pfn(pte);
-        let mut v = PM_PRESENT | ((pa.as_u64() >> 12) & PM_PFRAME_MASK);
-        if pte.has(_PAGE_UFFD_WP) {
-            v |= PM_UFFD_WP;
-        }
-        if !pte.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) {
-            if matches!(vma.backing, super::mm::vma::Backing::Shmem { .. }) {
-                v |= PM_FILE;
+    use super::mm::swapops::{make_pte_marker_entry, PteMarker, SoftLeaf};
+    let (e, uffd_wp) = match super::mm::swapops::softleaf_from_pte(pte) {
+        SoftLeaf::None => return 0,
+        SoftLeaf::Present | SoftLeaf::ProtNone => {
+            let pa = pgtable::pte_pfn(pte);
+            let mut v = PM_PRESENT | ((pa.as_u64() >> 12) & PM_PFRAME_MASK);
+            if pte.has(_PAGE_UFFD_WP) {
+                v |= PM_UFFD_WP;
             }
-            if hw.pages.meta(pa).mapcount == 1 {
-                v |= PM_MMAP_EXCLUSIVE;
+            if !pte.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) {
+                if matches!(vma.backing, super::mm::vma::Backing::Shmem { .. }) {
+                    v |= PM_FILE;
+                }
+                if hw.pages.meta(pa).mapcount == 1 {
+                    v |= PM_MMAP_EXCLUSIVE;
+                }
             }
+            return v;
         }
-        return v;
+        SoftLeaf::Swap { entry, uffd_wp, .. } | SoftLeaf::Migration { entry, uffd_wp } => (entry, uffd_wp),
+        // Type 31 with the marker bits as the offset.
+        SoftLeaf::Marker(m) => (make_pte_marker_entry(m), m.contains(PteMarker::UFFD_WP)),
+    };
+    let mut v = PM_SWAP | ((e.swp_type() | (e.swp_offset() << MAX_SWAPFILES_SHIFT)) & PM_PFRAME_MASK);
+    if uffd_wp {
+        v |= PM_UFFD_WP;
     }
-    if swap::is_swap_pte(pte) {
-        let e = swap::pte_to_swp_entry(pte);
-        let mut v = PM_SWAP | ((e.swp_type() | (e.swp_offset() << MAX_SWAPFILES_SHIFT)) & PM_PFRAME_MASK);
-        if swap::pte_swp_uffd_wp_any(pte) {
-            v |= PM_UFFD_WP;
-        }
-        return v;
-    }
-    0
+    v
 }

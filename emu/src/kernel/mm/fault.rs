@@ -2,6 +2,7 @@
 //! handle_mm_fault → handle_pte_fault → do_anonymous_page / do_wp_page).
 
 use super::pgtable::{self, linux::*};
+use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, VmFlags};
 use super::{Mm, STACK_LIMIT};
 use crate::kernel::hw::Hw;
@@ -93,12 +94,12 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> F
         }
         return do_anonymous_page(hw, &vma, slot, page_va, acc);
     }
-    if super::swap::is_swap_pte(pte) {
-        // Swap entries (mm::swap); PTE markers arrive with a later issue (SIGBUS there).
-        return super::swap::do_swap_page(hw, &vma, slot, page_va, pte, acc.write);
-    }
-    if !pte.is_present() {
-        return FaultOutcome::Bus;
+    match softleaf_from_pte(pte) {
+        // Swap entries (mm::swap); PTE markers and migration entries arrive with a later
+        // issue (SIGBUS there).
+        SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return super::swap::do_swap_page(hw, &vma, slot, page_va, pte, acc.write),
+        SoftLeaf::ProtNone => return FaultOutcome::Bus,
+        SoftLeaf::None | SoftLeaf::Present => {}
     }
     if acc.write && !pte.is_writable() {
         return do_wp_page(mm, hw, &vma, slot, page_va, pte);

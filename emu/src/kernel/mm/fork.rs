@@ -9,14 +9,18 @@
 //! first write on either side goes through do_wp_page, which copies or — once the other
 //! side is gone — reuses it.
 
-use super::pgtable::{self, linux::*};
+use super::mmu_gather::MmuGather;
+use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pgtable::{self, linux::*, Slot};
+use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
 use crate::kernel::mm::MmId;
 use crate::kernel::Kernel;
-use mmu::{Entry, Flush};
+use mmu::{Entry, PhysMem};
+use std::ops::ControlFlow;
 use std::collections::BTreeMap;
 
 /// Linux: is_cow_mapping. Private mappings that may be written.
@@ -54,8 +58,8 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
         exe: src.exe.clone(),
         table_frames: vec![pml4],
     };
-    let parent_cr3 = src.pml4.as_u64();
-    let mut flush: Option<Flush> = None;
+    // The parent's write-protections, flushed once at the end (dup_mmap's flush_tlb_mm).
+    let mut tlb = MmuGather::new(src);
     let vmas: Vec<Vma> = src.vmas.values().cloned().collect();
     let mut result = Ok(());
     for v in vmas {
@@ -82,21 +86,13 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
         if !vma_needs_copy(&v) && !child_wp {
             continue;
         }
-        match copy_page_range(&mut child, src, hw, &v, child_wp) {
-            Ok(f) => {
-                if let Some(f) = f {
-                    flush = Some(flush.map_or(f, |g| g.merge(f)));
-                }
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+        if let Err(e) = copy_page_range(&mut tlb, &mut child, src, hw, &v, child_wp) {
+            result = Err(e);
+            break;
         }
     }
-    if let Some(f) = flush {
-        hw.flush(f, parent_cr3);
-    }
+    // On failure too: the entries write-protected so far must not stay writable in a TLB.
+    tlb.finish_mmu(hw);
     if let Err(e) = result {
         // Out of memory for the child's tables: undo the copy (the parent keeps its
         // write-protected PTEs; their next write fault reuses the page).
@@ -106,53 +102,66 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
     Ok(child)
 }
 
-/// Linux: copy_page_range over one VMA. Returns the flush the parent's write-protection
-/// needs.
-fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma, child_wp: bool) -> KResult<Option<Flush>> {
-    let cow = is_cow_mapping(vma.flags);
-    let mut flush: Option<Flush> = None;
-    let mut va = vma.start;
-    while va < vma.end {
-        let Some(sslot) = pgtable::walk_lookup(&hw.mem, src.pml4, va) else {
-            // No page table here in the parent: skip to the next 2 MiB boundary.
-            va = (va | 0x1f_ffff) + 1;
-            continue;
-        };
-        if sslot.level != mmu::Level::Pt {
-            // A huge leaf: the kernel never maps one in user space, so there is none to copy.
-            va = (va | 0x1f_ffff) + 1;
-            continue;
+/// Linux: copy_page_range over one VMA: a walk of the parent's tables, each non-none PTE
+/// copied into the child's (allocated as needed: ENOMEM when that fails). The parent's
+/// write-protection flushes go to `tlb`.
+fn copy_page_range(tlb: &mut MmuGather, dst: &mut Mm, src: &Mm, hw: &mut Hw, vma: &Vma, child_wp: bool) -> KResult<()> {
+    // The child keeps uffd-wp on swap entries and markers only if its VMA has VM_UFFD_WP.
+    let keep_wp = dst.vmas.get(&vma.start).is_some_and(|c| c.flags.has(VmFlags::UFFD_WP));
+    let mut w = CopyPtes { hw, tlb, dst, cow: is_cow_mapping(vma.flags), shared: vma.shared(), child_wp, keep_wp };
+    match walk_page_range(src.pml4, vma.start, vma.end, &mut w) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct CopyPtes<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+    dst: &'a mut Mm,
+    cow: bool,
+    shared: bool,
+    child_wp: bool,
+    keep_wp: bool,
+}
+
+impl MmWalkOps for CopyPtes<'_> {
+    type Break = Errno;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: copy_pte_range, for one PTE.
+    fn pte_entry(&mut self, pte: Entry, sslot: Slot, va: u64) -> ControlFlow<Errno> {
+        let leaf = softleaf_from_pte(pte);
+        if leaf == SoftLeaf::None {
+            return ControlFlow::Continue(());
         }
-        let pte = pgtable::get_entry(&hw.mem, sslot);
-        if pgtable::pte_none(pte) {
-            va += 4096;
-            continue;
-        }
-        let Some(dslot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut dst.table_frames, dst.pml4, va) else {
-            return Err(Errno::ENOMEM);
+        let hw = &mut *self.hw;
+        let Some(dslot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut self.dst.table_frames, self.dst.pml4, va) else {
+            return ControlFlow::Break(Errno::ENOMEM);
         };
-        let child_pte = if pte.is_present() || super::mprotect::is_protnone(pte) {
-            copy_present_pte(hw, sslot, va, pte, cow, vma.shared(), child_wp, &mut flush)
-        } else {
-            // Swap entries and PTE markers (mm::swap::copy_nonpresent_pte): the slot gets
-            // one more reference; the child keeps uffd-wp only if its VMA has VM_UFFD_WP.
-            let keep_wp = dst.vmas.get(&vma.start).is_some_and(|c| c.flags.has(VmFlags::UFFD_WP));
-            let (child, parent) = super::swap::copy_nonpresent_pte(hw, pte, keep_wp);
-            if let Some(p) = parent {
-                // Not present before or after: nothing cached.
-                pgtable::set_entry(&mut hw.mem, sslot, va, p).not_needed();
+        let child_pte = match leaf {
+            SoftLeaf::Present | SoftLeaf::ProtNone => copy_present_pte(hw, self.tlb, sslot, va, pte, self.cow, self.shared, self.child_wp),
+            SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+                // mm::swap::copy_nonpresent_pte: a swap slot gets one more reference.
+                let (child, parent) = super::swap::copy_nonpresent_pte(hw, pte, leaf, self.keep_wp);
+                if let Some(p) = parent {
+                    // Not present before or after: nothing cached.
+                    pgtable::set_entry(&mut hw.mem, sslot, va, p).not_needed();
+                }
+                let Some(child) = child else {
+                    return ControlFlow::Continue(());
+                };
+                child
             }
-            let Some(child) = child else {
-                va += 4096;
-                continue;
-            };
-            child
+            SoftLeaf::None => unreachable!("none entries are skipped above"),
         };
         // The child's tables are new: nothing can be cached for them.
         pgtable::set_entry(&mut hw.mem, dslot, va, child_pte).not_needed();
-        va += 4096;
+        ControlFlow::Continue(())
     }
-    Ok(flush)
 }
 
 /// Linux: copy_present_pte (a PROT_NONE entry is "present" to Linux too). Takes a
@@ -161,7 +170,7 @@ fn copy_page_range(dst: &mut Mm, src: &mut Mm, hw: &mut Hw, vma: &Vma, child_wp:
 /// clean for a shared mapping, old (A clear), with uffd-wp only if the child's VMA has
 /// VM_UFFD_WP (EVENT_FORK).
 #[allow(clippy::too_many_arguments)]
-fn copy_present_pte(hw: &mut Hw, sslot: pgtable::Slot, va: u64, pte: Entry, cow: bool, shared: bool, child_wp: bool, flush: &mut Option<Flush>) -> Entry {
+fn copy_present_pte(hw: &mut Hw, tlb: &mut MmuGather, sslot: Slot, va: u64, pte: Entry, cow: bool, shared: bool, child_wp: bool) -> Entry {
     let mut child = pte;
     if !pte.has(_PAGE_SPECIAL) {
         let pa = pgtable::pte_pfn(pte);
@@ -176,7 +185,7 @@ fn copy_present_pte(hw: &mut Hw, sslot: pgtable::Slot, va: u64, pte: Entry, cow:
         // ptep_set_wrprotect in the parent: a stale writable TLB entry would let the
         // parent write the page the child now shares.
         let f = pgtable::set_entry(&mut hw.mem, sslot, va, pte.without(_PAGE_RW));
-        *flush = Some(flush.map_or(f, |g| g.merge(f)));
+        tlb.flush_pte(f);
         child = child.without(_PAGE_RW);
     }
     if shared {

@@ -1,12 +1,20 @@
 //! Creating and destroying mappings (Linux: mm/mmap.c do_mmap / do_vmi_munmap / brk,
 //! mm/mremap.c, mm/madvise.c, and zap_page_range in mm/memory.c).
+//!
+//! Zap and move_ptes are `pagewalk` walks; their flushes and freed pages go through an
+//! `MmuGather`, which flushes every vCPU running the mm before a page is freed.
 
-use super::pgtable::{self, linux::*};
+use super::mmu_gather::MmuGather;
+use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pgtable::{self, linux::*, Slot};
+use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use mmu::Flush;
+use mmu::{Entry, PhysMem};
+use std::convert::Infallible;
+use std::ops::ControlFlow;
 
 pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
@@ -76,45 +84,66 @@ pub fn get_unmapped_area(mm: &Mm, len: u64) -> Option<u64> {
     (top >= len && top - len >= MMAP_MIN_ADDR).then(|| top - len)
 }
 
-/// Removes every PTE in [start, end) and drops the page references (Linux:
-/// zap_page_range_single / unmap_page_range). Returns the flush needed.
-pub fn zap_range(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) -> Option<Flush> {
-    let mut flush: Option<Flush> = None;
-    let mut va = start;
-    while va < end {
-        match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
-            Some(slot) => {
-                let e = pgtable::get_entry(&hw.mem, slot);
-                if e.is_present() {
-                    let f = pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0));
-                    flush = Some(flush.map_or(f, |g| g.merge(f)));
-                    if !e.has(_PAGE_SPECIAL) {
-                        hw.pages.unmap(pgtable::pte_pfn(e));
-                    }
-                } else if super::mprotect::is_protnone(e) {
-                    pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                    hw.pages.unmap(pgtable::pte_pfn(e));
-                } else if !pgtable::pte_none(e) {
-                    pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                    // A swap entry's slot reference (free_swap_and_cache).
-                    super::swap::zap_swap_pte(hw, e);
-                }
-                va += 4096;
-            }
-            None => {
-                // No table here: skip to the next 2 MiB boundary.
-                va = (va | 0x1f_ffff) + 1;
-            }
-        }
-    }
-    flush
+/// Removes every PTE in [start, end) (Linux: zap_page_range_single / unmap_page_range →
+/// zap_pte_range). The flushes and the pages to free go to `tlb`; swap slots are freed at
+/// once (no TLB can reach them).
+pub fn zap_range(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, start: u64, end: u64) {
+    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut ZapWalk { hw, tlb });
 }
 
-/// Zaps and flushes [start, end).
-pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
-    if let Some(f) = zap_range(mm, hw, start, end) {
-        hw.flush(f, mm.pml4.as_u64());
+struct ZapWalk<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+}
+
+impl MmWalkOps for ZapWalk<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
     }
+
+    /// Linux: zap_pte_range, for one PTE.
+    fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        let hw = &mut *self.hw;
+        match softleaf_from_pte(e) {
+            SoftLeaf::None => {}
+            SoftLeaf::Present => {
+                let f = pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0));
+                self.tlb.flush_pte(f);
+                if !e.has(_PAGE_SPECIAL) {
+                    // The mapping goes now, the reference once no TLB reaches the page.
+                    let pa = pgtable::pte_pfn(e);
+                    hw.pages.remove_rmap(pa);
+                    self.tlb.remove_page(pa);
+                }
+            }
+            SoftLeaf::ProtNone => {
+                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+                let pa = pgtable::pte_pfn(e);
+                hw.pages.remove_rmap(pa);
+                self.tlb.remove_page(pa);
+            }
+            SoftLeaf::Swap { entry, .. } => {
+                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+                // The slot reference the entry held (free_swap_and_cache).
+                super::swap::swap_free(hw, entry);
+            }
+            // They hold no reference: clearing them is all.
+            SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Zaps [start, end), flushes, then frees (Linux: zap_page_range_single's
+/// tlb_gather_mmu … tlb_finish_mmu).
+pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
+    let mut tlb = MmuGather::new(mm);
+    zap_range(&mut tlb, mm, hw, start, end);
+    tlb.finish_mmu(hw);
     // A shared object whose last VMA went before this zap frees its pages now.
     hw.pages.drain_deferred();
 }
@@ -220,28 +249,58 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
     mm.brk
 }
 
-/// Moves the PTEs of [old, old+len) to [new, new+len) (Linux: move_page_tables).
+/// Moves the PTEs of [old, old+len) to [new, new+len) (Linux: move_page_tables →
+/// move_ptes). Destination tables are allocated where a source entry needs one; ENOMEM
+/// when that fails, after flushing what was moved.
 pub fn move_ptes(mm: &mut Mm, hw: &mut Hw, old: u64, new: u64, len: u64) -> KResult<()> {
-    let mut flush: Option<Flush> = None;
-    let mut off = 0;
-    while off < len {
-        let src = old + off;
-        if let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, src) {
-            let e = pgtable::get_entry(&hw.mem, slot);
-            if !pgtable::pte_none(e) {
-                let dst = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, new + off).ok_or(Errno::ENOMEM)?;
-                let f = pgtable::set_entry(&mut hw.mem, slot, src, mmu::Entry::new(0));
-                flush = Some(flush.map_or(f, |g| g.merge(f)));
-                // The destination was empty: nothing cached for it.
-                pgtable::set_entry(&mut hw.mem, dst, new + off, e).not_needed();
-            }
+    let mut tlb = MmuGather::new(mm);
+    let pml4 = mm.pml4;
+    let mut w = MovePtes { hw, tlb: &mut tlb, tables: &mut mm.table_frames, pml4, delta: new.wrapping_sub(old) };
+    let r = walk_page_range(pml4, old, old + len, &mut w);
+    // Flushed even when a table allocation failed: the entries moved so far must not stay
+    // reachable at their old addresses (Linux flushes each moved page table's range).
+    tlb.finish_mmu(hw);
+    match r {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct MovePtes<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+    tables: &'a mut Vec<mmu::PhysAddr>,
+    pml4: mmu::PhysAddr,
+    /// new - old (wrapping).
+    delta: u64,
+}
+
+impl MmWalkOps for MovePtes<'_> {
+    type Break = Errno;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: move_ptes, for one PTE.
+    fn pte_entry(&mut self, e: Entry, slot: Slot, src: u64) -> ControlFlow<Errno> {
+        match softleaf_from_pte(e) {
+            SoftLeaf::None => return ControlFlow::Continue(()),
+            // Every kind moves as it is: a page keeps its counts, a swap entry its slot
+            // reference (uffd-wp is cleared afterwards, by the uffd code, when it must be).
+            SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {}
         }
-        off += 4096;
+        let hw = &mut *self.hw;
+        let dst_va = src.wrapping_add(self.delta);
+        let Some(dst) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, self.tables, self.pml4, dst_va) else {
+            return ControlFlow::Break(Errno::ENOMEM);
+        };
+        let f = pgtable::set_entry(&mut hw.mem, slot, src, Entry::new(0));
+        self.tlb.flush_pte(f);
+        // The destination was empty: nothing cached for it.
+        pgtable::set_entry(&mut hw.mem, dst, dst_va, e).not_needed();
+        ControlFlow::Continue(())
     }
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
-    Ok(())
 }
 
 /// Linux: mremap(2).
@@ -345,18 +404,15 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     unmapped_error
 }
 
-/// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout), one flush.
+/// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,
+/// so one flush, and the frames freed after it.
 fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
-    let mut flush: Option<Flush> = None;
+    let mut tlb = MmuGather::new(mm);
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas[&k].clone();
-        if let Some(f) = super::swap::madvise_pageout(mm, hw, &v, start.max(v.start), end.min(v.end)) {
-            flush = Some(flush.map_or(f, |g| g.merge(f)));
-        }
+        super::swap::madvise_pageout(&mut tlb, mm, hw, &v, start.max(v.start), end.min(v.end));
     }
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
+    tlb.finish_mmu(hw);
 }
 
 /// The fork-related advice (Linux: madvise_vma_behavior → madvise_update_vma): VM_DONTCOPY

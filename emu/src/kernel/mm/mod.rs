@@ -8,23 +8,36 @@
 //! | `shmem`       | mm/shmem.c (MAP_SHARED anonymous)       |
 //! | `fork`        | dup_mmap, copy_page_range               |
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
+//! | `pagewalk`    | mm/pagewalk.c walk_page_range           |
+//! | `mmu_gather`  | mm/mmu_gather.c: flush, then free       |
 //! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
 //! | `userfaultfd` | mm/userfaultfd.c (fill, write-protect)  |
-//! | `swap`        | mm/swapfile.c, swapops.h, do_swap_page  |
+//! | `swap`        | mm/swapfile.c, do_swap_page, pageout    |
+//! | `swapops`     | swapops.h / leafops.h: what an entry is |
 //!
 //! Invariant: page-table entries are only changed through `pgtable`, which returns a
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
+//!
+//! Three mechanisms do each job once (docs/mm-walk.md): `swapops::softleaf_from_pte` says
+//! what an entry is, and every site acting on the kind matches its `SoftLeaf` without a
+//! `_` arm; `pagewalk::walk_page_range` is the only loop over the entries of a range (zap,
+//! change_protection, fork's copy, pageout, mremap, smaps, pagemap are its callers); an
+//! `mmu_gather::MmuGather` owns the flushes and the freed pages of an operation and
+//! flushes every vCPU before any page is freed.
 
 pub mod fault;
 pub mod fork;
 pub mod mmap;
+pub mod mmu_gather;
 pub mod mprotect;
 pub mod page;
+pub mod pagewalk;
 pub mod pgtable;
 pub mod shmem;
 pub mod swap;
+pub mod swapops;
 pub mod userfaultfd;
 pub mod vma;
 

@@ -1,13 +1,21 @@
 //! Protection changes (Linux: mm/mprotect.c do_mprotect_pkey → mprotect_fixup →
 //! change_protection → change_pte_range).
+//!
+//! change_protection is a `pagewalk` walk whose `pte_entry` is change_pte_range's body;
+//! its flushes go to the caller's `MmuGather` (do_mprotect_pkey's, or uffd_wp_range's).
 
 use super::mmap::{page_align, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_WRITE};
+use super::mmu_gather::MmuGather;
+use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
+use super::swapops::{pte_swp_clear_uffd_wp, pte_swp_mkuffd_wp, softleaf_from_pte, SoftLeaf};
 use super::vma::{Vma, VmFlags};
 use super::{Mm, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use mmu::{Entry, Flush};
+use mmu::{Entry, PhysMem};
+use std::convert::Infallible;
+use std::ops::ControlFlow;
 
 /// change_protection flags (Linux: include/linux/mm.h MM_CP_*).
 pub const MM_CP_TRY_CHANGE_WRITABLE: u32 = 1 << 0;
@@ -23,7 +31,7 @@ pub const MM_CP_UFFD_WP_RESOLVE: u32 = 1 << 3;
 /// a COW-shared page or the zero page — exactly the pages do_wp_page would reuse); in a
 /// shared VMA, when the PTE is dirty.
 pub fn can_change_pte_writable(hw: &Hw, vma: &Vma, pte: Entry) -> bool {
-    if !vma.writable() || is_protnone(pte) {
+    if !vma.writable() || matches!(softleaf_from_pte(pte), SoftLeaf::ProtNone) {
         return false;
     }
     if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
@@ -45,82 +53,100 @@ pub fn can_change_pte_writable(hw: &Hw, vma: &Vma, pte: Entry) -> bool {
 /// frame, A, D, uffd-wp: pte_modify); MM_CP_UFFD_WP then sets uffd-wp (and clears R/W),
 /// MM_CP_UFFD_WP_RESOLVE clears it, and MM_CP_TRY_CHANGE_WRITABLE makes the PTE writable
 /// where `can_change_pte_writable` allows. Swap entries get their uffd-wp bit toggled
-/// (`mm::swap::swp_entry_set_uffd_wp`). Returns the flush needed and the number of PTEs
-/// visited (Linux's `pages`).
-pub fn change_protection(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: u32) -> (Option<Flush>, u64) {
-    let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
-    let uffd_wp = cp_flags & MM_CP_UFFD_WP != 0;
-    let uffd_wp_resolve = cp_flags & MM_CP_UFFD_WP_RESOLVE != 0;
-    let mut flush: Option<Flush> = None;
-    let mut pages = 0u64;
-    let mut va = start;
-    // The PTE slot of `va` while it lies in the page table found by the last walk (Linux's
-    // change_pte_range: one walk per page table, then the PTEs in order).
-    let mut next: Option<Slot> = None;
-    while va < end {
-        let slot = match next.take() {
-            Some(s) => s,
-            None => match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
-                Some(s) => s,
-                None => {
-                    va = (va | 0x1f_ffff) + 1;
-                    continue;
-                }
-            },
-        };
-        if slot.level == mmu::Level::Pt && (va + 4096) & 0x1f_ffff != 0 {
-            next = Some(Slot { pa: mmu::PhysAddr::new(slot.pa.as_u64() + 8), level: mmu::Level::Pt });
-        }
-        let old = pgtable::get_entry(&hw.mem, slot);
-        if old.is_present() || is_protnone(old) {
-            let new = if prot == 0 {
-                // PROT_NONE: Linux's _PAGE_PROTNONE form, P clear so the hardware denies
-                // every access while the entry keeps its frame.
-                let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | _PAGE_PROTNONE | _PAGE_USER);
-                if uffd_wp {
-                    n = n.with(_PAGE_UFFD_WP);
-                } else if uffd_wp_resolve {
-                    n = n.without(_PAGE_UFFD_WP);
-                }
-                n
-            } else {
-                let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | prot);
-                if uffd_wp {
-                    n = n.with(_PAGE_UFFD_WP);
-                } else if uffd_wp_resolve {
-                    n = n.without(_PAGE_UFFD_WP);
-                }
-                if n.has(_PAGE_UFFD_WP) {
-                    // pte_mkuffd_wp: never writable while protected.
-                    n = n.without(_PAGE_RW);
-                } else if cp_flags & MM_CP_TRY_CHANGE_WRITABLE != 0 && !n.is_writable() && can_change_pte_writable(hw, vma, n) {
-                    n = n.with(_PAGE_RW);
-                }
-                n
-            };
-            pages += 1;
-            if uffd_wp || uffd_wp_resolve {
-                tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), old = format_args!("{:#x}", old.raw()), new = format_args!("{:#x}", new.raw()), uffd_wp = new.has(_PAGE_UFFD_WP), writable = new.is_writable(), "change_pte");
-            }
-            if new != old {
-                let f = pgtable::set_entry(&mut hw.mem, slot, va, new);
-                if old.is_present() {
-                    flush = Some(flush.map_or(f, |g| g.merge(f)));
-                } else {
-                    f.not_needed();
-                }
-            }
-        } else if (uffd_wp || uffd_wp_resolve) && super::swap::is_swap_pte(old) && super::swap::swp_entry_set_uffd_wp(hw, slot, va, uffd_wp) {
-            pages += 1;
-        }
-        va += 4096;
-    }
-    (flush, pages)
+/// (`_PAGE_SWP_UFFD_WP`); markers and migration entries are left alone. The flushes go to
+/// `tlb`; returns the number of PTEs visited (Linux's `pages`).
+pub fn change_protection(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: u32) -> u64 {
+    let mut cp = ChangeProt {
+        hw,
+        tlb,
+        vma,
+        prot: pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared()),
+        cp_flags,
+        uffd_wp: cp_flags & MM_CP_UFFD_WP != 0,
+        uffd_wp_resolve: cp_flags & MM_CP_UFFD_WP_RESOLVE != 0,
+        pages: 0,
+    };
+    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut cp);
+    cp.pages
 }
 
-/// A PROT_NONE PTE (Linux: pte_protnone): not present, _PAGE_PROTNONE set, frame kept.
-pub fn is_protnone(e: Entry) -> bool {
-    !e.is_present() && e.has(_PAGE_PROTNONE)
+/// One change_protection walk: the VMA's new protection and what to do with uffd-wp.
+struct ChangeProt<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+    vma: &'a Vma,
+    prot: u64,
+    cp_flags: u32,
+    uffd_wp: bool,
+    uffd_wp_resolve: bool,
+    pages: u64,
+}
+
+impl MmWalkOps for ChangeProt<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: change_pte_range, for one PTE.
+    #[inline]
+    fn pte_entry(&mut self, old: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        let (uffd_wp, uffd_wp_resolve) = (self.uffd_wp, self.uffd_wp_resolve);
+        let present = match softleaf_from_pte(old) {
+            SoftLeaf::Present => true,
+            SoftLeaf::ProtNone => false,
+            SoftLeaf::Swap { uffd_wp: was_wp, .. } => {
+                // Only uffd-wp changes; the entry is not present, so no TLB holds it.
+                if (uffd_wp || uffd_wp_resolve) && was_wp != uffd_wp {
+                    let new = if uffd_wp { pte_swp_mkuffd_wp(old) } else { pte_swp_clear_uffd_wp(old) };
+                    pgtable::set_entry(&mut self.hw.mem, slot, va, new).not_needed();
+                    self.pages += 1;
+                }
+                return ControlFlow::Continue(());
+            }
+            SoftLeaf::None | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return ControlFlow::Continue(()),
+        };
+        let new = if self.prot == 0 {
+            // PROT_NONE: Linux's _PAGE_PROTNONE form, P clear so the hardware denies
+            // every access while the entry keeps its frame.
+            let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | _PAGE_PROTNONE | _PAGE_USER);
+            if uffd_wp {
+                n = n.with(_PAGE_UFFD_WP);
+            } else if uffd_wp_resolve {
+                n = n.without(_PAGE_UFFD_WP);
+            }
+            n
+        } else {
+            let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | self.prot);
+            if uffd_wp {
+                n = n.with(_PAGE_UFFD_WP);
+            } else if uffd_wp_resolve {
+                n = n.without(_PAGE_UFFD_WP);
+            }
+            if n.has(_PAGE_UFFD_WP) {
+                // pte_mkuffd_wp: never writable while protected.
+                n = n.without(_PAGE_RW);
+            } else if self.cp_flags & MM_CP_TRY_CHANGE_WRITABLE != 0 && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
+                n = n.with(_PAGE_RW);
+            }
+            n
+        };
+        self.pages += 1;
+        if uffd_wp || uffd_wp_resolve {
+            tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), old = format_args!("{:#x}", old.raw()), new = format_args!("{:#x}", new.raw()), uffd_wp = new.has(_PAGE_UFFD_WP), writable = new.is_writable(), "change_pte");
+        }
+        if new != old {
+            let f = pgtable::set_entry(&mut self.hw.mem, slot, va, new);
+            if present {
+                self.tlb.flush_pte(f);
+            } else {
+                // PROT_NONE before: not present to the hardware, never cached.
+                f.not_needed();
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Linux: do_mprotect_pkey (pkey = -1).
@@ -149,20 +175,18 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
     }
     mm.split_at(start);
     mm.split_at(end);
-    let mut flush: Option<Flush> = None;
+    // One gather for every VMA of the range: one flush at the end (Linux: mprotect_fixup
+    // under the tlb_gather_mmu of do_mprotect_pkey).
+    let mut tlb = MmuGather::new(mm);
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&k).unwrap();
         let keep = v.flags.0 & !(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC);
         v.flags = VmFlags(keep | VmFlags::from_prot(prot & 7));
         let vma = v.clone();
         let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { 0 };
-        if let (Some(f), _) = change_protection(mm, hw, &vma, vma.start, vma.end, cp) {
-            flush = Some(flush.map_or(f, |g| g.merge(f)));
-        }
+        change_protection(&mut tlb, mm, hw, &vma, vma.start, vma.end, cp);
     }
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
+    tlb.finish_mmu(hw);
     mm.merge_around(start, end);
     Ok(())
 }

@@ -110,10 +110,16 @@ impl Pages {
     }
     /// A mapping removed (page_remove_rmap + put_page).
     pub fn unmap(&mut self, pa: PhysAddr) {
+        self.remove_rmap(pa);
+        self.put(pa);
+    }
+    /// A mapping removed from the counts, the reference it held kept for the caller to
+    /// drop later (Linux: folio_remove_rmap_pte at zap, the put deferred to the
+    /// mmu_gather until the TLBs are flushed).
+    pub fn remove_rmap(&mut self, pa: PhysAddr) {
         if !self.is_zero_page(pa) {
             let m = &mut self.meta[pa.frame() as usize];
             m.mapcount = m.mapcount.saturating_sub(1);
-            self.put(pa);
         }
     }
 }

@@ -70,8 +70,23 @@ pub struct Slot {
     pub level: Level,
 }
 
-fn index_slot(table: PhysAddr, va: u64, level: Level) -> PhysAddr {
+/// The slot of `va`'s entry in `table`, a table at `level` (Linux: pgd_offset,
+/// pud_offset, pmd_offset, pte_offset_kernel).
+pub fn index_slot(table: PhysAddr, va: u64, level: Level) -> PhysAddr {
     PhysAddr::new(table.as_u64() + 8 * VirtAddr::new_truncate(va).table_index(level.number()) as u64)
+}
+
+/// Installs a new, empty table below the not-present entry in `slot` (an upper-level slot
+/// covering `va`) and returns it (Linux: __pte_alloc / __pmd_alloc / __pud_alloc with
+/// pmd_populate and friends). None when memory for the table is exhausted. The frame goes
+/// on `tables`, so the mm frees it on exit.
+pub fn table_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr>, slot: Slot, va: u64) -> Option<PhysAddr> {
+    debug_assert!(slot.level != Level::Pt && !get_entry(mem, slot).is_present());
+    let t = pages.alloc_zeroed(mem)?;
+    tables.push(t);
+    // The old entry was not present: nothing can be cached for it.
+    write_entry(mem, slot.pa, Entry::new(_PAGE_TABLE).with_addr(t, slot.level), va, PageSize::Size4K).not_needed();
+    Some(t)
 }
 
 /// Finds the PTE slot for `va`, allocating intermediate tables (Linux: pte_alloc and the
@@ -90,11 +105,7 @@ pub fn walk_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAdd
             return Some(Slot { pa: slot, level });
         }
         if !e.is_present() {
-            let t = pages.alloc_zeroed(mem)?;
-            tables.push(t);
-            // The old entry was not present: nothing can be cached for it.
-            write_entry(mem, slot, Entry::new(_PAGE_TABLE).with_addr(t, level), va, PageSize::Size4K).not_needed();
-            table = t;
+            table = table_alloc(mem, pages, tables, Slot { pa: slot, level }, va)?;
         } else {
             table = e.addr(level, 52);
         }

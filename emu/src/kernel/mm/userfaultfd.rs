@@ -1,19 +1,26 @@
 //! userfaultfd, the memory side (Linux: mm/userfaultfd.c): filling missing pages
-//! (mfill_atomic for UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_CONTINUE) and write-protecting
+//! (mfill_atomic for UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_CONTINUE), write-protecting
 //! ranges (mwriteprotect_range → uffd_wp_range → change_protection with MM_CP_UFFD_WP or
-//! MM_CP_UFFD_WP_RESOLVE). The file side is `kernel::uffd`.
+//! MM_CP_UFFD_WP_RESOLVE), moving pages (UFFDIO_MOVE) and dropping uffd-wp after an
+//! mremap without EVENT_REMAP (clear_uffd_wp_range). The file side is `kernel::uffd`.
 //!
 //! Invariant kept here (Linux 6.2, "always wr-protect pte in pte_mkuffd_wp"): a present
 //! PTE with `_PAGE_UFFD_WP` never has R/W.
 
+use super::mmu_gather::MmuGather;
 use super::mprotect::{change_protection, MM_CP_TRY_CHANGE_WRITABLE, MM_CP_UFFD_WP, MM_CP_UFFD_WP_RESOLVE};
-use super::pgtable::{self, linux::*};
+use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pgtable::{self, linux::*, Slot};
+use super::swapops::{self, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
 use crate::kernel::syscall::Sys;
 use crate::kernel::uffd::UffdCtx;
+use mmu::{Entry, PhysMem};
+use std::convert::Infallible;
+use std::ops::ControlFlow;
 
 /// What an mfill ioctl installs.
 #[derive(Clone, Copy, Debug)]
@@ -109,9 +116,11 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
     let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
     let entry = match mode {
         Mfill::Copy { wp, .. } => {
-            // pte_none_mostly: a uffd-wp marker may be overwritten by COPY.
-            if !pgtable::pte_none(old) && !is_uffd_wp_marker(old) {
-                return Err(Errno::EEXIST);
+            // pte_none_mostly: none, or a PTE marker (uffd-wp, poison), which COPY may
+            // overwrite.
+            match softleaf_from_pte(old) {
+                SoftLeaf::None | SoftLeaf::Marker(_) => {}
+                SoftLeaf::Present | SoftLeaf::ProtNone | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => return Err(Errno::EEXIST),
             }
             let frame = hw.pages.alloc_copy(&mut hw.mem, data).ok_or(Errno::ENOMEM)?;
             hw.pages.map(frame);
@@ -136,19 +145,13 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
             if !pgtable::pte_none(old) {
                 return Err(Errno::EEXIST);
             }
-            super::swap::swp_entry_to_pte(super::swap::make_pte_marker_entry(super::swap::PTE_MARKER_POISONED))
+            swapops::make_pte_marker(PteMarker::POISONED)
         }
     };
     tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), pte = format_args!("{:#x}", entry.raw()), "fill pte");
     // The old entry was none (or a marker): no TLB can hold it.
     pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
     Ok(())
-}
-
-/// Linux's pte_none_mostly beyond none: any PTE marker (uffd-wp, poison), which
-/// UFFDIO_COPY may overwrite.
-fn is_uffd_wp_marker(e: mmu::Entry) -> bool {
-    super::swap::is_swap_pte(e) && super::swap::pte_to_swp_entry(e).is_pte_marker_entry()
 }
 
 /// Linux: vma_wants_manual_pte_write_upgrade. Private writable VMAs get PTEs made
@@ -167,14 +170,58 @@ pub fn uffd_wp_range(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, 
     if !enable_wp && vma_wants_manual_pte_write_upgrade(vma) {
         cp |= MM_CP_TRY_CHANGE_WRITABLE;
     }
-    let (flush, pages) = change_protection(mm, hw, vma, start, end, cp);
+    let mut tlb = MmuGather::new(mm);
+    let pages = change_protection(&mut tlb, mm, hw, vma, start, end, cp);
     let before = hw.shootdowns;
-    let flushed = flush.is_some();
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
+    let flushed = tlb.needs_flush();
+    tlb.finish_mmu(hw);
     tracing::debug!(target: "pagelab::uffd", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), wp = enable_wp, changed = pages, flush = flushed, shootdowns = hw.shootdowns - before, "change_protection");
     pages
+}
+
+/// Drops every uffd-wp bit from [start, end) after an mremap without EVENT_REMAP (Linux:
+/// move_ptes with need_clear_uffd_wp, the CVE-2025-21696 fix; done here as a pass over
+/// the moved range): a present PTE loses `_PAGE_UFFD_WP` (and stays read-only: the next
+/// write takes an ordinary write fault), a swap entry `_PAGE_SWP_UFFD_WP`, and a marker
+/// with the uffd-wp bit goes. The flushes are applied before returning.
+pub fn clear_uffd_wp_range(mm: &Mm, hw: &mut Hw, start: u64, end: u64) {
+    let mut tlb = MmuGather::new(mm);
+    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut ClearUffdWp { hw, tlb: &mut tlb });
+    tlb.finish_mmu(hw);
+}
+
+struct ClearUffdWp<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+}
+
+impl MmWalkOps for ClearUffdWp<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        let mem = &mut self.hw.mem;
+        match softleaf_from_pte(e) {
+            SoftLeaf::Present if e.has(_PAGE_UFFD_WP) => {
+                let f = pgtable::set_entry(mem, slot, va, e.without(_PAGE_UFFD_WP));
+                self.tlb.flush_pte(f);
+            }
+            SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) => {
+                pgtable::set_entry(mem, slot, va, Entry::new(0)).not_needed();
+            }
+            SoftLeaf::Swap { uffd_wp: true, .. } => {
+                // Not present: no TLB holds it.
+                pgtable::set_entry(mem, slot, va, swapops::pte_swp_clear_uffd_wp(e)).not_needed();
+            }
+            // PROT_NONE entries keep the bit here (pte_clear_uffd_wp_any would clear it);
+            // migration entries do not occur.
+            SoftLeaf::Present | SoftLeaf::Marker(_) | SoftLeaf::Swap { .. } | SoftLeaf::None | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } => {}
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Linux: mwriteprotect_range. VMAs in address order, holes skipped; a VMA without
@@ -244,42 +291,46 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, l
         }
         let sslot = pgtable::walk_lookup(&hw.mem, mm.pml4, s).filter(|sl| sl.level == mmu::Level::Pt);
         let spte = sslot.map(|sl| pgtable::get_entry(&hw.mem, sl)).unwrap_or(mmu::Entry::new(0));
-        if pgtable::pte_none(spte) {
-            if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 {
-                moved += 4096;
-                continue;
-            }
-            err = Some(Errno::ENOENT);
-            break;
-        }
-        let sslot = sslot.unwrap();
         let prot = pgtable::vm_page_prot(dv.readable(), dv.writable(), dv.executable(), false);
-        let new = if spte.is_present() {
-            let pa = pgtable::pte_pfn(spte);
-            let zero = spte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa);
-            if zero {
-                pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
-            } else {
-                if !hw.pages.meta(pa).anon_exclusive || hw.pages.meta(pa).mapcount > 1 {
+        let new = match softleaf_from_pte(spte) {
+            SoftLeaf::None => {
+                if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 {
+                    moved += 4096;
+                    continue;
+                }
+                err = Some(Errno::ENOENT);
+                break;
+            }
+            SoftLeaf::Present => {
+                let pa = pgtable::pte_pfn(spte);
+                let zero = spte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa);
+                if zero {
+                    pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
+                } else {
+                    if !hw.pages.meta(pa).anon_exclusive || hw.pages.meta(pa).mapcount > 1 {
+                        err = Some(Errno::EBUSY);
+                        break;
+                    }
+                    let mut e = pgtable::mk_pte(pa, prot).with(_PAGE_RW);
+                    if spte.is_dirty() {
+                        e = e.with(_PAGE_DIRTY);
+                    }
+                    e
+                }
+            }
+            SoftLeaf::Swap { exclusive, .. } => {
+                if !exclusive {
                     err = Some(Errno::EBUSY);
                     break;
                 }
-                let mut e = pgtable::mk_pte(pa, prot).with(_PAGE_RW);
-                if spte.is_dirty() {
-                    e = e.with(_PAGE_DIRTY);
-                }
-                e
+                swapops::pte_swp_clear_uffd_wp(spte)
             }
-        } else if super::swap::is_swap_pte(spte) && !super::swap::pte_to_swp_entry(spte).non_swap_entry() {
-            if !super::swap::pte_swp_exclusive(spte) {
+            SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
                 err = Some(Errno::EBUSY);
                 break;
             }
-            super::swap::pte_swp_clear_uffd_wp(spte)
-        } else {
-            err = Some(Errno::EBUSY);
-            break;
         };
+        let sslot = sslot.expect("a non-none source entry has a slot");
         let f = pgtable::set_entry(&mut hw.mem, sslot, s, mmu::Entry::new(0));
         if spte.is_present() {
             hw.flush(f, cr3);

@@ -1199,33 +1199,7 @@ pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdC
 /// need_clear_uffd_wp, then userfaultfd_reset_ctx).
 fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u64) {
     let Some(mm) = k.mms.get_mut(mm_id).and_then(|m| m.as_mut()) else { return };
-    let mut flush: Option<mmu::Flush> = None;
-    let mut va = start;
-    while va < end {
-        let Some(slot) = super::mm::pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
-            va = (va | 0x1f_ffff) + 1;
-            continue;
-        };
-        let e = super::mm::pgtable::get_entry(&hw.mem, slot);
-        use super::mm::pgtable::linux::_PAGE_UFFD_WP;
-        if e.is_present() && e.has(_PAGE_UFFD_WP) {
-            let f = super::mm::pgtable::set_entry(&mut hw.mem, slot, va, e.without(_PAGE_UFFD_WP));
-            flush = Some(flush.map_or(f, |g| g.merge(f)));
-        } else if super::mm::swap::is_swap_pte(e) {
-            let se = super::mm::swap::pte_to_swp_entry(e);
-            if se.is_pte_marker_entry() {
-                if se.pte_marker_get() & super::mm::swap::PTE_MARKER_UFFD_WP != 0 {
-                    super::mm::pgtable::set_entry(&mut hw.mem, slot, va, mmu::Entry::new(0)).not_needed();
-                }
-            } else {
-                super::mm::swap::swp_entry_set_uffd_wp(hw, slot, va, false);
-            }
-        }
-        va += 4096;
-    }
-    if let Some(f) = flush {
-        hw.flush(f, mm.pml4.as_u64());
-    }
+    super::mm::userfaultfd::clear_uffd_wp_range(mm, hw, start, end);
     mm.split_at(start);
     mm.split_at(end);
     for key in mm.vmas_in(start, end) {
