@@ -36,7 +36,7 @@ pub struct FaultAccess {
 impl FaultAccess {
     pub fn from_code(code: u32) -> Self {
         let c = PfErrorCode(code);
-        Self { write: c.has(PfErrorCode::W), fetch: c.has(PfErrorCode::ID), user: c.has(PfErrorCode::U) }
+        Self { write: c.contains(PfErrorCode::W), fetch: c.contains(PfErrorCode::ID), user: c.contains(PfErrorCode::U) }
     }
 }
 
