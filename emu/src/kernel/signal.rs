@@ -1,7 +1,7 @@
-//! Signals (Linux: kernel/signal.c, arch/x86/kernel/signal*.c, arch/x86/mm/fault.c,
-//! arch/x86/kernel/traps.c): faults become signals, signals are generated, queued, and
-//! delivered on the way back to user mode — a handler through the x86-64 rt_sigframe, or
-//! the default action (terminate, core, ignore, stop, continue).
+//! Signals (Linux: kernel/signal.c, arch/x86/kernel/signal*.c): signals are generated,
+//! queued, and delivered on the way back to user mode — a handler through the x86-64
+//! rt_sigframe, or the default action (terminate, core, ignore, stop, continue). Faults
+//! and exceptions reach `force_sig_fault` from the arch entry (`kernel::arch`).
 //!
 //! - Generation (`send_signal_locked`): `prepare_signal` applies the stop/continue side
 //!   effects and drops ignored signals; the signal is queued on the thread's or the
@@ -19,12 +19,10 @@
 //!   regs->orig_ax == -1).
 
 use super::hw::Hw;
-use super::mm::fault::{handle_mm_fault, FaultAccess, FaultOutcome};
 use super::sched::Timer;
-use super::task::{SigAction, Task, TaskState, Tid, TrapInfo, WaitKey, WakeReason};
+use super::task::{SigAction, Task, TaskState, Tid, WaitKey, WakeReason};
 use super::Kernel;
 use crate::cpu::reg::*;
-use crate::cpu::Exception;
 use crate::Outcome;
 
 pub const SIGHUP: i32 = 1;
@@ -255,74 +253,6 @@ pub struct FaultSignal {
     pub sig: i32,
     pub code: i32,
     pub addr: Option<u64>,
-}
-
-/// Exception vectors as the sigcontext's trapno reports them.
-const X86_TRAP_DE: u64 = 0;
-const X86_TRAP_DB: u64 = 1;
-const X86_TRAP_BP: u64 = 3;
-const X86_TRAP_UD: u64 = 6;
-const X86_TRAP_NM: u64 = 7;
-const X86_TRAP_SS: u64 = 12;
-const X86_TRAP_GP: u64 = 13;
-const X86_TRAP_PF: u64 = 14;
-const X86_TRAP_MF: u64 = 16;
-const X86_TRAP_AC: u64 = 17;
-const X86_TRAP_XF: u64 = 19;
-
-/// #PF from user mode: handle_mm_fault, or a signal.
-pub fn do_page_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, code: u32) {
-    let tid = k.current(hw);
-    let mm_id = k.tasks[&tid].mm;
-    let acc = FaultAccess::from_code(code);
-    let rip = hw.vcpu().state.rip;
-    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), code = format_args!("{code:#x}"), rip = format_args!("{rip:#x}"), "page fault");
-    let out = handle_mm_fault(k.mm_mut(mm_id), hw, addr, acc);
-    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), outcome = ?out, "fault handled");
-    // A fault for the VMA's userfaultfd: the thread parks until the monitor wakes it (it
-    // then re-executes the instruction), or SIGBUS (UFFD_FEATURE_SIGBUS).
-    let out = match out {
-        FaultOutcome::Userfault(reason) if !super::uffd::user_fault(k, hw, addr, acc.write, reason) => return,
-        FaultOutcome::Userfault(_) => FaultOutcome::Bus,
-        o => o,
-    };
-    let sig = match out {
-        FaultOutcome::Handled => return,
-        FaultOutcome::SegvMaperr => FaultSignal { sig: SIGSEGV, code: SEGV_MAPERR, addr: Some(addr) },
-        FaultOutcome::SegvAccerr => FaultSignal { sig: SIGSEGV, code: SEGV_ACCERR, addr: Some(addr) },
-        FaultOutcome::Bus => FaultSignal { sig: SIGBUS, code: BUS_ADRERR, addr: Some(addr) },
-        // The OOM killer's choice: SIGKILL.
-        FaultOutcome::Oom => FaultSignal { sig: SIGKILL, code: SI_KERNEL, addr: None },
-        FaultOutcome::Userfault(_) => unreachable!("handled above"),
-    };
-    // Linux: set_signal_archinfo — the error code always has the user bit.
-    k.tasks.get_mut(&tid).unwrap().trap = TrapInfo { trap_nr: X86_TRAP_PF, error_code: (code | 4) as u64, cr2: addr };
-    force_sig_fault(k, hw, sig);
-}
-
-/// Other exceptions (Linux: arch/x86/kernel/traps.c), with the si_code and si_addr Linux
-/// gives: INT3 is SIGTRAP/SI_KERNEL with RIP after it, #GP is SIGSEGV/SI_KERNEL at address
-/// 0, #SS is SIGBUS/SI_KERNEL.
-pub fn do_trap(k: &mut Kernel, hw: &mut Hw, e: Exception) {
-    let rip = hw.vcpu().state.rip;
-    let (trap_nr, error_code, sig) = match e {
-        Exception::InvalidOpcode => (X86_TRAP_UD, 0, FaultSignal { sig: SIGILL, code: ILL_ILLOPN, addr: Some(rip) }),
-        Exception::DivideError => (X86_TRAP_DE, 0, FaultSignal { sig: SIGFPE, code: FPE_INTDIV, addr: Some(rip) }),
-        Exception::X87Fpe => (X86_TRAP_MF, 0, FaultSignal { sig: SIGFPE, code: 0, addr: Some(rip) }),
-        Exception::SimdFpe => (X86_TRAP_XF, 0, FaultSignal { sig: SIGFPE, code: 0, addr: Some(rip) }),
-        Exception::Breakpoint => (X86_TRAP_BP, 0, FaultSignal { sig: SIGTRAP, code: SI_KERNEL, addr: None }),
-        Exception::Debug => (X86_TRAP_DB, 0, FaultSignal { sig: SIGTRAP, code: TRAP_TRACE, addr: Some(rip) }),
-        Exception::AlignmentCheck => (X86_TRAP_AC, 0, FaultSignal { sig: SIGBUS, code: BUS_ADRALN, addr: None }),
-        Exception::StackFault(c) => (X86_TRAP_SS, c as u64, FaultSignal { sig: SIGBUS, code: SI_KERNEL, addr: None }),
-        Exception::GeneralProtection(c) => (X86_TRAP_GP, c as u64, FaultSignal { sig: SIGSEGV, code: SI_KERNEL, addr: Some(0) }),
-        Exception::DeviceNotAvailable => (X86_TRAP_NM, 0, FaultSignal { sig: SIGSEGV, code: SI_KERNEL, addr: Some(0) }),
-        Exception::PageFault { addr, code } => return do_page_fault(k, hw, addr, code),
-    };
-    let tid = k.current(hw);
-    let t = k.tasks.get_mut(&tid).unwrap();
-    t.trap.trap_nr = trap_nr;
-    t.trap.error_code = error_code;
-    force_sig_fault(k, hw, sig);
 }
 
 /// Sends a fault signal to the current thread (Linux: force_sig_fault). A fault signal

@@ -1,27 +1,28 @@
-//! The page-fault path (Linux: arch/x86/mm/fault.c do_user_addr_fault, mm/memory.c
-//! handle_mm_fault → handle_pte_fault → do_anonymous_page / do_wp_page).
+//! The page-fault path below the arch entry (Linux: mm/memory.c handle_mm_fault →
+//! handle_pte_fault → do_anonymous_page / do_wp_page, with lock_mm_and_find_vma and
+//! expand_stack). The x86 entry that finds the VMA, checks the access and turns the
+//! outcome into a signal or a userfaultfd message is `kernel::arch::fault`; kernel-mode
+//! faults on user memory come from `kernel::uaccess`.
 
 use super::pgtable::{self, linux::*};
-use super::vma::{Backing, VmFlags};
+use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, STACK_LIMIT};
 use crate::kernel::hw::Hw;
 use mmu::{Entry, PfErrorCode};
 
-/// What the fault handler decided.
+/// What handle_mm_fault answers (Linux: vm_fault_t).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultOutcome {
     /// A page was installed or made writable (or the fault was spurious): retry.
     Handled,
-    /// SIGSEGV with SEGV_MAPERR (no VMA) or SEGV_ACCERR (VMA forbids the access).
-    SegvMaperr,
-    SegvAccerr,
-    /// SIGBUS (BUS_ADRERR): e.g. a file mapping beyond end of file.
+    /// VM_FAULT_SIGBUS (BUS_ADRERR): e.g. a PTE marker, or a file mapping beyond end of file.
     Bus,
     /// Guest memory exhausted (VM_FAULT_OOM).
     Oom,
     /// The fault needs the VMA's userfaultfd (Linux: handle_userfault with this reason,
-    /// VM_UFFD_MISSING or VM_UFFD_WP): the caller queues the message and parks the thread
-    /// (`kernel::uffd`). Nothing was changed.
+    /// VM_UFFD_MISSING or VM_UFFD_WP, then VM_FAULT_RETRY): nothing was changed, and the
+    /// caller — the arch entry for a user fault, the syscall entry for a kernel-mode one —
+    /// hands the fault to `kernel::uffd`, which mm never calls.
     Userfault(u64),
 }
 
@@ -34,9 +35,8 @@ pub struct FaultAccess {
 }
 
 impl FaultAccess {
-    pub fn from_code(code: u32) -> Self {
-        let c = PfErrorCode(code);
-        Self { write: c.contains(PfErrorCode::W), fetch: c.contains(PfErrorCode::ID), user: c.contains(PfErrorCode::U) }
+    pub fn from_code(code: PfErrorCode) -> Self {
+        Self { write: code.contains(PfErrorCode::W), fetch: code.contains(PfErrorCode::ID), user: code.contains(PfErrorCode::U) }
     }
 }
 
@@ -59,23 +59,18 @@ fn expand_stack(mm: &mut Mm, va: u64) -> bool {
     }
 }
 
-/// Linux: handle_mm_fault, preceded by the VMA checks of do_user_addr_fault.
-pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> FaultOutcome {
+/// Linux: lock_mm_and_find_vma. The VMA containing `va`, or the stack VMA just above it
+/// grown down to cover it (expand_stack); None for an address no VMA can cover.
+pub fn lock_mm_and_find_vma(mm: &mut Mm, va: u64) -> Option<&Vma> {
     if mm.find_vma(va).is_none() && !expand_stack(mm, va) {
-        return FaultOutcome::SegvMaperr;
+        return None;
     }
-    let vma = mm.find_vma(va).unwrap().clone();
-    // access_error(): writes need VM_WRITE, fetches VM_EXEC, reads any of R/W/X.
-    let allowed = if acc.write {
-        vma.writable()
-    } else if acc.fetch {
-        vma.executable()
-    } else {
-        vma.flags.has(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC)
-    };
-    if !allowed {
-        return FaultOutcome::SegvAccerr;
-    }
+    mm.find_vma(va)
+}
+
+/// Linux: handle_mm_fault for `va` in `vma`, whose access the caller has checked
+/// (access_error for a user fault, uaccess for a kernel-mode one).
+pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, acc: FaultAccess) -> FaultOutcome {
     let Some(slot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va) else {
         return FaultOutcome::Oom;
     };
@@ -89,19 +84,19 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, va: u64, acc: FaultAccess) -> F
             return FaultOutcome::Userfault(VmFlags::UFFD_MISSING);
         }
         if let Backing::Shmem { obj, .. } = &vma.backing {
-            return shmem_fault(hw, &vma, obj, slot, page_va, acc);
+            return shmem_fault(hw, vma, obj, slot, page_va, acc);
         }
-        return do_anonymous_page(hw, &vma, slot, page_va, acc);
+        return do_anonymous_page(hw, vma, slot, page_va, acc);
     }
     if super::swap::is_swap_pte(pte) {
         // Swap entries (mm::swap); PTE markers arrive with a later issue (SIGBUS there).
-        return super::swap::do_swap_page(hw, &vma, slot, page_va, pte, acc.write);
+        return super::swap::do_swap_page(hw, vma, slot, page_va, pte, acc.write);
     }
     if !pte.is_present() {
         return FaultOutcome::Bus;
     }
     if acc.write && !pte.is_writable() {
-        return do_wp_page(mm, hw, &vma, slot, page_va, pte);
+        return do_wp_page(mm, hw, vma, slot, page_va, pte);
     }
     // Spurious: the TLB held a stricter, stale entry (Linux: flush_tlb_fix_spurious_fault).
     hw.vcpus[hw.cur].tlb.flush_range(page_va, page_va + 4096);

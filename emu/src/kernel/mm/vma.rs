@@ -72,6 +72,10 @@ impl Vma {
     pub fn executable(&self) -> bool {
         self.flags.has(VmFlags::EXEC)
     }
+    /// Linux: vma_is_accessible. Any access at all is allowed (not PROT_NONE).
+    pub fn is_accessible(&self) -> bool {
+        self.flags.has(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC)
+    }
     pub fn shared(&self) -> bool {
         self.flags.has(VmFlags::SHARED)
     }
