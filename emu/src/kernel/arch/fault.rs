@@ -25,7 +25,7 @@
 
 use super::traps::X86_TRAP_PF;
 use crate::kernel::hw::Hw;
-use crate::kernel::mm::fault::{handle_mm_fault, lock_mm_and_find_vma, FaultAccess, FaultOutcome};
+use crate::kernel::mm::fault::{handle_mm_fault, lock_mm_and_find_vma, FaultFlags, FaultOutcome, UffdReason};
 use crate::kernel::mm::{Mm, Vma};
 use crate::kernel::signal::{force_sig_fault, FaultSignal, BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIGBUS, SIGKILL, SIGSEGV, SI_KERNEL};
 use crate::kernel::task::TrapInfo;
@@ -40,8 +40,7 @@ pub const X86_PF_RSVD: PfErrorCode = PfErrorCode::RSVD;
 pub const X86_PF_INSTR: PfErrorCode = PfErrorCode::ID;
 pub const X86_PF_PK: PfErrorCode = PfErrorCode::PK;
 
-/// What `do_user_addr_fault` decided, under the names the `fault handled` trace event has
-/// always shown as its `outcome`.
+/// What `do_user_addr_fault` decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Decision {
     Handled,
@@ -49,7 +48,19 @@ enum Decision {
     SegvAccerr,
     Bus,
     Oom,
-    Userfault(u64),
+    Userfault(UffdReason),
+}
+
+/// The `outcome` of the `fault handled` trace event, as it has always read: the variant
+/// name, and for a userfault the reason as its VM_UFFD_* value (`Userfault(512)`), so that
+/// traces stay comparable across versions.
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Userfault(reason) => write!(f, "Userfault({})", reason.vm_flag()),
+            d => write!(f, "{d:?}"),
+        }
+    }
 }
 
 /// Linux: exc_page_fault → handle_page_fault. Every #PF exit comes from user mode: the
@@ -79,7 +90,7 @@ pub fn do_user_addr_fault(k: &mut Kernel, hw: &mut Hw, error_code: PfErrorCode, 
     let rip = hw.vcpu().state.rip;
     tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{address:#x}"), code = format_args!("{:#x}", error_code.bits()), rip = format_args!("{rip:#x}"), "page fault");
     let decision = fault_in(k.mm_mut(mm_id), hw, error_code, address);
-    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{address:#x}"), outcome = ?decision, "fault handled");
+    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{address:#x}"), outcome = %decision, "fault handled");
     match decision {
         Decision::Handled => {}
         Decision::SegvMaperr => bad_area_nosemaphore(k, hw, error_code, address),
@@ -96,6 +107,18 @@ pub fn do_user_addr_fault(k: &mut Kernel, hw: &mut Hw, error_code: PfErrorCode, 
     }
 }
 
+/// The fault flags of a user fault with this error code (Linux: FAULT_FLAG_DEFAULT plus
+/// FAULT_FLAG_USER, then FAULT_FLAG_WRITE or FAULT_FLAG_INSTRUCTION from the error code).
+fn fault_flags(error_code: PfErrorCode) -> FaultFlags {
+    let mut flags = FaultFlags::USER;
+    if error_code.contains(X86_PF_WRITE) {
+        flags |= FaultFlags::WRITE;
+    } else if error_code.contains(X86_PF_INSTR) {
+        flags |= FaultFlags::INSTRUCTION;
+    }
+    flags
+}
+
 /// The mm's part of do_user_addr_fault: the VMA, the access check, handle_mm_fault.
 fn fault_in(mm: &mut Mm, hw: &mut Hw, error_code: PfErrorCode, address: u64) -> Decision {
     let Some(vma) = lock_mm_and_find_vma(mm, address).cloned() else {
@@ -104,7 +127,7 @@ fn fault_in(mm: &mut Mm, hw: &mut Hw, error_code: PfErrorCode, address: u64) -> 
     if access_error(error_code, &vma) {
         return Decision::SegvAccerr;
     }
-    match handle_mm_fault(mm, hw, &vma, address, FaultAccess::from_code(error_code)) {
+    match handle_mm_fault(mm, hw, &vma, address, fault_flags(error_code)) {
         FaultOutcome::Handled => Decision::Handled,
         FaultOutcome::Bus => Decision::Bus,
         FaultOutcome::Oom => Decision::Oom,

@@ -8,7 +8,49 @@ use super::pgtable::{self, linux::*};
 use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, STACK_LIMIT};
 use crate::kernel::hw::Hw;
-use mmu::{Entry, PfErrorCode};
+use mmu::Entry;
+
+bitflags::bitflags! {
+    /// What kind of fault this is (Linux: enum fault_flag, include/linux/mm_types.h), as
+    /// the callers of handle_mm_fault describe it; Linux's values, for the flags pagelab
+    /// sets.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct FaultFlags: u32 {
+        /// FAULT_FLAG_WRITE: the access is a write.
+        const WRITE = 1 << 0;
+        /// FAULT_FLAG_USER: the fault came from user mode (Linux: user_mode(regs)); clear
+        /// for a kernel access to user memory.
+        const USER = 1 << 6;
+        /// FAULT_FLAG_REMOTE: the access goes through the page tables of an mm it names
+        /// rather than the current vCPU (Linux: get_user_pages_remote).
+        const REMOTE = 1 << 7;
+        /// FAULT_FLAG_INSTRUCTION: the access is an instruction fetch.
+        const INSTRUCTION = 1 << 8;
+    }
+}
+
+/// Why a fault needs the VMA's userfaultfd (Linux: the `reason` handle_userfault takes,
+/// VM_UFFD_MISSING, VM_UFFD_WP or VM_UFFD_MINOR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UffdReason {
+    /// A none PTE in a VM_UFFD_MISSING VMA.
+    Missing,
+    /// A write to a uffd-wp'd PTE in a VM_UFFD_WP VMA.
+    Wp,
+    /// A page-cache page not yet mapped in a VM_UFFD_MINOR VMA (shmem; not raised yet).
+    Minor,
+}
+
+impl UffdReason {
+    /// The VM_UFFD_* flag Linux passes as the reason.
+    pub fn vm_flag(self) -> u64 {
+        match self {
+            UffdReason::Missing => VmFlags::UFFD_MISSING,
+            UffdReason::Wp => VmFlags::UFFD_WP,
+            UffdReason::Minor => VmFlags::UFFD_MINOR,
+        }
+    }
+}
 
 /// What handle_mm_fault answers (Linux: vm_fault_t).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,25 +61,21 @@ pub enum FaultOutcome {
     Bus,
     /// Guest memory exhausted (VM_FAULT_OOM).
     Oom,
-    /// The fault needs the VMA's userfaultfd (Linux: handle_userfault with this reason,
-    /// VM_UFFD_MISSING or VM_UFFD_WP, then VM_FAULT_RETRY): nothing was changed, and the
-    /// caller — the arch entry for a user fault, the syscall entry for a kernel-mode one —
-    /// hands the fault to `kernel::uffd`, which mm never calls.
-    Userfault(u64),
+    /// The fault needs the VMA's userfaultfd (Linux: handle_userfault, then
+    /// VM_FAULT_RETRY): nothing was changed, and the caller — the arch entry for a user
+    /// fault, the syscall entry for a kernel-mode one — hands the fault to `kernel::uffd`,
+    /// which mm never calls.
+    Userfault(UffdReason),
 }
 
-/// The access a #PF describes.
+/// A kernel-mode access of the running syscall that needs userfaultfd: recorded by
+/// uaccess in `Hw::uffd_kfault`, handed by the syscall entry to `uffd::kernel_fault`
+/// (Linux sleeps in handle_userfault inside the copy instead; see `kernel::uffd`).
 #[derive(Clone, Copy, Debug)]
-pub struct FaultAccess {
+pub struct KernelFault {
+    pub addr: u64,
     pub write: bool,
-    pub fetch: bool,
-    pub user: bool,
-}
-
-impl FaultAccess {
-    pub fn from_code(code: PfErrorCode) -> Self {
-        Self { write: code.contains(PfErrorCode::W), fetch: code.contains(PfErrorCode::ID), user: code.contains(PfErrorCode::U) }
-    }
+    pub reason: UffdReason,
 }
 
 /// Linux: expand_stack. Grows a VM_GROWSDOWN VMA down to cover `va`, within the rlimit.
@@ -70,7 +108,7 @@ pub fn lock_mm_and_find_vma(mm: &mut Mm, va: u64) -> Option<&Vma> {
 
 /// Linux: handle_mm_fault for `va` in `vma`, whose access the caller has checked
 /// (access_error for a user fault, uaccess for a kernel-mode one).
-pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, acc: FaultAccess) -> FaultOutcome {
+pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, flags: FaultFlags) -> FaultOutcome {
     let Some(slot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va) else {
         return FaultOutcome::Oom;
     };
@@ -81,21 +119,21 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, acc: FaultA
             // do_anonymous_page: userfaultfd_missing(vma) → handle_userfault(VM_UFFD_MISSING),
             // for reads (before the zero page) and writes alike.
             tracing::trace!(target: "pagelab::fault", addr = format_args!("{page_va:#x}"), decision = "uffd_missing");
-            return FaultOutcome::Userfault(VmFlags::UFFD_MISSING);
+            return FaultOutcome::Userfault(UffdReason::Missing);
         }
         if let Backing::Shmem { obj, .. } = &vma.backing {
-            return shmem_fault(hw, vma, obj, slot, page_va, acc);
+            return shmem_fault(hw, vma, obj, slot, page_va, flags);
         }
-        return do_anonymous_page(hw, vma, slot, page_va, acc);
+        return do_anonymous_page(hw, vma, slot, page_va, flags);
     }
     if super::swap::is_swap_pte(pte) {
         // Swap entries (mm::swap); PTE markers arrive with a later issue (SIGBUS there).
-        return super::swap::do_swap_page(hw, vma, slot, page_va, pte, acc.write);
+        return super::swap::do_swap_page(hw, vma, slot, page_va, pte, flags.contains(FaultFlags::WRITE));
     }
     if !pte.is_present() {
         return FaultOutcome::Bus;
     }
-    if acc.write && !pte.is_writable() {
+    if flags.contains(FaultFlags::WRITE) && !pte.is_writable() {
         return do_wp_page(mm, hw, vma, slot, page_va, pte);
     }
     // Spurious: the TLB held a stricter, stale entry (Linux: flush_tlb_fix_spurious_fault).
@@ -109,9 +147,9 @@ fn vma_prot(vma: &super::Vma) -> u64 {
 
 /// Linux: do_anonymous_page. A read maps the shared zero page (private anonymous memory
 /// only); a write allocates a zeroed frame mapped writable and dirty.
-fn do_anonymous_page(hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, acc: FaultAccess) -> FaultOutcome {
+fn do_anonymous_page(hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, flags: FaultFlags) -> FaultOutcome {
     let prot = vma_prot(vma);
-    let entry = if !acc.write && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
+    let entry = if !flags.contains(FaultFlags::WRITE) && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
         // pte_mkspecial(pfn_pte(my_zero_pfn(addr), vma->vm_page_prot))
         pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
     } else {
@@ -135,7 +173,7 @@ fn do_anonymous_page(hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64
 /// this offset (allocated on first touch, reads included), mapped with the VMA's
 /// protection — writable when the VMA is, since shmem needs no write notification — and
 /// dirty on a write.
-fn shmem_fault(hw: &mut Hw, vma: &super::Vma, obj: &super::shmem::Shmem, slot: pgtable::Slot, va: u64, acc: FaultAccess) -> FaultOutcome {
+fn shmem_fault(hw: &mut Hw, vma: &super::Vma, obj: &super::shmem::Shmem, slot: pgtable::Slot, va: u64, flags: FaultFlags) -> FaultOutcome {
     let pgoff = vma.object_offset(va) >> 12;
     let Some(frame) = obj.get_page(&mut hw.pages, &mut hw.mem, pgoff) else {
         return FaultOutcome::Oom;
@@ -143,7 +181,7 @@ fn shmem_fault(hw: &mut Hw, vma: &super::Vma, obj: &super::shmem::Shmem, slot: p
     hw.pages.get(frame);
     hw.pages.map(frame);
     let mut e = pgtable::mk_pte(frame, vma_prot(vma));
-    if acc.write {
+    if flags.contains(FaultFlags::WRITE) {
         e = e.with(_PAGE_DIRTY);
     }
     tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "shmem_page", pte = format_args!("{:#x}", e.raw()));
@@ -163,7 +201,7 @@ fn shmem_fault(hw: &mut Hw, vma: &super::Vma, obj: &super::shmem::Shmem, slot: p
 pub fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, pte: Entry) -> FaultOutcome {
     if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
         tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_wp", pte = format_args!("{:#x}", pte.raw()));
-        return FaultOutcome::Userfault(VmFlags::UFFD_WP);
+        return FaultOutcome::Userfault(UffdReason::Wp);
     }
     let old = pgtable::pte_pfn(pte);
     let cr3 = mm.pml4.as_u64();

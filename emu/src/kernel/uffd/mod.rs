@@ -21,6 +21,7 @@
 use super::errno::{Errno, KResult};
 use super::file::{Fd, File, FileKind, WaitQueue, EPOLLERR, EPOLLHUP, EPOLLIN};
 use super::hw::Hw;
+use super::mm::fault::{KernelFault, UffdReason};
 use super::mm::{MmId, VmFlags, MMAP_MIN_ADDR, TASK_SIZE};
 use super::syscall::{ok, Ret, Sys, SysResult};
 use super::task::{Blocked, Tid, WaitKey, WaitWhat};
@@ -913,7 +914,7 @@ pub enum Userfault {
 /// must_wait re-check (userfaultfd_must_wait) is trivially true here: nothing can run
 /// between handle_mm_fault's decision and this point, the guest kernel being atomic
 /// with respect to the guest.
-pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write: bool, user: bool, reason: u64) -> Userfault {
+pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write: bool, user: bool, reason: UffdReason) -> Userfault {
     let mm_id = k.tasks[&tid].mm;
     let _ = hw;
     let Some(ctx) = k.mms[mm_id].as_ref().and_then(|m| m.find_vma(addr)).and_then(|v| v.userfaultfd_ctx.clone()) else {
@@ -936,11 +937,10 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
     if write {
         flags |= UFFD_PAGEFAULT_FLAG_WRITE;
     }
-    if reason & VmFlags::UFFD_WP != 0 {
-        flags |= UFFD_PAGEFAULT_FLAG_WP;
-    }
-    if reason & VmFlags::UFFD_MINOR != 0 {
-        flags |= UFFD_PAGEFAULT_FLAG_MINOR;
+    match reason {
+        UffdReason::Missing => {}
+        UffdReason::Wp => flags |= UFFD_PAGEFAULT_FLAG_WP,
+        UffdReason::Minor => flags |= UFFD_PAGEFAULT_FLAG_MINOR,
     }
     put_u64(&mut msg, 8, flags);
     put_u64(&mut msg, 16, address);
@@ -959,7 +959,7 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
 /// wait is neither retried nor completed: the thread's RIP is still on the faulting
 /// instruction, which simply runs again when it is woken (by a wake of its range, by
 /// close, or by a signal, whose handler runs first). Returns true for SIGBUS.
-pub fn user_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, write: bool, reason: u64) -> bool {
+pub fn user_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, write: bool, reason: UffdReason) -> bool {
     let tid = k.current(hw);
     match handle_userfault(k, hw, tid, addr, write, true, reason) {
         Userfault::Sigbus => true,
@@ -1010,15 +1010,6 @@ pub fn kernel_fault(s: &mut Sys, f: KernelFault, r: SysResult) -> SysResult {
             seq: 0,
         })),
     }
-}
-
-/// A kernel-mode access that needed userfaultfd (see `kernel_fault`).
-#[derive(Clone, Copy, Debug)]
-pub struct KernelFault {
-    pub addr: u64,
-    pub write: bool,
-    /// VM_UFFD_MISSING or VM_UFFD_WP.
-    pub reason: u64,
 }
 
 /// `/proc/PID/fdinfo` lines for a userfaultfd (Linux: userfaultfd_show_fdinfo).
