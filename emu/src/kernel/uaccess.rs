@@ -12,7 +12,7 @@
 
 use super::errno::{Errno, KResult};
 use super::hw::Hw;
-use super::mm::fault::{handle_mm_fault, lock_mm_and_find_vma, FaultFlags, FaultOutcome, KernelFault};
+use super::mm::memory::{handle_mm_fault, lock_mm_and_find_vma, FaultFlags, FaultOutcome, KernelFault};
 use super::mm::Mm;
 use mmu::{Access, AccessKind, PhysAddr, WalkFault};
 

@@ -1,9 +1,9 @@
 //! The x86 page-fault entry (Linux: arch/x86/mm/fault.c). A #PF exit of a vCPU running
 //! user code becomes a call of the mm's fault handler, a userfaultfd message, or a signal.
 //!
-//! `exc_page_fault` → `do_user_addr_fault`: find the VMA (`mm::fault::lock_mm_and_find_vma`,
+//! `exc_page_fault` → `do_user_addr_fault`: find the VMA (`mm::memory::lock_mm_and_find_vma`,
 //! which grows a stack VMA down to the address: expand_stack), check the access against it
-//! (`access_error`), then `mm::fault::handle_mm_fault`. What comes back decides the rest:
+//! (`access_error`), then `mm::memory::handle_mm_fault`. What comes back decides the rest:
 //!
 //! - handled: nothing more; the vCPU re-executes the instruction (RIP is still on it);
 //! - no VMA, or one that forbids the access: `bad_area_nosemaphore` / `bad_area_access_error`
@@ -25,7 +25,7 @@
 
 use super::traps::X86_TRAP_PF;
 use crate::kernel::hw::Hw;
-use crate::kernel::mm::fault::{handle_mm_fault, lock_mm_and_find_vma, FaultFlags, FaultOutcome, UffdReason};
+use crate::kernel::mm::memory::{handle_mm_fault, lock_mm_and_find_vma, FaultFlags, FaultOutcome, UffdReason};
 use crate::kernel::mm::{Mm, Vma};
 use crate::kernel::signal::{force_sig_fault, FaultSignal, BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SIGBUS, SIGKILL, SIGSEGV, SI_KERNEL};
 use crate::kernel::task::TrapInfo;

@@ -8,7 +8,7 @@
 //! | `shmem`       | mm/shmem.c (MAP_SHARED anonymous)       |
 //! | `fork`        | dup_mmap, copy_page_range               |
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
-//! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
+//! | `memory`      | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
 //! | `userfaultfd` | mm/userfaultfd.c (fill, write-protect)  |
@@ -17,8 +17,8 @@
 //! Invariant: page-table entries are only changed through `pgtable`, which returns a
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
 
-pub mod fault;
 pub mod fork;
+pub mod memory;
 pub mod mmap;
 pub mod mprotect;
 pub mod page;

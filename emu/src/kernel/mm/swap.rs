@@ -430,8 +430,8 @@ pub fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64
 /// returns Handled: the retried write takes do_wp_page (the uffd-wp message, or COW).
 /// The slot reference is dropped. Markers and other non-swap entries are not handled
 /// here yet: SIGBUS.
-pub fn do_swap_page(hw: &mut Hw, vma: &Vma, slot: Slot, va: u64, pte: Entry, write: bool) -> super::fault::FaultOutcome {
-    use super::fault::FaultOutcome;
+pub fn do_swap_page(hw: &mut Hw, vma: &Vma, slot: Slot, va: u64, pte: Entry, write: bool) -> super::memory::FaultOutcome {
+    use super::memory::FaultOutcome;
     let e = pte_to_swp_entry(pte);
     if e.non_swap_entry() {
         // PTE markers and migration entries arrive with later issues.

@@ -21,7 +21,7 @@
 use super::errno::{Errno, KResult};
 use super::file::{Fd, File, FileKind, WaitQueue, EPOLLERR, EPOLLHUP, EPOLLIN};
 use super::hw::Hw;
-use super::mm::fault::{KernelFault, UffdReason};
+use super::mm::memory::{KernelFault, UffdReason};
 use super::mm::{MmId, VmFlags, MMAP_MIN_ADDR, TASK_SIZE};
 use super::syscall::{ok, Ret, Sys, SysResult};
 use super::task::{Blocked, Tid, WaitKey, WaitWhat};
