@@ -1,14 +1,34 @@
-//! The page-fault path below the arch entry (Linux: mm/memory.c handle_mm_fault →
-//! handle_pte_fault → do_anonymous_page / do_wp_page, with lock_mm_and_find_vma and
-//! expand_stack). The x86 entry that finds the VMA, checks the access and turns the
-//! outcome into a signal or a userfaultfd message is `kernel::arch::fault`; kernel-mode
-//! faults on user memory come from `kernel::uaccess`.
+//! The page-fault path below the arch entry (Linux: mm/memory.c): one fault context,
+//! [`VmFault`] (struct vm_fault), carried from `handle_mm_fault` down to the handler that
+//! fixes the PTE, each handler taking it as its one argument.
+//!
+//! ```text
+//! handle_mm_fault                the caller found the VMA and checked the access
+//! └ __handle_mm_fault            PDPT, page directory (pmd_alloc); the PMD hook
+//!   │                            (huge_pmd_fault: THP, not yet); the page table
+//!   └ handle_pte_fault           dispatch on orig_pte
+//!     ├ none       → do_pte_missing → do_anonymous_page    anonymous VMA
+//!     │                             → do_fault → do_read_fault / do_cow_fault /
+//!     │                                          do_shared_fault (shmem's ->fault)
+//!     ├ swap entry → do_swap_page (mm::swap) → handle_pte_marker for a PTE marker
+//!     ├ PROT_NONE  → SIGBUS
+//!     ├ write to a read-only PTE → do_wp_page → wp_page_reuse / wp_page_copy
+//!     └ otherwise spurious: the stale TLB entry is flushed
+//! ```
+//!
+//! Nothing here signals or talks to userfaultfd: the answer is a [`FaultOutcome`] (Linux's
+//! vm_fault_t). A fault that needs the monitor changes nothing and returns
+//! [`FaultOutcome::Userfault`] with the reason, for the caller to hand to `kernel::uffd`
+//! (Linux calls handle_userfault from here and returns VM_FAULT_RETRY). The callers are
+//! the x86 entry `kernel::arch::fault` (user faults: it finds the VMA with
+//! `lock_mm_and_find_vma`, checks the access and turns the outcome into a signal or a
+//! message) and `kernel::uaccess` (kernel-mode faults on user memory).
 
-use super::pgtable::{self, linux::*};
+use super::pgtable::{self, linux::*, Slot};
 use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, STACK_LIMIT};
 use crate::kernel::hw::Hw;
-use mmu::Entry;
+use mmu::{Entry, PhysAddr};
 
 bitflags::bitflags! {
     /// What kind of fault this is (Linux: enum fault_flag, include/linux/mm_types.h), as
@@ -106,50 +126,136 @@ pub fn lock_mm_and_find_vma(mm: &mut Mm, va: u64) -> Option<&Vma> {
     mm.find_vma(va)
 }
 
-/// Linux: handle_mm_fault for `va` in `vma`, whose access the caller has checked
-/// (access_error for a user fault, uaccess for a kernel-mode one).
-pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, flags: FaultFlags) -> FaultOutcome {
-    let Some(slot) = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va) else {
+/// One fault, as the handlers below see it (Linux: struct vm_fault): built by
+/// `__handle_mm_fault` and passed down by reference, so each handler takes this one
+/// argument.
+pub struct VmFault<'a> {
+    /// The machine: guest memory, the page allocator, the TLBs, the swap device (what
+    /// Linux reaches through globals and per-CPU state).
+    pub hw: &'a mut Hw,
+    /// The VMA the address lies in, its access already checked.
+    pub vma: &'a Vma,
+    /// The faulting address, page-aligned (Linux: vmf->address).
+    pub address: u64,
+    /// The faulting address as the access gave it (Linux: vmf->real_address).
+    pub real_address: u64,
+    /// The page offset of `address` in the VMA's object (Linux: linear_page_index).
+    pub pgoff: u64,
+    pub flags: FaultFlags,
+    /// The mm's PML4 (what CR3 holds for it): a flush this fault needs goes to every vCPU
+    /// running it (Linux reaches the mm as vmf->vma->vm_mm).
+    pub pml4: PhysAddr,
+    /// The PMD slot over `address` (Linux: vmf->pmd): the page-directory entry, or a
+    /// 1 GiB leaf above it.
+    pub pmd: Slot,
+    /// The PTE slot (Linux: vmf->pte), set once the page table exists; every handler
+    /// below `handle_pte_fault` has it.
+    pub pte: Option<Slot>,
+    /// The PTE as it was when the fault was taken (Linux: vmf->orig_pte).
+    pub orig_pte: Entry,
+}
+
+impl VmFault<'_> {
+    /// The PTE slot, which `__handle_mm_fault` sets before `handle_pte_fault` runs.
+    pub fn pte_slot(&self) -> Slot {
+        self.pte.expect("VmFault::pte is set before handle_pte_fault")
+    }
+}
+
+/// Linux: handle_mm_fault for `address` in `vma`, whose access the caller has checked
+/// (access_error for a user fault, uaccess for a kernel-mode one). Linux's own checks
+/// here have nothing to check in pagelab: arch_vma_access_permitted (no protection keys
+/// on VMAs) and sanitize_fault_flags (nothing asks for FAULT_FLAG_UNSHARE).
+pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: FaultFlags) -> FaultOutcome {
+    __handle_mm_fault(mm, hw, vma, address, flags)
+}
+
+/// Linux: __handle_mm_fault. Walks down to the PMD, allocating the PDPT and page directory
+/// (p4d_alloc, pud_alloc, pmd_alloc); gives the PMD level its chance (`huge_pmd_fault`);
+/// allocates the page table (pte_alloc) and reads the PTE into the fault context for
+/// `handle_pte_fault`. The page table is allocated here, before the PTE is looked at, where
+/// Linux does it in do_anonymous_page and do_fault: the order pagelab has always had,
+/// which frame numbers depend on.
+fn __handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: FaultFlags) -> FaultOutcome {
+    let Some(pmd) = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, address) else {
         return FaultOutcome::Oom;
     };
-    let page_va = va & !0xfff;
-    let pte = pgtable::get_entry(&hw.mem, slot);
+    let page = address & !0xfff;
+    let mut vmf = VmFault { hw, vma, address: page, real_address: address, pgoff: vma.object_offset(page) >> 12, flags, pml4: mm.pml4, pmd, pte: None, orig_pte: Entry::new(0) };
+    if let Some(r) = huge_pmd_fault(&mut vmf) {
+        return r;
+    }
+    let hw = &mut *vmf.hw;
+    let Some(pte) = pgtable::pte_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, pmd, address) else {
+        return FaultOutcome::Oom;
+    };
+    vmf.orig_pte = pgtable::get_entry(&hw.mem, pte);
+    vmf.pte = Some(pte);
+    handle_pte_fault(&mut vmf)
+}
+
+/// The PMD level of a fault: where transparent huge pages plug in (Linux:
+/// __handle_mm_fault's create_huge_pmd for a none PMD in a THP-eligible VMA, and the
+/// huge-PMD faults, do_huge_pmd_anonymous_page / do_huge_pmd_wp_page, for a present one).
+/// No VMA is eligible yet (thp_vma_allowable_order is always false): every fault falls
+/// back to the page table (VM_FAULT_FALLBACK), which is None here.
+fn huge_pmd_fault(_vmf: &mut VmFault) -> Option<FaultOutcome> {
+    None
+}
+
+/// Linux: handle_pte_fault. Dispatches on the PTE the fault found:
+/// none → `do_pte_missing`; a swap entry or PTE marker → `do_swap_page`; PROT_NONE →
+/// SIGBUS (Linux's do_numa_page: pagelab has no NUMA hinting, and an access to a PROT_NONE
+/// VMA was refused before); a write to a read-only PTE → `do_wp_page`; otherwise the fault
+/// was spurious.
+fn handle_pte_fault(vmf: &mut VmFault) -> FaultOutcome {
+    let pte = vmf.orig_pte;
     if pgtable::pte_none(pte) {
-        if vma.flags.has(VmFlags::UFFD_MISSING) && vma.is_anonymous() {
-            // do_anonymous_page: userfaultfd_missing(vma) → handle_userfault(VM_UFFD_MISSING),
-            // for reads (before the zero page) and writes alike.
-            tracing::trace!(target: "pagelab::fault", addr = format_args!("{page_va:#x}"), decision = "uffd_missing");
-            return FaultOutcome::Userfault(UffdReason::Missing);
-        }
-        if let Backing::Shmem { obj, .. } = &vma.backing {
-            return shmem_fault(hw, vma, obj, slot, page_va, flags);
-        }
-        return do_anonymous_page(hw, vma, slot, page_va, flags);
+        return do_pte_missing(vmf);
     }
     if super::swap::is_swap_pte(pte) {
-        // Swap entries (mm::swap); PTE markers arrive with a later issue (SIGBUS there).
-        return super::swap::do_swap_page(hw, vma, slot, page_va, pte, flags.contains(FaultFlags::WRITE));
+        return super::swap::do_swap_page(vmf);
     }
     if !pte.is_present() {
         return FaultOutcome::Bus;
     }
-    if flags.contains(FaultFlags::WRITE) && !pte.is_writable() {
-        return do_wp_page(mm, hw, vma, slot, page_va, pte);
+    if vmf.flags.contains(FaultFlags::WRITE) && !pte.is_writable() {
+        return do_wp_page(vmf);
     }
     // Spurious: the TLB held a stricter, stale entry (Linux: flush_tlb_fix_spurious_fault).
-    hw.vcpus[hw.cur].tlb.flush_range(page_va, page_va + 4096);
+    let hw = &mut *vmf.hw;
+    hw.vcpus[hw.cur].tlb.flush_range(vmf.address, vmf.address + 4096);
     FaultOutcome::Handled
 }
 
-fn vma_prot(vma: &super::Vma) -> u64 {
+/// Linux: do_pte_missing. A none PTE: an anonymous VMA gets a page of its own
+/// (`do_anonymous_page`), one backed by an object asks the object (`do_fault`).
+fn do_pte_missing(vmf: &mut VmFault) -> FaultOutcome {
+    if vmf.vma.is_anonymous() {
+        do_anonymous_page(vmf)
+    } else {
+        do_fault(vmf)
+    }
+}
+
+fn vma_prot(vma: &Vma) -> u64 {
     pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared())
 }
 
-/// Linux: do_anonymous_page. A read maps the shared zero page (private anonymous memory
-/// only); a write allocates a zeroed frame mapped writable and dirty.
-fn do_anonymous_page(hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, flags: FaultFlags) -> FaultOutcome {
+/// Linux: do_anonymous_page. A VM_UFFD_MISSING VMA sends every none-PTE fault to the
+/// monitor first (userfaultfd_missing → handle_userfault(VM_UFFD_MISSING)), reads (before
+/// the zero page) and writes alike. Otherwise a read maps the shared zero page (private
+/// anonymous memory only); a write allocates a zeroed frame mapped writable and dirty.
+fn do_anonymous_page(vmf: &mut VmFault) -> FaultOutcome {
+    let (vma, va) = (vmf.vma, vmf.address);
+    if vma.flags.has(VmFlags::UFFD_MISSING) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_missing");
+        return FaultOutcome::Userfault(UffdReason::Missing);
+    }
+    let slot = vmf.pte_slot();
+    let hw = &mut *vmf.hw;
     let prot = vma_prot(vma);
-    let entry = if !flags.contains(FaultFlags::WRITE) && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
+    let entry = if !vmf.flags.contains(FaultFlags::WRITE) && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
         // pte_mkspecial(pfn_pte(my_zero_pfn(addr), vma->vm_page_prot))
         pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
     } else {
@@ -169,59 +275,159 @@ fn do_anonymous_page(hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64
     FaultOutcome::Handled
 }
 
-/// Linux: shmem_fault + finish_fault for a MAP_SHARED anonymous VMA: the object's page at
-/// this offset (allocated on first touch, reads included), mapped with the VMA's
-/// protection — writable when the VMA is, since shmem needs no write notification — and
-/// dirty on a write.
-fn shmem_fault(hw: &mut Hw, vma: &super::Vma, obj: &super::shmem::Shmem, slot: pgtable::Slot, va: u64, flags: FaultFlags) -> FaultOutcome {
-    let pgoff = vma.object_offset(va) >> 12;
-    let Some(frame) = obj.get_page(&mut hw.pages, &mut hw.mem, pgoff) else {
+/// Linux: do_fault. A none PTE in a VMA backed by an object: a read maps the object's
+/// page (`do_read_fault`), a write to a private mapping maps a private copy
+/// (`do_cow_fault`), a write to a shared mapping the object's page (`do_shared_fault`).
+/// Shared anonymous memory (shmem) is the one such object so far.
+fn do_fault(vmf: &mut VmFault) -> FaultOutcome {
+    if !matches!(vmf.vma.backing, Backing::Shmem { .. }) {
+        // A host-file mapping has no ->fault yet (nothing creates Backing::File so far):
+        // what the fault path has always given it, a zero-filled page of its own.
+        return do_anonymous_page(vmf);
+    }
+    if !vmf.flags.contains(FaultFlags::WRITE) {
+        do_read_fault(vmf)
+    } else if !vmf.vma.shared() {
+        do_cow_fault(vmf)
+    } else {
+        do_shared_fault(vmf)
+    }
+}
+
+/// Linux: __do_fault. The VMA's ->fault: the object's page at `vmf.pgoff`, with a
+/// reference the caller keeps for the mapping (or drops, for a COW copy).
+fn __do_fault(vmf: &mut VmFault) -> Result<PhysAddr, FaultOutcome> {
+    let vma = vmf.vma;
+    match &vma.backing {
+        Backing::Shmem { obj, .. } => super::shmem::shmem_fault(vmf, obj),
+        // No ->fault: VM_FAULT_SIGBUS (do_fault sends no such VMA here).
+        _ => Err(FaultOutcome::Bus),
+    }
+}
+
+/// Linux: do_read_fault (without fault-around: one page per fault). The object's page,
+/// mapped with the VMA's protection.
+fn do_read_fault(vmf: &mut VmFault) -> FaultOutcome {
+    match __do_fault(vmf) {
+        Ok(page) => finish_fault(vmf, page),
+        Err(r) => r,
+    }
+}
+
+/// Linux: do_shared_fault. A write to a shared mapping maps the object's page writable
+/// and dirty: shmem needs no write notification (no page_mkwrite), and the dirty PTE is
+/// its dirty accounting.
+fn do_shared_fault(vmf: &mut VmFault) -> FaultOutcome {
+    match __do_fault(vmf) {
+        Ok(page) => finish_fault(vmf, page),
+        Err(r) => r,
+    }
+}
+
+/// Linux: do_cow_fault. A write to a private mapping of an object: the object's page is
+/// copied into a new anonymous page, which is mapped writable; the object keeps its own.
+/// Not reached yet: shmem VMAs are always VM_SHARED (only MAP_SHARED|MAP_ANONYMOUS makes
+/// one) and there are no private file mappings.
+fn do_cow_fault(vmf: &mut VmFault) -> FaultOutcome {
+    let hw = &mut *vmf.hw;
+    let Some(cow_page) = hw.pages.alloc_zeroed(&mut hw.mem) else {
         return FaultOutcome::Oom;
     };
-    hw.pages.get(frame);
-    hw.pages.map(frame);
-    let mut e = pgtable::mk_pte(frame, vma_prot(vma));
-    if flags.contains(FaultFlags::WRITE) {
+    let page = match __do_fault(vmf) {
+        Ok(page) => page,
+        Err(r) => {
+            vmf.hw.pages.put(cow_page);
+            return r;
+        }
+    };
+    vmf.hw.mem.copy_within(page, cow_page, 4096);
+    let r = finish_fault(vmf, cow_page);
+    // The object's page was only read: drop the reference __do_fault took.
+    vmf.hw.pages.put(page);
+    r
+}
+
+/// Linux: finish_fault → set_pte_range. Maps `page` (the object's, or the private copy
+/// of a COW fault) with the VMA's protection — writable when the VMA is shared and
+/// writable, shmem needing no write notification; a write also makes it dirty (and
+/// writable: maybe_mkwrite). The old entry was none.
+fn finish_fault(vmf: &mut VmFault, page: PhysAddr) -> FaultOutcome {
+    let (vma, va) = (vmf.vma, vmf.address);
+    let (write, slot) = (vmf.flags.contains(FaultFlags::WRITE), vmf.pte_slot());
+    let hw = &mut *vmf.hw;
+    hw.pages.map(page);
+    let mut e = pgtable::mk_pte(page, vma_prot(vma));
+    if write {
         e = e.with(_PAGE_DIRTY);
+        if vma.writable() {
+            e = e.with(_PAGE_RW);
+        }
     }
-    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "shmem_page", pte = format_args!("{:#x}", e.raw()));
-    // The old entry was none.
+    let cow = write && !vma.shared();
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if cow { "cow_page" } else { "shmem_page" }, pte = format_args!("{:#x}", e.raw()));
     pgtable::set_entry(&mut hw.mem, slot, va, e).not_needed();
     FaultOutcome::Handled
 }
 
-/// Linux: do_wp_page. Reuse an anonymous page this process owns — PageAnonExclusive, or
-/// (wp_can_reuse_anon_folio) no other reference: after fork, once the other side has
-/// copied or exited — otherwise copy it (the zero page is always copied).
+/// Linux: handle_pte_marker, from `do_swap_page` for a PTE marker (a swap-type entry of
+/// type SWP_PTE_MARKER, `mm::swap`). Every marker answers SIGBUS (BUS_ADRERR) so far. The
+/// poison marker of UFFDIO_POISON, the only kind installed yet, is SIGBUS in Linux too
+/// (VM_FAULT_HWPOISON, reported as BUS_MCEERR_AR); uffd-wp markers (Linux: a missing fault
+/// or a WP message, pte_marker_handle_uffd_wp) and guard markers (Linux: SIGSEGV) come
+/// with the memory that installs them.
+pub fn handle_pte_marker(_vmf: &mut VmFault) -> FaultOutcome {
+    FaultOutcome::Bus
+}
+
+/// Linux: do_wp_page. A write to a present, read-only PTE. uffd-wp comes first
+/// (userfaultfd_pte_wp): a write to a PTE carrying `_PAGE_UFFD_WP` in a VM_UFFD_WP VMA
+/// goes to the monitor, before any copy-on-write; once the monitor has resolved it (the
+/// bit gone, the PTE still read-only if the page is shared), the retried write comes back
+/// here and takes the COW path.
 ///
-/// uffd-wp comes first (userfaultfd_pte_wp): a write to a PTE carrying `_PAGE_UFFD_WP` in
-/// a VM_UFFD_WP VMA goes to the monitor, before any copy-on-write; once the monitor has
-/// resolved it (the bit gone, the PTE still read-only if the page is shared), the retried
-/// write comes back here and takes the COW path.
-pub fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slot, va: u64, pte: Entry) -> FaultOutcome {
+/// Then: a shared mapping's PTE is made writable again (wp_page_shared: e.g. after
+/// mprotect); an anonymous page this process owns is reused — PageAnonExclusive, or
+/// (wp_can_reuse_anon_folio) no other reference: after fork, once the other side has
+/// copied or exited; anything else is copied (the zero page always is).
+pub fn do_wp_page(vmf: &mut VmFault) -> FaultOutcome {
+    let (vma, va, pte) = (vmf.vma, vmf.address, vmf.orig_pte);
     if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
         tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_wp", pte = format_args!("{:#x}", pte.raw()));
         return FaultOutcome::Userfault(UffdReason::Wp);
     }
-    let old = pgtable::pte_pfn(pte);
-    let cr3 = mm.pml4.as_u64();
     if vma.shared() {
-        // A shared writable mapping whose PTE lost RW (e.g. after mprotect): make it writable.
-        let f = pgtable::set_entry(&mut hw.mem, slot, va, pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
-        hw.flush(f, cr3);
-        return FaultOutcome::Handled;
+        return wp_page_reuse(vmf);
     }
+    let old = pgtable::pte_pfn(pte);
+    let hw = &mut *vmf.hw;
     let zero = hw.pages.is_zero_page(old);
     let m = *hw.pages.meta(old);
     if !zero && (m.anon_exclusive || m.refcount == 1) {
-        // wp_page_reuse; a page reused by the refcount test becomes exclusive again.
+        // A page reused by the refcount test becomes exclusive again.
         hw.pages.meta_mut(old).anon_exclusive = true;
-        let f = pgtable::set_entry(&mut hw.mem, slot, va, pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
-        hw.flush(f, cr3);
+        let r = wp_page_reuse(vmf);
         tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "wp_reuse");
-        return FaultOutcome::Handled;
+        return r;
     }
-    // wp_page_copy
+    wp_page_copy(vmf, old, zero)
+}
+
+/// Linux: wp_page_reuse. The PTE becomes writable, dirty and young in place; the old,
+/// read-only entry may be cached, so every vCPU running the mm flushes it.
+fn wp_page_reuse(vmf: &mut VmFault) -> FaultOutcome {
+    let slot = vmf.pte_slot();
+    let hw = &mut *vmf.hw;
+    let f = pgtable::set_entry(&mut hw.mem, slot, vmf.address, vmf.orig_pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
+    hw.flush(f, vmf.pml4.as_u64());
+    FaultOutcome::Handled
+}
+
+/// Linux: wp_page_copy. A new page with the contents of `old` (zeroed when `old` is the
+/// zero page), mapped writable and dirty in place of the read-only PTE, which is flushed
+/// everywhere the mm runs before `old` loses this mapping.
+fn wp_page_copy(vmf: &mut VmFault, old: PhysAddr, zero: bool) -> FaultOutcome {
+    let (vma, va, slot) = (vmf.vma, vmf.address, vmf.pte_slot());
+    let hw = &mut *vmf.hw;
     let Some(new) = hw.pages.alloc_zeroed(&mut hw.mem) else {
         return FaultOutcome::Oom;
     };
@@ -231,7 +437,7 @@ pub fn do_wp_page(mm: &mut Mm, hw: &mut Hw, vma: &super::Vma, slot: pgtable::Slo
     hw.pages.map(new);
     let entry = pgtable::mk_pte(new, vma_prot(vma)).with(_PAGE_RW | _PAGE_DIRTY);
     let f = pgtable::set_entry(&mut hw.mem, slot, va, entry);
-    hw.flush(f, cr3);
+    hw.flush(f, vmf.pml4.as_u64());
     if !zero {
         hw.pages.unmap(old);
     }

@@ -57,6 +57,7 @@
 //!   so the retried write takes the present-PTE write-protect path (do_wp_page's uffd-wp
 //!   check) and raises the one WP message.
 
+use super::memory::{FaultFlags, FaultOutcome, VmFault};
 use super::pgtable::{self, linux::*, Slot};
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
@@ -428,15 +429,19 @@ pub fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64
 /// if it was exclusive, the VMA is writable and the PTE is not uffd-wp in a VM_UFFD_WP VMA
 /// (then a write fault also marks it dirty). A write fault that leaves the PTE read-only
 /// returns Handled: the retried write takes do_wp_page (the uffd-wp message, or COW).
-/// The slot reference is dropped. Markers and other non-swap entries are not handled
-/// here yet: SIGBUS.
-pub fn do_swap_page(hw: &mut Hw, vma: &Vma, slot: Slot, va: u64, pte: Entry, write: bool) -> super::memory::FaultOutcome {
-    use super::memory::FaultOutcome;
+/// The slot reference is dropped. A PTE marker goes to `handle_pte_marker`; migration
+/// entries do not exist yet (SIGBUS).
+pub fn do_swap_page(vmf: &mut VmFault) -> FaultOutcome {
+    let (vma, slot, va, pte, write) = (vmf.vma, vmf.pte_slot(), vmf.address, vmf.orig_pte, vmf.flags.contains(FaultFlags::WRITE));
     let e = pte_to_swp_entry(pte);
     if e.non_swap_entry() {
-        // PTE markers and migration entries arrive with later issues.
+        if e.is_pte_marker_entry() {
+            return super::memory::handle_pte_marker(vmf);
+        }
+        // Migration entries arrive with later issues.
         return FaultOutcome::Bus;
     }
+    let hw = &mut *vmf.hw;
     let Some(data) = hw.swap.data(e).map(|d| Box::new(*d)) else {
         // A swap entry naming a free slot cannot happen; Linux answers a swap-in error
         // with a poison marker and SIGBUS.
