@@ -57,7 +57,7 @@ enum Decision {
 impl std::fmt::Display for Decision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Decision::Userfault(reason) => write!(f, "Userfault({})", reason.vm_flag()),
+            Decision::Userfault(reason) => write!(f, "Userfault({})", reason.vm_flag().bits()),
             d => write!(f, "{d:?}"),
         }
     }

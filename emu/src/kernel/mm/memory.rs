@@ -63,7 +63,7 @@ pub enum UffdReason {
 
 impl UffdReason {
     /// The VM_UFFD_* flag Linux passes as the reason.
-    pub fn vm_flag(self) -> u64 {
+    pub fn vm_flag(self) -> VmFlags {
         match self {
             UffdReason::Missing => VmFlags::UFFD_MISSING,
             UffdReason::Wp => VmFlags::UFFD_WP,

@@ -166,8 +166,8 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
     let mut flush: Option<Flush> = None;
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&k).unwrap();
-        let keep = v.flags.0 & !(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC);
-        v.flags = VmFlags(keep | VmFlags::from_prot(prot & 7));
+        let keep = v.flags - (VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC);
+        v.flags = keep | VmFlags::from_prot(prot & 7);
         let vma = v.clone();
         let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { MmCpFlags::empty() };
         if let (Some(f), _) = change_protection(mm, hw, &vma, vma.start, vma.end, cp) {

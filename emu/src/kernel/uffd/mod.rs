@@ -116,7 +116,7 @@ pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 2;
 pub const UFFD_PAGEFAULT_FLAG_MINOR: u64 = 4;
 
 /// The VM_UFFD_* flags (Linux: __VM_UFFD_FLAGS).
-pub const VM_UFFD_FLAGS: u64 = VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR;
+pub const VM_UFFD_FLAGS: VmFlags = VmFlags::UFFD_MISSING.union(VmFlags::UFFD_WP).union(VmFlags::UFFD_MINOR);
 
 /// A `struct uffd_msg`: 32 bytes, zero-filled before use (msg_init).
 pub type Msg = [u8; 32];
@@ -408,10 +408,10 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
 
 /// Linux: vma_can_userfault for the modes in `vm_flags` (no WP_ASYNC: pagelab does not
 /// offer it). Anonymous and shmem VMAs are capable; MINOR needs shmem (or hugetlb).
-pub fn vma_can_userfault(v: &super::mm::Vma, vm_flags: u64) -> bool {
+pub fn vma_can_userfault(v: &super::mm::Vma, vm_flags: VmFlags) -> bool {
     let vm_flags = vm_flags & VM_UFFD_FLAGS;
     let shmem = matches!(v.backing, super::mm::vma::Backing::Shmem { .. });
-    if vm_flags & VmFlags::UFFD_MINOR != 0 && !shmem {
+    if vm_flags.contains(VmFlags::UFFD_MINOR) && !shmem {
         return false;
     }
     v.is_anonymous() || shmem
@@ -425,7 +425,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if mode == 0 || mode & !(UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR) != 0 {
         return Err(Errno::EINVAL);
     }
-    let mut vm_flags = 0;
+    let mut vm_flags = VmFlags::empty();
     if mode & UFFDIO_REGISTER_MODE_MISSING != 0 {
         vm_flags |= VmFlags::UFFD_MISSING;
     }
@@ -464,7 +464,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         .iter()
         .filter_map(|k| {
             let v = &mm.vmas[k];
-            let same = v.userfaultfd_ctx.as_ref() == Some(&me) && v.flags.0 & vm_flags == vm_flags;
+            let same = v.userfaultfd_ctx.as_ref() == Some(&me) && v.flags.contains(vm_flags);
             (!same).then(|| (v.start.max(start), v.end.min(end)))
         })
         .collect();
@@ -473,7 +473,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         mm.split_at(z);
         for k in mm.vmas_in(a, z) {
             let v = mm.vmas.get_mut(&k).unwrap();
-            v.flags.0 = (v.flags.0 & !VM_UFFD_FLAGS) | vm_flags;
+            v.flags = (v.flags - VM_UFFD_FLAGS) | vm_flags;
             v.userfaultfd_ctx = Some(me.clone());
         }
         mm.merge_around(a, z);
@@ -511,19 +511,19 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
         if v.userfaultfd_ctx.as_ref().is_some_and(|c| *c != me) {
             return Err(Errno::EINVAL);
         }
-        if !vma_can_userfault(v, v.flags.0) {
+        if !vma_can_userfault(v, v.flags) {
             return Err(Errno::EINVAL);
         }
     }
-    let ranges: Vec<(u64, u64, u64)> = keys
+    let ranges: Vec<(u64, u64, VmFlags)> = keys
         .iter()
         .filter_map(|k| {
             let v = &mm.vmas[k];
-            v.userfaultfd_ctx.is_some().then(|| (v.start.max(start), v.end.min(end), v.flags.0))
+            v.userfaultfd_ctx.is_some().then(|| (v.start.max(start), v.end.min(end), v.flags))
         })
         .collect();
     for (a, z, flags) in ranges {
-        if flags & VmFlags::UFFD_MISSING != 0 {
+        if flags.contains(VmFlags::UFFD_MISSING) {
             // Wake the faults pending in the range so they do not hang (WP waiters are
             // left alone, as in Linux: only UFFDIO_WAKE or close wakes them).
             wake_userfault(s.k, ctx, a, z - a);
@@ -545,7 +545,7 @@ pub fn userfaultfd_clear_vma(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u6
             super::mm::userfaultfd::uffd_wp_range(mm, hw, &v, v.start, v.end, false);
         }
         let v = mm.vmas.get_mut(&key).unwrap();
-        v.flags.0 &= !VM_UFFD_FLAGS;
+        v.flags.remove(VM_UFFD_FLAGS);
         v.userfaultfd_ctx = None;
     }
     mm.merge_around(start, end);
@@ -1221,7 +1221,7 @@ fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u
     mm.split_at(end);
     for key in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&key).unwrap();
-        v.flags.0 &= !VM_UFFD_FLAGS;
+        v.flags.remove(VM_UFFD_FLAGS);
         v.userfaultfd_ctx = None;
     }
     mm.merge_around(start, end);
