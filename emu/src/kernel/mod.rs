@@ -15,6 +15,7 @@ pub mod exit;
 pub mod file;
 pub mod fork;
 pub mod hw;
+pub mod itimer;
 pub mod mm;
 pub mod pipe;
 pub mod procfs;

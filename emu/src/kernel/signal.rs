@@ -19,7 +19,6 @@
 //!   regs->orig_ax == -1).
 
 use super::hw::Hw;
-use super::sched::Timer;
 use super::task::{SigAction, Task, TaskState, Tid, WaitKey, WakeReason};
 use super::Kernel;
 use crate::cpu::reg::*;
@@ -841,56 +840,6 @@ pub fn do_sigaltstack(t: &mut Task, new: Option<(u64, u32, u64)>, sp: u64) -> su
         t.altstack = super::task::AltStack { sp: ss_sp, flags, size: ss_size };
     }
     Ok(old)
-}
-
-// ---- Interval timers ----------------------------------------------------------------------
-
-/// ITIMER_REAL expired for `tgid` (the timer armed for the deadline `gen`): SIGALRM to the
-/// process, and the next expiry when it has an interval.
-pub fn itimer_real_expired(k: &mut Kernel, hw: &mut Hw, tgid: Tid, gen: u64) {
-    let now = k.now_ns();
-    let Some(p) = k.procs.get_mut(&tgid) else { return };
-    if p.zombie || p.itimers[0].value != gen || gen == 0 {
-        return;
-    }
-    let it = &mut p.itimers[0];
-    if it.interval != 0 {
-        // Linux: hrtimer_forward_now — the next period after now.
-        let mut next = it.value;
-        while next <= now {
-            next = next.saturating_add(it.interval);
-        }
-        it.value = next;
-        k.add_timer(next, Timer::ITimerReal { tgid, gen: next });
-    } else {
-        it.value = 0;
-    }
-    send_signal_process(k, hw, tgid, SigInfo::kernel(SIGALRM));
-}
-
-/// Arms ITIMER_REAL of `tgid` to fire at `deadline` (0 disarms), dropping the timer armed
-/// before.
-pub fn arm_itimer_real(k: &mut Kernel, tgid: Tid, deadline: u64, interval: u64) {
-    k.timers.retain(|_, t| !matches!(t, Timer::ITimerReal { tgid: x, .. } if *x == tgid));
-    let Some(p) = k.procs.get_mut(&tgid) else { return };
-    p.itimers[0] = super::task::ITimer { value: deadline, interval: if deadline == 0 { 0 } else { interval } };
-    if deadline != 0 {
-        k.add_timer(deadline, Timer::ITimerReal { tgid, gen: deadline });
-    }
-}
-
-/// ITIMER_VIRTUAL / ITIMER_PROF of `tgid` against its user time (Linux: check_cpu_itimer).
-pub fn check_cpu_timers(k: &mut Kernel, hw: &mut Hw, tgid: Tid) {
-    for (i, sig) in [(1usize, SIGVTALRM), (2, SIGPROF)] {
-        let Some(p) = k.procs.get_mut(&tgid) else { return };
-        let now = p.utime;
-        let it = &mut p.itimers[i];
-        if it.value == 0 || now < it.value {
-            continue;
-        }
-        it.value = if it.interval != 0 { it.value.saturating_add(it.interval) } else { 0 };
-        send_signal_process(k, hw, tgid, SigInfo::kernel(sig));
-    }
 }
 
 /// The process ignores SIGCHLD (SIG_IGN) or set SA_NOCLDWAIT: its children never become
