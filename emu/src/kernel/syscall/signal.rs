@@ -90,7 +90,7 @@ pub fn sys_rt_sigpending(s: &mut Sys, a: Args) -> SysResult {
 }
 
 pub fn sys_rt_sigreturn(s: &mut Sys) -> SysResult {
-    sig::sys_rt_sigreturn(s.k, s.hw, s.tid);
+    crate::kernel::arch::signal::sys_rt_sigreturn(s.k, s.hw, s.tid);
     Ok(Ret::NoReturn)
 }
 
