@@ -120,7 +120,10 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
         let start = (p.p_vaddr + bias) & !0xfff;
         let end = (p.p_vaddr + bias + p.p_memsz + 0xfff) & !0xfff;
         let (r, w, x) = (p.p_flags & ph::PF_R != 0, p.p_flags & ph::PF_W != 0, p.p_flags & ph::PF_X != 0);
-        let flags = (r as u64) * VmFlags::READ | (w as u64) * VmFlags::WRITE | (x as u64) * VmFlags::EXEC | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
+        let mut flags = VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
+        flags.set(VmFlags::READ, r);
+        flags.set(VmFlags::WRITE, w);
+        flags.set(VmFlags::EXEC, x);
         // Populate each page: file bytes, then zeros (the .bss part).
         for page in (start..end).step_by(4096) {
             let slot = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, page).ok_or_else(oom)?;
@@ -161,10 +164,10 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
                 // Overlapping the previous segment's last page: extend and widen it.
                 let v = mm.vmas.get_mut(&s).unwrap();
                 v.end = v.end.max(end);
-                v.flags.0 |= flags;
+                v.flags |= flags;
             }
             None => {
-                mm.vmas.insert(start, Vma { start, end, flags: VmFlags(flags), backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None });
+                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None });
             }
         }
         max_end = max_end.max(end);
@@ -179,7 +182,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
         Vma {
             start: stack_lo,
             end: STACK_TOP,
-            flags: VmFlags(VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::GROWSDOWN),
+            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::GROWSDOWN,
             backing: Backing::Stack,
             shared_id: None,
             userfaultfd_ctx: None,

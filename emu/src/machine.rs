@@ -216,7 +216,7 @@ impl Machine {
                 return Err(Error::StaleTlb(format!("vCPU {i}, tid {tid}: kernel access: {hit}")));
             }
             if self.kernel.running[i] == Some(tid) {
-                crate::kernel::signal::exit_to_user(&mut self.kernel, &mut self.hw);
+                crate::kernel::arch::signal::exit_to_user(&mut self.kernel, &mut self.hw);
             }
             self.kernel.drain_deferred_wakes();
             // sched_yield gives the vCPU to a queued task; sched_setaffinity may have
@@ -280,7 +280,7 @@ impl Machine {
         self.kernel.context_switches += 1;
         tracing::debug!(target: "pagelab::sched", tid, vcpu = i as u64, "switch in");
         if !rewound {
-            crate::kernel::signal::exit_to_user(&mut self.kernel, &mut self.hw);
+            crate::kernel::arch::signal::exit_to_user(&mut self.kernel, &mut self.hw);
         }
     }
 

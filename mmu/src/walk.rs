@@ -135,34 +135,40 @@ impl Access {
     pub const fn error_bits(self, ctl: &ControlRegs) -> u32 {
         let mut code = 0;
         if matches!(self.kind, AccessKind::Write) {
-            code |= PfErrorCode::W;
+            code |= PfErrorCode::W.bits();
         }
         if self.user {
-            code |= PfErrorCode::U;
+            code |= PfErrorCode::U.bits();
         }
         if matches!(self.kind, AccessKind::Fetch) && (ctl.nxe() || ctl.smep()) {
-            code |= PfErrorCode::ID;
+            code |= PfErrorCode::ID.bits();
         }
         code
     }
 }
 
-/// A #PF error code (SDM 4.7). Bit names follow the SDM; Linux calls them X86_PF_*.
+/// A #PF error code (SDM 4.7), a flag set with the SDM's bit names; Linux calls them
+/// X86_PF_PROT, X86_PF_WRITE, X86_PF_USER, X86_PF_RSVD, X86_PF_INSTR, X86_PF_PK (the
+/// guest kernel's arch layer spells those aliases out). Every bit is kept, named or not:
+/// the hardware defines more (SS, HLAT, SGX) than the walker reports.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PfErrorCode(pub u32);
 
-impl PfErrorCode {
-    pub const P: u32 = 1 << 0;
-    pub const W: u32 = 1 << 1;
-    pub const U: u32 = 1 << 2;
-    pub const RSVD: u32 = 1 << 3;
-    pub const ID: u32 = 1 << 4;
-    pub const PK: u32 = 1 << 5;
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-    pub const fn has(self, b: u32) -> bool {
-        self.0 & b != 0
+bitflags::bitflags! {
+    impl PfErrorCode: u32 {
+        /// The fault was a protection violation on a present page (clear: not present).
+        const P = 1 << 0;
+        /// The access was a write.
+        const W = 1 << 1;
+        /// The access was a user-mode access (CPL 3, not implicit).
+        const U = 1 << 2;
+        /// A reserved bit was set in a paging-structure entry.
+        const RSVD = 1 << 3;
+        /// The access was an instruction fetch (reported with EFER.NXE or CR4.SMEP).
+        const ID = 1 << 4;
+        /// A protection key denied the access.
+        const PK = 1 << 5;
+        const _ = !0;
     }
 }
 
@@ -170,7 +176,7 @@ impl core::fmt::Debug for PfErrorCode {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "PfErrorCode({:#x}", self.0)?;
         for (b, n) in [(Self::P, "P"), (Self::W, "W"), (Self::U, "U"), (Self::RSVD, "RSVD"), (Self::ID, "I/D"), (Self::PK, "PK")] {
-            if self.0 & b != 0 {
+            if self.intersects(b) {
                 write!(f, " {n}")?;
             }
         }
@@ -240,8 +246,8 @@ pub fn check_access(ctl: &ControlRegs, acc: Access, user_addr: bool, writable: b
     let key_denies = ctl.pke() && user_addr && pkru_denies(ctl, acc, pkey);
     match (denied, key_denies) {
         (false, false) => 0,
-        (true, false) => PfErrorCode::P,
-        (_, true) => PfErrorCode::P | PfErrorCode::PK,
+        (true, false) => PfErrorCode::P.bits(),
+        (_, true) => PfErrorCode::P.bits() | PfErrorCode::PK.bits(),
     }
 }
 
@@ -366,7 +372,7 @@ pub fn walk(mem: &mut PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Resul
     match end {
         PathEnd::Leaf => {}
         PathEnd::NotPresent => return fault(0, &entries, used, "not-present"),
-        PathEnd::Reserved => return fault(PfErrorCode::P | PfErrorCode::RSVD, &entries, used, "reserved"),
+        PathEnd::Reserved => return fault(PfErrorCode::P.bits() | PfErrorCode::RSVD.bits(), &entries, used, "reserved"),
     }
     let level = LEVELS[used - 1];
     let leaf = entries[used - 1];

@@ -41,12 +41,12 @@ const fn sr_imp() -> Access { Access::implicit(Read).with_ac(true) }
 const OK: Option<u32> = None;
 const fn pf(code: u32) -> Option<u32> { Some(code) }
 // Error-code bits, SDM 4.7.
-const EP: u32 = PfErrorCode::P;
-const EW: u32 = PfErrorCode::W;
-const EU: u32 = PfErrorCode::U;
-const ER: u32 = PfErrorCode::RSVD;
-const EI: u32 = PfErrorCode::ID;
-const EK: u32 = PfErrorCode::PK;
+const EP: u32 = PfErrorCode::P.bits();
+const EW: u32 = PfErrorCode::W.bits();
+const EU: u32 = PfErrorCode::U.bits();
+const ER: u32 = PfErrorCode::RSVD.bits();
+const EI: u32 = PfErrorCode::ID.bits();
+const EK: u32 = PfErrorCode::PK.bits();
 
 /// Upper-level flags: [PML4E, PDPTE, PDE] (entries below the leaf level are not used).
 const UP: [u64; 3] = [PWU; 3];

@@ -20,7 +20,7 @@ pub struct Hw {
     pub swap: super::mm::swap::SwapDevice,
     /// A kernel-mode access of the running syscall that needs userfaultfd (set by
     /// uaccess, consumed by the syscall entry: `uffd::kernel_fault`).
-    pub uffd_kfault: Option<super::uffd::KernelFault>,
+    pub uffd_kfault: Option<super::mm::memory::KernelFault>,
 }
 
 impl Hw {

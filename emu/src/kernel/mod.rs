@@ -2,10 +2,12 @@
 //! It handles the exits the CPU returns — SYSCALL, page faults, other exceptions — the way
 //! Linux handles the same events, with Linux's names for the functions that mirror it.
 //!
-//! Layout follows Linux: `mm/` (VMAs, faults, mprotect, mmap), `syscall/` (the syscall
-//! table and its handlers), `task` (threads), `file` (descriptors), `uaccess`
-//! (copy_{to,from}_user), `signal` (fault→signal and fatal delivery).
+//! Layout follows Linux: `arch/` (the x86 exception entries: page faults, traps), `mm/`
+//! (VMAs, faults, mprotect, mmap), `syscall/` (the syscall table and its handlers), `task`
+//! (threads), `file` (descriptors), `uaccess` (copy_{to,from}_user), `signal` (generation,
+//! queueing and delivery).
 
+pub mod arch;
 pub mod errno;
 pub mod eventfd;
 pub mod eventpoll;
@@ -13,6 +15,7 @@ pub mod exit;
 pub mod file;
 pub mod fork;
 pub mod hw;
+pub mod itimer;
 pub mod mm;
 pub mod pipe;
 pub mod procfs;
@@ -180,11 +183,11 @@ impl Kernel {
         match exit {
             Exit::Syscall => syscall::do_syscall(self, hw),
             Exit::Exception(Exception::PageFault { addr, code }) => {
-                signal::do_page_fault(self, hw, addr, code);
+                arch::fault::exc_page_fault(self, hw, addr, mmu::PfErrorCode(code));
                 Ok(())
             }
             Exit::Exception(e) => {
-                signal::do_trap(self, hw, e);
+                arch::traps::do_trap(self, hw, e);
                 Ok(())
             }
             Exit::Budget => Ok(()),

@@ -664,7 +664,7 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         }
         // show_smap_vma_flags: by bit number.
         let f = v.flags;
-        let account = f.has(VmFlags::ACCOUNT) || (f.0 & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE);
+        let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE);
         let names: [(bool, &str); 22] = [
             (f.has(VmFlags::READ), "rd"),
             (f.has(VmFlags::WRITE), "wr"),

@@ -187,7 +187,7 @@ impl Kernel {
                         self.wake_task(tid, WakeReason::Timeout);
                     }
                 }
-                Timer::ITimerReal { tgid, gen } => super::signal::itimer_real_expired(self, hw, tgid, gen),
+                Timer::ITimerReal { tgid, gen } => super::itimer::itimer_real_expired(self, hw, tgid, gen),
             }
         }
     }
@@ -206,7 +206,7 @@ impl Kernel {
         if let Some(p) = self.procs.get_mut(&tgid) {
             p.utime += n;
             if p.itimers[1].value != 0 || p.itimers[2].value != 0 {
-                super::signal::check_cpu_timers(self, hw, tgid);
+                super::itimer::check_cpu_timers(self, hw, tgid);
             }
         }
     }

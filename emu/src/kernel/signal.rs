@@ -1,30 +1,24 @@
-//! Signals (Linux: kernel/signal.c, arch/x86/kernel/signal*.c, arch/x86/mm/fault.c,
-//! arch/x86/kernel/traps.c): faults become signals, signals are generated, queued, and
-//! delivered on the way back to user mode — a handler through the x86-64 rt_sigframe, or
-//! the default action (terminate, core, ignore, stop, continue).
+//! Signals, the generic part (Linux: kernel/signal.c): signals are generated, queued, and
+//! taken on the way back to user mode — for a handler, which the x86 side runs through its
+//! rt_sigframe (`kernel::arch::signal`), or for the default action (terminate, core,
+//! ignore, stop, continue), which is applied here. Faults and exceptions reach
+//! `force_sig_fault` from the arch entry (`kernel::arch::fault`, `kernel::arch::traps`);
+//! interval timers are `kernel::itimer`.
 //!
 //! - Generation (`send_signal_locked`): `prepare_signal` applies the stop/continue side
 //!   effects and drops ignored signals; the signal is queued on the thread's or the
 //!   group's pending set (a standard signal only once, real-time signals each time);
 //!   `complete_signal` picks a thread that does not block it, kills the whole group at once
 //!   for an unhandled fatal signal, or wakes the thread when it is parked.
-//! - Delivery (`exit_to_user`, Linux's arch_do_signal_or_restart): run by the run loop
-//!   after every exit of a task still on its vCPU, and when a task is put on a vCPU.
-//!   Signals are dequeued one at a time; each handler gets a frame on top of the previous
-//!   one, so the last one delivered runs first, as in Linux.
-//! - Syscall restart: a syscall interrupted by a signal returns one of the internal
-//!   -ERESTART* codes; `exit_to_user` turns it into -EINTR or rewinds RIP onto the SYSCALL
-//!   instruction, per Linux's handle_signal rules. `Task::orig_rax` is the syscall number
-//!   while the task is returning from a syscall and `u64::MAX` otherwise (Linux:
-//!   regs->orig_ax == -1).
+//! - Delivery (`get_signal`): the arch loop (`arch::signal::exit_to_user`, Linux's
+//!   arch_do_signal_or_restart) takes signals one at a time from here; each handler gets a
+//!   frame on top of the previous one, so the last one delivered runs first, as in Linux.
+//!   Once a frame is written, `signal_delivered` installs the handler's mask.
+//! - Syscall restart is the arch loop's (see `kernel::arch::signal`).
 
 use super::hw::Hw;
-use super::mm::fault::{handle_mm_fault, FaultAccess, FaultOutcome};
-use super::sched::Timer;
-use super::task::{SigAction, Task, TaskState, Tid, TrapInfo, WaitKey, WakeReason};
+use super::task::{SigAction, Task, TaskState, Tid, WaitKey, WakeReason};
 use super::Kernel;
-use crate::cpu::reg::*;
-use crate::cpu::Exception;
 use crate::Outcome;
 
 pub const SIGHUP: i32 = 1;
@@ -255,74 +249,6 @@ pub struct FaultSignal {
     pub sig: i32,
     pub code: i32,
     pub addr: Option<u64>,
-}
-
-/// Exception vectors as the sigcontext's trapno reports them.
-const X86_TRAP_DE: u64 = 0;
-const X86_TRAP_DB: u64 = 1;
-const X86_TRAP_BP: u64 = 3;
-const X86_TRAP_UD: u64 = 6;
-const X86_TRAP_NM: u64 = 7;
-const X86_TRAP_SS: u64 = 12;
-const X86_TRAP_GP: u64 = 13;
-const X86_TRAP_PF: u64 = 14;
-const X86_TRAP_MF: u64 = 16;
-const X86_TRAP_AC: u64 = 17;
-const X86_TRAP_XF: u64 = 19;
-
-/// #PF from user mode: handle_mm_fault, or a signal.
-pub fn do_page_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, code: u32) {
-    let tid = k.current(hw);
-    let mm_id = k.tasks[&tid].mm;
-    let acc = FaultAccess::from_code(code);
-    let rip = hw.vcpu().state.rip;
-    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), code = format_args!("{code:#x}"), rip = format_args!("{rip:#x}"), "page fault");
-    let out = handle_mm_fault(k.mm_mut(mm_id), hw, addr, acc);
-    tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{addr:#x}"), outcome = ?out, "fault handled");
-    // A fault for the VMA's userfaultfd: the thread parks until the monitor wakes it (it
-    // then re-executes the instruction), or SIGBUS (UFFD_FEATURE_SIGBUS).
-    let out = match out {
-        FaultOutcome::Userfault(reason) if !super::uffd::user_fault(k, hw, addr, acc.write, reason) => return,
-        FaultOutcome::Userfault(_) => FaultOutcome::Bus,
-        o => o,
-    };
-    let sig = match out {
-        FaultOutcome::Handled => return,
-        FaultOutcome::SegvMaperr => FaultSignal { sig: SIGSEGV, code: SEGV_MAPERR, addr: Some(addr) },
-        FaultOutcome::SegvAccerr => FaultSignal { sig: SIGSEGV, code: SEGV_ACCERR, addr: Some(addr) },
-        FaultOutcome::Bus => FaultSignal { sig: SIGBUS, code: BUS_ADRERR, addr: Some(addr) },
-        // The OOM killer's choice: SIGKILL.
-        FaultOutcome::Oom => FaultSignal { sig: SIGKILL, code: SI_KERNEL, addr: None },
-        FaultOutcome::Userfault(_) => unreachable!("handled above"),
-    };
-    // Linux: set_signal_archinfo — the error code always has the user bit.
-    k.tasks.get_mut(&tid).unwrap().trap = TrapInfo { trap_nr: X86_TRAP_PF, error_code: (code | 4) as u64, cr2: addr };
-    force_sig_fault(k, hw, sig);
-}
-
-/// Other exceptions (Linux: arch/x86/kernel/traps.c), with the si_code and si_addr Linux
-/// gives: INT3 is SIGTRAP/SI_KERNEL with RIP after it, #GP is SIGSEGV/SI_KERNEL at address
-/// 0, #SS is SIGBUS/SI_KERNEL.
-pub fn do_trap(k: &mut Kernel, hw: &mut Hw, e: Exception) {
-    let rip = hw.vcpu().state.rip;
-    let (trap_nr, error_code, sig) = match e {
-        Exception::InvalidOpcode => (X86_TRAP_UD, 0, FaultSignal { sig: SIGILL, code: ILL_ILLOPN, addr: Some(rip) }),
-        Exception::DivideError => (X86_TRAP_DE, 0, FaultSignal { sig: SIGFPE, code: FPE_INTDIV, addr: Some(rip) }),
-        Exception::X87Fpe => (X86_TRAP_MF, 0, FaultSignal { sig: SIGFPE, code: 0, addr: Some(rip) }),
-        Exception::SimdFpe => (X86_TRAP_XF, 0, FaultSignal { sig: SIGFPE, code: 0, addr: Some(rip) }),
-        Exception::Breakpoint => (X86_TRAP_BP, 0, FaultSignal { sig: SIGTRAP, code: SI_KERNEL, addr: None }),
-        Exception::Debug => (X86_TRAP_DB, 0, FaultSignal { sig: SIGTRAP, code: TRAP_TRACE, addr: Some(rip) }),
-        Exception::AlignmentCheck => (X86_TRAP_AC, 0, FaultSignal { sig: SIGBUS, code: BUS_ADRALN, addr: None }),
-        Exception::StackFault(c) => (X86_TRAP_SS, c as u64, FaultSignal { sig: SIGBUS, code: SI_KERNEL, addr: None }),
-        Exception::GeneralProtection(c) => (X86_TRAP_GP, c as u64, FaultSignal { sig: SIGSEGV, code: SI_KERNEL, addr: Some(0) }),
-        Exception::DeviceNotAvailable => (X86_TRAP_NM, 0, FaultSignal { sig: SIGSEGV, code: SI_KERNEL, addr: Some(0) }),
-        Exception::PageFault { addr, code } => return do_page_fault(k, hw, addr, code),
-    };
-    let tid = k.current(hw);
-    let t = k.tasks.get_mut(&tid).unwrap();
-    t.trap.trap_nr = trap_nr;
-    t.trap.error_code = error_code;
-    force_sig_fault(k, hw, sig);
 }
 
 /// Sends a fault signal to the current thread (Linux: force_sig_fault). A fault signal
@@ -556,7 +482,7 @@ fn do_notify_parent_cldstop(k: &mut Kernel, hw: &mut Hw, tgid: Tid, why: i32, st
 /// The default action of a stop signal (Linux: do_signal_stop): every thread of the group
 /// stops — the current one now, queued ones at once, ones on other vCPUs at their next
 /// exit, parked ones when they next return to user mode — and the parent is told.
-fn do_signal_stop(k: &mut Kernel, hw: &mut Hw, sig: i32) {
+pub fn do_signal_stop(k: &mut Kernel, hw: &mut Hw, sig: i32) {
     let tid = k.current(hw);
     let tgid = k.tasks[&tid].tgid;
     let p = k.procs.get_mut(&tgid).unwrap();
@@ -581,7 +507,7 @@ fn do_signal_stop(k: &mut Kernel, hw: &mut Hw, sig: i32) {
 }
 
 /// Takes the current task off its vCPU in the stopped state.
-fn stop_current(k: &mut Kernel, hw: &mut Hw) {
+pub fn stop_current(k: &mut Kernel, hw: &mut Hw) {
     let tid = k.current(hw);
     let t = k.tasks.get_mut(&tid).unwrap();
     t.regs = hw.vcpus[hw.cur].state.clone();
@@ -603,112 +529,70 @@ pub fn dequeue_signal(k: &mut Kernel, tid: Tid, blocked: u64) -> Option<SigInfo>
     Some(p.shared_pending.collect(sig))
 }
 
-/// Before the current vCPU's task returns to user mode: deliver pending signals (run a
-/// handler, apply the default action), apply the syscall restart rules, and put back a
-/// mask saved by sigsuspend (Linux: arch_do_signal_or_restart).
-pub fn exit_to_user(k: &mut Kernel, hw: &mut Hw) {
-    let Some(tid) = k.running[hw.cur] else { return };
-    // A signal per iteration; each handler frame stacks on the previous one.
-    for _ in 0..=NSIG {
-        if k.running[hw.cur] != Some(tid) {
-            return;
-        }
-        let t = &k.tasks[&tid];
-        if k.procs.get(&t.tgid).is_some_and(|p| p.stopped.is_some()) {
-            // The group stopped while this thread ran elsewhere.
-            restart_without_handler(k, hw, tid);
-            stop_current(k, hw);
-            return;
-        }
-        let blocked = t.sigmask;
-        let Some(info) = dequeue_signal(k, tid, blocked) else { break };
-        let sig = info.signo;
-        let acts = k.tasks[&tid].sigactions.clone();
-        let act = {
-            let mut a = acts.borrow_mut();
-            let act = a[(sig - 1) as usize];
-            if act.handler > SIG_IGN && act.flags & SA_RESETHAND != 0 {
-                a[(sig - 1) as usize].handler = SIG_DFL;
-            }
-            act
-        };
-        tracing::debug!(target: "pagelab::signal", tid, sig, code = info.code, handler = format_args!("{:#x}", act.handler), "deliver");
-        if act.handler == SIG_IGN {
-            continue;
-        }
-        if act.handler != SIG_DFL {
-            handle_signal(k, hw, tid, &info, &act);
-            continue;
-        }
-        if IGNORE_MASK & sigmask(sig) != 0 {
-            continue;
-        }
-        if STOP_MASK & sigmask(sig) != 0 {
-            restart_without_handler(k, hw, tid);
-            do_signal_stop(k, hw, sig);
-            return;
-        }
-        let rip = hw.vcpus[hw.cur].state.rip;
-        let fault_addr = info.fault.then_some(info.addr);
-        tracing::debug!(target: "pagelab::signal", tid, sig, rip = format_args!("{rip:#x}"), "fatal signal");
-        k.exit_group(hw, tid, Outcome::Signaled { sig, core: is_coredump_signal(sig), fault_addr, rip });
-        return;
-    }
-    restart_without_handler(k, hw, tid);
-    let t = k.tasks.get_mut(&tid).unwrap();
-    if let Some(m) = t.saved_sigmask.take() {
-        set_current_blocked(k, tid, m);
-    }
+/// What `get_signal` found for a thread about to return to user mode.
+#[derive(Clone, Copy, Debug)]
+pub enum Delivery {
+    /// Nothing to deliver: no pending signal it does not block.
+    None,
+    /// A signal was taken and needs nothing more: ignored, or its default is to ignore.
+    Ignored,
+    /// Run this handler for this signal (Linux: get_signal's filled ksignal).
+    Handler(SigInfo, SigAction),
+    /// The thread must stop: by this stop signal's default action, or (None) because its
+    /// group was stopped while it ran elsewhere. The caller applies the syscall restart
+    /// rules first, then `do_signal_stop` or `stop_current`.
+    Stop(Option<i32>),
+    /// A fatal signal's default action ended the thread group.
+    Exited,
 }
 
-fn syscall_error(rax: u64) -> Option<super::errno::Errno> {
-    let v = rax as i64;
-    (-4095..0).contains(&v).then(|| super::errno::Errno(-v as i32))
-}
-
-/// Restart rules when no handler runs: every -ERESTART* code re-executes the syscall
-/// (RIP back onto SYSCALL, RAX = the number again). ERESTART_RESTARTBLOCK re-executes the
-/// call itself rather than restart_syscall.
-fn restart_without_handler(k: &mut Kernel, hw: &mut Hw, tid: Tid) {
-    use super::errno::Errno;
-    let t = k.tasks.get_mut(&tid).unwrap();
-    let nr = std::mem::replace(&mut t.orig_rax, u64::MAX);
-    if nr == u64::MAX {
-        return;
+/// Linux: get_signal, one signal at a time: the next signal the thread does not block
+/// (synchronous ones first), its action (SA_RESETHAND applied), and the default action
+/// when it has no handler — nothing for an ignored one, a stop, or the end of the group
+/// (with a core for the core-dumping signals). The arch loop calls it again after each
+/// handler frame, so nested handlers stack.
+pub fn get_signal(k: &mut Kernel, hw: &mut Hw, tid: Tid) -> Delivery {
+    let t = &k.tasks[&tid];
+    if k.procs.get(&t.tgid).is_some_and(|p| p.stopped.is_some()) {
+        // The group stopped while this thread ran elsewhere.
+        return Delivery::Stop(None);
     }
-    let r = &mut hw.vcpus[hw.cur].state;
-    if let Some(e) = syscall_error(r.gpr[RAX]) {
-        if matches!(e, Errno::ERESTARTSYS | Errno::ERESTARTNOHAND | Errno::ERESTARTNOINTR | Errno::ERESTART_RESTARTBLOCK) {
-            r.gpr[RAX] = nr;
-            r.rip = r.rip.wrapping_sub(2);
-        }
-    }
-}
-
-/// Runs a handler (Linux: handle_signal): the restart rules for a handler, the frame, the
-/// handler's mask; a frame that cannot be written gets SIGSEGV instead (force_sigsegv).
-fn handle_signal(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: &SigInfo, act: &SigAction) {
-    use super::errno::Errno;
+    let blocked = t.sigmask;
+    let Some(info) = dequeue_signal(k, tid, blocked) else { return Delivery::None };
     let sig = info.signo;
-    let nr = std::mem::replace(&mut k.tasks.get_mut(&tid).unwrap().orig_rax, u64::MAX);
-    if nr != u64::MAX {
-        let r = &mut hw.vcpus[hw.cur].state;
-        match syscall_error(r.gpr[RAX]) {
-            Some(Errno::ERESTART_RESTARTBLOCK) | Some(Errno::ERESTARTNOHAND) => r.gpr[RAX] = (-(Errno::EINTR.0 as i64)) as u64,
-            Some(Errno::ERESTARTSYS) if act.flags & SA_RESTART == 0 => r.gpr[RAX] = (-(Errno::EINTR.0 as i64)) as u64,
-            Some(Errno::ERESTARTSYS) | Some(Errno::ERESTARTNOINTR) => {
-                r.gpr[RAX] = nr;
-                r.rip = r.rip.wrapping_sub(2);
-            }
-            _ => {}
+    let acts = k.tasks[&tid].sigactions.clone();
+    let act = {
+        let mut a = acts.borrow_mut();
+        let act = a[(sig - 1) as usize];
+        if act.handler > SIG_IGN && act.flags & SA_RESETHAND != 0 {
+            a[(sig - 1) as usize].handler = SIG_DFL;
         }
+        act
+    };
+    tracing::debug!(target: "pagelab::signal", tid, sig, code = info.code, handler = format_args!("{:#x}", act.handler), "deliver");
+    if act.handler == SIG_IGN {
+        return Delivery::Ignored;
     }
-    if setup_rt_frame(k, hw, tid, info, act).is_err() {
-        tracing::debug!(target: "pagelab::signal", tid, sig, "cannot write the signal frame: SIGSEGV");
-        force_sig_info(k, hw, tid, SigInfo::kernel(SIGSEGV), sig == SIGSEGV);
-        return;
+    if act.handler != SIG_DFL {
+        return Delivery::Handler(info, act);
     }
-    // Linux: signal_delivered.
+    if IGNORE_MASK & sigmask(sig) != 0 {
+        return Delivery::Ignored;
+    }
+    if STOP_MASK & sigmask(sig) != 0 {
+        return Delivery::Stop(Some(sig));
+    }
+    let rip = hw.vcpus[hw.cur].state.rip;
+    let fault_addr = info.fault.then_some(info.addr);
+    tracing::debug!(target: "pagelab::signal", tid, sig, rip = format_args!("{rip:#x}"), "fatal signal");
+    k.exit_group(hw, tid, Outcome::Signaled { sig, core: is_coredump_signal(sig), fault_addr, rip });
+    Delivery::Exited
+}
+
+/// Linux: signal_delivered. The handler's frame is written: the mask sigsuspend saved is
+/// dropped (the frame holds it), the handler runs with its sa_mask and, without
+/// SA_NODEFER, its own signal blocked, and an SS_AUTODISARM alternate stack is given up.
+pub fn signal_delivered(k: &mut Kernel, tid: Tid, sig: i32, act: &SigAction) {
     let t = k.tasks.get_mut(&tid).unwrap();
     t.saved_sigmask = None;
     let mut blocked = t.sigmask | act.mask;
@@ -721,27 +605,20 @@ fn handle_signal(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: &SigInfo, act: &Si
     set_current_blocked(k, tid, blocked);
 }
 
-/// sizeof(struct rt_sigframe) on x86-64: pretcode, ucontext (304), siginfo (128).
-const RT_SIGFRAME_SIZE: u64 = 440;
-const UC_OFF: u64 = 8;
-const MCONTEXT_OFF: u64 = UC_OFF + 40;
-const SIGMASK_OFF: u64 = UC_OFF + 296;
-const SIGINFO_OFF: u64 = UC_OFF + 304;
-/// FXSAVE image size (no XSAVE in our CPUID, so no extended state after it).
-const FPSTATE_SIZE: u64 = 512;
-/// uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS (no UC_FP_XSTATE without XSAVE).
-const UC_FLAGS: u64 = 2 | 4;
-const USER_CS: u16 = 0x33;
-const USER_DS: u16 = 0x2b;
-/// The RFLAGS bits rt_sigreturn takes from the frame (Linux: FIX_EFLAGS).
-const FIX_EFLAGS: u64 = 0x4_0000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x1_0000;
+/// Linux: force_sigsegv. SIGSEGV for a thread whose handler frame for `sig` could not be
+/// written; when `sig` was SIGSEGV itself its action goes back to SIG_DFL, so the thread
+/// dies rather than loop.
+pub fn force_sigsegv(k: &mut Kernel, hw: &mut Hw, tid: Tid, sig: i32) {
+    force_sig_info(k, hw, tid, SigInfo::kernel(SIGSEGV), sig == SIGSEGV);
+}
 
 /// sp is on the alternate stack (Linux: on_sig_stack; never with SS_AUTODISARM, whose
 /// stack was given up when the handler started).
 pub fn on_sig_stack(t: &Task, sp: u64) -> bool {
     t.altstack.flags & SS_AUTODISARM == 0 && on_sig_stack_raw(t, sp)
 }
-fn on_sig_stack_raw(t: &Task, sp: u64) -> bool {
+/// sp lies in the alternate stack, whatever its flags (Linux: __on_sig_stack).
+pub fn on_sig_stack_raw(t: &Task, sp: u64) -> bool {
     sp > t.altstack.sp && sp - t.altstack.sp <= t.altstack.size
 }
 /// Linux: sas_ss_flags.
@@ -753,139 +630,6 @@ pub fn sas_ss_flags(t: &Task, sp: u64) -> u32 {
     } else {
         0
     }
-}
-
-/// Where the frame and the fpstate go (Linux: get_sigframe): below the red zone, or at the
-/// top of the alternate stack for SA_ONSTACK; the fpstate 64-byte aligned, the frame so
-/// that the handler starts as if called (RSP + 8 16-byte aligned). None when it would
-/// overflow the alternate stack.
-fn get_sigframe(t: &Task, rsp: u64, act: &SigAction) -> Option<(u64, u64)> {
-    let nested = on_sig_stack(t, rsp);
-    let mut sp = rsp.wrapping_sub(128);
-    let mut entering = false;
-    if act.flags & SA_ONSTACK != 0 && sas_ss_flags(t, sp) == 0 {
-        sp = t.altstack.sp.wrapping_add(t.altstack.size);
-        entering = true;
-    }
-    sp = sp.wrapping_sub(FPSTATE_SIZE) & !63;
-    let fp = sp;
-    sp = (sp.wrapping_sub(RT_SIGFRAME_SIZE) & !15).wrapping_sub(8);
-    if (nested || entering) && !on_sig_stack_raw(t, sp) {
-        return None;
-    }
-    Some((sp, fp))
-}
-
-/// Writes the rt_sigframe and points the registers at the handler (Linux:
-/// x64_setup_rt_frame). Without SA_SIGINFO the siginfo area is left unwritten, as Linux
-/// does.
-fn setup_rt_frame(k: &mut Kernel, hw: &mut Hw, tid: Tid, info: &SigInfo, act: &SigAction) -> Result<(), ()> {
-    if act.flags & SA_RESTORER == 0 {
-        return Err(());
-    }
-    let t = &k.tasks[&tid];
-    let regs = hw.vcpus[hw.cur].state.clone();
-    let (frame, fp) = get_sigframe(t, regs.gpr[RSP], act).ok_or(())?;
-    let set = t.saved_sigmask.unwrap_or(t.sigmask);
-    let mut b = vec![0u8; SIGINFO_OFF as usize];
-    let put = |b: &mut Vec<u8>, o: u64, v: u64| b[o as usize..o as usize + 8].copy_from_slice(&v.to_le_bytes());
-    put(&mut b, 0, act.restorer);
-    put(&mut b, UC_OFF, UC_FLAGS);
-    put(&mut b, UC_OFF + 8, 0);
-    // uc_stack (Linux: unsafe_save_altstack): the flags as seen from the interrupted RSP,
-    // so SS_AUTODISARM is not carried into the frame and rt_sigreturn does not re-arm it.
-    put(&mut b, UC_OFF + 16, t.altstack.sp);
-    put(&mut b, UC_OFF + 24, sas_ss_flags(t, regs.gpr[RSP]) as u64);
-    put(&mut b, UC_OFF + 32, t.altstack.size);
-    let m = MCONTEXT_OFF;
-    let g = &regs.gpr;
-    for (i, r) in [R8, R9, R10, R11, R12, R13, R14, R15, RDI, RSI, RBP, RBX, RDX, RAX, RCX, RSP].iter().enumerate() {
-        put(&mut b, m + 8 * i as u64, g[*r]);
-    }
-    put(&mut b, m + 128, regs.rip);
-    put(&mut b, m + 136, regs.rflags);
-    // cs, gs, fs, ss.
-    let segs = (USER_CS as u64) | ((USER_DS as u64) << 48);
-    put(&mut b, m + 144, segs);
-    put(&mut b, m + 152, t.trap.error_code);
-    put(&mut b, m + 160, t.trap.trap_nr);
-    put(&mut b, m + 168, set);
-    put(&mut b, m + 176, t.trap.cr2);
-    put(&mut b, m + 184, fp);
-    put(&mut b, SIGMASK_OFF, set);
-    let mut fx = crate::cpu::sse::fxsave_image(&regs);
-    fx[416..].fill(0);
-    let mm_id = t.mm;
-    let mm = k.mms[mm_id].as_mut().ok_or(())?;
-    super::uaccess::copy_to_user(hw, mm, fp, &fx).map_err(|_| ())?;
-    super::uaccess::copy_to_user(hw, mm, frame, &b).map_err(|_| ())?;
-    if act.flags & SA_SIGINFO != 0 {
-        super::uaccess::copy_to_user(hw, mm, frame + SIGINFO_OFF, &siginfo_bytes(info)).map_err(|_| ())?;
-    }
-    let r = &mut hw.vcpus[hw.cur].state;
-    r.gpr[RDI] = info.signo as u64;
-    r.gpr[RAX] = 0;
-    r.gpr[RSI] = frame + SIGINFO_OFF;
-    r.gpr[RDX] = frame + UC_OFF;
-    r.rip = act.handler;
-    r.gpr[RSP] = frame;
-    r.rflags &= !(crate::cpu::flags::DF | crate::cpu::flags::TF | 0x1_0000);
-    // The handler starts with a fresh FPU (Linux: fpu__clear_user_states).
-    r.x87 = crate::cpu::X87::default();
-    r.mxcsr = 0x1f80;
-    r.xmm = [0; 16];
-    Ok(())
-}
-
-/// rt_sigreturn: restores the registers, FPU state, mask and alternate stack saved in the
-/// frame at RSP - 8 (Linux: SYSCALL_DEFINE0(rt_sigreturn)). A bad frame gets SIGSEGV.
-pub fn sys_rt_sigreturn(k: &mut Kernel, hw: &mut Hw, tid: Tid) {
-    if restore_rt_frame(k, hw, tid).is_err() {
-        tracing::debug!(target: "pagelab::signal", tid, "bad rt_sigreturn frame: SIGSEGV");
-        force_sig_info(k, hw, tid, SigInfo::kernel(SIGSEGV), false);
-    }
-}
-
-fn restore_rt_frame(k: &mut Kernel, hw: &mut Hw, tid: Tid) -> Result<(), ()> {
-    let frame = hw.vcpus[hw.cur].state.gpr[RSP].wrapping_sub(8);
-    let mm_id = k.tasks[&tid].mm;
-    let mut b = vec![0u8; SIGINFO_OFF as usize];
-    {
-        let mm = k.mms[mm_id].as_mut().ok_or(())?;
-        super::uaccess::copy_from_user(hw, mm, frame, &mut b).map_err(|_| ())?;
-    }
-    let get = |o: u64| u64::from_le_bytes(b[o as usize..o as usize + 8].try_into().unwrap());
-    set_current_blocked(k, tid, get(SIGMASK_OFF));
-    // "Disable syscall checks": the restored RAX is a value, not a restart code.
-    k.tasks.get_mut(&tid).unwrap().orig_rax = u64::MAX;
-    let m = MCONTEXT_OFF;
-    let fp = get(m + 184);
-    let mut fx = None;
-    if fp != 0 {
-        let mut img = [0u8; 512];
-        let mm = k.mms[mm_id].as_mut().ok_or(())?;
-        super::uaccess::copy_from_user(hw, mm, fp, &mut img).map_err(|_| ())?;
-        fx = Some(img);
-    }
-    let r = &mut hw.vcpus[hw.cur].state;
-    for (i, reg) in [R8, R9, R10, R11, R12, R13, R14, R15, RDI, RSI, RBP, RBX, RDX, RAX, RCX, RSP].iter().enumerate() {
-        r.gpr[*reg] = get(m + 8 * i as u64);
-    }
-    r.rip = get(m + 128);
-    r.rflags = (r.rflags & !FIX_EFLAGS) | (get(m + 136) & FIX_EFLAGS);
-    match fx {
-        Some(img) => crate::cpu::sse::fxrstor_image(r, &img).map_err(|_| ())?,
-        None => {
-            r.x87 = crate::cpu::X87::default();
-            r.mxcsr = 0x1f80;
-            r.xmm = [0; 16];
-        }
-    }
-    // uc_stack: Linux's restore_altstack, whose errors other than EFAULT are ignored.
-    let (ss_sp, ss_flags, ss_size) = (get(UC_OFF + 16), get(UC_OFF + 24) as u32, get(UC_OFF + 32));
-    let sp = r.gpr[RSP];
-    let _ = do_sigaltstack(k.tasks.get_mut(&tid).unwrap(), Some((ss_sp, ss_flags, ss_size)), sp);
-    Ok(())
 }
 
 /// sigaltstack's core (Linux: do_sigaltstack): returns the old (sp, flags, size) as the
@@ -911,56 +655,6 @@ pub fn do_sigaltstack(t: &mut Task, new: Option<(u64, u32, u64)>, sp: u64) -> su
         t.altstack = super::task::AltStack { sp: ss_sp, flags, size: ss_size };
     }
     Ok(old)
-}
-
-// ---- Interval timers ----------------------------------------------------------------------
-
-/// ITIMER_REAL expired for `tgid` (the timer armed for the deadline `gen`): SIGALRM to the
-/// process, and the next expiry when it has an interval.
-pub fn itimer_real_expired(k: &mut Kernel, hw: &mut Hw, tgid: Tid, gen: u64) {
-    let now = k.now_ns();
-    let Some(p) = k.procs.get_mut(&tgid) else { return };
-    if p.zombie || p.itimers[0].value != gen || gen == 0 {
-        return;
-    }
-    let it = &mut p.itimers[0];
-    if it.interval != 0 {
-        // Linux: hrtimer_forward_now — the next period after now.
-        let mut next = it.value;
-        while next <= now {
-            next = next.saturating_add(it.interval);
-        }
-        it.value = next;
-        k.add_timer(next, Timer::ITimerReal { tgid, gen: next });
-    } else {
-        it.value = 0;
-    }
-    send_signal_process(k, hw, tgid, SigInfo::kernel(SIGALRM));
-}
-
-/// Arms ITIMER_REAL of `tgid` to fire at `deadline` (0 disarms), dropping the timer armed
-/// before.
-pub fn arm_itimer_real(k: &mut Kernel, tgid: Tid, deadline: u64, interval: u64) {
-    k.timers.retain(|_, t| !matches!(t, Timer::ITimerReal { tgid: x, .. } if *x == tgid));
-    let Some(p) = k.procs.get_mut(&tgid) else { return };
-    p.itimers[0] = super::task::ITimer { value: deadline, interval: if deadline == 0 { 0 } else { interval } };
-    if deadline != 0 {
-        k.add_timer(deadline, Timer::ITimerReal { tgid, gen: deadline });
-    }
-}
-
-/// ITIMER_VIRTUAL / ITIMER_PROF of `tgid` against its user time (Linux: check_cpu_itimer).
-pub fn check_cpu_timers(k: &mut Kernel, hw: &mut Hw, tgid: Tid) {
-    for (i, sig) in [(1usize, SIGVTALRM), (2, SIGPROF)] {
-        let Some(p) = k.procs.get_mut(&tgid) else { return };
-        let now = p.utime;
-        let it = &mut p.itimers[i];
-        if it.value == 0 || now < it.value {
-            continue;
-        }
-        it.value = if it.interval != 0 { it.value.saturating_add(it.interval) } else { 0 };
-        send_signal_process(k, hw, tgid, SigInfo::kernel(sig));
-    }
 }
 
 /// The process ignores SIGCHLD (SIG_IGN) or set SA_NOCLDWAIT: its children never become

@@ -3,12 +3,40 @@
 //! accesses with CR0.WP=1, so a write to a read-only user page faults exactly as it does in
 //! Linux; the fault is handled by handle_mm_fault and the copy retried, or the syscall
 //! fails with EFAULT.
+//!
+//! Such a fault is a kernel-mode #PF on a user address: Linux takes it through
+//! do_user_addr_fault without X86_PF_USER and fixes a failure up into EFAULT from the
+//! exception table. Here `fault_in_user` makes the same mm calls the arch entry does
+//! (`kernel::arch::fault`), with the access check of a kernel access (no fetch), and never
+//! signals: a fault that needs userfaultfd is recorded for the syscall entry instead.
 
 use super::errno::{Errno, KResult};
 use super::hw::Hw;
-use super::mm::fault::{handle_mm_fault, FaultAccess, FaultOutcome};
+use super::mm::memory::{handle_mm_fault, lock_mm_and_find_vma, FaultFlags, FaultOutcome, KernelFault};
 use super::mm::Mm;
 use mmu::{Access, AccessKind, PhysAddr, WalkFault};
+
+/// A kernel-mode fault on user address `va` (Linux: do_user_addr_fault without
+/// X86_PF_USER): the VMA (growing the stack as for a user fault), the access check — a
+/// write needs VM_WRITE, a read any access at all — and handle_mm_fault. No VMA, or one
+/// forbidding the access, is EFAULT (where a user fault gets SIGSEGV).
+fn fault_in_user(hw: &mut Hw, mm: &mut Mm, va: u64, flags: FaultFlags) -> KResult<FaultOutcome> {
+    let vma = lock_mm_and_find_vma(mm, va).cloned().ok_or(Errno::EFAULT)?;
+    let allowed = if flags.contains(FaultFlags::WRITE) { vma.writable() } else { vma.is_accessible() };
+    if !allowed {
+        return Err(Errno::EFAULT);
+    }
+    Ok(handle_mm_fault(mm, hw, &vma, va, flags))
+}
+
+/// FAULT_FLAG_WRITE for a write.
+fn write_flag(write: bool) -> FaultFlags {
+    if write {
+        FaultFlags::WRITE
+    } else {
+        FaultFlags::empty()
+    }
+}
 
 /// Translates one user address for a kernel access, faulting pages in as needed.
 pub fn user_translate(hw: &mut Hw, mm: &mut Mm, va: u64, write: bool) -> KResult<u64> {
@@ -22,13 +50,12 @@ pub fn user_translate(hw: &mut Hw, mm: &mut Mm, va: u64, write: bool) -> KResult
             Ok(pa) => return Ok(pa),
             Err(WalkFault::NonCanonical { .. }) => return Err(Errno::EFAULT),
             Err(WalkFault::PageFault { .. }) => {
-                let fa = FaultAccess { write, fetch: false, user: false };
-                match handle_mm_fault(mm, hw, va, fa) {
+                match fault_in_user(hw, mm, va, write_flag(write))? {
                     FaultOutcome::Handled => continue,
                     FaultOutcome::Userfault(reason) => {
                         // The access fails; the syscall layer raises the userfault and
                         // re-executes the call once it is resolved (uffd::kernel_fault).
-                        hw.uffd_kfault = Some(super::uffd::KernelFault { addr: va, write, reason });
+                        hw.uffd_kfault = Some(KernelFault { addr: va, write, reason });
                         return Err(Errno::EFAULT);
                     }
                     _ => return Err(Errno::EFAULT),
@@ -138,8 +165,7 @@ fn translate_mm(hw: &mut Hw, mm: &mut Mm, va: u64, write: bool) -> KResult<u64> 
             Ok(t) => return Ok(t.pa.as_u64()),
             Err(WalkFault::NonCanonical { .. }) => return Err(Errno::EFAULT),
             Err(WalkFault::PageFault { .. }) => {
-                let fa = FaultAccess { write, fetch: false, user: false };
-                match handle_mm_fault(mm, hw, va, fa) {
+                match fault_in_user(hw, mm, va, write_flag(write) | FaultFlags::REMOTE)? {
                     FaultOutcome::Handled => continue,
                     _ => return Err(Errno::EFAULT),
                 }

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 /// Linux: is_cow_mapping. Private mappings that may be written.
 pub fn is_cow_mapping(flags: VmFlags) -> bool {
-    flags.0 & (VmFlags::SHARED | VmFlags::MAYWRITE) == VmFlags::MAYWRITE
+    flags & (VmFlags::SHARED | VmFlags::MAYWRITE) == VmFlags::MAYWRITE
 }
 
 /// Linux: vma_needs_copy. Page tables are copied when faults could not recreate them:
@@ -70,12 +70,12 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
         // mlock is not inherited; userfaultfd registrations go unless the context asked
         // for fork events (dup_userfaultfd), in which case the child's VMA keeps its
         // modes with the child's new context.
-        cv.flags.0 &= !VmFlags::LOCKED;
+        cv.flags.remove(VmFlags::LOCKED);
         let nctx = cv.userfaultfd_ctx.as_ref().and_then(|o| fork_ctxs.iter().find(|(a, _)| std::rc::Rc::ptr_eq(a, &o.0)).map(|(_, n)| n.clone()));
         match nctx {
             Some(n) => cv.userfaultfd_ctx = Some(crate::kernel::uffd::UffdRef(n)),
             None => {
-                cv.flags.0 &= !(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
+                cv.flags.remove(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
                 cv.userfaultfd_ctx = None;
             }
         }

@@ -207,10 +207,10 @@ pub fn do_mmap(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: 
     }
     // MAP_SHARED|MAP_ANONYMOUS is backed by a fresh shmem object (shmem_zero_setup).
     let backing = match (backing, shared_id) {
-        (Backing::Anon, Some(id)) if vf & VmFlags::SHARED != 0 => Backing::Shmem { obj: super::shmem::Shmem::new(id, &hw.pages), offset: 0 },
+        (Backing::Anon, Some(id)) if vf.contains(VmFlags::SHARED) => Backing::Shmem { obj: super::shmem::Shmem::new(id, &hw.pages), offset: 0 },
         (b, _) => b,
     };
-    let vma = Vma { start, end: start + len, flags: VmFlags(vf), backing, shared_id, userfaultfd_ctx: None };
+    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None };
     mm.vmas.insert(start, vma);
     mm.merge_around(start, start + len);
     Ok(start)
@@ -237,7 +237,7 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
         let vma = Vma {
             start: old_end,
             end: new_end,
-            flags: VmFlags(VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC),
+            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC,
             backing: Backing::Heap,
             shared_id: None,
             userfaultfd_ctx: None,
@@ -425,14 +425,14 @@ fn madvise_fork_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&k).unwrap();
         match advice {
-            MADV_DONTFORK => v.flags.0 |= VmFlags::DONTCOPY,
-            MADV_DOFORK => v.flags.0 &= !VmFlags::DONTCOPY,
+            MADV_DONTFORK => v.flags |= VmFlags::DONTCOPY,
+            MADV_DOFORK => v.flags.remove(VmFlags::DONTCOPY),
             MADV_WIPEONFORK if v.shared() || !v.is_anonymous() => {
                 r = Err(Errno::EINVAL);
                 break;
             }
-            MADV_WIPEONFORK => v.flags.0 |= VmFlags::WIPEONFORK,
-            _ => v.flags.0 &= !VmFlags::WIPEONFORK,
+            MADV_WIPEONFORK => v.flags |= VmFlags::WIPEONFORK,
+            _ => v.flags.remove(VmFlags::WIPEONFORK),
         }
     }
     mm.merge_around(start, end);

@@ -10,7 +10,7 @@
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
 //! | `pagewalk`    | mm/pagewalk.c walk_page_range           |
 //! | `mmu_gather`  | mm/mmu_gather.c: flush, then free       |
-//! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
+//! | `memory`      | mm/memory.c (handle_mm_fault ...)       |
 //! | `mmap`        | mm/mmap.c, mm/mremap.c, mm/madvise.c    |
 //! | `mprotect`    | mm/mprotect.c                           |
 //! | `userfaultfd` | mm/userfaultfd.c (fill, write-protect)  |
@@ -27,8 +27,8 @@
 //! `mmu_gather::MmuGather` owns the flushes and the freed pages of an operation and
 //! flushes every vCPU before any page is freed.
 
-pub mod fault;
 pub mod fork;
+pub mod memory;
 pub mod mmap;
 pub mod mmu_gather;
 pub mod mprotect;

@@ -17,13 +17,27 @@ use mmu::{Entry, PhysMem};
 use std::convert::Infallible;
 use std::ops::ControlFlow;
 
-/// change_protection flags (Linux: include/linux/mm.h MM_CP_*).
-pub const MM_CP_TRY_CHANGE_WRITABLE: u32 = 1 << 0;
-pub const MM_CP_PROT_NUMA: u32 = 1 << 1;
-/// Set the uffd-wp bit (UFFDIO_WRITEPROTECT with MODE_WP).
-pub const MM_CP_UFFD_WP: u32 = 1 << 2;
-/// Clear it (un-protect, unregister, close).
-pub const MM_CP_UFFD_WP_RESOLVE: u32 = 1 << 3;
+bitflags::bitflags! {
+    /// What change_protection does besides applying the VMA's protection (Linux:
+    /// include/linux/mm.h MM_CP_*, with Linux's values).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct MmCpFlags: u32 {
+        /// MM_CP_TRY_CHANGE_WRITABLE: make a PTE writable where can_change_pte_writable
+        /// allows, without waiting for the write fault.
+        const TRY_CHANGE_WRITABLE = 1 << 0;
+        /// MM_CP_PROT_NUMA: NUMA-hinting PROT_NONE (not used: no NUMA).
+        const PROT_NUMA = 1 << 1;
+        /// MM_CP_UFFD_WP: set the uffd-wp bit (UFFDIO_WRITEPROTECT with MODE_WP).
+        const UFFD_WP = 1 << 2;
+        /// MM_CP_UFFD_WP_RESOLVE: clear it (un-protect, unregister, close).
+        const UFFD_WP_RESOLVE = 1 << 3;
+    }
+}
+/// The flags under their Linux names, as the callers spell them.
+pub const MM_CP_TRY_CHANGE_WRITABLE: MmCpFlags = MmCpFlags::TRY_CHANGE_WRITABLE;
+pub const MM_CP_PROT_NUMA: MmCpFlags = MmCpFlags::PROT_NUMA;
+pub const MM_CP_UFFD_WP: MmCpFlags = MmCpFlags::UFFD_WP;
+pub const MM_CP_UFFD_WP_RESOLVE: MmCpFlags = MmCpFlags::UFFD_WP_RESOLVE;
 
 /// Linux 6.18: can_change_pte_writable. A PTE may be made writable directly (without a
 /// write fault) only in a writable VMA, when it is not PROT_NONE and not uffd-wp'd in a
@@ -55,15 +69,15 @@ pub fn can_change_pte_writable(hw: &Hw, vma: &Vma, pte: Entry) -> bool {
 /// where `can_change_pte_writable` allows. Swap entries get their uffd-wp bit toggled
 /// (`_PAGE_SWP_UFFD_WP`); markers and migration entries are left alone. The flushes go to
 /// `tlb`; returns the number of PTEs visited (Linux's `pages`).
-pub fn change_protection(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: u32) -> u64 {
+pub fn change_protection(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: MmCpFlags) -> u64 {
     let mut cp = ChangeProt {
         hw,
         tlb,
         vma,
         prot: pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared()),
         cp_flags,
-        uffd_wp: cp_flags & MM_CP_UFFD_WP != 0,
-        uffd_wp_resolve: cp_flags & MM_CP_UFFD_WP_RESOLVE != 0,
+        uffd_wp: cp_flags.contains(MM_CP_UFFD_WP),
+        uffd_wp_resolve: cp_flags.contains(MM_CP_UFFD_WP_RESOLVE),
         pages: 0,
     };
     let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut cp);
@@ -76,7 +90,7 @@ struct ChangeProt<'a> {
     tlb: &'a mut MmuGather,
     vma: &'a Vma,
     prot: u64,
-    cp_flags: u32,
+    cp_flags: MmCpFlags,
     uffd_wp: bool,
     uffd_wp_resolve: bool,
     pages: u64,
@@ -127,7 +141,7 @@ impl MmWalkOps for ChangeProt<'_> {
             if n.has(_PAGE_UFFD_WP) {
                 // pte_mkuffd_wp: never writable while protected.
                 n = n.without(_PAGE_RW);
-            } else if self.cp_flags & MM_CP_TRY_CHANGE_WRITABLE != 0 && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
+            } else if self.cp_flags.contains(MM_CP_TRY_CHANGE_WRITABLE) && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
                 n = n.with(_PAGE_RW);
             }
             n
@@ -180,10 +194,10 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
     let mut tlb = MmuGather::new(mm);
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&k).unwrap();
-        let keep = v.flags.0 & !(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC);
-        v.flags = VmFlags(keep | VmFlags::from_prot(prot & 7));
+        let keep = v.flags - (VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC);
+        v.flags = keep | VmFlags::from_prot(prot & 7);
         let vma = v.clone();
-        let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { 0 };
+        let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { MmCpFlags::empty() };
         change_protection(&mut tlb, mm, hw, &vma, vma.start, vma.end, cp);
     }
     tlb.finish_mmu(hw);

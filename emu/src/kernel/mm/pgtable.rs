@@ -93,24 +93,46 @@ pub fn table_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAd
 /// p?d_alloc family). Returns None when memory for a table is exhausted. Stops early at a
 /// huge leaf, returning its slot.
 pub fn walk_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr>, pml4: PhysAddr, va: u64) -> Option<Slot> {
+    let pmd = pmd_alloc(mem, pages, tables, pml4, va)?;
+    pte_alloc(mem, pages, tables, pmd, va)
+}
+
+/// Finds the PMD slot (the page-directory entry) for `va`, allocating the PDPT and the page
+/// directory on the way (Linux: p4d_alloc, pud_alloc, pmd_alloc); the entry itself is not
+/// read. Stops early at a 1 GiB leaf, returning its slot. None when memory for a table is
+/// exhausted. The first half of `walk_alloc`, for the fault path, which looks at the PMD
+/// before the page table.
+pub fn pmd_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr>, pml4: PhysAddr, va: u64) -> Option<Slot> {
     let mut table = pml4;
     let mut level = Level::Pml4;
     loop {
         let slot = index_slot(table, va, level);
-        if level == Level::Pt {
+        if level == Level::Pd {
             return Some(Slot { pa: slot, level });
         }
         let e = Entry::new(mem.read_u64(slot));
         if e.is_present() && e.is_leaf(level) {
             return Some(Slot { pa: slot, level });
         }
-        if !e.is_present() {
-            table = table_alloc(mem, pages, tables, Slot { pa: slot, level }, va)?;
-        } else {
-            table = e.addr(level, 52);
-        }
+        table = if e.is_present() { e.addr(level, 52) } else { table_alloc(mem, pages, tables, Slot { pa: slot, level }, va)? };
         level = level.next_lower().unwrap();
     }
+}
+
+/// Finds the PTE slot for `va` under the PMD slot `pmd` (from `pmd_alloc`), allocating the
+/// page table when the PMD is not present (Linux: pte_alloc, pte_offset_map). A `pmd`
+/// that is a huge leaf, or the 1 GiB leaf above, is returned as it is. None when memory
+/// for the table is exhausted.
+pub fn pte_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr>, pmd: Slot, va: u64) -> Option<Slot> {
+    if pmd.level != Level::Pd {
+        return Some(pmd);
+    }
+    let e = Entry::new(mem.read_u64(pmd.pa));
+    if e.is_present() && e.is_leaf(Level::Pd) {
+        return Some(pmd);
+    }
+    let table = if e.is_present() { e.addr(Level::Pd, 52) } else { table_alloc(mem, pages, tables, pmd, va)? };
+    Some(Slot { pa: index_slot(table, va, Level::Pt), level: Level::Pt })
 }
 
 /// Finds the leaf slot for `va` without allocating.

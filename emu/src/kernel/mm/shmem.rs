@@ -4,13 +4,15 @@
 //! makes — holds a [`Shmem`] handle, so the object lives exactly as long as some mapping
 //! of it does; then its pages go back to the allocator.
 //!
-//! Faults in such a VMA (`shmem_fault`) find or allocate the page in the object and map
-//! it, reads included (shmem never maps the zero page), writable when the VMA is: there is
-//! no copy-on-write in a shared mapping.
+//! Faults in such a VMA reach `shmem_fault` (the VMA's ->fault) through `mm::memory`'s
+//! do_fault → do_read_fault / do_shared_fault → __do_fault: it finds or allocates the page
+//! in the object, reads included (shmem never maps the zero page), and finish_fault maps
+//! it, writable when the VMA is: there is no copy-on-write in a shared mapping.
 //!
 //! Page references: the object holds one reference on each of its pages; each PTE mapping
 //! a page holds another (`Pages::get` + `Pages::map`), dropped by zap like any mapping.
 
+use super::memory::{FaultOutcome, VmFault};
 use super::page::Pages;
 use mmu::PhysAddr;
 use std::cell::RefCell;
@@ -73,6 +75,16 @@ impl Shmem {
         o.pages.insert(pgoff, pa);
         Some(pa)
     }
+}
+
+/// Linux: shmem_fault, the ->fault of a shmem VMA (`obj` is its object): the page at
+/// `vmf.pgoff`, allocated on first touch, with a reference taken for the caller (the
+/// mapping finish_fault makes, or the copy of a COW fault).
+pub fn shmem_fault(vmf: &mut VmFault, obj: &Shmem) -> Result<PhysAddr, FaultOutcome> {
+    let hw = &mut *vmf.hw;
+    let page = obj.get_page(&mut hw.pages, &mut hw.mem, vmf.pgoff).ok_or(FaultOutcome::Oom)?;
+    hw.pages.get(page);
+    Ok(page)
 }
 
 impl std::fmt::Debug for Shmem {

@@ -36,6 +36,7 @@
 //!   so the retried write takes the present-PTE write-protect path (do_wp_page's uffd-wp
 //!   check) and raises the one WP message.
 
+use super::memory::{FaultFlags, FaultOutcome, VmFault};
 use super::mmu_gather::MmuGather;
 use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
@@ -250,17 +251,19 @@ impl MmWalkOps for Pageout<'_> {
 /// if it was exclusive, the VMA is writable and the PTE is not uffd-wp in a VM_UFFD_WP VMA
 /// (then a write fault also marks it dirty). A write fault that leaves the PTE read-only
 /// returns Handled: the retried write takes do_wp_page (the uffd-wp message, or COW).
-/// The slot reference is dropped. Markers and migration entries are not handled here
-/// yet: SIGBUS.
-pub fn do_swap_page(hw: &mut Hw, vma: &Vma, slot: Slot, va: u64, pte: Entry, write: bool) -> super::fault::FaultOutcome {
-    use super::fault::FaultOutcome;
+/// The slot reference is dropped. A PTE marker goes to `handle_pte_marker`; migration
+/// entries do not exist yet (SIGBUS).
+pub fn do_swap_page(vmf: &mut VmFault) -> FaultOutcome {
+    let (vma, slot, va, pte, write) = (vmf.vma, vmf.pte_slot(), vmf.address, vmf.orig_pte, vmf.flags.contains(FaultFlags::WRITE));
     let (e, swp_uffd_wp, swp_exclusive) = match softleaf_from_pte(pte) {
         SoftLeaf::Swap { entry, uffd_wp, exclusive } => (entry, uffd_wp, exclusive),
-        // PTE markers and migration entries arrive with later issues.
-        SoftLeaf::Marker(_) | SoftLeaf::Migration { .. } => return FaultOutcome::Bus,
-        // The caller classified the entry as swap-style already.
+        SoftLeaf::Marker(_) => return super::memory::handle_pte_marker(vmf),
+        // Migration entries arrive with later issues.
+        SoftLeaf::Migration { .. } => return FaultOutcome::Bus,
+        // handle_pte_fault classified the entry as swap-style already.
         SoftLeaf::None | SoftLeaf::Present | SoftLeaf::ProtNone => return FaultOutcome::Bus,
     };
+    let hw = &mut *vmf.hw;
     let Some(data) = hw.swap.data(e).map(|d| Box::new(*d)) else {
         // A swap entry naming a free slot cannot happen; Linux answers a swap-in error
         // with a poison marker and SIGBUS.

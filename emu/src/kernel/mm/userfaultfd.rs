@@ -260,7 +260,7 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, l
         return Err(Errno::EINVAL);
     }
     let acc = VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC;
-    if dv.flags.0 & acc != sv.flags.0 & acc || dv.flags.has(VmFlags::LOCKED) != sv.flags.has(VmFlags::LOCKED) || !sv.writable() {
+    if dv.flags & acc != sv.flags & acc || dv.flags.has(VmFlags::LOCKED) != sv.flags.has(VmFlags::LOCKED) || !sv.writable() {
         return Err(Errno::EINVAL);
     }
     if !dv.userfaultfd_ctx.as_ref().is_some_and(|c| std::ptr::eq(&*c.0, ctx)) {

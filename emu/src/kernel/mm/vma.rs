@@ -1,36 +1,43 @@
 //! Virtual memory areas (Linux: struct vm_area_struct, VM_* flags in include/linux/mm.h).
 
-/// VM_* flags (the subset pagelab models), with Linux's values.
+/// VM_* flags (the subset pagelab models), a bitflags set with Linux's values. Every bit
+/// is kept, named or not (`!` and `remove` act on all 64), as the raw `vm_flags` would.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Default)]
-pub struct VmFlags(pub u64);
+pub struct VmFlags(u64);
+
+bitflags::bitflags! {
+    impl VmFlags: u64 {
+        const READ = 0x1;
+        const WRITE = 0x2;
+        const EXEC = 0x4;
+        const SHARED = 0x8;
+        const MAYREAD = 0x10;
+        const MAYWRITE = 0x20;
+        const MAYEXEC = 0x40;
+        const MAYSHARE = 0x80;
+        const GROWSDOWN = 0x100;
+        const UFFD_MISSING = 0x200;
+        const UFFD_WP = 0x1000;
+        const LOCKED = 0x2000;
+        const DONTCOPY = 0x2_0000;
+        const DONTEXPAND = 0x4_0000;
+        /// MADV_WIPEONFORK: the child gets the range empty (zero-filled on demand).
+        const WIPEONFORK = 0x200_0000;
+        const ACCOUNT = 0x10_0000;
+        const NORESERVE = 0x20_0000;
+        const UFFD_MINOR = 0x2_0000_0000;
+        const _ = !0;
+    }
+}
 
 impl VmFlags {
-    pub const READ: u64 = 0x1;
-    pub const WRITE: u64 = 0x2;
-    pub const EXEC: u64 = 0x4;
-    pub const SHARED: u64 = 0x8;
-    pub const MAYREAD: u64 = 0x10;
-    pub const MAYWRITE: u64 = 0x20;
-    pub const MAYEXEC: u64 = 0x40;
-    pub const MAYSHARE: u64 = 0x80;
-    pub const GROWSDOWN: u64 = 0x100;
-    pub const UFFD_MISSING: u64 = 0x200;
-    pub const UFFD_WP: u64 = 0x1000;
-    pub const LOCKED: u64 = 0x2000;
-    pub const DONTCOPY: u64 = 0x2_0000;
-    pub const DONTEXPAND: u64 = 0x4_0000;
-    /// MADV_WIPEONFORK: the child gets the range empty (zero-filled on demand).
-    pub const WIPEONFORK: u64 = 0x200_0000;
-    pub const ACCOUNT: u64 = 0x10_0000;
-    pub const NORESERVE: u64 = 0x20_0000;
-    pub const UFFD_MINOR: u64 = 0x2_0000_0000;
-
-    pub const fn has(self, f: u64) -> bool {
-        self.0 & f != 0
+    /// Any of `f` is set.
+    pub const fn has(self, f: VmFlags) -> bool {
+        self.0 & f.0 != 0
     }
-    /// VM_READ/WRITE/EXEC from PROT_* bits.
-    pub const fn from_prot(prot: u32) -> u64 {
-        (prot as u64) & (Self::READ | Self::WRITE | Self::EXEC)
+    /// VM_READ/WRITE/EXEC from PROT_* bits (Linux: calc_vm_prot_bits).
+    pub const fn from_prot(prot: u32) -> VmFlags {
+        VmFlags((prot as u64) & (Self::READ.0 | Self::WRITE.0 | Self::EXEC.0))
     }
 }
 
@@ -71,6 +78,10 @@ impl Vma {
     }
     pub fn executable(&self) -> bool {
         self.flags.has(VmFlags::EXEC)
+    }
+    /// Linux: vma_is_accessible. Any access at all is allowed (not PROT_NONE).
+    pub fn is_accessible(&self) -> bool {
+        self.flags.has(VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC)
     }
     pub fn shared(&self) -> bool {
         self.flags.has(VmFlags::SHARED)

@@ -90,7 +90,7 @@ pub fn sys_rt_sigpending(s: &mut Sys, a: Args) -> SysResult {
 }
 
 pub fn sys_rt_sigreturn(s: &mut Sys) -> SysResult {
-    sig::sys_rt_sigreturn(s.k, s.hw, s.tid);
+    crate::kernel::arch::signal::sys_rt_sigreturn(s.k, s.hw, s.tid);
     Ok(Ret::NoReturn)
 }
 
@@ -381,7 +381,7 @@ fn do_setitimer(s: &mut Sys, which: u32, value: u64, interval: u64) -> KResult<(
     match which {
         ITIMER_REAL => {
             let deadline = if value == 0 { 0 } else { s.k.now_ns().saturating_add(value) };
-            sig::arm_itimer_real(s.k, tgid, deadline, interval);
+            crate::kernel::itimer::arm_itimer_real(s.k, tgid, deadline, interval);
         }
         _ => {
             let p = s.k.procs.get_mut(&tgid).unwrap();

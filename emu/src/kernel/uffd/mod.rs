@@ -21,6 +21,7 @@
 use super::errno::{Errno, KResult};
 use super::file::{Fd, File, FileKind, WaitQueue, EPOLLERR, EPOLLHUP, EPOLLIN};
 use super::hw::Hw;
+use super::mm::memory::{KernelFault, UffdReason};
 use super::mm::{MmId, VmFlags, MMAP_MIN_ADDR, TASK_SIZE};
 use super::syscall::{ok, Ret, Sys, SysResult};
 use super::task::{Blocked, Tid, WaitKey, WaitWhat};
@@ -115,7 +116,7 @@ pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 2;
 pub const UFFD_PAGEFAULT_FLAG_MINOR: u64 = 4;
 
 /// The VM_UFFD_* flags (Linux: __VM_UFFD_FLAGS).
-pub const VM_UFFD_FLAGS: u64 = VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR;
+pub const VM_UFFD_FLAGS: VmFlags = VmFlags::UFFD_MISSING.union(VmFlags::UFFD_WP).union(VmFlags::UFFD_MINOR);
 
 /// A `struct uffd_msg`: 32 bytes, zero-filled before use (msg_init).
 pub type Msg = [u8; 32];
@@ -407,10 +408,10 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
 
 /// Linux: vma_can_userfault for the modes in `vm_flags` (no WP_ASYNC: pagelab does not
 /// offer it). Anonymous and shmem VMAs are capable; MINOR needs shmem (or hugetlb).
-pub fn vma_can_userfault(v: &super::mm::Vma, vm_flags: u64) -> bool {
+pub fn vma_can_userfault(v: &super::mm::Vma, vm_flags: VmFlags) -> bool {
     let vm_flags = vm_flags & VM_UFFD_FLAGS;
     let shmem = matches!(v.backing, super::mm::vma::Backing::Shmem { .. });
-    if vm_flags & VmFlags::UFFD_MINOR != 0 && !shmem {
+    if vm_flags.contains(VmFlags::UFFD_MINOR) && !shmem {
         return false;
     }
     v.is_anonymous() || shmem
@@ -424,7 +425,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if mode == 0 || mode & !(UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR) != 0 {
         return Err(Errno::EINVAL);
     }
-    let mut vm_flags = 0;
+    let mut vm_flags = VmFlags::empty();
     if mode & UFFDIO_REGISTER_MODE_MISSING != 0 {
         vm_flags |= VmFlags::UFFD_MISSING;
     }
@@ -463,7 +464,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         .iter()
         .filter_map(|k| {
             let v = &mm.vmas[k];
-            let same = v.userfaultfd_ctx.as_ref() == Some(&me) && v.flags.0 & vm_flags == vm_flags;
+            let same = v.userfaultfd_ctx.as_ref() == Some(&me) && v.flags.contains(vm_flags);
             (!same).then(|| (v.start.max(start), v.end.min(end)))
         })
         .collect();
@@ -472,7 +473,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         mm.split_at(z);
         for k in mm.vmas_in(a, z) {
             let v = mm.vmas.get_mut(&k).unwrap();
-            v.flags.0 = (v.flags.0 & !VM_UFFD_FLAGS) | vm_flags;
+            v.flags = (v.flags - VM_UFFD_FLAGS) | vm_flags;
             v.userfaultfd_ctx = Some(me.clone());
         }
         mm.merge_around(a, z);
@@ -510,19 +511,19 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
         if v.userfaultfd_ctx.as_ref().is_some_and(|c| *c != me) {
             return Err(Errno::EINVAL);
         }
-        if !vma_can_userfault(v, v.flags.0) {
+        if !vma_can_userfault(v, v.flags) {
             return Err(Errno::EINVAL);
         }
     }
-    let ranges: Vec<(u64, u64, u64)> = keys
+    let ranges: Vec<(u64, u64, VmFlags)> = keys
         .iter()
         .filter_map(|k| {
             let v = &mm.vmas[k];
-            v.userfaultfd_ctx.is_some().then(|| (v.start.max(start), v.end.min(end), v.flags.0))
+            v.userfaultfd_ctx.is_some().then(|| (v.start.max(start), v.end.min(end), v.flags))
         })
         .collect();
     for (a, z, flags) in ranges {
-        if flags & VmFlags::UFFD_MISSING != 0 {
+        if flags.contains(VmFlags::UFFD_MISSING) {
             // Wake the faults pending in the range so they do not hang (WP waiters are
             // left alone, as in Linux: only UFFDIO_WAKE or close wakes them).
             wake_userfault(s.k, ctx, a, z - a);
@@ -544,7 +545,7 @@ pub fn userfaultfd_clear_vma(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u6
             super::mm::userfaultfd::uffd_wp_range(mm, hw, &v, v.start, v.end, false);
         }
         let v = mm.vmas.get_mut(&key).unwrap();
-        v.flags.0 &= !VM_UFFD_FLAGS;
+        v.flags.remove(VM_UFFD_FLAGS);
         v.userfaultfd_ctx = None;
     }
     mm.merge_around(start, end);
@@ -913,7 +914,7 @@ pub enum Userfault {
 /// must_wait re-check (userfaultfd_must_wait) is trivially true here: nothing can run
 /// between handle_mm_fault's decision and this point, the guest kernel being atomic
 /// with respect to the guest.
-pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write: bool, user: bool, reason: u64) -> Userfault {
+pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write: bool, user: bool, reason: UffdReason) -> Userfault {
     let mm_id = k.tasks[&tid].mm;
     let _ = hw;
     let Some(ctx) = k.mms[mm_id].as_ref().and_then(|m| m.find_vma(addr)).and_then(|v| v.userfaultfd_ctx.clone()) else {
@@ -936,11 +937,10 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
     if write {
         flags |= UFFD_PAGEFAULT_FLAG_WRITE;
     }
-    if reason & VmFlags::UFFD_WP != 0 {
-        flags |= UFFD_PAGEFAULT_FLAG_WP;
-    }
-    if reason & VmFlags::UFFD_MINOR != 0 {
-        flags |= UFFD_PAGEFAULT_FLAG_MINOR;
+    match reason {
+        UffdReason::Missing => {}
+        UffdReason::Wp => flags |= UFFD_PAGEFAULT_FLAG_WP,
+        UffdReason::Minor => flags |= UFFD_PAGEFAULT_FLAG_MINOR,
     }
     put_u64(&mut msg, 8, flags);
     put_u64(&mut msg, 16, address);
@@ -959,7 +959,7 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
 /// wait is neither retried nor completed: the thread's RIP is still on the faulting
 /// instruction, which simply runs again when it is woken (by a wake of its range, by
 /// close, or by a signal, whose handler runs first). Returns true for SIGBUS.
-pub fn user_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, write: bool, reason: u64) -> bool {
+pub fn user_fault(k: &mut Kernel, hw: &mut Hw, addr: u64, write: bool, reason: UffdReason) -> bool {
     let tid = k.current(hw);
     match handle_userfault(k, hw, tid, addr, write, true, reason) {
         Userfault::Sigbus => true,
@@ -1010,15 +1010,6 @@ pub fn kernel_fault(s: &mut Sys, f: KernelFault, r: SysResult) -> SysResult {
             seq: 0,
         })),
     }
-}
-
-/// A kernel-mode access that needed userfaultfd (see `kernel_fault`).
-#[derive(Clone, Copy, Debug)]
-pub struct KernelFault {
-    pub addr: u64,
-    pub write: bool,
-    /// VM_UFFD_MISSING or VM_UFFD_WP.
-    pub reason: u64,
 }
 
 /// `/proc/PID/fdinfo` lines for a userfaultfd (Linux: userfaultfd_show_fdinfo).
@@ -1204,7 +1195,7 @@ fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u
     mm.split_at(end);
     for key in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&key).unwrap();
-        v.flags.0 &= !VM_UFFD_FLAGS;
+        v.flags.remove(VM_UFFD_FLAGS);
         v.userfaultfd_ctx = None;
     }
     mm.merge_around(start, end);

@@ -1,0 +1,446 @@
+//! The page-fault path below the arch entry (Linux: mm/memory.c): one fault context,
+//! [`VmFault`] (struct vm_fault), carried from `handle_mm_fault` down to the handler that
+//! fixes the PTE, each handler taking it as its one argument.
+//!
+//! ```text
+//! handle_mm_fault                the caller found the VMA and checked the access
+//! └ __handle_mm_fault            PDPT, page directory (pmd_alloc); the PMD hook
+//!   │                            (huge_pmd_fault: THP, not yet); the page table
+//!   └ handle_pte_fault           dispatch on orig_pte
+//!     ├ none       → do_pte_missing → do_anonymous_page    anonymous VMA
+//!     │                             → do_fault → do_read_fault / do_cow_fault /
+//!     │                                          do_shared_fault (shmem's ->fault)
+//!     ├ swap entry → do_swap_page (mm::swap) → handle_pte_marker for a PTE marker
+//!     ├ PROT_NONE  → SIGBUS
+//!     ├ write to a read-only PTE → do_wp_page → wp_page_reuse / wp_page_copy
+//!     └ otherwise spurious: the stale TLB entry is flushed
+//! ```
+//!
+//! Nothing here signals or talks to userfaultfd: the answer is a [`FaultOutcome`] (Linux's
+//! vm_fault_t). A fault that needs the monitor changes nothing and returns
+//! [`FaultOutcome::Userfault`] with the reason, for the caller to hand to `kernel::uffd`
+//! (Linux calls handle_userfault from here and returns VM_FAULT_RETRY). The callers are
+//! the x86 entry `kernel::arch::fault` (user faults: it finds the VMA with
+//! `lock_mm_and_find_vma`, checks the access and turns the outcome into a signal or a
+//! message) and `kernel::uaccess` (kernel-mode faults on user memory).
+
+use super::swapops::{softleaf_from_pte, SoftLeaf};
+use super::pgtable::{self, linux::*, Slot};
+use super::vma::{Backing, Vma, VmFlags};
+use super::{Mm, STACK_LIMIT};
+use crate::kernel::hw::Hw;
+use mmu::{Entry, PhysAddr};
+
+bitflags::bitflags! {
+    /// What kind of fault this is (Linux: enum fault_flag, include/linux/mm_types.h), as
+    /// the callers of handle_mm_fault describe it; Linux's values, for the flags pagelab
+    /// sets.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct FaultFlags: u32 {
+        /// FAULT_FLAG_WRITE: the access is a write.
+        const WRITE = 1 << 0;
+        /// FAULT_FLAG_USER: the fault came from user mode (Linux: user_mode(regs)); clear
+        /// for a kernel access to user memory.
+        const USER = 1 << 6;
+        /// FAULT_FLAG_REMOTE: the access goes through the page tables of an mm it names
+        /// rather than the current vCPU (Linux: get_user_pages_remote).
+        const REMOTE = 1 << 7;
+        /// FAULT_FLAG_INSTRUCTION: the access is an instruction fetch.
+        const INSTRUCTION = 1 << 8;
+    }
+}
+
+/// Why a fault needs the VMA's userfaultfd (Linux: the `reason` handle_userfault takes,
+/// VM_UFFD_MISSING, VM_UFFD_WP or VM_UFFD_MINOR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UffdReason {
+    /// A none PTE in a VM_UFFD_MISSING VMA.
+    Missing,
+    /// A write to a uffd-wp'd PTE in a VM_UFFD_WP VMA.
+    Wp,
+    /// A page-cache page not yet mapped in a VM_UFFD_MINOR VMA (shmem; not raised yet).
+    Minor,
+}
+
+impl UffdReason {
+    /// The VM_UFFD_* flag Linux passes as the reason.
+    pub fn vm_flag(self) -> VmFlags {
+        match self {
+            UffdReason::Missing => VmFlags::UFFD_MISSING,
+            UffdReason::Wp => VmFlags::UFFD_WP,
+            UffdReason::Minor => VmFlags::UFFD_MINOR,
+        }
+    }
+}
+
+/// What handle_mm_fault answers (Linux: vm_fault_t).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// A page was installed or made writable (or the fault was spurious): retry.
+    Handled,
+    /// VM_FAULT_SIGBUS (BUS_ADRERR): e.g. a PTE marker, or a file mapping beyond end of file.
+    Bus,
+    /// Guest memory exhausted (VM_FAULT_OOM).
+    Oom,
+    /// The fault needs the VMA's userfaultfd (Linux: handle_userfault, then
+    /// VM_FAULT_RETRY): nothing was changed, and the caller — the arch entry for a user
+    /// fault, the syscall entry for a kernel-mode one — hands the fault to `kernel::uffd`,
+    /// which mm never calls.
+    Userfault(UffdReason),
+}
+
+/// A kernel-mode access of the running syscall that needs userfaultfd: recorded by
+/// uaccess in `Hw::uffd_kfault`, handed by the syscall entry to `uffd::kernel_fault`
+/// (Linux sleeps in handle_userfault inside the copy instead; see `kernel::uffd`).
+#[derive(Clone, Copy, Debug)]
+pub struct KernelFault {
+    pub addr: u64,
+    pub write: bool,
+    pub reason: UffdReason,
+}
+
+/// Linux: expand_stack. Grows a VM_GROWSDOWN VMA down to cover `va`, within the rlimit.
+fn expand_stack(mm: &mut Mm, va: u64) -> bool {
+    let next = mm.vmas.range(va..).next().map(|(&s, v)| (s, v.clone()));
+    match next {
+        Some((s, v)) if v.flags.has(VmFlags::GROWSDOWN) && v.end - (va & !0xfff) <= STACK_LIMIT => {
+            let prev_end = mm.vmas.range(..s).next_back().map(|(_, p)| p.end).unwrap_or(0);
+            let new_start = va & !0xfff;
+            if new_start < prev_end + 4096 {
+                return false;
+            }
+            let mut v = mm.vmas.remove(&s).unwrap();
+            v.start = new_start;
+            mm.vmas.insert(new_start, v);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Linux: lock_mm_and_find_vma. The VMA containing `va`, or the stack VMA just above it
+/// grown down to cover it (expand_stack); None for an address no VMA can cover.
+pub fn lock_mm_and_find_vma(mm: &mut Mm, va: u64) -> Option<&Vma> {
+    if mm.find_vma(va).is_none() && !expand_stack(mm, va) {
+        return None;
+    }
+    mm.find_vma(va)
+}
+
+/// One fault, as the handlers below see it (Linux: struct vm_fault): built by
+/// `__handle_mm_fault` and passed down by reference, so each handler takes this one
+/// argument.
+pub struct VmFault<'a> {
+    /// The machine: guest memory, the page allocator, the TLBs, the swap device (what
+    /// Linux reaches through globals and per-CPU state).
+    pub hw: &'a mut Hw,
+    /// The VMA the address lies in, its access already checked.
+    pub vma: &'a Vma,
+    /// The faulting address, page-aligned (Linux: vmf->address).
+    pub address: u64,
+    /// The faulting address as the access gave it (Linux: vmf->real_address).
+    pub real_address: u64,
+    /// The page offset of `address` in the VMA's object (Linux: linear_page_index).
+    pub pgoff: u64,
+    pub flags: FaultFlags,
+    /// The mm's PML4 (what CR3 holds for it): a flush this fault needs goes to every vCPU
+    /// running it (Linux reaches the mm as vmf->vma->vm_mm).
+    pub pml4: PhysAddr,
+    /// The PMD slot over `address` (Linux: vmf->pmd): the page-directory entry, or a
+    /// 1 GiB leaf above it.
+    pub pmd: Slot,
+    /// The PTE slot (Linux: vmf->pte), set once the page table exists; every handler
+    /// below `handle_pte_fault` has it.
+    pub pte: Option<Slot>,
+    /// The PTE as it was when the fault was taken (Linux: vmf->orig_pte).
+    pub orig_pte: Entry,
+}
+
+impl VmFault<'_> {
+    /// The PTE slot, which `__handle_mm_fault` sets before `handle_pte_fault` runs.
+    pub fn pte_slot(&self) -> Slot {
+        self.pte.expect("VmFault::pte is set before handle_pte_fault")
+    }
+}
+
+/// Linux: handle_mm_fault for `address` in `vma`, whose access the caller has checked
+/// (access_error for a user fault, uaccess for a kernel-mode one). Linux's own checks
+/// here have nothing to check in pagelab: arch_vma_access_permitted (no protection keys
+/// on VMAs) and sanitize_fault_flags (nothing asks for FAULT_FLAG_UNSHARE).
+pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: FaultFlags) -> FaultOutcome {
+    __handle_mm_fault(mm, hw, vma, address, flags)
+}
+
+/// Linux: __handle_mm_fault. Walks down to the PMD, allocating the PDPT and page directory
+/// (p4d_alloc, pud_alloc, pmd_alloc); gives the PMD level its chance (`huge_pmd_fault`);
+/// allocates the page table (pte_alloc) and reads the PTE into the fault context for
+/// `handle_pte_fault`. The page table is allocated here, before the PTE is looked at, where
+/// Linux does it in do_anonymous_page and do_fault: the order pagelab has always had,
+/// which frame numbers depend on.
+fn __handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: FaultFlags) -> FaultOutcome {
+    let Some(pmd) = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, address) else {
+        return FaultOutcome::Oom;
+    };
+    let page = address & !0xfff;
+    let mut vmf = VmFault { hw, vma, address: page, real_address: address, pgoff: vma.object_offset(page) >> 12, flags, pml4: mm.pml4, pmd, pte: None, orig_pte: Entry::new(0) };
+    if let Some(r) = huge_pmd_fault(&mut vmf) {
+        return r;
+    }
+    let hw = &mut *vmf.hw;
+    let Some(pte) = pgtable::pte_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, pmd, address) else {
+        return FaultOutcome::Oom;
+    };
+    vmf.orig_pte = pgtable::get_entry(&hw.mem, pte);
+    vmf.pte = Some(pte);
+    handle_pte_fault(&mut vmf)
+}
+
+/// The PMD level of a fault: where transparent huge pages plug in (Linux:
+/// __handle_mm_fault's create_huge_pmd for a none PMD in a THP-eligible VMA, and the
+/// huge-PMD faults, do_huge_pmd_anonymous_page / do_huge_pmd_wp_page, for a present one).
+/// No VMA is eligible yet (thp_vma_allowable_order is always false): every fault falls
+/// back to the page table (VM_FAULT_FALLBACK), which is None here.
+fn huge_pmd_fault(_vmf: &mut VmFault) -> Option<FaultOutcome> {
+    None
+}
+
+/// Linux: handle_pte_fault. Dispatches on the PTE the fault found:
+/// none → `do_pte_missing`; a swap entry or PTE marker → `do_swap_page`; PROT_NONE →
+/// SIGBUS (Linux's do_numa_page: pagelab has no NUMA hinting, and an access to a PROT_NONE
+/// VMA was refused before); a write to a read-only PTE → `do_wp_page`; otherwise the fault
+/// was spurious.
+fn handle_pte_fault(vmf: &mut VmFault) -> FaultOutcome {
+    let pte = vmf.orig_pte;
+    match softleaf_from_pte(pte) {
+        SoftLeaf::None => return do_pte_missing(vmf),
+        // Swap entries (mm::swap) and PTE markers (do_swap_page hands them to
+        // handle_pte_marker); migration entries are never made yet.
+        SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return super::swap::do_swap_page(vmf),
+        SoftLeaf::ProtNone => return FaultOutcome::Bus,
+        SoftLeaf::Present => {}
+    }
+    if vmf.flags.contains(FaultFlags::WRITE) && !pte.is_writable() {
+        return do_wp_page(vmf);
+    }
+    // Spurious: the TLB held a stricter, stale entry (Linux: flush_tlb_fix_spurious_fault).
+    let hw = &mut *vmf.hw;
+    hw.vcpus[hw.cur].tlb.flush_range(vmf.address, vmf.address + 4096);
+    FaultOutcome::Handled
+}
+
+/// Linux: do_pte_missing. A none PTE: an anonymous VMA gets a page of its own
+/// (`do_anonymous_page`), one backed by an object asks the object (`do_fault`).
+fn do_pte_missing(vmf: &mut VmFault) -> FaultOutcome {
+    if vmf.vma.is_anonymous() {
+        do_anonymous_page(vmf)
+    } else {
+        do_fault(vmf)
+    }
+}
+
+fn vma_prot(vma: &Vma) -> u64 {
+    pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared())
+}
+
+/// Linux: do_anonymous_page. A VM_UFFD_MISSING VMA sends every none-PTE fault to the
+/// monitor first (userfaultfd_missing → handle_userfault(VM_UFFD_MISSING)), reads (before
+/// the zero page) and writes alike. Otherwise a read maps the shared zero page (private
+/// anonymous memory only); a write allocates a zeroed frame mapped writable and dirty.
+fn do_anonymous_page(vmf: &mut VmFault) -> FaultOutcome {
+    let (vma, va) = (vmf.vma, vmf.address);
+    if vma.flags.has(VmFlags::UFFD_MISSING) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_missing");
+        return FaultOutcome::Userfault(UffdReason::Missing);
+    }
+    let slot = vmf.pte_slot();
+    let hw = &mut *vmf.hw;
+    let prot = vma_prot(vma);
+    let entry = if !vmf.flags.contains(FaultFlags::WRITE) && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
+        // pte_mkspecial(pfn_pte(my_zero_pfn(addr), vma->vm_page_prot))
+        pgtable::mk_pte(hw.pages.zero_page, prot & !_PAGE_RW).with(_PAGE_SPECIAL)
+    } else {
+        let Some(frame) = hw.pages.alloc_zeroed(&mut hw.mem) else {
+            return FaultOutcome::Oom;
+        };
+        hw.pages.map(frame);
+        let mut e = pgtable::mk_pte(frame, prot);
+        if vma.writable() {
+            e = e.with(_PAGE_RW | _PAGE_DIRTY);
+        }
+        e
+    };
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if entry.has(_PAGE_SPECIAL) { "zero_page" } else { "anon_page" }, pte = format_args!("{:#x}", entry.raw()));
+    // The old entry was none: no TLB can hold it.
+    pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
+    FaultOutcome::Handled
+}
+
+/// Linux: do_fault. A none PTE in a VMA backed by an object: a read maps the object's
+/// page (`do_read_fault`), a write to a private mapping maps a private copy
+/// (`do_cow_fault`), a write to a shared mapping the object's page (`do_shared_fault`).
+/// Shared anonymous memory (shmem) is the one such object so far.
+fn do_fault(vmf: &mut VmFault) -> FaultOutcome {
+    if !matches!(vmf.vma.backing, Backing::Shmem { .. }) {
+        // A host-file mapping has no ->fault yet (nothing creates Backing::File so far):
+        // what the fault path has always given it, a zero-filled page of its own.
+        return do_anonymous_page(vmf);
+    }
+    if !vmf.flags.contains(FaultFlags::WRITE) {
+        do_read_fault(vmf)
+    } else if !vmf.vma.shared() {
+        do_cow_fault(vmf)
+    } else {
+        do_shared_fault(vmf)
+    }
+}
+
+/// Linux: __do_fault. The VMA's ->fault: the object's page at `vmf.pgoff`, with a
+/// reference the caller keeps for the mapping (or drops, for a COW copy).
+fn __do_fault(vmf: &mut VmFault) -> Result<PhysAddr, FaultOutcome> {
+    let vma = vmf.vma;
+    match &vma.backing {
+        Backing::Shmem { obj, .. } => super::shmem::shmem_fault(vmf, obj),
+        // No ->fault: VM_FAULT_SIGBUS (do_fault sends no such VMA here).
+        _ => Err(FaultOutcome::Bus),
+    }
+}
+
+/// Linux: do_read_fault (without fault-around: one page per fault). The object's page,
+/// mapped with the VMA's protection.
+fn do_read_fault(vmf: &mut VmFault) -> FaultOutcome {
+    match __do_fault(vmf) {
+        Ok(page) => finish_fault(vmf, page),
+        Err(r) => r,
+    }
+}
+
+/// Linux: do_shared_fault. A write to a shared mapping maps the object's page writable
+/// and dirty: shmem needs no write notification (no page_mkwrite), and the dirty PTE is
+/// its dirty accounting.
+fn do_shared_fault(vmf: &mut VmFault) -> FaultOutcome {
+    match __do_fault(vmf) {
+        Ok(page) => finish_fault(vmf, page),
+        Err(r) => r,
+    }
+}
+
+/// Linux: do_cow_fault. A write to a private mapping of an object: the object's page is
+/// copied into a new anonymous page, which is mapped writable; the object keeps its own.
+/// Not reached yet: shmem VMAs are always VM_SHARED (only MAP_SHARED|MAP_ANONYMOUS makes
+/// one) and there are no private file mappings.
+fn do_cow_fault(vmf: &mut VmFault) -> FaultOutcome {
+    let hw = &mut *vmf.hw;
+    let Some(cow_page) = hw.pages.alloc_zeroed(&mut hw.mem) else {
+        return FaultOutcome::Oom;
+    };
+    let page = match __do_fault(vmf) {
+        Ok(page) => page,
+        Err(r) => {
+            vmf.hw.pages.put(cow_page);
+            return r;
+        }
+    };
+    vmf.hw.mem.copy_within(page, cow_page, 4096);
+    let r = finish_fault(vmf, cow_page);
+    // The object's page was only read: drop the reference __do_fault took.
+    vmf.hw.pages.put(page);
+    r
+}
+
+/// Linux: finish_fault → set_pte_range. Maps `page` (the object's, or the private copy
+/// of a COW fault) with the VMA's protection — writable when the VMA is shared and
+/// writable, shmem needing no write notification; a write also makes it dirty (and
+/// writable: maybe_mkwrite). The old entry was none.
+fn finish_fault(vmf: &mut VmFault, page: PhysAddr) -> FaultOutcome {
+    let (vma, va) = (vmf.vma, vmf.address);
+    let (write, slot) = (vmf.flags.contains(FaultFlags::WRITE), vmf.pte_slot());
+    let hw = &mut *vmf.hw;
+    hw.pages.map(page);
+    let mut e = pgtable::mk_pte(page, vma_prot(vma));
+    if write {
+        e = e.with(_PAGE_DIRTY);
+        if vma.writable() {
+            e = e.with(_PAGE_RW);
+        }
+    }
+    let cow = write && !vma.shared();
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if cow { "cow_page" } else { "shmem_page" }, pte = format_args!("{:#x}", e.raw()));
+    pgtable::set_entry(&mut hw.mem, slot, va, e).not_needed();
+    FaultOutcome::Handled
+}
+
+/// Linux: handle_pte_marker, from `do_swap_page` for a PTE marker (a swap-type entry of
+/// type SWP_PTE_MARKER, `mm::swap`). Every marker answers SIGBUS (BUS_ADRERR) so far. The
+/// poison marker of UFFDIO_POISON, the only kind installed yet, is SIGBUS in Linux too
+/// (VM_FAULT_HWPOISON, reported as BUS_MCEERR_AR); uffd-wp markers (Linux: a missing fault
+/// or a WP message, pte_marker_handle_uffd_wp) and guard markers (Linux: SIGSEGV) come
+/// with the memory that installs them.
+pub fn handle_pte_marker(_vmf: &mut VmFault) -> FaultOutcome {
+    FaultOutcome::Bus
+}
+
+/// Linux: do_wp_page. A write to a present, read-only PTE. uffd-wp comes first
+/// (userfaultfd_pte_wp): a write to a PTE carrying `_PAGE_UFFD_WP` in a VM_UFFD_WP VMA
+/// goes to the monitor, before any copy-on-write; once the monitor has resolved it (the
+/// bit gone, the PTE still read-only if the page is shared), the retried write comes back
+/// here and takes the COW path.
+///
+/// Then: a shared mapping's PTE is made writable again (wp_page_shared: e.g. after
+/// mprotect); an anonymous page this process owns is reused — PageAnonExclusive, or
+/// (wp_can_reuse_anon_folio) no other reference: after fork, once the other side has
+/// copied or exited; anything else is copied (the zero page always is).
+pub fn do_wp_page(vmf: &mut VmFault) -> FaultOutcome {
+    let (vma, va, pte) = (vmf.vma, vmf.address, vmf.orig_pte);
+    if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_wp", pte = format_args!("{:#x}", pte.raw()));
+        return FaultOutcome::Userfault(UffdReason::Wp);
+    }
+    if vma.shared() {
+        return wp_page_reuse(vmf);
+    }
+    let old = pgtable::pte_pfn(pte);
+    let hw = &mut *vmf.hw;
+    let zero = hw.pages.is_zero_page(old);
+    let m = *hw.pages.meta(old);
+    if !zero && (m.anon_exclusive || m.refcount == 1) {
+        // A page reused by the refcount test becomes exclusive again.
+        hw.pages.meta_mut(old).anon_exclusive = true;
+        let r = wp_page_reuse(vmf);
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "wp_reuse");
+        return r;
+    }
+    wp_page_copy(vmf, old, zero)
+}
+
+/// Linux: wp_page_reuse. The PTE becomes writable, dirty and young in place; the old,
+/// read-only entry may be cached, so every vCPU running the mm flushes it.
+fn wp_page_reuse(vmf: &mut VmFault) -> FaultOutcome {
+    let slot = vmf.pte_slot();
+    let hw = &mut *vmf.hw;
+    let f = pgtable::set_entry(&mut hw.mem, slot, vmf.address, vmf.orig_pte.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
+    hw.flush(f, vmf.pml4.as_u64());
+    FaultOutcome::Handled
+}
+
+/// Linux: wp_page_copy. A new page with the contents of `old` (zeroed when `old` is the
+/// zero page), mapped writable and dirty in place of the read-only PTE, which is flushed
+/// everywhere the mm runs before `old` loses this mapping.
+fn wp_page_copy(vmf: &mut VmFault, old: PhysAddr, zero: bool) -> FaultOutcome {
+    let (vma, va, slot) = (vmf.vma, vmf.address, vmf.pte_slot());
+    let hw = &mut *vmf.hw;
+    let Some(new) = hw.pages.alloc_zeroed(&mut hw.mem) else {
+        return FaultOutcome::Oom;
+    };
+    if !zero {
+        hw.mem.copy_within(old, new, 4096);
+    }
+    hw.pages.map(new);
+    let entry = pgtable::mk_pte(new, vma_prot(vma)).with(_PAGE_RW | _PAGE_DIRTY);
+    let f = pgtable::set_entry(&mut hw.mem, slot, va, entry);
+    hw.flush(f, vmf.pml4.as_u64());
+    if !zero {
+        hw.pages.unmap(old);
+    }
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if zero { "wp_copy_zero" } else { "wp_copy" }, pte = format_args!("{:#x}", entry.raw()));
+    FaultOutcome::Handled
+}
