@@ -17,6 +17,7 @@ pub mod mm;
 pub mod pipe;
 pub mod procfs;
 pub mod sched;
+pub mod shmemfs;
 pub mod signal;
 pub mod syscall;
 pub mod task;
@@ -88,6 +89,8 @@ pub struct Kernel {
     pub resched: bool,
     /// userfaultfd contexts released and waiters queued (see `uffd`).
     pub uffd: uffd::UffdKernel,
+    /// The tmpfs mounts at /tmp and /dev/shm (see `shmemfs`).
+    pub tmpfs: shmemfs::Tmpfs,
 }
 
 impl Kernel {
@@ -116,6 +119,15 @@ impl Kernel {
             context_switches: 0,
             resched: false,
             uffd: Default::default(),
+            // The mount roots' inode numbers (tmpfs roots are inode 1 on Linux; two mounts
+            // here need two).
+            tmpfs: {
+                let mut ino = 0;
+                shmemfs::Tmpfs::new(move || {
+                    ino += 1;
+                    ino
+                })
+            },
         }
     }
 

@@ -5,7 +5,8 @@
 //! |---------------|-----------------------------------------|
 //! | `page`        | struct page/folio refcounts, zero page  |
 //! | `vma`         | include/linux/mm_types.h vm_area_struct |
-//! | `shmem`       | mm/shmem.c (MAP_SHARED anonymous)       |
+//! | `filemap`     | mm/filemap.c: the page cache (address_space) |
+//! | `shmem`       | mm/shmem.c: shmem inodes (MAP_SHARED anonymous, memfd, tmpfs) |
 //! | `fork`        | dup_mmap, copy_page_range               |
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
 //! | `fault`       | mm/memory.c (handle_mm_fault ...)       |
@@ -18,6 +19,7 @@
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
 
 pub mod fault;
+pub mod filemap;
 pub mod fork;
 pub mod mmap;
 pub mod mprotect;
