@@ -53,6 +53,10 @@ pub enum FileKind {
     Userfaultfd(super::uffd::UffdFile),
     /// /dev/userfaultfd (USERFAULTFD_IOC_NEW).
     DevUserfaultfd,
+    /// A memfd or a tmpfs file (see `shmemfs`).
+    Shmem(super::shmemfs::ShmemFile),
+    /// A tmpfs directory (see `shmemfs`).
+    TmpfsDir(super::shmemfs::TmpfsDir),
 }
 
 pub struct File {
@@ -71,7 +75,7 @@ impl File {
     pub fn poll(&self) -> u32 {
         match &self.kind {
             // Reads of the host's stdin do not sleep in the guest kernel: always ready.
-            FileKind::Stdin | FileKind::HostFile { .. } | FileKind::ProcLive(_) => DEFAULT_POLLMASK,
+            FileKind::Stdin | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) => DEFAULT_POLLMASK,
             FileKind::Output(_) => EPOLLOUT | EPOLLWRNORM,
             FileKind::Pipe(end) => end.poll(),
             FileKind::EventFd(e) => e.poll(),
@@ -87,7 +91,7 @@ impl File {
     pub fn can_poll(&self, tty: &[bool; 3]) -> bool {
         match &self.kind {
             FileKind::Stdin => tty[0],
-            FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::DevUserfaultfd => false,
+            FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::DevUserfaultfd | FileKind::Shmem(_) | FileKind::TmpfsDir(_) => false,
             _ => true,
         }
     }

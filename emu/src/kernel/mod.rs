@@ -20,6 +20,7 @@ pub mod mm;
 pub mod pipe;
 pub mod procfs;
 pub mod sched;
+pub mod shmemfs;
 pub mod signal;
 pub mod syscall;
 pub mod task;
@@ -91,6 +92,8 @@ pub struct Kernel {
     pub resched: bool,
     /// userfaultfd contexts released and waiters queued (see `uffd`).
     pub uffd: uffd::UffdKernel,
+    /// The tmpfs mounts at /tmp and /dev/shm (see `shmemfs`).
+    pub tmpfs: shmemfs::Tmpfs,
 }
 
 impl Kernel {
@@ -119,6 +122,15 @@ impl Kernel {
             context_switches: 0,
             resched: false,
             uffd: Default::default(),
+            // The mount roots' inode numbers (tmpfs roots are inode 1 on Linux; two mounts
+            // here need two).
+            tmpfs: {
+                let mut ino = 0;
+                shmemfs::Tmpfs::new(move || {
+                    ino += 1;
+                    ino
+                })
+            },
         }
     }
 

@@ -269,6 +269,10 @@ fn fd_link(s: &Sys, t: Target, fd: i32) -> Option<String> {
         FileKind::Epoll(_) => "anon_inode:[eventpoll]".to_string(),
         FileKind::ProcLive(lf) => format!("/proc/{}/{}", lf.target.tgid, if lf.write.is_some() { "mem" } else { "pagemap" }),
         FileKind::Userfaultfd(_) => "anon_inode:[userfaultfd]".to_string(),
+        // A tmpfs file unlinked while open reads "PATH (deleted)"; a memfd's name says so.
+        FileKind::Shmem(f) if f.inode.inode().nlink == 0 && !f.name.ends_with(b" (deleted)") => format!("{} (deleted)", String::from_utf8_lossy(&f.name)),
+        FileKind::Shmem(f) => String::from_utf8_lossy(&f.name).into_owned(),
+        FileKind::TmpfsDir(d) => String::from_utf8_lossy(&d.name).into_owned(),
         FileKind::DevUserfaultfd => "/dev/userfaultfd".to_string(),
     })
 }

@@ -148,6 +148,37 @@ pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
     hw.pages.drain_deferred();
 }
 
+/// Zaps, in every address space, the PTEs that map page offsets [first, last) of `obj`
+/// (Linux: unmap_mapping_range, which walks the file's i_mmap tree; pagelab looks at each
+/// address space's VMAs). Called before the page cache drops pages, so no PTE is left
+/// pointing at a page the file no longer has.
+pub fn unmap_mapping_range(mms: &mut [Option<Mm>], hw: &mut Hw, obj: &super::shmem::Shmem, first: u64, last: u64) {
+    for mm in mms.iter_mut().flatten() {
+        let ranges: Vec<(u64, u64)> = mm
+            .vmas
+            .values()
+            .filter_map(|v| match &v.backing {
+                Backing::Shmem { obj: o, offset } if o == obj => {
+                    let pg0 = offset >> 12;
+                    let pages = (v.end - v.start) >> 12;
+                    let (a, b) = (first.max(pg0), last.min(pg0 + pages));
+                    (a < b).then(|| (v.start + ((a - pg0) << 12), v.start + ((b - pg0) << 12)))
+                }
+                _ => None,
+            })
+            .collect();
+        for (a, b) in ranges {
+            zap_and_flush(mm, hw, a, b);
+        }
+    }
+}
+
+/// Whether some address space maps `obj` shared and writable (Linux:
+/// mapping_writably_mapped; F_SEAL_WRITE is refused then).
+pub fn mapping_writably_mapped(mms: &[Option<Mm>], obj: &super::shmem::Shmem) -> bool {
+    mms.iter().flatten().any(|mm| mm.vmas.values().any(|v| matches!(&v.backing, Backing::Shmem { obj: o, .. } if o == obj) && v.flags.has(VmFlags::SHARED) && v.flags.has(VmFlags::WRITE)))
+}
+
 /// Linux: do_vmi_munmap. Unmaps [start, start+len).
 pub fn do_munmap(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64) -> KResult<()> {
     if start & 0xfff != 0 || start > TASK_SIZE || len > TASK_SIZE - start {

@@ -5,7 +5,8 @@
 //! |---------------|-----------------------------------------|
 //! | `page`        | struct page/folio refcounts, zero page  |
 //! | `vma`         | include/linux/mm_types.h vm_area_struct |
-//! | `shmem`       | mm/shmem.c (MAP_SHARED anonymous)       |
+//! | `filemap`     | mm/filemap.c: the page cache (address_space) |
+//! | `shmem`       | mm/shmem.c: shmem inodes (MAP_SHARED anonymous, memfd, tmpfs) |
 //! | `fork`        | dup_mmap, copy_page_range               |
 //! | `pgtable`     | arch/x86 pgtable helpers, pte_offset    |
 //! | `pagewalk`    | mm/pagewalk.c walk_page_range           |
@@ -27,6 +28,7 @@
 //! `mmu_gather::MmuGather` owns the flushes and the freed pages of an operation and
 //! flushes every vCPU before any page is freed.
 
+pub mod filemap;
 pub mod fork;
 pub mod memory;
 pub mod mmap;

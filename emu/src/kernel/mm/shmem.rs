@@ -1,8 +1,8 @@
-//! Shared anonymous memory (Linux: mm/shmem.c). `mmap(MAP_SHARED|MAP_ANONYMOUS)` is backed
-//! by an unnamed shmem object (shmem_zero_setup): a page cache indexed by page offset. Every
-//! VMA that maps the object — the original, the pieces a split leaves, the copies fork
-//! makes — holds a [`Shmem`] handle, so the object lives exactly as long as some mapping
-//! of it does; then its pages go back to the allocator.
+//! shmem objects (Linux: mm/shmem.c): the memory behind `mmap(MAP_SHARED|MAP_ANONYMOUS)`
+//! (an unnamed object, shmem_zero_setup), memfds and tmpfs files (`kernel::shmemfs`), each
+//! a [`ShmemObject`] with its page cache (`filemap::AddressSpace`). Every VMA that maps
+//! the object and every open file of it holds a [`Shmem`] handle, so the object lives
+//! exactly as long as something refers to it; then its pages go back to the allocator.
 //!
 //! Faults in such a VMA reach `shmem_fault` (the VMA's ->fault) through `mm::memory`'s
 //! do_fault → do_read_fault / do_shared_fault → __do_fault: it finds or allocates the page
@@ -12,68 +12,103 @@
 //! Page references: the object holds one reference on each of its pages; each PTE mapping
 //! a page holds another (`Pages::get` + `Pages::map`), dropped by zap like any mapping.
 
+use super::filemap::AddressSpace;
 use super::memory::{FaultOutcome, VmFault};
 use super::page::Pages;
 use mmu::PhysAddr;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// The object behind one MAP_SHARED anonymous mapping (Linux: the shmem inode and its
-/// address_space).
+/// F_SEAL_* (Linux: include/uapi/linux/fcntl.h).
+pub const F_SEAL_SEAL: u32 = 0x1;
+pub const F_SEAL_SHRINK: u32 = 0x2;
+pub const F_SEAL_GROW: u32 = 0x4;
+pub const F_SEAL_WRITE: u32 = 0x8;
+pub const F_SEAL_FUTURE_WRITE: u32 = 0x10;
+pub const F_SEAL_EXEC: u32 = 0x20;
+
+/// A shmem inode: the object behind a MAP_SHARED anonymous mapping, a memfd or a tmpfs
+/// file (Linux: struct shmem_inode_info with its inode and address_space).
 pub struct ShmemObject {
-    /// Identity for futex keys (`FutexKey::Shared`) and /proc/PID/maps.
+    /// Identity: the inode number, futex keys (`FutexKey::Shared`), /proc/PID/maps.
     pub id: u64,
-    /// Resident pages by page offset.
-    pages: BTreeMap<u64, PhysAddr>,
-    /// Where the object's page references go when it dies (see `Pages::deferred_put`).
-    release: Rc<RefCell<Vec<PhysAddr>>>,
+    /// The page cache.
+    pub mapping: AddressSpace,
+    /// The file size in bytes (Linux: i_size).
+    pub size: u64,
+    /// F_SEAL_* (Linux: shmem_inode_info.seals). A memfd created without
+    /// MFD_ALLOW_SEALING and every other shmem file start with F_SEAL_SEAL.
+    pub seals: u32,
+    /// Permission bits of st_mode.
+    pub mode: u32,
+    /// Hard links from a tmpfs directory (0 for memfds and anonymous shared memory).
+    pub nlink: u32,
 }
 
-impl Drop for ShmemObject {
-    fn drop(&mut self) {
-        // The last VMA mapping the object is gone: its page-cache references go (the
-        // allocator drains them before its next allocation, and after unmaps and exit).
-        self.release.borrow_mut().extend(self.pages.values().copied());
-    }
-}
-
-/// A VMA's reference to a shared object. Cloning the VMA (split, fork) clones the handle.
+/// A handle on a shmem object: each VMA that maps it (the original, the pieces a split
+/// leaves, the copies fork makes) and each open file holds one, so the object lives
+/// exactly as long as something refers to it; then its pages go back to the allocator.
 #[derive(Clone)]
 pub struct Shmem(Rc<RefCell<ShmemObject>>);
 
 impl Shmem {
-    /// A new, empty object (Linux: shmem_zero_setup).
+    /// A new, empty object of `size` bytes (Linux: shmem_zero_setup for MAP_SHARED
+    /// anonymous memory, shmem_file_setup for memfds).
     pub fn new(id: u64, pages: &Pages) -> Self {
-        Shmem(Rc::new(RefCell::new(ShmemObject { id, pages: BTreeMap::new(), release: pages.deferred_put.clone() })))
+        Self::with_size(id, pages, u64::MAX)
+    }
+
+    pub fn with_size(id: u64, pages: &Pages, size: u64) -> Self {
+        Shmem(Rc::new(RefCell::new(ShmemObject { id, mapping: AddressSpace::new(pages), size, seals: F_SEAL_SEAL, mode: 0o600, nlink: 0 })))
     }
 
     pub fn id(&self) -> u64 {
         self.0.borrow().id
     }
 
-    /// Number of VMAs that map the object.
+    /// Holders of the object: mapping VMAs and open files.
     pub fn mappers(&self) -> usize {
         Rc::strong_count(&self.0)
     }
 
     /// Resident pages.
     pub fn nr_pages(&self) -> usize {
-        self.0.borrow().pages.len()
+        self.0.borrow().mapping.nr_pages()
+    }
+
+    pub fn inode(&self) -> std::cell::Ref<'_, ShmemObject> {
+        self.0.borrow()
+    }
+
+    pub fn inode_mut(&self) -> std::cell::RefMut<'_, ShmemObject> {
+        self.0.borrow_mut()
+    }
+
+    /// The page at page offset `pgoff` if it is in the page cache; never allocates
+    /// (Linux: shmem_get_folio with SGP_NOALLOC / filemap_get_folio).
+    pub fn find_page(&self, pgoff: u64) -> Option<PhysAddr> {
+        self.0.borrow().mapping.get(pgoff)
     }
 
     /// The page at page offset `pgoff`, allocated (zeroed) on first use (Linux:
     /// shmem_get_folio with SGP_CACHE). None when guest memory is exhausted.
     pub fn get_page(&self, pages: &mut Pages, mem: &mut mmu::PhysMem, pgoff: u64) -> Option<PhysAddr> {
         let mut o = self.0.borrow_mut();
-        if let Some(&pa) = o.pages.get(&pgoff) {
+        if let Some(pa) = o.mapping.get(pgoff) {
             return Some(pa);
         }
         let pa = pages.alloc_zeroed(mem)?;
         // A page-cache page is never exclusive to one process.
         pages.meta_mut(pa).anon_exclusive = false;
-        o.pages.insert(pgoff, pa);
+        o.mapping.add(pgoff, pa);
         Some(pa)
+    }
+
+    /// Drops the pages at page offsets [start, end) from the page cache, returning the
+    /// cache's references for the caller to put after zapping the mappings (Linux:
+    /// shmem_truncate_range's page-cache half).
+    pub fn remove_pages(&self, start: u64, end: u64) -> Vec<PhysAddr> {
+        self.0.borrow_mut().mapping.remove_range(start, end)
     }
 }
 
@@ -90,7 +125,7 @@ pub fn shmem_fault(vmf: &mut VmFault, obj: &Shmem) -> Result<PhysAddr, FaultOutc
 impl std::fmt::Debug for Shmem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let o = self.0.borrow();
-        write!(f, "Shmem {{ id: {}, pages: {}, mappers: {} }}", o.id, o.pages.len(), Rc::strong_count(&self.0))
+        write!(f, "Shmem {{ id: {}, pages: {}, mappers: {} }}", o.id, o.mapping.nr_pages(), Rc::strong_count(&self.0))
     }
 }
 

@@ -1,6 +1,7 @@
-//! File syscalls for the standard streams and read-only host files: read, write, readv,
-//! writev, pread64, pwrite64, lseek, close, dup*, fcntl, ioctl, fstat, newfstatat, open,
-//! openat, access, readlink, getcwd.
+//! File syscalls for the standard streams, read-only host files and tmpfs/memfd files
+//! (whose namespace calls are in `tmpfs`): read, write, readv, writev, pread64, pwrite64,
+//! lseek, close, dup*, fcntl, ioctl, fstat, newfstatat, open, openat, access, readlink,
+//! getcwd.
 //!
 //! Host files: the guest may open, read-only, the program itself and the paths allowed with
 //! `--allow-path`; every other path is ENOENT (EACCES when opened for writing). The guest
@@ -35,7 +36,7 @@ const S_IFREG: u32 = 0o100000;
 /// Maximum bytes one read/write moves (Linux: MAX_RW_COUNT).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
-fn file(s: &Sys, fd: i32) -> KResult<Rc<RefCell<File>>> {
+pub fn file(s: &Sys, fd: i32) -> KResult<Rc<RefCell<File>>> {
     s.k.tasks[&s.tid].files.borrow().get(fd).map(|f| f.file.clone()).ok_or(Errno::EBADF)
 }
 
@@ -69,6 +70,15 @@ fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) ->
             }
             Ok(out)
         }
+        FileKind::Shmem(sf) => {
+            let p = at.unwrap_or(sf.pos);
+            let out = crate::kernel::shmemfs::shmem_read(&s.hw.mem, &sf.inode, p, len);
+            if at.is_none() {
+                sf.pos += out.len() as u64;
+            }
+            Ok(out)
+        }
+        FileKind::TmpfsDir(_) => Err(Errno::EISDIR),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -92,6 +102,17 @@ fn file_write(s: &mut Sys, f: &Rc<RefCell<File>>, buf: &[u8], at: Option<u64>) -
             let w: &mut dyn Write = if *n == 1 { &mut s.k.streams.stdout } else { &mut s.k.streams.stderr };
             w.write_all(buf).map_err(|_| Errno::EPIPE)?;
             Ok(buf.len())
+        }
+        FileKind::Shmem(_) => {
+            // O_APPEND writes at the end whatever the position (pwrite included, as Linux).
+            let append = f.flags & O_APPEND != 0;
+            let FileKind::Shmem(sf) = &mut f.kind else { unreachable!() };
+            let p = if append { sf.inode.inode().size } else { at.unwrap_or(sf.pos) };
+            let n = crate::kernel::shmemfs::shmem_write(&mut s.hw.pages, &mut s.hw.mem, &sf.inode, p, buf)?;
+            if at.is_none() || append {
+                sf.pos = p + n as u64;
+            }
+            Ok(n)
         }
         _ => Err(Errno::EINVAL),
     }
@@ -158,7 +179,9 @@ fn do_read(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, mut to: UserIter, at: Op
 fn do_write(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, segs: Vec<(u64, u64)>, at: Option<u64>) -> SysResult {
     let (t, flags, plain_ok) = {
         let fb = f.borrow();
-        let plain_ok = matches!(fb.kind, FileKind::Output(_)) || matches!(&fb.kind, FileKind::ProcLive(lf) if lf.write.is_some() && fb.writable());
+        let plain_ok = matches!(fb.kind, FileKind::Output(_))
+            || matches!(&fb.kind, FileKind::ProcLive(lf) if lf.write.is_some() && fb.writable())
+            || matches!(fb.kind, FileKind::Shmem(_)) && fb.writable();
         if !fb.writable() && !plain_ok {
             return Err(Errno::EBADF);
         }
@@ -341,6 +364,52 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
             lf.pos = n;
             ok(n)
         }
+        // Linux: shmem_file_llseek (generic_file_llseek_size with SEEK_DATA/SEEK_HOLE).
+        FileKind::Shmem(sf) => {
+            let size = sf.inode.inode().size as i64;
+            let off = a.u(1) as i64;
+            let n = match a.u32(2) {
+                0 => off,
+                1 => (sf.pos as i64).checked_add(off).ok_or(Errno::EINVAL)?,
+                2 => size.checked_add(off).ok_or(Errno::EINVAL)?,
+                // SEEK_DATA / SEEK_HOLE: ENXIO at or past the end.
+                3 | 4 if off < 0 || off >= size => return Err(Errno::ENXIO),
+                3 => {
+                    let pg = sf.inode.inode().mapping.next_cached(off as u64 >> 12).ok_or(Errno::ENXIO)?;
+                    let at = (pg << 12).max(off as u64) as i64;
+                    if at >= size {
+                        return Err(Errno::ENXIO);
+                    }
+                    at
+                }
+                4 => {
+                    let mut pg = off as u64 >> 12;
+                    while sf.inode.find_page(pg).is_some() {
+                        pg += 1;
+                    }
+                    ((pg << 12).max(off as u64) as i64).min(size)
+                }
+                _ => return Err(Errno::EINVAL),
+            };
+            if n < 0 {
+                return Err(Errno::EINVAL);
+            }
+            sf.pos = n as u64;
+            ok(n as u64)
+        }
+        // Linux: dcache_dir_lseek / offset_dir_llseek: SEEK_SET and SEEK_CUR.
+        FileKind::TmpfsDir(d) => {
+            let n = match a.u32(2) {
+                0 => a.u(1) as i64,
+                1 => d.pos as i64 + a.u(1) as i64,
+                _ => return Err(Errno::EINVAL),
+            };
+            if n < 0 {
+                return Err(Errno::EINVAL);
+            }
+            d.pos = n as u64;
+            ok(n as u64)
+        }
         // Linux: noop_llseek, the position stays 0.
         FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => ok(0),
         _ => Err(Errno::ESPIPE),
@@ -420,7 +489,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
             let f = slot.file.borrow();
             // Files opened by path carry O_LARGEFILE (forced on 64-bit); pipes, eventfds and
             // epoll instances are made without it.
-            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. } | FileKind::ProcLive(_));
+            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_));
             ok((f.flags | if large { O_LARGEFILE } else { 0 }) as u64)
         }
         F_SETFL => {
@@ -430,7 +499,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
             // inodes cannot (Linux: FMODE_CAN_ODIRECT).
             if arg & O_DIRECT != 0 {
                 let can = match &f.kind {
-                    FileKind::Pipe(_) | FileKind::HostFile { .. } => true,
+                    FileKind::Pipe(_) | FileKind::HostFile { .. } | FileKind::Shmem(_) | FileKind::TmpfsDir(_) => true,
                     FileKind::Stdin => !s.k.streams.tty[0],
                     FileKind::Output(n) => !s.k.streams.tty[*n as usize],
                     FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => false,
@@ -443,6 +512,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
             ok(0)
         }
         F_GETOWN => ok(0),
+        super::tmpfs::F_ADD_SEALS | super::tmpfs::F_GET_SEALS => super::tmpfs::memfd_fcntl(s, &slot.file, cmd, a.u32(2)),
         crate::kernel::pipe::F_GETPIPE_SZ | crate::kernel::pipe::F_SETPIPE_SZ => {
             let f = slot.file.borrow();
             match &f.kind {
@@ -570,7 +640,7 @@ pub fn sys_ioctl(s: &mut Sys, a: Args) -> SysResult {
 }
 
 /// Linux's x86-64 `struct stat` (144 bytes).
-fn stat_bytes(mode: u32, size: u64, blksize: u64, rdev: u64, ino: u64) -> [u8; 144] {
+pub fn stat_bytes(mode: u32, size: u64, blksize: u64, rdev: u64, ino: u64) -> [u8; 144] {
     let mut b = [0u8; 144];
     let put = |b: &mut [u8; 144], off: usize, v: u64, n: usize| b[off..off + n].copy_from_slice(&v.to_le_bytes()[..n]);
     put(&mut b, 0, 0x16, 8); // st_dev
@@ -598,6 +668,8 @@ fn stat_of(s: &Sys, f: &Rc<RefCell<File>>) -> [u8; 144] {
         FileKind::DevUserfaultfd => stat_bytes(S_IFCHR | 0o600, 0, 4096, (10 << 8) | 124, 3),
         // /proc/PID/pagemap: mode 0400, size 0, blksize 1024 (procfs).
         FileKind::ProcLive(lf) => stat_bytes(S_IFREG | 0o400, 0, 1024, 0, (lf.target.tid as u64) << 8),
+        FileKind::Shmem(sf) => super::tmpfs::shmem_stat(&sf.inode),
+        FileKind::TmpfsDir(d) => super::tmpfs::dir_stat(&d.dir),
     }
 }
 
@@ -626,6 +698,7 @@ pub fn sys_newfstatat(s: &mut Sys, a: Args) -> SysResult {
         }
         return sys_fstat(s, dirfd, buf);
     }
+    let p = super::tmpfs::at_path(s, dirfd, &p)?;
     if p.starts_with(b"/proc/") {
         // AT_SYMLINK_NOFOLLOW (0x100): lstat semantics.
         return crate::kernel::procfs::stat(s, &p, buf, flags & 0x100 == 0);
@@ -642,6 +715,10 @@ pub fn sys_stat_path(s: &mut Sys, path: u64, buf: u64) -> SysResult {
 }
 
 fn sys_stat_bytes(s: &mut Sys, p: &[u8], buf: u64) -> SysResult {
+    if let Some(st) = super::tmpfs::stat_path(s, p) {
+        s.copy_to_user(buf, &st?)?;
+        return ok(0);
+    }
     let path = resolve_allowed(s, p)?;
     let len = std::fs::metadata(&path).map_err(|_| Errno::ENOENT)?.len();
     s.copy_to_user(buf, &stat_bytes(S_IFREG | 0o755, len, 4096, 0, 2))?;
@@ -700,15 +777,15 @@ fn resolve_allowed(s: &Sys, p: &[u8]) -> KResult<PathBuf> {
 /// files open read-only; asking to write, create or truncate an allowed file is EACCES.
 pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
-    if !p.starts_with(b"/") && !p.is_empty() && dirfd != AT_FDCWD {
-        file(s, dirfd)?;
-        return Err(Errno::ENOTDIR);
-    }
+    let p = super::tmpfs::at_path(s, dirfd, &p)?;
     if p.starts_with(b"/proc/") {
         return crate::kernel::procfs::open(s, &p, flags);
     }
     if p == b"/dev/userfaultfd" {
         return crate::kernel::uffd::open_dev(s, flags);
+    }
+    if let Some(r) = super::tmpfs::open(s, &p, flags, dirfd) {
+        return r;
     }
     let host = resolve_allowed(s, &p)?;
     if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
@@ -724,6 +801,9 @@ pub fn sys_access(s: &mut Sys, path: u64) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
     if p.starts_with(b"/proc/") {
         return crate::kernel::procfs::access(s, &p);
+    }
+    if let Some(st) = super::tmpfs::stat_path(s, &p) {
+        return st.map(|_| super::Ret::Val(0));
     }
     resolve_allowed(s, &p)?;
     ok(0)

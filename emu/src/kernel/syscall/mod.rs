@@ -11,6 +11,7 @@ pub mod process_vm;
 pub mod select;
 pub mod signal;
 pub mod time;
+pub mod tmpfs;
 pub mod wait;
 
 use super::errno::{Errno, KResult};
@@ -306,6 +307,19 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         302 => process::sys_prlimit64(s, a),
         318 => process::sys_getrandom(s, a),
         323 => crate::kernel::uffd::sys_userfaultfd(s, a.u32(0)),
+        319 => tmpfs::sys_memfd_create(s, a),
+        76 => tmpfs::sys_truncate(s, a),
+        77 => tmpfs::sys_ftruncate(s, a),
+        285 => tmpfs::sys_fallocate(s, a),
+        83 => tmpfs::sys_mkdirat(s, fs::AT_FDCWD, a.u(0)),
+        258 => tmpfs::sys_mkdirat(s, a.i32(0), a.u(1)),
+        84 => tmpfs::sys_unlinkat(s, fs::AT_FDCWD, a.u(0), 0x200),
+        87 => tmpfs::sys_unlinkat(s, fs::AT_FDCWD, a.u(0), 0),
+        263 => tmpfs::sys_unlinkat(s, a.i32(0), a.u(1), a.u32(2)),
+        82 => tmpfs::sys_renameat2(s, fs::AT_FDCWD, a.u(0), fs::AT_FDCWD, a.u(1), 0),
+        264 => tmpfs::sys_renameat2(s, a.i32(0), a.u(1), a.i32(2), a.u(3), 0),
+        316 => tmpfs::sys_renameat2(s, a.i32(0), a.u(1), a.i32(2), a.u(3), a.u32(4)),
+        217 => tmpfs::sys_getdents64(s, a),
         310 => process_vm::sys_process_vm_rw(s, a, false),
         311 => process_vm::sys_process_vm_rw(s, a, true),
         // rseq: glibc treats ENOSYS as "not available" and carries on.

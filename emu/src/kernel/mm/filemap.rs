@@ -1,0 +1,84 @@
+//! The page cache (Linux: struct address_space and mm/filemap.c): the pages of one file,
+//! indexed by page offset. shmem objects (MAP_SHARED anonymous memory, memfds, tmpfs files)
+//! and, later, mapped host files keep their pages here, so every kind of file memory is
+//! looked up, filled and truncated the same way.
+//!
+//! Two lookups, as Linux has: [`AddressSpace::get`] never allocates (Linux:
+//! filemap_get_folio; a MINOR fault and UFFDIO_CONTINUE need exactly that: "is the page
+//! there?"), and the filesystem's own `get_page` allocates a missing page (Linux:
+//! shmem_get_folio with SGP_CACHE).
+//!
+//! References: the cache holds one reference on each of its pages; a PTE mapping a page
+//! holds another. Removing a page from the cache hands its reference back to the caller,
+//! who puts it after the mappings are zapped (Linux: truncate_inode_pages_range after
+//! unmap_mapping_range). When the cache itself dies (its last holder went), its references
+//! go to the allocator's deferred list (`Pages::deferred_put`).
+
+use super::page::Pages;
+use mmu::PhysAddr;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// The pages of one file (Linux: struct address_space, i_pages).
+pub struct AddressSpace {
+    pages: BTreeMap<u64, PhysAddr>,
+    /// Where the cache's references go when it dies.
+    release: Rc<RefCell<Vec<PhysAddr>>>,
+}
+
+impl AddressSpace {
+    pub fn new(pages: &Pages) -> Self {
+        Self { pages: BTreeMap::new(), release: pages.deferred_put.clone() }
+    }
+
+    /// The page at `pgoff`, if cached; never allocates (Linux: filemap_get_folio).
+    pub fn get(&self, pgoff: u64) -> Option<PhysAddr> {
+        self.pages.get(&pgoff).copied()
+    }
+
+    /// Inserts `pa` at `pgoff`, taking over the caller's reference (Linux:
+    /// filemap_add_folio). The slot must be empty.
+    pub fn add(&mut self, pgoff: u64, pa: PhysAddr) {
+        let old = self.pages.insert(pgoff, pa);
+        debug_assert!(old.is_none(), "page cache slot {pgoff} was taken");
+    }
+
+    /// Removes the pages at page offsets [start, end), returning them with the cache's
+    /// reference on each, for the caller to put once no PTE can reach them (Linux:
+    /// truncate_inode_pages_range / delete_from_page_cache).
+    pub fn remove_range(&mut self, start: u64, end: u64) -> Vec<PhysAddr> {
+        if start >= end {
+            return Vec::new();
+        }
+        let keys: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
+        keys.iter().filter_map(|k| self.pages.remove(k)).collect()
+    }
+
+    /// Cached pages (Linux: mapping->nrpages).
+    pub fn nr_pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Cached pages in [start, end) of page offsets.
+    pub fn nr_pages_in(&self, start: u64, end: u64) -> usize {
+        if start >= end {
+            return 0;
+        }
+        self.pages.range(start..end).count()
+    }
+
+    /// The first cached page offset at or after `pgoff` (SEEK_DATA; Linux:
+    /// mapping_seek_hole_data).
+    pub fn next_cached(&self, pgoff: u64) -> Option<u64> {
+        self.pages.range(pgoff..).next().map(|(&k, _)| k)
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // The file is gone: its cache references go (the allocator drains them before its
+        // next allocation, and after unmaps and exit).
+        self.release.borrow_mut().extend(self.pages.values().copied());
+    }
+}
