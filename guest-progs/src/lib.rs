@@ -95,6 +95,7 @@ pub const META: &[Meta] = &[
     Meta { name: "uffd_bench", about: "issue-4 benchmark kernels: WRITEPROTECT protect/un-protect of SIZE_MB populated pages, uffd-wp fault and MISSING+COPY round trips with a handler thread (argv: [--time] MODE SIZE [REPS|N]; counts and checksums)", test_args: &["wp-fault", "64"], bench_args: &["wp-protect", "1024"], expect: Expect::Exit(0) },
     Meta { name: "uffd_errno", about: "errno table: userfaultfd(2), /dev/userfaultfd, API, REGISTER, UNREGISTER, WAKE, COPY, ZEROPAGE, WRITEPROTECT, CONTINUE/POISON/MOVE on anon, output-field semantics", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "uffd_tlb", about: "UFFDIO_WRITEPROTECT flushes every TLB before it returns: a writer thread spinning on the page never writes after protect returned (argv[1] rounds)", test_args: &[], bench_args: &["2000"], expect: Expect::Exit(0) },
+    Meta { name: "shm_memfd", about: "memfd_create (flags, name, fd link, fstat), write/pread/pwrite/lseek SEEK_DATA/SEEK_HOLE, ftruncate, fallocate and PUNCH_HOLE|KEEP_SIZE with st_blocks, seals SHRINK/GROW/WRITE/SEAL and their errnos, MAP_SHARED/MAP_PRIVATE of a memfd (COW), MAP_SHARED|MAP_ANONYMOUS, SIGBUS BUS_ADRERR past EOF and after truncation, a tmpfs directory under /dev/shm (rename, mkdir, unlink, sorted getdents64)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
 ];
 
 /// The compiled executable of program `name` (a stem of `guest-progs/c/*.c`).

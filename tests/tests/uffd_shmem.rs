@@ -1,0 +1,62 @@
+//! The issue-9 suite: file-backed memory, shmem/memfd, PTE markers, MINOR faults and
+//! UFFDIO_CONTINUE, UFFD_FEATURE_WP_UNPOPULATED and fault-around. Guest programs
+//! `guest-progs/c/shm_*.c` and `uffd_unpopulated.c` pin what Linux does; their native
+//! transcripts (Linux 6.18.44, run as root, /dev/shm a tmpfs) are committed next to them as
+//! `guest-progs/c/<name>.expected`, in the style of tests/tests/uffd.rs:
+//! * `<name>_native` runs only the native side and checks it against the committed
+//!   transcript, so a changed host kernel shows up here and not as an emulator bug;
+//! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine shape.
+//!   pagelab does not implement these features yet: each such test carries
+//!   `#[ignore = "issue 9: needs <feature>"]` until it does.
+//!
+//! The transcripts are deterministic by construction (each verified natively 25 times or
+//! more, also with a CPU hog on each core): page indexes relative to a region, never
+//! addresses; regions start 2 MiB-aligned (so fault-around windows land on the same page
+//! indexes); a monitor prints a message before it resolves the fault, a faulting thread's
+//! result is printed only after its access completed; "asleep" is a completion flag still
+//! clear after 100 ms while the thread is blocked in the kernel. Natively the programs need
+//! /dev/shm to be a tmpfs (`shm_memfd`, `shm_errno`) and read /proc/self/exe (`shm_faultaround`,
+//! `shm_errno`).
+
+use emu::SchedPolicy;
+use pagelab_tests::transcript::*;
+
+/// Every guest program this file tests (checked by differential.rs).
+const COVERED: &[&str] = &[
+    "shm_memfd",
+];
+
+/// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
+const SHAPES: &[Shape] = &[
+    (1, SchedPolicy::RoundRobin, 0, false),
+    (2, SchedPolicy::RoundRobin, 0, false),
+    (2, SchedPolicy::Random, 7, false),
+    (1, SchedPolicy::Random, 3, false),
+    (2, SchedPolicy::Random, 11, true),
+];
+
+#[test]
+fn covered_programs_exist_and_have_transcripts() {
+    for p in COVERED {
+        assert_eq!(guest_progs::meta(p).expect, guest_progs::Expect::Exit(0), "{p}");
+        assert!(guest_progs::meta(p).test_args.is_empty(), "{p}: the transcript is of the run without arguments");
+        assert!(!expected(p).is_empty(), "{p}");
+    }
+}
+
+macro_rules! native_test {
+    ($name:ident, $prog:literal) => {
+        #[test]
+        fn $name() {
+            native_matches_expected($prog);
+        }
+    };
+}
+
+native_test!(shm_memfd_native, "shm_memfd");
+
+#[test]
+#[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
+fn shm_memfd_pagelab() {
+    pagelab_matches_expected("shm_memfd", SHAPES);
+}
