@@ -96,6 +96,7 @@ pub const META: &[Meta] = &[
     Meta { name: "uffd_errno", about: "errno table: userfaultfd(2), /dev/userfaultfd, API, REGISTER, UNREGISTER, WAKE, COPY, ZEROPAGE, WRITEPROTECT, CONTINUE/POISON/MOVE on anon, output-field semantics", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "uffd_tlb", about: "UFFDIO_WRITEPROTECT flushes every TLB before it returns: a writer thread spinning on the page never writes after protect returned (argv[1] rounds)", test_args: &[], bench_args: &["2000"], expect: Expect::Exit(0) },
     Meta { name: "shm_memfd", about: "memfd_create (flags, name, fd link, fstat), write/pread/pwrite/lseek SEEK_DATA/SEEK_HOLE, ftruncate, fallocate and PUNCH_HOLE|KEEP_SIZE with st_blocks, seals SHRINK/GROW/WRITE/SEAL and their errnos, MAP_SHARED/MAP_PRIVATE of a memfd (COW), MAP_SHARED|MAP_ANONYMOUS, SIGBUS BUS_ADRERR past EOF and after truncation, a tmpfs directory under /dev/shm (rename, mkdir, unlink, sorted getdents64)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "shm_faultaround", about: "fault-around: a read fault maps the cached, uptodate neighbours in the 16-page window (aligned by address, shifted to start at the VMA start, clipped at the VMA end), not fallocated pages, not on write faults; memfd shared/private, shared anonymous, /proc/self/exe; kept under MISSING (before the message), off under WP and MINOR", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
 ];
 
 /// The compiled executable of program `name` (a stem of `guest-progs/c/*.c`).

@@ -24,6 +24,7 @@ use pagelab_tests::transcript::*;
 /// Every guest program this file tests (checked by differential.rs).
 const COVERED: &[&str] = &[
     "shm_memfd",
+    "shm_faultaround",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -54,9 +55,16 @@ macro_rules! native_test {
 }
 
 native_test!(shm_memfd_native, "shm_memfd");
+native_test!(shm_faultaround_native, "shm_faultaround");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
 fn shm_memfd_pagelab() {
     pagelab_matches_expected("shm_memfd", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs a page cache for shmem and files, and fault-around"]
+fn shm_faultaround_pagelab() {
+    pagelab_matches_expected("shm_faultaround", SHAPES);
 }
