@@ -25,6 +25,7 @@ use pagelab_tests::transcript::*;
 const COVERED: &[&str] = &[
     "shm_memfd",
     "shm_faultaround",
+    "shm_markers",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -56,6 +57,7 @@ macro_rules! native_test {
 
 native_test!(shm_memfd_native, "shm_memfd");
 native_test!(shm_faultaround_native, "shm_faultaround");
+native_test!(shm_markers_native, "shm_markers");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
@@ -67,4 +69,10 @@ fn shm_memfd_pagelab() {
 #[ignore = "issue 9: needs a page cache for shmem and files, and fault-around"]
 fn shm_faultaround_pagelab() {
     pagelab_matches_expected("shm_faultaround", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs uffd-wp on shmem (PTE markers)"]
+fn shm_markers_pagelab() {
+    pagelab_matches_expected("shm_markers", SHAPES);
 }
