@@ -26,6 +26,7 @@ const COVERED: &[&str] = &[
     "shm_memfd",
     "shm_faultaround",
     "shm_markers",
+    "shm_minor",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -58,6 +59,7 @@ macro_rules! native_test {
 native_test!(shm_memfd_native, "shm_memfd");
 native_test!(shm_faultaround_native, "shm_faultaround");
 native_test!(shm_markers_native, "shm_markers");
+native_test!(shm_minor_native, "shm_minor");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
@@ -75,4 +77,10 @@ fn shm_faultaround_pagelab() {
 #[ignore = "issue 9: needs uffd-wp on shmem (PTE markers)"]
 fn shm_markers_pagelab() {
     pagelab_matches_expected("shm_markers", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs MINOR faults and UFFDIO_CONTINUE"]
+fn shm_minor_pagelab() {
+    pagelab_matches_expected("shm_minor", SHAPES);
 }
