@@ -27,6 +27,7 @@ const COVERED: &[&str] = &[
     "shm_faultaround",
     "shm_markers",
     "shm_minor",
+    "shm_missing",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -60,6 +61,7 @@ native_test!(shm_memfd_native, "shm_memfd");
 native_test!(shm_faultaround_native, "shm_faultaround");
 native_test!(shm_markers_native, "shm_markers");
 native_test!(shm_minor_native, "shm_minor");
+native_test!(shm_missing_native, "shm_missing");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
@@ -83,4 +85,10 @@ fn shm_markers_pagelab() {
 #[ignore = "issue 9: needs MINOR faults and UFFDIO_CONTINUE"]
 fn shm_minor_pagelab() {
     pagelab_matches_expected("shm_minor", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs MISSING faults on shmem"]
+fn shm_missing_pagelab() {
+    pagelab_matches_expected("shm_missing", SHAPES);
 }
