@@ -28,6 +28,7 @@ const COVERED: &[&str] = &[
     "shm_markers",
     "shm_minor",
     "shm_missing",
+    "uffd_unpopulated",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -62,6 +63,7 @@ native_test!(shm_faultaround_native, "shm_faultaround");
 native_test!(shm_markers_native, "shm_markers");
 native_test!(shm_minor_native, "shm_minor");
 native_test!(shm_missing_native, "shm_missing");
+native_test!(uffd_unpopulated_native, "uffd_unpopulated");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
@@ -91,4 +93,10 @@ fn shm_minor_pagelab() {
 #[ignore = "issue 9: needs MISSING faults on shmem"]
 fn shm_missing_pagelab() {
     pagelab_matches_expected("shm_missing", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs UFFD_FEATURE_WP_UNPOPULATED"]
+fn uffd_unpopulated_pagelab() {
+    pagelab_matches_expected("uffd_unpopulated", SHAPES);
 }
