@@ -29,6 +29,7 @@ const COVERED: &[&str] = &[
     "shm_minor",
     "shm_missing",
     "uffd_unpopulated",
+    "shm_fork",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -64,6 +65,7 @@ native_test!(shm_markers_native, "shm_markers");
 native_test!(shm_minor_native, "shm_minor");
 native_test!(shm_missing_native, "shm_missing");
 native_test!(uffd_unpopulated_native, "uffd_unpopulated");
+native_test!(shm_fork_native, "shm_fork");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
@@ -99,4 +101,10 @@ fn shm_missing_pagelab() {
 #[ignore = "issue 9: needs UFFD_FEATURE_WP_UNPOPULATED"]
 fn uffd_unpopulated_pagelab() {
     pagelab_matches_expected("uffd_unpopulated", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs uffd-wp on shmem across fork (markers, EVENT_FORK)"]
+fn shm_fork_pagelab() {
+    pagelab_matches_expected("shm_fork", SHAPES);
 }
