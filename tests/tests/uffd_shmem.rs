@@ -30,6 +30,7 @@ const COVERED: &[&str] = &[
     "shm_missing",
     "uffd_unpopulated",
     "shm_fork",
+    "shm_mremap",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -66,6 +67,7 @@ native_test!(shm_minor_native, "shm_minor");
 native_test!(shm_missing_native, "shm_missing");
 native_test!(uffd_unpopulated_native, "uffd_unpopulated");
 native_test!(shm_fork_native, "shm_fork");
+native_test!(shm_mremap_native, "shm_mremap");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
@@ -107,4 +109,10 @@ fn uffd_unpopulated_pagelab() {
 #[ignore = "issue 9: needs uffd-wp on shmem across fork (markers, EVENT_FORK)"]
 fn shm_fork_pagelab() {
     pagelab_matches_expected("shm_fork", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs uffd-wp on shmem across mremap and mprotect"]
+fn shm_mremap_pagelab() {
+    pagelab_matches_expected("shm_mremap", SHAPES);
 }
