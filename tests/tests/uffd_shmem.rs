@@ -31,6 +31,7 @@ const COVERED: &[&str] = &[
     "uffd_unpopulated",
     "shm_fork",
     "shm_mremap",
+    "shm_errno",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -68,6 +69,7 @@ native_test!(shm_missing_native, "shm_missing");
 native_test!(uffd_unpopulated_native, "uffd_unpopulated");
 native_test!(shm_fork_native, "shm_fork");
 native_test!(shm_mremap_native, "shm_mremap");
+native_test!(shm_errno_native, "shm_errno");
 
 #[test]
 #[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
@@ -115,4 +117,10 @@ fn shm_fork_pagelab() {
 #[ignore = "issue 9: needs uffd-wp on shmem across mremap and mprotect"]
 fn shm_mremap_pagelab() {
     pagelab_matches_expected("shm_mremap", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 9: needs shmem and file registration, UFFDIO_CONTINUE and UFFDIO_POISON"]
+fn shm_errno_pagelab() {
+    pagelab_matches_expected("shm_errno", SHAPES);
 }
