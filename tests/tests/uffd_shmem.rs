@@ -32,6 +32,7 @@ const COVERED: &[&str] = &[
     "shm_fork",
     "shm_mremap",
     "shm_errno",
+    "shm_bench",
 ];
 
 /// The machine shapes of tests/tests/uffd.rs: (vCPUs, policy, seed, TLB checking).
@@ -43,12 +44,24 @@ const SHAPES: &[Shape] = &[
     (2, SchedPolicy::Random, 11, true),
 ];
 
+/// `shm_bench` runs with small sizes, each with a committed transcript
+/// (`shm_bench.<args joined by '_'>.expected`): the measured operation, and the REPS = 0 /
+/// N = 0 baselines a timing comparison subtracts.
+const BENCH_CASES: &[&[&str]] = &[
+    &["marker-protect", "4"],
+    &["marker-protect", "4", "0"],
+    &["marker-unprotect", "4", "2"],
+    &["minor-continue", "64"],
+    &["minor-continue", "64", "10"],
+    &["minor-continue", "16", "0"],
+];
+
 #[test]
 fn covered_programs_exist_and_have_transcripts() {
     for p in COVERED {
-        assert_eq!(guest_progs::meta(p).expect, guest_progs::Expect::Exit(0), "{p}");
-        assert!(guest_progs::meta(p).test_args.is_empty(), "{p}: the transcript is of the run without arguments");
-        assert!(!expected(p).is_empty(), "{p}");
+        let m = guest_progs::meta(p);
+        assert_eq!(m.expect, guest_progs::Expect::Exit(0), "{p}");
+        assert!(!expected_for(p, m.test_args).is_empty(), "{p}");
     }
 }
 
@@ -123,4 +136,19 @@ fn shm_mremap_pagelab() {
 #[ignore = "issue 9: needs shmem and file registration, UFFDIO_CONTINUE and UFFDIO_POISON"]
 fn shm_errno_pagelab() {
     pagelab_matches_expected("shm_errno", SHAPES);
+}
+
+#[test]
+fn shm_bench_native() {
+    for args in BENCH_CASES {
+        native_matches_expected_with("shm_bench", args);
+    }
+}
+
+#[test]
+#[ignore = "issue 9: needs uffd-wp markers on shmem and MINOR faults with UFFDIO_CONTINUE"]
+fn shm_bench_pagelab() {
+    for args in BENCH_CASES {
+        pagelab_matches_expected_with("shm_bench", args, &SHAPES[..3]);
+    }
 }
