@@ -7,6 +7,7 @@
 //! number only ([`normalize`]), never by fault address, rip or core dump.
 
 pub mod insn;
+pub mod transcript;
 
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};

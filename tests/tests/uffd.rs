@@ -24,6 +24,7 @@
 //! always has its emulated swap device and is compared with the committed transcript.
 
 use emu::SchedPolicy;
+use pagelab_tests::transcript::*;
 use pagelab_tests::*;
 
 /// Every guest program this file tests (checked by differential.rs).
@@ -52,56 +53,6 @@ const SHAPES: &[(usize, SchedPolicy, u64, bool)] = &[
     (1, SchedPolicy::Random, 3, false),
     (2, SchedPolicy::Random, 11, true),
 ];
-
-fn expected(prog: &str) -> String {
-    expected_for(prog, &[])
-}
-
-/// The committed transcript of `prog args`: `<prog>.expected`, or `<prog>.<args joined by
-/// '_'>.expected` with arguments.
-fn expected_for(prog: &str, args: &[&str]) -> String {
-    let name = if args.is_empty() { prog.to_string() } else { format!("{prog}.{}", args.join("_")) };
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../guest-progs/c/{name}.expected"));
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn host_has_swap() -> bool {
-    std::fs::read_to_string("/proc/swaps").is_ok_and(|s| s.lines().count() > 1)
-}
-
-/// The native run of `prog` must print the committed transcript and exit 0.
-fn native_matches_expected(prog: &str) {
-    native_matches_expected_with(prog, &[]);
-}
-
-fn native_matches_expected_with(prog: &str, args: &[&str]) {
-    let want = expected_for(prog, args);
-    let native = run_native(prog, args);
-    assert_eq!(native.outcome, Outcome::Exited(0), "{prog} natively:\n{}\n{}", native.stdout_str(), native.stderr_str());
-    assert!(
-        native.stdout_str() == want,
-        "{prog}: the native run differs from guest-progs/c/{prog}.expected\n{}",
-        first_difference(want.as_bytes(), &native.stdout)
-    );
-}
-
-/// pagelab must print the committed (native) transcript and exit 0 on every shape.
-fn pagelab_matches_expected(prog: &str, shapes: &[(usize, SchedPolicy, u64, bool)]) {
-    pagelab_matches_expected_with(prog, &[], shapes);
-}
-
-fn pagelab_matches_expected_with(prog: &str, args: &[&str], shapes: &[(usize, SchedPolicy, u64, bool)]) {
-    let want = expected_for(prog, args);
-    for &(vcpus, sched, seed, check_tlb) in shapes {
-        let what = format!("{prog} {args:?} on {vcpus} vCPU(s), {sched:?} seed {seed}, check_tlb {check_tlb}");
-        let cfg = Config { vcpus, sched, seed, check_tlb, ..test_config() };
-        let emu = try_run_pagelab_with(cfg, prog, args).unwrap_or_else(|e| panic!("{what}: {e}"));
-        if emu.stdout_str() != want {
-            panic!("{what}: stdout differs from Linux's\n{}\n--- pagelab stderr:\n{}", first_difference(want.as_bytes(), &emu.stdout), emu.stderr_str());
-        }
-        assert_eq!(emu.outcome, Outcome::Exited(0), "{what}: outcome; stderr:\n{}", emu.stderr_str());
-    }
-}
 
 #[test]
 fn covered_programs_exist_and_have_transcripts() {
