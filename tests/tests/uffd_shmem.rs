@@ -85,13 +85,12 @@ native_test!(shm_mremap_native, "shm_mremap");
 native_test!(shm_errno_native, "shm_errno");
 
 #[test]
-#[ignore = "issue 9: needs memfd_create, seals, fallocate and a tmpfs /dev/shm"]
+#[ignore = "issue 9: needs MADV_REMOVE (the rest of memfd, seals, fallocate and tmpfs matches)"]
 fn shm_memfd_pagelab() {
     pagelab_matches_expected("shm_memfd", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 9: needs a page cache for shmem and files, and fault-around"]
 fn shm_faultaround_pagelab() {
     pagelab_matches_expected("shm_faultaround", SHAPES);
 }
@@ -103,13 +102,13 @@ fn shm_markers_pagelab() {
 }
 
 #[test]
-#[ignore = "issue 9: needs MINOR faults and UFFDIO_CONTINUE"]
+#[ignore = "issue 9: needs uffd-wp on shmem for CONTINUE_MODE_WP (MINOR and CONTINUE work)"]
 fn shm_minor_pagelab() {
     pagelab_matches_expected("shm_minor", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 9: needs MISSING faults on shmem"]
+#[ignore = "issue 9: needs uffd-wp markers on shmem (MISSING, COPY and ZEROPAGE into the page cache work)"]
 fn shm_missing_pagelab() {
     pagelab_matches_expected("shm_missing", SHAPES);
 }

@@ -94,6 +94,8 @@ pub struct Kernel {
     pub uffd: uffd::UffdKernel,
     /// The tmpfs mounts at /tmp and /dev/shm (see `shmemfs`).
     pub tmpfs: shmemfs::Tmpfs,
+    /// The page caches of mapped host files, by path, while a mapping holds one.
+    pub host_pages: BTreeMap<PathBuf, mm::shmem::WeakShmem>,
 }
 
 impl Kernel {
@@ -124,6 +126,7 @@ impl Kernel {
             uffd: Default::default(),
             // The mount roots' inode numbers (tmpfs roots are inode 1 on Linux; two mounts
             // here need two).
+            host_pages: BTreeMap::new(),
             tmpfs: {
                 let mut ino = 0;
                 shmemfs::Tmpfs::new(move || {

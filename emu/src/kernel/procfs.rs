@@ -504,9 +504,9 @@ fn map_line(mm: &super::mm::Mm, v: &super::mm::Vma) -> String {
     {
         use super::mm::vma::Backing;
         let (pgoff, dev, ino, name) = match &v.backing {
-            Backing::File { path, offset } => (*offset, "00:00".to_string(), 0u64, path.to_string_lossy().into_owned()),
-            // shmem_zero_setup names the object "/dev/zero" and unlinks it.
-            Backing::Shmem { obj, offset } => (*offset, "00:01".to_string(), obj.id(), "/dev/zero (deleted)".to_string()),
+            // shmem_zero_setup names the object "/dev/zero" and unlinks it; memfds,
+            // tmpfs and host files show their names.
+            Backing::Shmem { obj, offset } => (*offset, if obj.is_shmem() { "00:01" } else { "00:00" }.to_string(), obj.id(), String::from_utf8_lossy(&obj.inode().name).into_owned()),
             _ if v.start <= mm.brk && v.end >= mm.start_brk && matches!(v.backing, Backing::Heap) => (0, "00:00".into(), 0, "[heap]".into()),
             Backing::Stack => (0, "00:00".into(), 0, "[stack]".into()),
             _ => (0, "00:00".into(), 0, String::new()),
@@ -628,7 +628,7 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
     let mut o = String::new();
     for v in mm.vmas.values() {
         o.push_str(&map_line(mm, v));
-        let shmem = matches!(v.backing, super::mm::vma::Backing::Shmem { .. });
+        let shmem = v.is_shmem();
         let mut w = SmapsWalk { hw, shmem, mss: MemSizeStats::default() };
         let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
         let MemSizeStats { rss, pss, pss_dirty, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, swp, swap_pss } = w.mss;
@@ -874,7 +874,7 @@ impl MmWalkOps for PagemapWalk<'_> {
 
     fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, addr: u64) -> ControlFlow<Infallible> {
         let v = match self.mm.find_vma(addr) {
-            Some(vma) => pte_to_pagemap_entry(self.hw, vma, pte),
+            Some(_) => pte_to_pagemap_entry(self.hw, pte),
             None => 0,
         };
         self.push(v);
@@ -889,7 +889,7 @@ impl MmWalkOps for PagemapWalk<'_> {
 }
 
 /// Linux: pte_to_pagemap_entry, for the PTE of a page in `vma`.
-fn pte_to_pagemap_entry(hw: &super::hw::Hw, vma: &super::mm::Vma, pte: mmu::Entry) -> u64 {
+fn pte_to_pagemap_entry(hw: &super::hw::Hw, pte: mmu::Entry) -> u64 {
     use super::mm::pgtable::{self, linux::*};
     use super::mm::swapops::{make_pte_marker_entry, PteMarker, SoftLeaf};
     let (e, uffd_wp) = match super::mm::swapops::softleaf_from_pte(pte) {
@@ -901,7 +901,8 @@ fn pte_to_pagemap_entry(hw: &super::hw::Hw, vma: &super::mm::Vma, pte: mmu::Entr
                 v |= PM_UFFD_WP;
             }
             if !pte.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) {
-                if matches!(vma.backing, super::mm::vma::Backing::Shmem { .. }) {
+                // !PageAnon: the page-cache page itself, not a private copy of it.
+                if hw.pages.meta(pa).file {
                     v |= PM_FILE;
                 }
                 if hw.pages.meta(pa).mapcount == 1 {

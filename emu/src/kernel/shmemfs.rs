@@ -217,20 +217,25 @@ pub fn shmem_write(pages: &mut Pages, mem: &mut PhysMem, inode: &Shmem, pos: u64
         let i = inode.inode();
         (i.size, i.seals)
     };
-    if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
-        return Err(Errno::EPERM);
-    }
+    // A write of nothing succeeds before any check (generic_perform_write is not reached).
     if data.is_empty() {
         return Ok(0);
+    }
+    if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+        return Err(Errno::EPERM);
     }
     if pos >= MAX_LFS_FILESIZE {
         return Err(Errno::EFBIG);
     }
-    let data = &data[..data.len().min((MAX_LFS_FILESIZE - pos) as usize)];
-    let end = pos + data.len() as u64;
-    if end > size && seals & F_SEAL_GROW != 0 {
-        return Err(Errno::EPERM);
+    let mut data = &data[..data.len().min((MAX_LFS_FILESIZE - pos) as usize)];
+    if pos + data.len() as u64 > size && seals & F_SEAL_GROW != 0 {
+        // shmem_write_begin: nothing past the end; a write crossing it is cut short there.
+        if pos >= size {
+            return Err(Errno::EPERM);
+        }
+        data = &data[..(size - pos) as usize];
     }
+    let end = pos + data.len() as u64;
     let mut p = pos;
     while p < end {
         let in_page = p & 0xfff;
@@ -313,11 +318,12 @@ pub fn shmem_fallocate(pages: &mut Pages, mem: &mut PhysMem, inode: &Shmem, mode
     if mode & !FALLOC_FL_KEEP_SIZE != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    if seals & F_SEAL_GROW != 0 && mode & FALLOC_FL_KEEP_SIZE == 0 && end > size {
+    // F_SEAL_GROW refuses any range past the end, KEEP_SIZE or not (shmem_fallocate).
+    if seals & F_SEAL_GROW != 0 && end > size {
         return Err(Errno::EPERM);
     }
     for pg in off / 4096..end.div_ceil(4096) {
-        if inode.get_page(pages, mem, pg).is_none() {
+        if inode.falloc_page(pages, mem, pg).is_none() {
             return Err(Errno::ENOSPC);
         }
     }
@@ -361,10 +367,11 @@ pub const MFD_NAME_MAX_LEN: usize = 255 - 6;
 /// A new memfd inode (Linux: memfd_create after its flag checks): the initial seals
 /// (F_SEAL_SEAL without MFD_ALLOW_SEALING; MFD_NOEXEC_SEAL adds F_SEAL_EXEC and clears the
 /// exec bits) and mode 0777 (0666 with NOEXEC_SEAL).
-pub fn memfd_inode(id: u64, pages: &Pages, flags: u32) -> Shmem {
+pub fn memfd_inode(id: u64, pages: &Pages, name: &[u8], flags: u32) -> Shmem {
     let f = Shmem::with_size(id, pages, 0);
     {
         let mut i = f.inode_mut();
+        i.name = [b"/memfd:".as_slice(), name, b" (deleted)"].concat();
         i.mode = 0o777;
         i.seals = if flags & (MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL) != 0 { 0 } else { F_SEAL_SEAL };
         if flags & MFD_NOEXEC_SEAL != 0 {

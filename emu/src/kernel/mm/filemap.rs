@@ -22,7 +22,9 @@ use std::rc::Rc;
 
 /// The pages of one file (Linux: struct address_space, i_pages).
 pub struct AddressSpace {
-    pages: BTreeMap<u64, PhysAddr>,
+    /// Each page with its uptodate flag (Linux: PG_uptodate): clear for a page fallocate
+    /// reserved and nothing has written or faulted yet, which fault-around skips.
+    pages: BTreeMap<u64, (PhysAddr, bool)>,
     /// Where the cache's references go when it dies.
     release: Rc<RefCell<Vec<PhysAddr>>>,
 }
@@ -34,14 +36,26 @@ impl AddressSpace {
 
     /// The page at `pgoff`, if cached; never allocates (Linux: filemap_get_folio).
     pub fn get(&self, pgoff: u64) -> Option<PhysAddr> {
-        self.pages.get(&pgoff).copied()
+        self.pages.get(&pgoff).map(|p| p.0)
+    }
+
+    /// The page at `pgoff` if cached and up to date (what filemap_map_pages maps).
+    pub fn get_uptodate(&self, pgoff: u64) -> Option<PhysAddr> {
+        self.pages.get(&pgoff).filter(|p| p.1).map(|p| p.0)
     }
 
     /// Inserts `pa` at `pgoff`, taking over the caller's reference (Linux:
     /// filemap_add_folio). The slot must be empty.
-    pub fn add(&mut self, pgoff: u64, pa: PhysAddr) {
-        let old = self.pages.insert(pgoff, pa);
+    pub fn add(&mut self, pgoff: u64, pa: PhysAddr, uptodate: bool) {
+        let old = self.pages.insert(pgoff, (pa, uptodate));
         debug_assert!(old.is_none(), "page cache slot {pgoff} was taken");
+    }
+
+    /// Marks the page at `pgoff` up to date (Linux: folio_mark_uptodate).
+    pub fn set_uptodate(&mut self, pgoff: u64) {
+        if let Some(p) = self.pages.get_mut(&pgoff) {
+            p.1 = true;
+        }
     }
 
     /// Removes the pages at page offsets [start, end), returning them with the cache's
@@ -52,7 +66,7 @@ impl AddressSpace {
             return Vec::new();
         }
         let keys: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
-        keys.iter().filter_map(|k| self.pages.remove(k)).collect()
+        keys.iter().filter_map(|k| self.pages.remove(k).map(|p| p.0)).collect()
     }
 
     /// Cached pages (Linux: mapping->nrpages).
@@ -68,10 +82,11 @@ impl AddressSpace {
         self.pages.range(start..end).count()
     }
 
-    /// The first cached page offset at or after `pgoff` (SEEK_DATA; Linux:
-    /// mapping_seek_hole_data).
-    pub fn next_cached(&self, pgoff: u64) -> Option<u64> {
-        self.pages.range(pgoff..).next().map(|(&k, _)| k)
+    /// The first page offset at or after `pgoff` holding data: cached and up to date, as
+    /// SEEK_DATA sees it (Linux: mapping_seek_hole_data, where a fallocated page not yet
+    /// written is a hole).
+    pub fn next_data(&self, pgoff: u64) -> Option<u64> {
+        self.pages.range(pgoff..).find(|(_, p)| p.1).map(|(&k, _)| k)
     }
 }
 
@@ -79,6 +94,6 @@ impl Drop for AddressSpace {
     fn drop(&mut self) {
         // The file is gone: its cache references go (the allocator drains them before its
         // next allocation, and after unmaps and exit).
-        self.release.borrow_mut().extend(self.pages.values().copied());
+        self.release.borrow_mut().extend(self.pages.values().map(|p| p.0));
     }
 }

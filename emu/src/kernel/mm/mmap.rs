@@ -200,6 +200,14 @@ pub fn do_munmap(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64) -> KResult<()> 
 /// Linux: do_mmap for anonymous (and, read-only, file) mappings. Returns the address.
 #[allow(clippy::too_many_arguments)]
 pub fn do_mmap(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: u32, backing: Backing, shared_id: Option<u64>) -> KResult<u64> {
+    do_mmap_file(mm, hw, addr, len, prot, flags, backing, shared_id, VmFlags::empty())
+}
+
+/// do_mmap with the VM_MAY* flags the file does not allow in `deny` (Linux: a MAP_SHARED
+/// mapping of a file not open for writing has no VM_MAYWRITE, so mprotect cannot make it
+/// writable).
+#[allow(clippy::too_many_arguments)]
+pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: u32, backing: Backing, shared_id: Option<u64>, deny: VmFlags) -> KResult<u64> {
     if len == 0 {
         return Err(Errno::EINVAL);
     }
@@ -236,9 +244,11 @@ pub fn do_mmap(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: 
     if flags & MAP_NORESERVE != 0 {
         vf |= VmFlags::NORESERVE;
     }
+    vf -= deny;
     // MAP_SHARED|MAP_ANONYMOUS is backed by a fresh shmem object (shmem_zero_setup).
     let backing = match (backing, shared_id) {
-        (Backing::Anon, Some(id)) if vf.contains(VmFlags::SHARED) => Backing::Shmem { obj: super::shmem::Shmem::new(id, &hw.pages), offset: 0 },
+        // shmem_zero_setup: an object the size of the mapping.
+        (Backing::Anon, Some(id)) if vf.contains(VmFlags::SHARED) => Backing::Shmem { obj: super::shmem::Shmem::with_size(id, &hw.pages, len), offset: 0 },
         (b, _) => b,
     };
     let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None };
@@ -392,7 +402,7 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
     let mut nv = vma.clone();
     nv.start = new;
     nv.end = new + new_len;
-    if let Backing::File { offset, .. } | Backing::Shmem { offset, .. } = &mut nv.backing {
+    if let Backing::Shmem { offset, .. } = &mut nv.backing {
         *offset += old - vma.start;
     }
     mm.vmas.insert(new, nv);

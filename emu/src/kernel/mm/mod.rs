@@ -123,7 +123,7 @@ impl Mm {
         let mut hi = v.clone();
         v.end = addr;
         hi.start = addr;
-        if let vma::Backing::File { offset, .. } | vma::Backing::Shmem { offset, .. } = &mut hi.backing {
+        if let vma::Backing::Shmem { offset, .. } = &mut hi.backing {
             *offset += addr - key;
         }
         self.vmas.insert(addr, hi);

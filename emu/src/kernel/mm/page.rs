@@ -13,6 +13,10 @@ pub struct PageMeta {
     pub mapcount: u32,
     /// Anonymous page that belongs to exactly one process (PageAnonExclusive).
     pub anon_exclusive: bool,
+    /// A page-cache page (Linux: !PageAnon, folio->mapping set), for pagemap's file bit.
+    pub file: bool,
+    /// The folio order: 0 for a 4 KiB page (2 MiB folios come with THP).
+    pub order: u8,
 }
 
 pub struct Pages {
@@ -67,7 +71,7 @@ impl Pages {
             self.drain_deferred();
         }
         let pa = self.alloc.alloc(PageSize::Size4K)?;
-        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true };
+        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true, file: false, order: 0 };
         self.allocated += 1;
         Some(pa)
     }

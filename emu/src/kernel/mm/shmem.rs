@@ -13,7 +13,8 @@
 //! a page holds another (`Pages::get` + `Pages::map`), dropped by zap like any mapping.
 
 use super::filemap::AddressSpace;
-use super::memory::{FaultOutcome, VmFault};
+use super::memory::{FaultOutcome, UffdReason, VmFault};
+use super::vma::VmFlags;
 use super::page::Pages;
 use mmu::PhysAddr;
 use std::cell::RefCell;
@@ -43,6 +44,12 @@ pub struct ShmemObject {
     pub mode: u32,
     /// Hard links from a tmpfs directory (0 for memfds and anonymous shared memory).
     pub nlink: u32,
+    /// What /proc/PID/maps names a mapping of it ("/dev/zero (deleted)", "/memfd:x
+    /// (deleted)", a tmpfs or host path).
+    pub name: Vec<u8>,
+    /// A host file's contents: the page cache of a read-only host file is filled from
+    /// them on first touch (Linux: filemap_fault reading the page); None for shmem.
+    pub source: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A handle on a shmem object: each VMA that maps it (the original, the pieces a split
@@ -51,7 +58,21 @@ pub struct ShmemObject {
 #[derive(Clone)]
 pub struct Shmem(Rc<RefCell<ShmemObject>>);
 
+/// A reference that does not keep the object alive (the kernel's table of host files'
+/// page caches).
+pub struct WeakShmem(std::rc::Weak<RefCell<ShmemObject>>);
+
+impl WeakShmem {
+    pub fn upgrade(&self) -> Option<Shmem> {
+        self.0.upgrade().map(Shmem)
+    }
+}
+
 impl Shmem {
+    pub fn downgrade(&self) -> WeakShmem {
+        WeakShmem(Rc::downgrade(&self.0))
+    }
+
     /// A new, empty object of `size` bytes (Linux: shmem_zero_setup for MAP_SHARED
     /// anonymous memory, shmem_file_setup for memfds).
     pub fn new(id: u64, pages: &Pages) -> Self {
@@ -59,7 +80,25 @@ impl Shmem {
     }
 
     pub fn with_size(id: u64, pages: &Pages, size: u64) -> Self {
-        Shmem(Rc::new(RefCell::new(ShmemObject { id, mapping: AddressSpace::new(pages), size, seals: F_SEAL_SEAL, mode: 0o600, nlink: 0 })))
+        Shmem(Rc::new(RefCell::new(ShmemObject { id, mapping: AddressSpace::new(pages), size, seals: F_SEAL_SEAL, mode: 0o600, nlink: 0, name: b"/dev/zero (deleted)".to_vec(), source: None })))
+    }
+
+    /// The page cache of a read-only host file: `data` is its contents.
+    pub fn host_file(id: u64, pages: &Pages, name: Vec<u8>, data: std::sync::Arc<Vec<u8>>) -> Self {
+        let f = Self::with_size(id, pages, data.len() as u64);
+        {
+            let mut i = f.inode_mut();
+            i.name = name;
+            i.mode = 0o755;
+            i.source = Some(data);
+        }
+        f
+    }
+
+    /// A shmem object (anonymous shared memory, memfd, tmpfs), not a host file's cache
+    /// (Linux: shmem_mapping).
+    pub fn is_shmem(&self) -> bool {
+        self.0.borrow().source.is_none()
     }
 
     pub fn id(&self) -> u64 {
@@ -93,14 +132,34 @@ impl Shmem {
     /// The page at page offset `pgoff`, allocated (zeroed) on first use (Linux:
     /// shmem_get_folio with SGP_CACHE). None when guest memory is exhausted.
     pub fn get_page(&self, pages: &mut Pages, mem: &mut mmu::PhysMem, pgoff: u64) -> Option<PhysAddr> {
+        self.get_page_as(pages, mem, pgoff, true)
+    }
+
+    /// fallocate's page (Linux: shmem_get_folio with SGP_FALLOC): allocated but not up to
+    /// date until written or faulted, so fault-around leaves it alone.
+    pub fn falloc_page(&self, pages: &mut Pages, mem: &mut mmu::PhysMem, pgoff: u64) -> Option<PhysAddr> {
+        self.get_page_as(pages, mem, pgoff, false)
+    }
+
+    fn get_page_as(&self, pages: &mut Pages, mem: &mut mmu::PhysMem, pgoff: u64, uptodate: bool) -> Option<PhysAddr> {
         let mut o = self.0.borrow_mut();
         if let Some(pa) = o.mapping.get(pgoff) {
+            if uptodate {
+                o.mapping.set_uptodate(pgoff);
+            }
             return Some(pa);
         }
         let pa = pages.alloc_zeroed(mem)?;
         // A page-cache page is never exclusive to one process.
         pages.meta_mut(pa).anon_exclusive = false;
-        o.mapping.add(pgoff, pa);
+        pages.meta_mut(pa).file = true;
+        if let Some(data) = &o.source {
+            // A host file's page: its bytes, zeros past the end of the file.
+            let from = ((pgoff << 12) as usize).min(data.len());
+            let to = (from + 4096).min(data.len());
+            mem.write(pa, &data[from..to]);
+        }
+        o.mapping.add(pgoff, pa, uptodate);
         Some(pa)
     }
 
@@ -116,6 +175,21 @@ impl Shmem {
 /// `vmf.pgoff`, allocated on first touch, with a reference taken for the caller (the
 /// mapping finish_fault makes, or the copy of a COW fault).
 pub fn shmem_fault(vmf: &mut VmFault, obj: &Shmem) -> Result<PhysAddr, FaultOutcome> {
+    // Past the end of the file: SIGBUS (BUS_ADRERR), as shmem_fault and filemap_fault.
+    if vmf.pgoff >= obj.inode().size.div_ceil(4096) {
+        return Err(FaultOutcome::Bus);
+    }
+    // shmem_get_folio_gfp: a cached page in a VM_UFFD_MINOR VMA goes to the monitor
+    // (MINOR), a hole in a VM_UFFD_MISSING one too (MISSING); nothing is changed.
+    let cached = obj.find_page(vmf.pgoff).is_some();
+    if cached && vmf.vma.flags.contains(VmFlags::UFFD_MINOR) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "uffd_minor");
+        return Err(FaultOutcome::Userfault(UffdReason::Minor));
+    }
+    if !cached && vmf.vma.flags.contains(VmFlags::UFFD_MISSING) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "uffd_missing");
+        return Err(FaultOutcome::Userfault(UffdReason::Missing));
+    }
     let hw = &mut *vmf.hw;
     let page = obj.get_page(&mut hw.pages, &mut hw.mem, vmf.pgoff).ok_or(FaultOutcome::Oom)?;
     hw.pages.get(page);

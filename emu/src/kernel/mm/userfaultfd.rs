@@ -37,7 +37,7 @@ pub enum Mfill {
 
 /// Linux: vma_is_shmem.
 fn vma_is_shmem(v: &Vma) -> bool {
-    matches!(v.backing, Backing::Shmem { .. })
+    v.is_shmem()
 }
 
 /// Linux: mfill_atomic. Returns the bytes filled, or the error when none was: the
@@ -66,10 +66,6 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
         return Err(Errno::EINVAL);
     }
     if matches!(mode, Mfill::Continue { .. }) && !vma_is_shmem(&vma) {
-        return Err(Errno::EINVAL);
-    }
-    if vma.shared() && !matches!(mode, Mfill::Poison) {
-        // shmem_mfill_atomic_pte and CONTINUE from the page cache: not modelled yet.
         return Err(Errno::EINVAL);
     }
     let mut copied = 0u64;
@@ -114,6 +110,9 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
     }
     let old = pgtable::get_entry(&hw.mem, slot);
     let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
+    if let (Backing::Shmem { obj, .. }, true) = (&vma.backing, matches!(mode, Mfill::Continue { .. }) || (vma.shared() && matches!(mode, Mfill::Copy { .. } | Mfill::Zeropage))) {
+        return shmem_mfill_atomic_pte(hw, vma, obj, slot, va, old, prot, mode, data);
+    }
     let entry = match mode {
         Mfill::Copy { wp, .. } => {
             // pte_none_mostly: none, or a PTE marker (uffd-wp, poison), which COPY may
@@ -151,6 +150,61 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
     tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), pte = format_args!("{:#x}", entry.raw()), "fill pte");
     // The old entry was none (or a marker): no TLB can hold it.
     pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
+    Ok(())
+}
+
+/// The page-cache side of a fill (Linux: shmem_mfill_atomic_pte for COPY and ZEROPAGE in
+/// a shared shmem VMA, mfill_atomic_pte_continue for CONTINUE in any shmem VMA), then
+/// mfill_atomic_install_pte. COPY/ZEROPAGE: EFAULT past the end of the file, EEXIST when
+/// the page cache already has the page; the new page (the copy, or zeros) goes into the
+/// cache. CONTINUE: EFAULT for a page-cache hole (or past the end). Either way EEXIST when
+/// the PTE is not none (a marker may be overwritten). The PTE maps the cache page,
+/// dirty, writable when the VMA is shared and writable, uffd-wp'd with a WP mode.
+#[allow(clippy::too_many_arguments)]
+fn shmem_mfill_atomic_pte(hw: &mut Hw, vma: &Vma, obj: &super::shmem::Shmem, slot: pgtable::Slot, va: u64, old: mmu::Entry, prot: u64, mode: Mfill, data: &[u8; 4096]) -> KResult<()> {
+    let pgoff = vma.object_offset(va) >> 12;
+    if pgoff >= obj.inode().size.div_ceil(4096) {
+        return Err(Errno::EFAULT);
+    }
+    let none_mostly = matches!(softleaf_from_pte(old), SoftLeaf::None | SoftLeaf::Marker(_));
+    let (page, wp) = match mode {
+        Mfill::Continue { wp } => {
+            let page = obj.find_page(pgoff).ok_or(Errno::EFAULT)?;
+            if !none_mostly {
+                return Err(Errno::EEXIST);
+            }
+            // A fallocated page is zero and now up to date.
+            obj.inode_mut().mapping.set_uptodate(pgoff);
+            (page, wp)
+        }
+        _ => {
+            if obj.find_page(pgoff).is_some() {
+                return Err(Errno::EEXIST);
+            }
+            if !none_mostly {
+                return Err(Errno::EEXIST);
+            }
+            let page = obj.get_page(&mut hw.pages, &mut hw.mem, pgoff).ok_or(Errno::ENOMEM)?;
+            if let Mfill::Copy { .. } = mode {
+                hw.mem.write(page, data);
+            }
+            (page, matches!(mode, Mfill::Copy { wp: true, .. }))
+        }
+    };
+    hw.pages.get(page);
+    hw.pages.map(page);
+    let mut e = pgtable::mk_pte(page, prot).with(_PAGE_DIRTY);
+    if vma.shared() && vma.writable() {
+        e = e.with(_PAGE_RW);
+    } else {
+        e = e.without(_PAGE_RW);
+    }
+    if wp {
+        e = e.with(_PAGE_UFFD_WP).without(_PAGE_RW);
+    }
+    tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), pte = format_args!("{:#x}", e.raw()), "fill pte");
+    // The old entry was none or a marker: no TLB can hold it.
+    pgtable::set_entry(&mut hw.mem, slot, va, e).not_needed();
     Ok(())
 }
 

@@ -50,9 +50,8 @@ pub enum Backing {
     Stack,
     /// The program break.
     Heap,
-    /// A mapped file (a host file opened read-only), with the offset of `start`.
-    File { path: std::path::PathBuf, offset: u64 },
-    /// MAP_SHARED|MAP_ANONYMOUS: a shmem object, with the byte offset of `start` in it.
+    /// A page-cache object, with the byte offset of `start` in it: MAP_SHARED|MAP_ANONYMOUS
+    /// memory, a memfd or tmpfs file, or a read-only host file (`Shmem::is_shmem` tells).
     Shmem { obj: super::shmem::Shmem, offset: u64 },
 }
 
@@ -88,7 +87,12 @@ impl Vma {
     }
     /// Linux's vma_is_anonymous: no file or shmem object behind it.
     pub fn is_anonymous(&self) -> bool {
-        !matches!(self.backing, Backing::File { .. } | Backing::Shmem { .. })
+        !matches!(self.backing, Backing::Shmem { .. })
+    }
+    /// Backed by shmem (anonymous shared memory, memfd, tmpfs), not by a host file's page
+    /// cache (Linux: vma_is_shmem).
+    pub fn is_shmem(&self) -> bool {
+        matches!(&self.backing, Backing::Shmem { obj, .. } if obj.is_shmem())
     }
     pub fn len(&self) -> u64 {
         self.end - self.start
@@ -99,7 +103,7 @@ impl Vma {
     /// Offset of `addr` within the object this VMA maps (file or shared anonymous object).
     pub fn object_offset(&self, addr: u64) -> u64 {
         let base = match &self.backing {
-            Backing::File { offset, .. } | Backing::Shmem { offset, .. } => *offset,
+            Backing::Shmem { offset, .. } => *offset,
             _ => 0,
         };
         base + (addr - self.start)
@@ -108,11 +112,12 @@ impl Vma {
     pub fn can_merge(&self, next: &Vma) -> bool {
         self.flags == next.flags
             && self.userfaultfd_ctx == next.userfaultfd_ctx
-            && self.shared_id.is_none()
-            && next.shared_id.is_none()
+            && self.shared_id == next.shared_id
             && match (&self.backing, &next.backing) {
-                (Backing::Anon, Backing::Anon) | (Backing::Heap, Backing::Heap) => true,
-                (Backing::File { path: a, offset: oa }, Backing::File { path: b, offset: ob }) => a == b && oa + self.len() == *ob,
+                (Backing::Anon, Backing::Anon) | (Backing::Heap, Backing::Heap) => self.shared_id.is_none(),
+                // The same object at contiguous offsets (Linux: is_mergeable_vma with
+                // vma_pgoff + pages == next's pgoff).
+                (Backing::Shmem { obj: a, offset: oa }, Backing::Shmem { obj: b, offset: ob }) => a == b && oa + self.len() == *ob,
                 _ => false,
             }
     }

@@ -375,7 +375,7 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
                 // SEEK_DATA / SEEK_HOLE: ENXIO at or past the end.
                 3 | 4 if off < 0 || off >= size => return Err(Errno::ENXIO),
                 3 => {
-                    let pg = sf.inode.inode().mapping.next_cached(off as u64 >> 12).ok_or(Errno::ENXIO)?;
+                    let pg = sf.inode.inode().mapping.next_data(off as u64 >> 12).ok_or(Errno::ENXIO)?;
                     let at = (pg << 12).max(off as u64) as i64;
                     if at >= size {
                         return Err(Errno::ENXIO);
@@ -384,7 +384,7 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
                 }
                 4 => {
                     let mut pg = off as u64 >> 12;
-                    while sf.inode.find_page(pg).is_some() {
+                    while sf.inode.inode().mapping.get_uptodate(pg).is_some() {
                         pg += 1;
                     }
                     ((pg << 12).max(off as u64) as i64).min(size)

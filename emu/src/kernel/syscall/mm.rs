@@ -1,7 +1,7 @@
 //! Memory syscalls: mmap, munmap, mprotect, mremap, madvise, msync, brk.
 
 use super::{ok, Args, Sys, SysResult};
-use crate::kernel::errno::Errno;
+use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::mm::mmap::{self, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE};
 use crate::kernel::mm::mprotect;
 use crate::kernel::mm::vma::Backing;
@@ -19,17 +19,70 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    let backing = if flags & MAP_ANONYMOUS != 0 {
-        Backing::Anon
-    } else {
-        // File mappings come with the file-backed memory issue; a valid fd that is not
-        // mappable answers ENODEV as Linux does for such files.
-        return Err(if s.k.tasks[&s.tid].files.borrow().get(fd).is_some() { Errno::ENODEV } else { Errno::EBADF });
-    };
-    let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.new_obj_id()) } else { None };
+    if flags & MAP_ANONYMOUS != 0 {
+        let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.new_obj_id()) } else { None };
+        let (hw, mm) = s.hw_mm();
+        return ok(mmap::do_mmap(mm, hw, addr, len, prot, flags, Backing::Anon, shared_id)?);
+    }
+    let (obj, deny) = file_mapping(s, fd, prot, flags)?;
+    // The page offset must not wrap (Linux: EOVERFLOW).
+    if (off >> 12).checked_add(mmap::page_align(len).ok_or(Errno::ENOMEM)? >> 12).is_none() {
+        return Err(Errno::EOVERFLOW);
+    }
+    let shared_id = (flags & MAP_TYPE != MAP_PRIVATE).then(|| obj.id());
     let (hw, mm) = s.hw_mm();
-    let r = mmap::do_mmap(mm, hw, addr, len, prot, flags, backing, shared_id)?;
-    ok(r)
+    ok(mmap::do_mmap_file(mm, hw, addr, len, prot, flags, Backing::Shmem { obj, offset: off }, shared_id, deny)?)
+}
+
+/// The page-cache object behind `fd` and the VM_MAY* flags its open mode denies (Linux:
+/// do_mmap's file checks): EBADF for a bad descriptor, ENODEV for a file with no mmap,
+/// EACCES without read access or, for a writable MAP_SHARED mapping, without write
+/// access; EPERM for a writable shared mapping of a write-sealed memfd.
+fn file_mapping(s: &mut Sys, fd: i32, prot: u32, flags: u32) -> KResult<(crate::kernel::mm::shmem::Shmem, crate::kernel::mm::vma::VmFlags)> {
+    use crate::kernel::file::FileKind;
+    use crate::kernel::mm::shmem::{Shmem, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE};
+    use crate::kernel::mm::vma::VmFlags;
+    let f = super::fs::file(s, fd)?;
+    let fb = f.borrow();
+    let shared = flags & MAP_TYPE != MAP_PRIVATE;
+    let write = prot & 2 != 0;
+    if !fb.readable() {
+        return Err(Errno::EACCES);
+    }
+    let obj = match &fb.kind {
+        FileKind::Shmem(sf) => sf.inode.clone(),
+        FileKind::HostFile { path, data, .. } => {
+            let (path, data) = (path.clone(), data.clone());
+            drop(fb);
+            let obj = host_page_cache(s, &path, data);
+            return if shared && write { Err(Errno::EACCES) } else { Ok((obj, if shared { VmFlags::MAYWRITE } else { VmFlags::empty() })) };
+        }
+        _ => return Err(Errno::ENODEV),
+    };
+    if shared && write && !fb.writable() {
+        return Err(Errno::EACCES);
+    }
+    if shared && write && obj.inode().seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+        return Err(Errno::EPERM);
+    }
+    // No VM_MAYWRITE for a shared mapping of a file not open for writing, or of a
+    // write-sealed memfd (Linux: memfd_check_seals_mmap clears it).
+    let sealed = obj.inode().seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0;
+    let deny = if shared && (!fb.writable() || sealed) { VmFlags::MAYWRITE } else { VmFlags::empty() };
+    let _: &Shmem = &obj;
+    Ok((obj, deny))
+}
+
+/// The one page cache of a host file, shared by every mapping of it while one lives
+/// (Linux: the inode's address_space).
+fn host_page_cache(s: &mut Sys, path: &std::path::Path, data: std::sync::Arc<Vec<u8>>) -> crate::kernel::mm::shmem::Shmem {
+    if let Some(obj) = s.k.host_pages.get(path).and_then(|w| w.upgrade()) {
+        return obj;
+    }
+    let id = s.k.new_obj_id();
+    let obj = crate::kernel::mm::shmem::Shmem::host_file(id, &s.hw.pages, path.as_os_str().as_encoded_bytes().to_vec(), data);
+    s.k.host_pages.insert(path.to_path_buf(), obj.downgrade());
+    obj
 }
 
 pub fn sys_munmap(s: &mut Sys, a: Args) -> SysResult {

@@ -320,6 +320,8 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         264 => tmpfs::sys_renameat2(s, a.i32(0), a.u(1), a.i32(2), a.u(3), 0),
         316 => tmpfs::sys_renameat2(s, a.i32(0), a.u(1), a.i32(2), a.u(3), a.u32(4)),
         217 => tmpfs::sys_getdents64(s, a),
+        137 => tmpfs::sys_statfs(s, a),
+        138 => tmpfs::sys_fstatfs(s, a),
         310 => process_vm::sys_process_vm_rw(s, a, false),
         311 => process_vm::sys_process_vm_rw(s, a, true),
         // rseq: glibc treats ENOSYS as "not available" and carries on.

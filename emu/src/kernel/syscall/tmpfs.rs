@@ -60,7 +60,11 @@ pub fn sys_memfd_create(s: &mut Sys, a: Args) -> SysResult {
     if flags & MFD_EXEC != 0 && flags & MFD_NOEXEC_SEAL != 0 {
         return Err(Errno::EINVAL);
     }
-    let name = s.strncpy_from_user(a.u(0), MFD_NAME_MAX_LEN + 1)?;
+    // strnlen_user of at most MFD_NAME_MAX_LEN + 1: a longer name is EINVAL.
+    let name = match s.strncpy_from_user(a.u(0), MFD_NAME_MAX_LEN + 1) {
+        Err(Errno::ENAMETOOLONG) => return Err(Errno::EINVAL),
+        r => r?,
+    };
     if name.len() > MFD_NAME_MAX_LEN {
         return Err(Errno::EINVAL);
     }
@@ -69,7 +73,7 @@ pub fn sys_memfd_create(s: &mut Sys, a: Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let id = s.k.new_obj_id();
-    let inode = shmemfs::memfd_inode(id, &s.hw.pages, flags);
+    let inode = shmemfs::memfd_inode(id, &s.hw.pages, &name, flags);
     let link = [b"/memfd:".as_slice(), &name, b" (deleted)"].concat();
     install(s, FileKind::Shmem(ShmemFile { inode, pos: 0, name: link }), 2, flags & MFD_CLOEXEC != 0)
 }
@@ -106,6 +110,7 @@ fn open_in(s: &mut Sys, p: &[u8], l: Lookup, flags: u32) -> SysResult {
                 let mut i = f.inode_mut();
                 i.mode = a_mode(s.args.u32(if s.nr == 2 { 2 } else { 3 }));
                 i.nlink = 1;
+                i.name = canonical(p);
             }
             l.dir.borrow_mut().insert(l.name.clone(), Node::File(f.clone()));
             Node::File(f)
@@ -415,15 +420,67 @@ pub fn sys_fallocate(s: &mut Sys, a: Args) -> SysResult {
     ok(0)
 }
 
+/// statfs / fstatfs of a tmpfs (Linux: shmem_statfs): TMPFS_MAGIC, 4 KiB blocks; the
+/// block counts are the guest memory's. None for a path elsewhere.
+pub fn statfs_path(s: &Sys, p: &[u8]) -> Option<KResult<[u8; 120]>> {
+    let l = match lookup(s, p)? {
+        Ok(l) => l,
+        Err(e) => return Some(Err(e)),
+    };
+    if !l.name.is_empty() && l.dir.borrow().lookup(&l.name).is_none() {
+        return Some(Err(Errno::ENOENT));
+    }
+    Some(Ok(tmpfs_statfs(s)))
+}
+
+pub fn tmpfs_statfs(s: &Sys) -> [u8; 120] {
+    let mut b = [0u8; 120];
+    let put = |b: &mut [u8; 120], off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    let blocks = s.hw.mem.size() >> 12;
+    let used = s.hw.pages.allocated;
+    put(&mut b, 0, 0x0102_1994); // f_type = TMPFS_MAGIC
+    put(&mut b, 8, 4096); // f_bsize
+    put(&mut b, 16, blocks);
+    put(&mut b, 24, blocks.saturating_sub(used));
+    put(&mut b, 32, blocks.saturating_sub(used));
+    put(&mut b, 40, blocks / 2); // f_files
+    put(&mut b, 48, blocks / 2 - 1); // f_ffree
+    put(&mut b, 64, 255); // f_namelen
+    put(&mut b, 72, 4096); // f_frsize
+    put(&mut b, 80, 0x20); // f_flags: ST_RELATIME
+    b
+}
+
+/// statfs(2).
+pub fn sys_statfs(s: &mut Sys, a: Args) -> SysResult {
+    let p = s.strncpy_from_user(a.u(0), 4096)?;
+    let p = at_path(s, super::fs::AT_FDCWD, &p)?;
+    let st = statfs_path(s, &p).ok_or(Errno::ENOSYS)??;
+    s.copy_to_user(a.u(1), &st)?;
+    ok(0)
+}
+
+/// fstatfs(2) of a tmpfs or memfd descriptor.
+pub fn sys_fstatfs(s: &mut Sys, a: Args) -> SysResult {
+    let f = file(s, a.i32(0))?;
+    if !matches!(f.borrow().kind, FileKind::Shmem(_) | FileKind::TmpfsDir(_)) {
+        return Err(Errno::ENOSYS);
+    }
+    let st = tmpfs_statfs(s);
+    s.copy_to_user(a.u(1), &st)?;
+    ok(0)
+}
+
 /// F_ADD_SEALS / F_GET_SEALS (Linux: memfd_fcntl): EINVAL on a file that is not shmem,
 /// EPERM adding seals without write access.
 pub fn memfd_fcntl(s: &mut Sys, f: &Rc<RefCell<File>>, cmd: u32, arg: u32) -> SysResult {
+    // memfd_add_seals checks write access before it looks at the file's kind.
+    if cmd == F_ADD_SEALS && !f.borrow().writable() {
+        return Err(Errno::EPERM);
+    }
     let inode = shmem_of(f).ok_or(Errno::EINVAL)?;
     if cmd == F_GET_SEALS {
         return ok(inode.inode().seals as u64);
-    }
-    if !f.borrow().writable() {
-        return Err(Errno::EPERM);
     }
     let writable_maps = crate::kernel::mm::mmap::mapping_writably_mapped(&s.k.mms, &inode);
     shmemfs::memfd_add_seals(&inode, arg, writable_maps)?;

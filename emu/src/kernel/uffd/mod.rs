@@ -59,6 +59,7 @@ pub const UFFD_FEATURE_MISSING_SHMEM: u64 = 1 << 5;
 pub const UFFD_FEATURE_EVENT_UNMAP: u64 = 1 << 6;
 pub const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
 pub const UFFD_FEATURE_THREAD_ID: u64 = 1 << 8;
+pub const UFFD_FEATURE_MINOR_SHMEM: u64 = 1 << 10;
 pub const UFFD_FEATURE_EXACT_ADDRESS: u64 = 1 << 11;
 pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 pub const UFFD_FEATURE_POISON: u64 = 1 << 14;
@@ -66,9 +67,11 @@ pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 pub const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 
 /// The features pagelab implements, which UFFDIO_API reports (Linux reports 0x1FFFF on
-/// 6.18; the hugetlb, shmem missing/minor/wp and unpopulated/async wp features are not
-/// here yet, and asking for one is EINVAL as for any unsupported feature).
+/// 6.18; the hugetlb, shmem wp and unpopulated/async wp features are not here yet, and
+/// asking for one is EINVAL as for any unsupported feature).
 pub const UFFD_API_FEATURES: u64 = UFFD_FEATURE_PAGEFAULT_FLAG_WP
+    | UFFD_FEATURE_MISSING_SHMEM
+    | UFFD_FEATURE_MINOR_SHMEM
     | UFFD_FEATURE_EVENT_FORK
     | UFFD_FEATURE_EVENT_REMAP
     | UFFD_FEATURE_EVENT_REMOVE
@@ -410,7 +413,7 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
 /// offer it). Anonymous and shmem VMAs are capable; MINOR needs shmem (or hugetlb).
 pub fn vma_can_userfault(v: &super::mm::Vma, vm_flags: VmFlags) -> bool {
     let vm_flags = vm_flags & VM_UFFD_FLAGS;
-    let shmem = matches!(v.backing, super::mm::vma::Backing::Shmem { .. });
+    let shmem = v.is_shmem();
     if vm_flags.contains(VmFlags::UFFD_MINOR) && !shmem {
         return false;
     }
