@@ -439,7 +439,7 @@ mod tests {
         /// skipped huge entries by their ranges, PTEs by their pages, each PTE exactly
         /// where a page table exists, and never a PTE call inside a hole.
         #[test]
-        fn the_calls_tile_the_range(pages in proptest::collection::vec(0u64..(4 * G >> 12), 0..12), lo in 0u64..(4 * G >> 12), len in 0u64..(8 * G >> 12)) {
+        fn the_calls_tile_the_range(pages in proptest::collection::vec(0u64..((4 * G) >> 12), 0..12), lo in 0u64..((4 * G) >> 12), len in 0u64..((8 * G) >> 12)) {
             let mut s = Space::new();
             for p in &pages {
                 s.map(p << 12);
