@@ -85,7 +85,6 @@ native_test!(shm_mremap_native, "shm_mremap");
 native_test!(shm_errno_native, "shm_errno");
 
 #[test]
-#[ignore = "issue 9: needs MADV_REMOVE (the rest of memfd, seals, fallocate and tmpfs matches)"]
 fn shm_memfd_pagelab() {
     pagelab_matches_expected("shm_memfd", SHAPES);
 }

@@ -130,6 +130,9 @@ pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
 }
 
 pub fn sys_madvise(s: &mut Sys, a: Args) -> SysResult {
+    if a.u32(2) == super::tmpfs::MADV_REMOVE {
+        return super::tmpfs::madvise_remove(s, a.u(0), a.u(1));
+    }
     // userfaultfd_remove: REMOVE events for MADV_DONTNEED/MADV_FREE of registered VMAs.
     let mut ev = uffd::PendingEvents::default();
     if matches!(a.u32(2), mmap::MADV_DONTNEED | mmap::MADV_FREE) && a.u(0) & 0xfff == 0 {

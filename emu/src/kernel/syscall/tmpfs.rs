@@ -420,6 +420,50 @@ pub fn sys_fallocate(s: &mut Sys, a: Args) -> SysResult {
     ok(0)
 }
 
+pub const MADV_REMOVE: u32 = 9;
+
+/// MADV_REMOVE (Linux: madvise_remove): punches the range's pages out of the file behind
+/// each VMA (fallocate PUNCH_HOLE|KEEP_SIZE), after the REMOVE events of registered VMAs.
+/// EINVAL for an unaligned start or a VMA without a file; EACCES for one that is not a
+/// shared, may-write mapping; ENOMEM where nothing is mapped.
+pub fn madvise_remove(s: &mut Sys, start: u64, len: u64) -> SysResult {
+    use crate::kernel::mm::vma::{Backing, VmFlags};
+    if start & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = crate::kernel::mm::mmap::page_align(len).ok_or(Errno::EINVAL)?;
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    if len == 0 {
+        return ok(0);
+    }
+    let vmas: Vec<_> = {
+        let mm = s.mm();
+        mm.vmas_in(start, end).iter().map(|k| mm.vmas[k].clone()).collect()
+    };
+    if vmas.is_empty() {
+        return Err(Errno::ENOMEM);
+    }
+    let mut ev = crate::kernel::uffd::PendingEvents::default();
+    let mm_id = s.k.tasks[&s.tid].mm;
+    crate::kernel::uffd::remove_prep(s.k, mm_id, start, end, &mut ev);
+    for v in &vmas {
+        if v.flags.contains(VmFlags::LOCKED) {
+            return Err(Errno::EINVAL);
+        }
+        let Backing::Shmem { obj, .. } = &v.backing else {
+            return Err(Errno::EINVAL);
+        };
+        if !v.flags.contains(VmFlags::SHARED | VmFlags::MAYWRITE) {
+            return Err(Errno::EACCES);
+        }
+        let (a, b) = (v.object_offset(start.max(v.start)), v.object_offset(end.min(v.end)));
+        let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, obj, shmemfs::FALLOC_FL_PUNCH_HOLE | shmemfs::FALLOC_FL_KEEP_SIZE, a, b - a)?;
+        put_dropped(s, obj, dropped, a >> 12);
+    }
+    let unmapped = if s.mm().range_is_mapped(start, end) { 0 } else { -(Errno::ENOMEM.0 as i64) as u64 };
+    crate::kernel::uffd::events_complete(s, ev, unmapped)
+}
+
 /// statfs / fstatfs of a tmpfs (Linux: shmem_statfs): TMPFS_MAGIC, 4 KiB blocks; the
 /// block counts are the guest memory's. None for a path elsewhere.
 pub fn statfs_path(s: &Sys, p: &[u8]) -> Option<KResult<[u8; 120]>> {
