@@ -746,7 +746,7 @@ fn normalize(p: &Path) -> PathBuf {
 /// Maps a guest path to an allowed host path, or ENOENT. Allowed: the program itself
 /// (also as /proc/self/exe) and what lies under an `--allow-path`, both lexically and
 /// after resolving symlinks (a link inside an allowed directory cannot lead out of it).
-fn resolve_allowed(s: &Sys, p: &[u8]) -> KResult<PathBuf> {
+pub fn resolve_allowed(s: &Sys, p: &[u8]) -> KResult<PathBuf> {
     if p.is_empty() {
         return Err(Errno::ENOENT);
     }

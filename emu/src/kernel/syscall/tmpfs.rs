@@ -78,8 +78,13 @@ pub fn sys_memfd_create(s: &mut Sys, a: Args) -> SysResult {
     install(s, FileKind::Shmem(ShmemFile { inode, pos: 0, name: link }), 2, flags & MFD_CLOEXEC != 0)
 }
 
-/// The lookup of a tmpfs path, or None when the path is not under a tmpfs mount.
+/// The lookup of a tmpfs path, or None when the path is not under a tmpfs mount. The host
+/// paths the guest may read (the program, `--allow-path`) come first: an allowed host
+/// directory under /tmp stays visible rather than hidden by the guest's tmpfs.
 fn lookup(s: &Sys, p: &[u8]) -> Option<KResult<Lookup>> {
+    if super::fs::resolve_allowed(s, p).is_ok() {
+        return None;
+    }
     s.k.tmpfs.lookup(p)
 }
 
