@@ -140,19 +140,6 @@ impl Tmpfs {
     pub fn new_dir(&self, ino: u64, parent: &Rc<RefCell<Dir>>) -> Rc<RefCell<Dir>> {
         Dir::new(ino, Some(Rc::downgrade(parent)))
     }
-
-    /// The mount root's path for a directory (for /proc/PID/fd links), or None.
-    pub fn mount_of(&self, d: &Rc<RefCell<Dir>>) -> Option<&'static [u8]> {
-        let mut cur = d.clone();
-        loop {
-            let parent = cur.borrow().parent();
-            match parent {
-                Some(p) => cur = p,
-                None => break,
-            }
-        }
-        self.mounts.iter().find(|(_, r)| Rc::ptr_eq(r, &cur)).map(|(m, _)| *m)
-    }
 }
 
 /// Path components after lexical normalisation ("." dropped, ".." pops).
@@ -347,11 +334,7 @@ pub fn memfd_add_seals(inode: &Shmem, seals: u32, writable_mappings: bool) -> KR
     if seals & F_SEAL_WRITE != 0 && i.seals & F_SEAL_WRITE == 0 && writable_mappings {
         return Err(Errno::EBUSY);
     }
-    let mut seals = seals;
-    // Sealing exec also freezes the mode's exec bits' seal partners (Linux: F_SEAL_EXEC
-    // implies nothing else); nothing more to do for it here.
-    seals |= i.seals;
-    i.seals = seals;
+    i.seals |= seals;
     Ok(())
 }
 

@@ -74,14 +74,6 @@ impl AddressSpace {
         self.pages.len()
     }
 
-    /// Cached pages in [start, end) of page offsets.
-    pub fn nr_pages_in(&self, start: u64, end: u64) -> usize {
-        if start >= end {
-            return 0;
-        }
-        self.pages.range(start..end).count()
-    }
-
     /// The first page offset at or after `pgoff` holding data: cached and up to date, as
     /// SEEK_DATA sees it (Linux: mapping_seek_hole_data, where a fallocated page not yet
     /// written is a hole).

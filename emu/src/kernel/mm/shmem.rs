@@ -105,11 +105,6 @@ impl Shmem {
         self.0.borrow().id
     }
 
-    /// Holders of the object: mapping VMAs and open files.
-    pub fn mappers(&self) -> usize {
-        Rc::strong_count(&self.0)
-    }
-
     /// Resident pages.
     pub fn nr_pages(&self) -> usize {
         self.0.borrow().mapping.nr_pages()

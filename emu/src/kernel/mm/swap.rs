@@ -44,7 +44,7 @@ use super::swapops::{make_pte_marker, pte_swp_clear_exclusive, pte_swp_clear_uff
 use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::hw::Hw;
-use mmu::{Entry, PhysAddr, PhysMem};
+use mmu::{Entry, PhysMem};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
@@ -296,7 +296,3 @@ pub fn do_swap_page(vmf: &mut VmFault) -> FaultOutcome {
     FaultOutcome::Handled
 }
 
-/// Frame of a present PTE or of a PROT_NONE one (pagemap).
-pub fn present_pfn(pte: Entry) -> PhysAddr {
-    pgtable::pte_pfn(pte)
-}

@@ -784,7 +784,7 @@ pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
     if p == b"/dev/userfaultfd" {
         return crate::kernel::uffd::open_dev(s, flags);
     }
-    if let Some(r) = super::tmpfs::open(s, &p, flags, dirfd) {
+    if let Some(r) = super::tmpfs::open(s, &p, flags) {
         return r;
     }
     let host = resolve_allowed(s, &p)?;

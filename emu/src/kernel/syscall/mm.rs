@@ -40,7 +40,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
 /// access; EPERM for a writable shared mapping of a write-sealed memfd.
 fn file_mapping(s: &mut Sys, fd: i32, prot: u32, flags: u32) -> KResult<(crate::kernel::mm::shmem::Shmem, crate::kernel::mm::vma::VmFlags)> {
     use crate::kernel::file::FileKind;
-    use crate::kernel::mm::shmem::{Shmem, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE};
+    use crate::kernel::mm::shmem::{F_SEAL_FUTURE_WRITE, F_SEAL_WRITE};
     use crate::kernel::mm::vma::VmFlags;
     let f = super::fs::file(s, fd)?;
     let fb = f.borrow();
@@ -69,7 +69,6 @@ fn file_mapping(s: &mut Sys, fd: i32, prot: u32, flags: u32) -> KResult<(crate::
     // write-sealed memfd (Linux: memfd_check_seals_mmap clears it).
     let sealed = obj.inode().seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0;
     let deny = if shared && (!fb.writable() || sealed) { VmFlags::MAYWRITE } else { VmFlags::empty() };
-    let _: &Shmem = &obj;
     Ok((obj, deny))
 }
 

@@ -90,7 +90,7 @@ fn lookup(s: &Sys, p: &[u8]) -> Option<KResult<Lookup>> {
 
 /// open/openat of a tmpfs path (Linux: path_openat → shmem's inode operations), or None
 /// for a path elsewhere.
-pub fn open(s: &mut Sys, p: &[u8], flags: u32, _dirfd: i32) -> Option<SysResult> {
+pub fn open(s: &mut Sys, p: &[u8], flags: u32) -> Option<SysResult> {
     let l = match lookup(s, p)? {
         Ok(l) => l,
         Err(e) => return Some(Err(e)),
