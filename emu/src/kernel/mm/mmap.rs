@@ -7,7 +7,7 @@
 use super::mmu_gather::MmuGather;
 use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
-use super::swapops::{softleaf_from_pte, SoftLeaf};
+use super::swapops::{make_pte_marker, pte_swp_uffd_wp_any, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
@@ -84,16 +84,57 @@ pub fn get_unmapped_area(mm: &Mm, len: u64) -> Option<u64> {
     (top >= len && top - len >= MMAP_MIN_ADDR).then(|| top - len)
 }
 
-/// Removes every PTE in [start, end) (Linux: zap_page_range_single / unmap_page_range →
-/// zap_pte_range). The flushes and the pages to free go to `tlb`; swap slots are freed at
-/// once (no TLB can reach them).
-pub fn zap_range(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, start: u64, end: u64) {
-    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut ZapWalk { hw, tlb });
+/// How a zap treats what it finds (Linux: struct zap_details).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZapDetails {
+    /// Linux: zap_details.even_cows. Zap the anonymous pages too (and swap entries and
+    /// poison markers, which only anonymous memory has): everything but a truncate's
+    /// sibling, the hole punch, which leaves a private mapping's COW copies in place.
+    pub even_cows: bool,
+    /// Linux: ZAP_FLAG_DROP_MARKER. The VMA is going (munmap, exit): its uffd-wp and guard
+    /// markers go too. Without it a file or shmem VMA registered WP keeps uffd-wp markers,
+    /// and gets one for each uffd-wp'd entry it zaps (zap_install_uffd_wp_if_needed).
+    pub drop_markers: bool,
+}
+
+impl ZapDetails {
+    /// munmap and exit (Linux: unmap_vmas).
+    pub const UNMAP: ZapDetails = ZapDetails { even_cows: true, drop_markers: true };
+    /// MADV_DONTNEED, MADV_FREE and truncation (Linux: madvise_dontneed_single_vma, and
+    /// unmap_mapping_range with even_cows).
+    pub const KEEP_MARKERS: ZapDetails = ZapDetails { even_cows: true, drop_markers: false };
+    /// A hole punch (fallocate PUNCH_HOLE, MADV_REMOVE: unmap_mapping_range without
+    /// even_cows).
+    pub const PUNCH: ZapDetails = ZapDetails { even_cows: false, drop_markers: false };
+}
+
+/// Removes the PTEs in [start, end) of `vma`, or of a range whose VMAs are already gone
+/// when `vma` is None (which implies `ZapDetails::UNMAP`) (Linux: zap_page_range_single /
+/// unmap_page_range → zap_pte_range). The flushes and the pages to free go to `tlb`; swap
+/// slots are freed at once (no TLB can reach them).
+pub fn zap_range(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: Option<&Vma>, start: u64, end: u64, details: ZapDetails) {
+    debug_assert!(vma.is_some() || details == ZapDetails::UNMAP);
+    let anon = vma.is_none_or(|v| v.is_anonymous());
+    let mut w = ZapWalk {
+        hw,
+        tlb,
+        details,
+        anon,
+        // pte_install_uffd_wp_if_needed's test, once per VMA.
+        install_markers: !details.drop_markers && !anon && vma.is_some_and(|v| v.flags.has(VmFlags::UFFD_WP)),
+    };
+    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut w);
 }
 
 struct ZapWalk<'a> {
     hw: &'a mut Hw,
     tlb: &'a mut MmuGather,
+    details: ZapDetails,
+    /// The VMA is anonymous (or gone): it never keeps a marker.
+    anon: bool,
+    /// A file or shmem VMA registered WP, zapped without DROP_MARKER: a uffd-wp'd entry
+    /// leaves a uffd-wp marker behind.
+    install_markers: bool,
 }
 
 impl MmWalkOps for ZapWalk<'_> {
@@ -103,46 +144,95 @@ impl MmWalkOps for ZapWalk<'_> {
         &self.hw.mem
     }
 
-    /// Linux: zap_pte_range, for one PTE.
+    /// Linux: zap_pte_range, for one PTE (zap_present_ptes, zap_nonpresent_ptes, then
+    /// zap_install_uffd_wp_if_needed).
     fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
         let hw = &mut *self.hw;
+        let even_cows = self.details.even_cows;
         match softleaf_from_pte(e) {
-            SoftLeaf::None => {}
-            SoftLeaf::Present => {
+            SoftLeaf::None => return ControlFlow::Continue(()),
+            SoftLeaf::Present | SoftLeaf::ProtNone => {
+                let pa = pgtable::pte_pfn(e);
+                let has_page = !e.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa);
+                // should_zap_folio: without even_cows only page-cache pages go; the zero
+                // page (no folio) always does.
+                if !even_cows && has_page && !hw.pages.meta(pa).file {
+                    return ControlFlow::Continue(());
+                }
                 let f = pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0));
-                self.tlb.flush_pte(f);
+                if e.is_present() {
+                    self.tlb.flush_pte(f);
+                } else {
+                    // PROT_NONE: never cached.
+                    f.not_needed();
+                }
                 if !e.has(_PAGE_SPECIAL) {
                     // The mapping goes now, the reference once no TLB reaches the page.
-                    let pa = pgtable::pte_pfn(e);
                     hw.pages.remove_rmap(pa);
                     self.tlb.remove_page(pa);
                 }
             }
-            SoftLeaf::ProtNone => {
-                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
-                let pa = pgtable::pte_pfn(e);
-                hw.pages.remove_rmap(pa);
-                self.tlb.remove_page(pa);
-            }
             SoftLeaf::Swap { entry, .. } => {
+                if !even_cows {
+                    return ControlFlow::Continue(());
+                }
                 pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
                 // The slot reference the entry held (free_swap_and_cache).
                 super::swap::swap_free(hw, entry);
             }
-            // They hold no reference: clearing them is all.
-            SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+            SoftLeaf::Migration { .. } => {
+                if !even_cows {
+                    return ControlFlow::Continue(());
+                }
                 pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
             }
+            SoftLeaf::Marker(m) => {
+                let keep = if m.contains(PteMarker::UFFD_WP) {
+                    // Anonymous memory always drops it; a file VMA only when asked to.
+                    !self.anon && !self.details.drop_markers
+                } else if m.contains(PteMarker::GUARD) {
+                    !self.details.drop_markers
+                } else {
+                    // Poison.
+                    !even_cows
+                };
+                if keep {
+                    return ControlFlow::Continue(());
+                }
+                // A marker holds no reference: clearing it is all.
+                pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+            }
+        }
+        // zap_install_uffd_wp_if_needed: the protection outlives the entry. The slot is
+        // none now and was never cached as a marker.
+        let uffd_wp_any = match softleaf_from_pte(e) {
+            SoftLeaf::Present | SoftLeaf::ProtNone => e.has(_PAGE_UFFD_WP),
+            _ => pte_swp_uffd_wp_any(e),
+        };
+        if self.install_markers && uffd_wp_any {
+            pgtable::set_entry(&mut hw.mem, slot, va, make_pte_marker(PteMarker::UFFD_WP)).not_needed();
         }
         ControlFlow::Continue(())
     }
 }
 
-/// Zaps [start, end), flushes, then frees (Linux: zap_page_range_single's
-/// tlb_gather_mmu … tlb_finish_mmu).
+/// Zaps [start, end) of every VMA it overlaps with `details`, flushes, then frees (Linux:
+/// zap_page_range_single's tlb_gather_mmu … tlb_finish_mmu, per VMA).
+pub fn zap_vmas_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, details: ZapDetails) {
+    let mut tlb = MmuGather::new(mm);
+    for k in mm.vmas_in(start, end) {
+        let v = &mm.vmas[&k];
+        zap_range(&mut tlb, mm, hw, Some(v), start.max(v.start), end.min(v.end), details);
+    }
+    tlb.finish_mmu(hw);
+    hw.pages.drain_deferred();
+}
+
+/// Zaps [start, end), whose VMAs are gone, flushes, then frees (Linux: unmap_region's
+/// unmap_vmas with ZAP_FLAG_DROP_MARKER).
 pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
     let mut tlb = MmuGather::new(mm);
-    zap_range(&mut tlb, mm, hw, start, end);
+    zap_range(&mut tlb, mm, hw, None, start, end, ZapDetails::UNMAP);
     tlb.finish_mmu(hw);
     // A shared object whose last VMA went before this zap frees its pages now.
     hw.pages.drain_deferred();
@@ -151,8 +241,9 @@ pub fn zap_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
 /// Zaps, in every address space, the PTEs that map page offsets [first, last) of `obj`
 /// (Linux: unmap_mapping_range, which walks the file's i_mmap tree; pagelab looks at each
 /// address space's VMAs). Called before the page cache drops pages, so no PTE is left
-/// pointing at a page the file no longer has.
-pub fn unmap_mapping_range(mms: &mut [Option<Mm>], hw: &mut Hw, obj: &super::shmem::Shmem, first: u64, last: u64) {
+/// pointing at a page the file no longer has. `details`: `ZapDetails::KEEP_MARKERS` for a
+/// truncation (COW copies past the new end go too), `ZapDetails::PUNCH` for a hole punch.
+pub fn unmap_mapping_range(mms: &mut [Option<Mm>], hw: &mut Hw, obj: &super::shmem::Shmem, first: u64, last: u64, details: ZapDetails) {
     for mm in mms.iter_mut().flatten() {
         let ranges: Vec<(u64, u64)> = mm
             .vmas
@@ -168,7 +259,7 @@ pub fn unmap_mapping_range(mms: &mut [Option<Mm>], hw: &mut Hw, obj: &super::shm
             })
             .collect();
         for (a, b) in ranges {
-            zap_and_flush(mm, hw, a, b);
+            zap_vmas_and_flush(mm, hw, a, b, details);
         }
     }
 }
@@ -251,7 +342,7 @@ pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, fl
         (Backing::Anon, Some(id)) if vf.contains(VmFlags::SHARED) => Backing::Shmem { obj: super::shmem::Shmem::with_size(id, &hw.pages, len), offset: 0 },
         (b, _) => b,
     };
-    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None };
+    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None, anon_vma: false };
     mm.vmas.insert(start, vma);
     mm.merge_around(start, start + len);
     Ok(start)
@@ -282,6 +373,7 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
             backing: Backing::Heap,
             shared_id: None,
             userfaultfd_ctx: None,
+            anon_vma: false,
         };
         mm.vmas.insert(old_end, vma);
         mm.merge_around(old_end, new_end);
@@ -434,7 +526,7 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     }
     let unmapped_error = if mm.range_is_mapped(start, end) { Ok(()) } else { Err(Errno::ENOMEM) };
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
-        zap_and_flush(mm, hw, start, end);
+        zap_vmas_and_flush(mm, hw, start, end, ZapDetails::KEEP_MARKERS);
     }
     if advice == MADV_PAGEOUT {
         madvise_pageout(mm, hw, start, end);

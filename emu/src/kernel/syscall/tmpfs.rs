@@ -7,6 +7,7 @@ use super::fs::{file, stat_bytes, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_EXC
 use super::{ok, Args, Sys, SysResult};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::file::{Fd, File, FileKind};
+use crate::kernel::mm::mmap::ZapDetails;
 use crate::kernel::mm::shmem::Shmem;
 use crate::kernel::shmemfs::{self, Lookup, Node, ShmemFile, TmpfsDir, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_EXEC, MFD_HUGETLB, MFD_NAME_MAX_LEN, MFD_NOEXEC_SEAL};
 use std::cell::RefCell;
@@ -161,11 +162,17 @@ fn canonical(p: &[u8]) -> Vec<u8> {
     out.iter().flat_map(|c| [b"/".as_slice(), c].concat()).collect()
 }
 
-/// Zaps the pages a truncate or hole punch took out of the page cache from every mapping
-/// of `inode`, then puts the cache's references (Linux: unmap_mapping_range, then
-/// truncate_inode_pages_range). `from_pgoff`: the first page offset affected.
+/// Zaps the pages a truncate took out of the page cache from every mapping of `inode`,
+/// then puts the cache's references (Linux: unmap_mapping_range with even_cows, then
+/// truncate_inode_pages_range). `from_pgoff`: the first page offset past the new end.
 fn put_dropped(s: &mut Sys, inode: &Shmem, dropped: shmemfs::Dropped, from_pgoff: u64) {
-    crate::kernel::mm::mmap::unmap_mapping_range(&mut s.k.mms, s.hw, inode, from_pgoff, u64::MAX);
+    put_punched(s, inode, dropped, from_pgoff, u64::MAX, ZapDetails::KEEP_MARKERS);
+}
+
+/// The same for pages offsets [first, last), with `details` (`ZapDetails::PUNCH` for a
+/// hole punch, which leaves private COW copies and markers in place).
+fn put_punched(s: &mut Sys, inode: &Shmem, dropped: shmemfs::Dropped, first: u64, last: u64, details: ZapDetails) {
+    crate::kernel::mm::mmap::unmap_mapping_range(&mut s.k.mms, s.hw, inode, first, last, details);
     for pa in dropped {
         s.hw.pages.put(pa);
     }
@@ -419,8 +426,10 @@ pub fn sys_fallocate(s: &mut Sys, a: Args) -> SysResult {
         _ => return Err(Errno::ENODEV),
     };
     let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, &inode, mode, off as u64, len as u64)?;
-    if !dropped.is_empty() {
-        put_dropped(s, &inode, dropped, off as u64 >> 12);
+    if mode & shmemfs::FALLOC_FL_PUNCH_HOLE != 0 {
+        // The whole pages of the hole (partial ones were zeroed in place).
+        let (first, last) = ((off as u64).div_ceil(4096), (off as u64 + len as u64) >> 12);
+        put_punched(s, &inode, dropped, first, last, ZapDetails::PUNCH);
     }
     ok(0)
 }
@@ -463,7 +472,7 @@ pub fn madvise_remove(s: &mut Sys, start: u64, len: u64) -> SysResult {
         }
         let (a, b) = (v.object_offset(start.max(v.start)), v.object_offset(end.min(v.end)));
         let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, obj, shmemfs::FALLOC_FL_PUNCH_HOLE | shmemfs::FALLOC_FL_KEEP_SIZE, a, b - a)?;
-        put_dropped(s, obj, dropped, a >> 12);
+        put_punched(s, obj, dropped, a >> 12, b >> 12, ZapDetails::PUNCH);
     }
     let unmapped = if s.mm().range_is_mapped(start, end) { 0 } else { -(Errno::ENOMEM.0 as i64) as u64 };
     crate::kernel::uffd::events_complete(s, ev, unmapped)
