@@ -8,13 +8,13 @@ use super::mmap::{page_align, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ
 use super::mmu_gather::MmuGather;
 use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
-use super::swapops::{pte_swp_clear_uffd_wp, pte_swp_mkuffd_wp, softleaf_from_pte, SoftLeaf};
+use super::pagewalk::Hole;
+use super::swapops::{make_pte_marker, pte_swp_clear_uffd_wp, pte_swp_mkuffd_wp, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Vma, VmFlags};
 use super::{Mm, TASK_SIZE};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use mmu::{Entry, PhysMem};
-use std::convert::Infallible;
+use mmu::{Entry, Level, PhysAddr, PhysMem};
 use std::ops::ControlFlow;
 
 bitflags::bitflags! {
@@ -67,21 +67,36 @@ pub fn can_change_pte_writable(hw: &Hw, vma: &Vma, pte: Entry) -> bool {
 /// frame, A, D, uffd-wp: pte_modify); MM_CP_UFFD_WP then sets uffd-wp (and clears R/W),
 /// MM_CP_UFFD_WP_RESOLVE clears it, and MM_CP_TRY_CHANGE_WRITABLE makes the PTE writable
 /// where `can_change_pte_writable` allows. Swap entries get their uffd-wp bit toggled
-/// (`_PAGE_SWP_UFFD_WP`); markers and migration entries are left alone. The flushes go to
-/// `tlb`; returns the number of PTEs visited (Linux's `pages`).
-pub fn change_protection(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: MmCpFlags) -> u64 {
+/// (`_PAGE_SWP_UFFD_WP`); migration entries are left alone.
+///
+/// PTE markers: MM_CP_UFFD_WP in a VMA that uses markers (`userfaultfd_wp_use_markers`:
+/// file and shmem VMAs, anonymous ones with WP_UNPOPULATED) puts a uffd-wp marker in every
+/// none PTE, allocating the page tables the range lacks first (Linux: change_pmd_prepare
+/// and change_prepare; seed patch 003), so the protection holds where nothing was ever
+/// mapped. MM_CP_UFFD_WP_RESOLVE turns a uffd-wp marker back into none. Poison and guard
+/// markers are never touched: any access to them fails anyway.
+///
+/// The flushes go to `tlb`; returns the number of entries changed (Linux's `pages`), or
+/// ENOMEM when a page table could not be allocated (the entries before it stay changed).
+pub fn change_protection(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, cp_flags: MmCpFlags) -> KResult<u64> {
+    let uffd_wp = cp_flags.contains(MM_CP_UFFD_WP);
+    let pml4 = mm.pml4;
     let mut cp = ChangeProt {
         hw,
         tlb,
         vma,
-        prot: pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared()),
+        prot: vma.page_prot(),
         cp_flags,
-        uffd_wp: cp_flags.contains(MM_CP_UFFD_WP),
+        uffd_wp,
         uffd_wp_resolve: cp_flags.contains(MM_CP_UFFD_WP_RESOLVE),
+        // Linux: userfaultfd_wp_use_markers, asked once per VMA.
+        tables: (uffd_wp && super::userfaultfd::userfaultfd_wp_use_markers(vma)).then_some(&mut mm.table_frames),
         pages: 0,
     };
-    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut cp);
-    cp.pages
+    match walk_page_range(pml4, start, end, &mut cp) {
+        ControlFlow::Continue(()) => Ok(cp.pages),
+        ControlFlow::Break(e) => Err(e),
+    }
 }
 
 /// One change_protection walk: the VMA's new protection and what to do with uffd-wp.
@@ -93,19 +108,34 @@ struct ChangeProt<'a> {
     cp_flags: MmCpFlags,
     uffd_wp: bool,
     uffd_wp_resolve: bool,
+    /// The mm's table frames, when this walk installs markers: then every hole gets its
+    /// page tables and every none PTE a marker.
+    tables: Option<&'a mut Vec<PhysAddr>>,
     pages: u64,
 }
 
 impl MmWalkOps for ChangeProt<'_> {
-    type Break = Infallible;
+    type Break = Errno;
 
     fn mem(&self) -> &PhysMem {
         &self.hw.mem
     }
 
+    /// Linux: change_pmd_prepare / change_prepare: a walk that installs markers allocates
+    /// the missing table and descends into it.
+    fn pte_hole(&mut self, addr: u64, _next: u64, _level: Level, slot: Slot) -> ControlFlow<Errno, Hole> {
+        let Some(tables) = self.tables.as_deref_mut() else {
+            return ControlFlow::Continue(Hole::Skip);
+        };
+        match pgtable::table_alloc(&mut self.hw.mem, &mut self.hw.pages, tables, slot, addr) {
+            Some(_) => ControlFlow::Continue(Hole::Filled),
+            None => ControlFlow::Break(Errno::ENOMEM),
+        }
+    }
+
     /// Linux: change_pte_range, for one PTE.
     #[inline]
-    fn pte_entry(&mut self, old: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+    fn pte_entry(&mut self, old: Entry, slot: Slot, va: u64) -> ControlFlow<Errno> {
         let (uffd_wp, uffd_wp_resolve) = (self.uffd_wp, self.uffd_wp_resolve);
         let present = match softleaf_from_pte(old) {
             SoftLeaf::Present => true,
@@ -119,7 +149,25 @@ impl MmWalkOps for ChangeProt<'_> {
                 }
                 return ControlFlow::Continue(());
             }
-            SoftLeaf::None | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return ControlFlow::Continue(()),
+            SoftLeaf::None => {
+                // Nothing but userfaultfd touches a none PTE here: a marker where the VMA
+                // uses them. Not present before or after: nothing cached.
+                if self.tables.is_some() {
+                    pgtable::set_entry(&mut self.hw.mem, slot, va, make_pte_marker(PteMarker::UFFD_WP)).not_needed();
+                    self.pages += 1;
+                }
+                return ControlFlow::Continue(());
+            }
+            SoftLeaf::Marker(m) => {
+                // Poison and guard markers stay; un-protecting drops a uffd-wp marker, and
+                // the next fault there is an ordinary one.
+                if uffd_wp_resolve && m == PteMarker::UFFD_WP {
+                    pgtable::set_entry(&mut self.hw.mem, slot, va, Entry::new(0)).not_needed();
+                    self.pages += 1;
+                }
+                return ControlFlow::Continue(());
+            }
+            SoftLeaf::Migration { .. } => return ControlFlow::Continue(()),
         };
         let new = if self.prot == 0 {
             // PROT_NONE: Linux's _PAGE_PROTNONE form, P clear so the hardware denies
@@ -198,7 +246,8 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
         v.flags = keep | VmFlags::from_prot(prot & 7);
         let vma = v.clone();
         let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { MmCpFlags::empty() };
-        change_protection(&mut tlb, mm, hw, &vma, vma.start, vma.end, cp);
+        // Plain mprotect never allocates page tables: it cannot fail.
+        let _ = change_protection(&mut tlb, mm, hw, &vma, vma.start, vma.end, cp);
     }
     tlb.finish_mmu(hw);
     mm.merge_around(start, end);

@@ -61,17 +61,21 @@ pub const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
 pub const UFFD_FEATURE_THREAD_ID: u64 = 1 << 8;
 pub const UFFD_FEATURE_MINOR_SHMEM: u64 = 1 << 10;
 pub const UFFD_FEATURE_EXACT_ADDRESS: u64 = 1 << 11;
+pub const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
 pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 pub const UFFD_FEATURE_POISON: u64 = 1 << 14;
 pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 pub const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 
 /// The features pagelab implements, which UFFDIO_API reports (Linux reports 0x1FFFF on
-/// 6.18; the hugetlb, shmem wp and unpopulated/async wp features are not here yet, and
-/// asking for one is EINVAL as for any unsupported feature).
+/// 6.18; MISSING_HUGETLBFS, MINOR_HUGETLBFS and WP_ASYNC are not here yet, and asking for
+/// one is EINVAL as for any unsupported feature). WP_HUGETLBFS_SHMEM stands for the shmem
+/// half only until hugetlbfs exists.
 pub const UFFD_API_FEATURES: u64 = UFFD_FEATURE_PAGEFAULT_FLAG_WP
     | UFFD_FEATURE_MISSING_SHMEM
     | UFFD_FEATURE_MINOR_SHMEM
+    | UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+    | UFFD_FEATURE_WP_UNPOPULATED
     | UFFD_FEATURE_EVENT_FORK
     | UFFD_FEATURE_EVENT_REMAP
     | UFFD_FEATURE_EVENT_REMOVE
@@ -545,7 +549,8 @@ pub fn userfaultfd_clear_vma(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u6
     for key in mm.vmas_in(start, end) {
         let v = mm.vmas[&key].clone();
         if v.flags.has(VmFlags::UFFD_WP) {
-            super::mm::userfaultfd::uffd_wp_range(mm, hw, &v, v.start, v.end, false);
+            // Un-protecting allocates nothing: it cannot fail.
+            let _ = super::mm::userfaultfd::uffd_wp_range(mm, hw, &v, v.start, v.end, false);
         }
         let v = mm.vmas.get_mut(&key).unwrap();
         v.flags.remove(VM_UFFD_FLAGS);
