@@ -167,7 +167,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
                 v.flags |= flags;
             }
             None => {
-                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None });
+                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None, anon_vma: false });
             }
         }
         max_end = max_end.max(end);
@@ -186,6 +186,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
             backing: Backing::Stack,
             shared_id: None,
             userfaultfd_ctx: None,
+            anon_vma: false,
         },
     );
 

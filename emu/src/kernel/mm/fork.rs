@@ -29,13 +29,15 @@ pub fn is_cow_mapping(flags: VmFlags) -> bool {
 }
 
 /// Linux: vma_needs_copy. Page tables are copied when faults could not recreate them:
-/// VMAs with anonymous pages (an anon_vma). Shared mappings refault from their object;
-/// MADV_WIPEONFORK ranges start empty in the child.
+/// VMAs with anonymous pages (an anon_vma): private anonymous memory, and a private file
+/// mapping once it has a COW page (all of its PTEs are copied then, the file's pages'
+/// too). Shared mappings refault from their object; MADV_WIPEONFORK ranges start empty
+/// in the child (dup_mmap does not call copy_page_range for them).
 fn vma_needs_copy(v: &Vma) -> bool {
     if v.flags.has(VmFlags::WIPEONFORK) {
         return false;
     }
-    !matches!(v.backing, Backing::Shmem { .. }) && !v.shared()
+    matches!(v.backing, Backing::Anon | Backing::Heap | Backing::Stack) && !v.shared() || v.anon_vma
 }
 
 /// A copy of `parent` for a child process: the VMAs, and page tables where private

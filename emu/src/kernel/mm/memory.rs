@@ -24,7 +24,7 @@
 //! `lock_mm_and_find_vma`, checks the access and turns the outcome into a signal or a
 //! message) and `kernel::uaccess` (kernel-mode faults on user memory).
 
-use super::swapops::{softleaf_from_pte, SoftLeaf};
+use super::swapops::{softleaf_from_pte, PteMarker, SoftLeaf};
 use super::pgtable::{self, linux::*, Slot};
 use super::vma::{Backing, Vma, VmFlags};
 use super::{Mm, STACK_LIMIT};
@@ -78,8 +78,11 @@ impl UffdReason {
 pub enum FaultOutcome {
     /// A page was installed or made writable (or the fault was spurious): retry.
     Handled,
-    /// VM_FAULT_SIGBUS (BUS_ADRERR): e.g. a PTE marker, or a file mapping beyond end of file.
+    /// VM_FAULT_SIGBUS (BUS_ADRERR): e.g. a poison marker, or a file mapping beyond end of
+    /// file.
     Bus,
+    /// VM_FAULT_SIGSEGV (SEGV_MAPERR): a guard marker.
+    Segv,
     /// Guest memory exhausted (VM_FAULT_OOM).
     Oom,
     /// The fault needs the VMA's userfaultfd (Linux: handle_userfault, then
@@ -161,14 +164,33 @@ impl VmFault<'_> {
     pub fn pte_slot(&self) -> Slot {
         self.pte.expect("VmFault::pte is set before handle_pte_fault")
     }
+
+    /// Linux: vmf_orig_pte_uffd_wp. The fault found a uffd-wp marker: whatever it maps
+    /// keeps the protection (`_PAGE_UFFD_WP`, so read-only), and a write then faults again
+    /// into do_wp_page and the monitor.
+    pub fn orig_pte_uffd_wp(&self) -> bool {
+        matches!(softleaf_from_pte(self.orig_pte), SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP))
+    }
+}
+
+/// Linux: pte_mkuffd_wp. The uffd-wp bit, and never writable with it.
+pub fn pte_mkuffd_wp(e: Entry) -> Entry {
+    e.with(_PAGE_UFFD_WP).without(_PAGE_RW)
 }
 
 /// Linux: handle_mm_fault for `address` in `vma`, whose access the caller has checked
 /// (access_error for a user fault, uaccess for a kernel-mode one). Linux's own checks
 /// here have nothing to check in pagelab: arch_vma_access_permitted (no protection keys
 /// on VMAs) and sanitize_fault_flags (nothing asks for FAULT_FLAG_UNSHARE).
+///
+/// A write fault handled in a private file mapping left an anonymous COW page there
+/// (do_cow_fault or wp_page_copy): the VMA gets its anon_vma (Linux: anon_vma_prepare).
 pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: FaultFlags) -> FaultOutcome {
-    __handle_mm_fault(mm, hw, vma, address, flags)
+    let r = __handle_mm_fault(mm, hw, vma, address, flags);
+    if r == FaultOutcome::Handled && flags.contains(FaultFlags::WRITE) && !vma.shared() && !vma.is_anonymous() && !vma.anon_vma {
+        mm.anon_vma_prepare(vma.start);
+    }
+    r
 }
 
 /// Linux: __handle_mm_fault. Walks down to the PMD, allocating the PDPT and page directory
@@ -239,13 +261,14 @@ fn do_pte_missing(vmf: &mut VmFault) -> FaultOutcome {
 }
 
 fn vma_prot(vma: &Vma) -> u64 {
-    pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared())
+    vma.page_prot()
 }
 
 /// Linux: do_anonymous_page. A VM_UFFD_MISSING VMA sends every none-PTE fault to the
 /// monitor first (userfaultfd_missing → handle_userfault(VM_UFFD_MISSING)), reads (before
 /// the zero page) and writes alike. Otherwise a read maps the shared zero page (private
 /// anonymous memory only); a write allocates a zeroed frame mapped writable and dirty.
+/// In place of a uffd-wp marker (WP_UNPOPULATED) either is mapped uffd-wp'd.
 fn do_anonymous_page(vmf: &mut VmFault) -> FaultOutcome {
     let (vma, va) = (vmf.vma, vmf.address);
     if vma.flags.has(VmFlags::UFFD_MISSING) {
@@ -253,6 +276,7 @@ fn do_anonymous_page(vmf: &mut VmFault) -> FaultOutcome {
         return FaultOutcome::Userfault(UffdReason::Missing);
     }
     let slot = vmf.pte_slot();
+    let uffd_wp = vmf.orig_pte_uffd_wp();
     let hw = &mut *vmf.hw;
     let prot = vma_prot(vma);
     let entry = if !vmf.flags.contains(FaultFlags::WRITE) && !vma.shared() && matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) {
@@ -269,6 +293,7 @@ fn do_anonymous_page(vmf: &mut VmFault) -> FaultOutcome {
         }
         e
     };
+    let entry = if uffd_wp { pte_mkuffd_wp(entry) } else { entry };
     tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if entry.has(_PAGE_SPECIAL) { "zero_page" } else { "anon_page" }, pte = format_args!("{:#x}", entry.raw()));
     // The old entry was none: no TLB can hold it.
     pgtable::set_entry(&mut hw.mem, slot, va, entry).not_needed();
@@ -381,8 +406,6 @@ fn do_shared_fault(vmf: &mut VmFault) -> FaultOutcome {
 
 /// Linux: do_cow_fault. A write to a private mapping of an object: the object's page is
 /// copied into a new anonymous page, which is mapped writable; the object keeps its own.
-/// Not reached yet: shmem VMAs are always VM_SHARED (only MAP_SHARED|MAP_ANONYMOUS makes
-/// one) and there are no private file mappings.
 fn do_cow_fault(vmf: &mut VmFault) -> FaultOutcome {
     let hw = &mut *vmf.hw;
     let Some(cow_page) = hw.pages.alloc_zeroed(&mut hw.mem) else {
@@ -405,10 +428,11 @@ fn do_cow_fault(vmf: &mut VmFault) -> FaultOutcome {
 /// Linux: finish_fault → set_pte_range. Maps `page` (the object's, or the private copy
 /// of a COW fault) with the VMA's protection — writable when the VMA is shared and
 /// writable, shmem needing no write notification; a write also makes it dirty (and
-/// writable: maybe_mkwrite). The old entry was none.
+/// writable: maybe_mkwrite). The old entry was none, or a uffd-wp marker, whose
+/// protection the new PTE keeps (set_pte_range's uffd_wp).
 fn finish_fault(vmf: &mut VmFault, page: PhysAddr) -> FaultOutcome {
     let (vma, va) = (vmf.vma, vmf.address);
-    let (write, slot) = (vmf.flags.contains(FaultFlags::WRITE), vmf.pte_slot());
+    let (write, slot, uffd_wp) = (vmf.flags.contains(FaultFlags::WRITE), vmf.pte_slot(), vmf.orig_pte_uffd_wp());
     let hw = &mut *vmf.hw;
     hw.pages.map(page);
     let mut e = pgtable::mk_pte(page, vma_prot(vma));
@@ -418,6 +442,9 @@ fn finish_fault(vmf: &mut VmFault, page: PhysAddr) -> FaultOutcome {
             e = e.with(_PAGE_RW);
         }
     }
+    if uffd_wp {
+        e = pte_mkuffd_wp(e);
+    }
     let cow = write && !vma.shared();
     tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = if cow { "cow_page" } else { "shmem_page" }, pte = format_args!("{:#x}", e.raw()));
     pgtable::set_entry(&mut hw.mem, slot, va, e).not_needed();
@@ -425,13 +452,41 @@ fn finish_fault(vmf: &mut VmFault, page: PhysAddr) -> FaultOutcome {
 }
 
 /// Linux: handle_pte_marker, from `do_swap_page` for a PTE marker (a swap-type entry of
-/// type SWP_PTE_MARKER, `mm::swap`). Every marker answers SIGBUS (BUS_ADRERR) so far. The
-/// poison marker of UFFDIO_POISON, the only kind installed yet, is SIGBUS in Linux too
-/// (VM_FAULT_HWPOISON, reported as BUS_MCEERR_AR); uffd-wp markers (Linux: a missing fault
-/// or a WP message, pte_marker_handle_uffd_wp) and guard markers (Linux: SIGSEGV) come
-/// with the memory that installs them.
-pub fn handle_pte_marker(_vmf: &mut VmFault) -> FaultOutcome {
+/// type SWP_PTE_MARKER, `mm::swap`). Poison comes first: SIGBUS (Linux: VM_FAULT_HWPOISON;
+/// see docs/file-memory.md for the si_code); then a guard marker, SIGSEGV; then uffd-wp
+/// (`pte_marker_handle_uffd_wp`). A marker with no known bit is SIGBUS.
+pub fn handle_pte_marker(vmf: &mut VmFault) -> FaultOutcome {
+    let SoftLeaf::Marker(marker) = softleaf_from_pte(vmf.orig_pte) else {
+        unreachable!("handle_pte_marker on a PTE that is not a marker");
+    };
+    if marker.contains(PteMarker::POISONED) {
+        return FaultOutcome::Bus;
+    }
+    if marker.contains(PteMarker::GUARD) {
+        return FaultOutcome::Segv;
+    }
+    if marker.contains(PteMarker::UFFD_WP) {
+        return pte_marker_handle_uffd_wp(vmf);
+    }
     FaultOutcome::Bus
+}
+
+/// Linux: pte_marker_handle_uffd_wp. In a VMA still registered for WP the marker stands for
+/// a none PTE that keeps its protection: the fault is the none PTE's (`do_pte_missing`,
+/// MISSING first when registered), and what it maps is uffd-wp'd (`orig_pte_uffd_wp`). So
+/// a read maps the page protected without a message, and a write completes only after a
+/// second fault, the WP one. A marker left behind in a VMA no longer registered is cleared
+/// (pte_marker_clear) and the access retried.
+fn pte_marker_handle_uffd_wp(vmf: &mut VmFault) -> FaultOutcome {
+    if !vmf.vma.flags.has(VmFlags::UFFD_WP) {
+        let slot = vmf.pte_slot();
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "marker_clear");
+        // Not present before or after: nothing cached.
+        pgtable::set_entry(&mut vmf.hw.mem, slot, vmf.address, Entry::new(0)).not_needed();
+        return FaultOutcome::Handled;
+    }
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "uffd_wp_marker");
+    do_pte_missing(vmf)
 }
 
 /// Linux: do_wp_page. A write to a present, read-only PTE. uffd-wp comes first
@@ -451,6 +506,8 @@ pub fn do_wp_page(vmf: &mut VmFault) -> FaultOutcome {
         return FaultOutcome::Userfault(UffdReason::Wp);
     }
     if vma.shared() {
+        // Linux: wp_page_shared (shmem has no page_mkwrite).
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "wp_shared");
         return wp_page_reuse(vmf);
     }
     let old = pgtable::pte_pfn(pte);

@@ -129,6 +129,14 @@ impl Mm {
         self.vmas.insert(addr, hi);
     }
     /// Merges adjacent compatible VMAs around [start, end) (Linux: vma_merge).
+    /// Linux: anon_vma_prepare for the VMA starting at `start`: it now has anonymous
+    /// pages (see `Vma::anon_vma`).
+    pub fn anon_vma_prepare(&mut self, start: u64) {
+        if let Some(v) = self.vmas.get_mut(&start) {
+            v.anon_vma = true;
+        }
+    }
+
     pub fn merge_around(&mut self, start: u64, end: u64) {
         let keys = self.vmas_in(start.saturating_sub(1), end.saturating_add(1));
         let mut prev: Option<u64> = None;
@@ -141,7 +149,10 @@ impl Mm {
                 };
                 if can && pe == k {
                     let b = self.vmas.remove(&k).unwrap();
-                    self.vmas.get_mut(&p).unwrap().end = b.end;
+                    let a = self.vmas.get_mut(&p).unwrap();
+                    a.end = b.end;
+                    // is_mergeable_anon_vma: at most one side had one; the merged VMA keeps it.
+                    a.anon_vma |= b.anon_vma;
                     continue;
                 }
             }

@@ -275,7 +275,7 @@ pub fn do_swap_page(vmf: &mut VmFault) -> FaultOutcome {
     hw.mem.write(frame, &data[..]);
     hw.pages.map(frame);
     let exclusive = swp_exclusive || hw.swap.count(e) == 1;
-    let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
+    let prot = vma.page_prot();
     let mut new = pgtable::mk_pte(frame, prot);
     if swp_uffd_wp {
         // pte_mkuffd_wp: the bit, and R/W clear.

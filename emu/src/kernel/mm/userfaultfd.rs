@@ -109,9 +109,14 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
         return Err(Errno::EEXIST);
     }
     let old = pgtable::get_entry(&hw.mem, slot);
-    let prot = pgtable::vm_page_prot(vma.readable(), vma.writable(), vma.executable(), vma.shared());
+    let prot = vma.page_prot();
     if let (Backing::Shmem { obj, .. }, true) = (&vma.backing, matches!(mode, Mfill::Continue { .. }) || (vma.shared() && matches!(mode, Mfill::Copy { .. } | Mfill::Zeropage))) {
         return shmem_mfill_atomic_pte(hw, vma, obj, slot, va, old, prot, mode, data);
+    }
+    if !vma.is_anonymous() && matches!(mode, Mfill::Copy { .. }) {
+        // An anonymous page in a private file mapping (mfill_atomic_pte_copy's
+        // anon_vma_prepare).
+        mm.anon_vma_prepare(vma.start);
     }
     let entry = match mode {
         Mfill::Copy { wp, .. } => {
@@ -209,17 +214,21 @@ fn shmem_mfill_atomic_pte(hw: &mut Hw, vma: &Vma, obj: &super::shmem::Shmem, slo
 }
 
 /// Linux: vma_wants_manual_pte_write_upgrade. Private writable VMAs get PTEs made
-/// writable by change_protection where can_change_pte_writable allows; shared VMAs would
-/// follow write-notify, which pagelab's shmem does not need (its protection already
-/// carries R/W), so never here.
+/// writable by change_protection where can_change_pte_writable allows. A shared VMA
+/// would when it wants write notification, but Linux asks vma_wants_writenotify with the
+/// VMA's current vm_page_prot, which for the one case pagelab has (a shared VMA registered
+/// for uffd-wp, `Vma::page_prot`) is already write-protected and so fails its "did the
+/// open routine change the protection" test: never. Measured on 6.18: a dirty shmem
+/// page protected and un-protected is read-only, and the next write faults.
 pub fn vma_wants_manual_pte_write_upgrade(v: &Vma) -> bool {
     !v.shared() && v.writable()
 }
 
 /// Linux: uffd_wp_range. Protect (MM_CP_UFFD_WP) or un-protect (MM_CP_UFFD_WP_RESOLVE,
 /// trying to make PTEs writable again) [start, end) of one VMA, and flush the TLBs of
-/// every vCPU running the mm before returning. Returns the pages changed.
-pub fn uffd_wp_range(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, enable_wp: bool) -> u64 {
+/// every vCPU running the mm before returning. Returns the pages changed, or ENOMEM when
+/// protecting a VMA that uses markers could not allocate a page table.
+pub fn uffd_wp_range(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, enable_wp: bool) -> KResult<u64> {
     let mut cp = if enable_wp { MM_CP_UFFD_WP } else { MM_CP_UFFD_WP_RESOLVE };
     if !enable_wp && vma_wants_manual_pte_write_upgrade(vma) {
         cp |= MM_CP_TRY_CHANGE_WRITABLE;
@@ -228,9 +237,29 @@ pub fn uffd_wp_range(mm: &mut Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, 
     let pages = change_protection(&mut tlb, mm, hw, vma, start, end, cp);
     let before = hw.shootdowns;
     let flushed = tlb.needs_flush();
+    // Flushed on failure too: the entries changed before it must not stay cached.
     tlb.finish_mmu(hw);
-    tracing::debug!(target: "pagelab::uffd", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), wp = enable_wp, changed = pages, flush = flushed, shootdowns = hw.shootdowns - before, "change_protection");
+    match pages {
+        Ok(changed) => tracing::debug!(target: "pagelab::uffd", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), wp = enable_wp, changed, flush = flushed, shootdowns = hw.shootdowns - before, "change_protection"),
+        Err(e) => tracing::debug!(target: "pagelab::uffd", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), wp = enable_wp, err = ?e, flush = flushed, shootdowns = hw.shootdowns - before, "change_protection"),
+    }
     pages
+}
+
+/// Linux: userfaultfd_wp_use_markers (include/linux/userfaultfd_k.h). Whether protecting
+/// `vma` puts uffd-wp markers in its none PTEs: only with VM_UFFD_WP, always for a file or
+/// shmem VMA (its data outlives the PTE, in the page cache), and for an anonymous VMA only
+/// when its context asked for UFFD_FEATURE_WP_UNPOPULATED (or WP_ASYNC, which implies it).
+pub fn userfaultfd_wp_use_markers(vma: &Vma) -> bool {
+    if !vma.flags.has(VmFlags::UFFD_WP) {
+        return false;
+    }
+    !vma.is_anonymous() || userfaultfd_wp_unpopulated(vma)
+}
+
+/// Linux: userfaultfd_wp_unpopulated.
+pub fn userfaultfd_wp_unpopulated(vma: &Vma) -> bool {
+    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.features() & crate::kernel::uffd::UFFD_FEATURE_WP_UNPOPULATED != 0)
 }
 
 /// Drops every uffd-wp bit from [start, end) after an mremap without EVENT_REMAP (Linux:
@@ -289,7 +318,7 @@ pub fn mwriteprotect_range(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, enabl
         if !v.flags.has(VmFlags::UFFD_WP) {
             return Err(Errno::ENOENT);
         }
-        uffd_wp_range(mm, hw, &v, v.start.max(start), v.end.min(end), enable_wp);
+        uffd_wp_range(mm, hw, &v, v.start.max(start), v.end.min(end), enable_wp)?;
         r = Ok(());
     }
     r

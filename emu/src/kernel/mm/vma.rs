@@ -66,6 +66,10 @@ pub struct Vma {
     /// The userfaultfd this VMA is registered with (Linux: vm_userfaultfd_ctx); set
     /// exactly when one of the VM_UFFD_* flags is.
     pub userfaultfd_ctx: Option<crate::kernel::uffd::UffdRef>,
+    /// Linux: vma->anon_vma != NULL, for a private file or shmem mapping: it has had an
+    /// anonymous (COW) page, so fork must copy its page tables (vma_needs_copy). Private
+    /// anonymous VMAs are always copied and do not track it.
+    pub anon_vma: bool,
 }
 
 impl Vma {
@@ -99,6 +103,17 @@ impl Vma {
     }
     pub fn is_empty(&self) -> bool {
         self.end == self.start
+    }
+    /// Linux: vma->vm_page_prot, as vma_set_page_prot computes it from the flags: the
+    /// protection a fault maps a page with. A shared, writable VMA registered for uffd-wp
+    /// wants write notification (vma_wants_writenotify: "write faults for uffd-wp
+    /// tracking"), so its pages are mapped read-only and the first write to each takes a
+    /// fault (wp_page_shared, or the monitor's WP message). Measured on 6.18: a read fault
+    /// in such a VMA maps the page read-only, and a write after it faults once more.
+    pub fn page_prot(&self) -> u64 {
+        let write = self.writable() && !(self.shared() && self.flags.has(VmFlags::UFFD_WP));
+        // Write implies read on x86: a write-only VMA stays accessible without its R/W.
+        super::pgtable::vm_page_prot(self.readable() || self.writable(), write, self.executable(), self.shared())
     }
     /// Offset of `addr` within the object this VMA maps (file or shared anonymous object).
     pub fn object_offset(&self, addr: u64) -> u64 {
