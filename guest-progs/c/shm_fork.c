@@ -11,8 +11,10 @@
 // EVENT_FORK the child keeps PTEs, wp bits and markers, shmem included; its
 // writes fault on the child's uffd (read from the FORK message by the
 // parent's handler thread) and the parent's main thread resolves them. The
-// parent's own PTEs keep their protection in both cases. pagemap rows: one
-// character per page (shm.h).
+// parent's own PTEs keep their protection in both cases. Last, without uffd:
+// a MAP_PRIVATE memfd mapping with a COW page has all its PTEs copied (it has
+// an anon_vma), so the child reads the parent's copy; one only read is not
+// copied. pagemap rows: one character per page (shm.h).
 #define _GNU_SOURCE
 #include "shm.h"
 #include <sys/wait.h>
@@ -173,9 +175,39 @@ static void with_event(void) {
     teardown(fd);
 }
 
+/* fork over MAP_PRIVATE file mappings (vma_needs_copy: anon_vma). */
+static void private_cow(void) {
+    int fd = shm_memfd("cow", 4);
+    if (pwrite(fd, "ab", 1, 0) != 1 || pwrite(fd, "b", 1, UPAGE) != 1) printf("pwrite failed\n");
+    char *p = shm_map(fd, 4, MAP_PRIVATE);
+    char *q = shm_map(fd, 4, MAP_PRIVATE);
+    p[0] = 'X';
+    printf("== MAP_PRIVATE, no uffd\n");
+    printf("parent reads p[0]=%c p[1]=%c q[0]=%c\n", p[0], *(volatile char *)(p + UPAGE), *(volatile char *)q);
+    shm_pm_print("parent written", p, 4);
+    shm_pm_print("parent read-only", q, 4);
+    pl_flush();
+    pid_t pid = fork();
+    if (pid == 0) {
+        shm_pm_print("child written", p, 4);
+        shm_pm_print("child read-only", q, 4);
+        printf("child reads p[0]=%c p[1]=%c q[0]=%c\n", p[0], p[UPAGE], q[0]);
+        pl_flush();
+        _exit(0);
+    }
+    printf("child exit %d\n", wait_child(pid));
+    char c = 0;
+    if (pread(fd, &c, 1, 0) != 1) c = '!';
+    printf("file page 0 still reads %c\n", c);
+    munmap(p, 4 * UPAGE);
+    munmap(q, 4 * UPAGE);
+    close(fd);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     without_event();
     with_event();
+    private_cow();
     return 0;
 }

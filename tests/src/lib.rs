@@ -6,6 +6,7 @@
 //! [`Run`]; [`assert_same`] compares the two runs. Signal deaths are compared by signal
 //! number only ([`normalize`]), never by fault address, rip or core dump.
 
+pub mod golden;
 pub mod insn;
 pub mod transcript;
 

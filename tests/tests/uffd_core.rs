@@ -47,55 +47,9 @@ fn uffdcore_under_every_schedule() {
     }
 }
 
-/// A field of one JSON Lines trace record (flat objects; strings without escapes).
-fn field(line: &str, key: &str) -> String {
-    let pat = format!("\"{key}\":");
-    let Some(i) = line.find(&pat) else { return String::new() };
-    let rest = &line[i + pat.len()..];
-    if let Some(r) = rest.strip_prefix('"') {
-        r[..r.find('"').unwrap_or(r.len())].to_string()
-    } else {
-        rest[..rest.find([',', '}']).unwrap_or(rest.len())].to_string()
-    }
-}
-
-/// The events of a pagelab run of `prog args` as compact tokens, for the page `page` and
-/// the thread `tid` that faults on it (found from the first "message queued").
+/// The events of a pagelab run of `prog args` around its first userfault message.
 fn golden_tokens(prog: &str, args: &[&str]) -> Vec<String> {
-    // One traced run at a time in this binary: `trace::install` flips a process-wide
-    // switch and tracing rebuilds callsite interest as scoped subscribers come and go.
-    static TRACED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = TRACED.lock().unwrap_or_else(|e| e.into_inner());
-    let buf = SharedBuf::new();
-    let r = {
-        let _g = emu::trace::install(Box::new(buf.clone()));
-        try_run_pagelab_with(test_config(), prog, args).unwrap()
-    };
-    assert_eq!(r.stdout_str(), run_native(prog, args).stdout_str());
-    let text = String::from_utf8(buf.contents()).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let s = |v: &&str, k: &str| field(v, k);
-    let first = lines.iter().find(|v| s(v, "message") == "message queued").expect("a userfault message");
-    let (page, tid) = (s(first, "address"), s(first, "tid"));
-    let mut out = Vec::new();
-    for v in &lines {
-        let (kind, msg) = (s(v, "kind"), s(v, "message"));
-        let on_page = s(v, "addr") == page || s(v, "address") == page || s(v, "start") == page;
-        let tok = match (kind.as_str(), msg.as_str()) {
-            ("fault", "page fault") if on_page => format!("fault code={}", s(v, "code")),
-            ("fault", "") if on_page => format!("decision={}", s(v, "decision")),
-            ("uffd", "message queued") if on_page => format!("queued flags={}", s(v, "flags")),
-            ("uffd", "message read") if on_page => format!("read flags={}", s(v, "flags")),
-            ("uffd", "change_pte") if on_page => format!("pte uffd_wp={} writable={}", s(v, "uffd_wp"), s(v, "writable")),
-            ("uffd", "change_protection") if on_page => format!("change_protection wp={} changed={} flush={}", s(v, "wp"), s(v, "changed"), s(v, "flush")),
-            ("uffd", "wake") => "uffd wake".to_string(),
-            ("sched", "block") if s(v, "tid") == tid => format!("block {}", s(v, "what").split(" on ").next().unwrap_or("")),
-            ("sched", "wake") if s(v, "tid") == tid => format!("woken {}", s(v, "reason")),
-            _ => continue,
-        };
-        out.push(tok);
-    }
-    out
+    pagelab_tests::golden::tokens(prog, args, 0)
 }
 
 /// The four steps of a write to a uffd-wp'd page that is COW-shared with a child (the

@@ -6,8 +6,8 @@
 //! * `<name>_native` runs only the native side and checks it against the committed
 //!   transcript, so a changed host kernel shows up here and not as an emulator bug;
 //! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine shape.
-//!   pagelab does not implement these features yet: each such test carries
-//!   `#[ignore = "issue 9: needs <feature>"]` until it does.
+//!   The one test still ignored, the full `shm_errno` table, waits for WP_ASYNC (issue
+//!   11); `shm_errno no-async` leaves those rows out and runs on both sides.
 //!
 //! The transcripts are deterministic by construction (each verified natively 25 times or
 //! more, also with a CPU hog on each core): page indexes relative to a region, never
@@ -95,43 +95,81 @@ fn shm_faultaround_pagelab() {
 }
 
 #[test]
-#[ignore = "issue 9: needs uffd-wp on shmem (PTE markers)"]
 fn shm_markers_pagelab() {
     pagelab_matches_expected("shm_markers", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 9: needs uffd-wp on shmem for CONTINUE_MODE_WP (MINOR and CONTINUE work)"]
 fn shm_minor_pagelab() {
     pagelab_matches_expected("shm_minor", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 9: needs uffd-wp markers on shmem (MISSING, COPY and ZEROPAGE into the page cache work)"]
 fn shm_missing_pagelab() {
     pagelab_matches_expected("shm_missing", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 9: needs UFFD_FEATURE_WP_UNPOPULATED"]
 fn uffd_unpopulated_pagelab() {
     pagelab_matches_expected("uffd_unpopulated", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 9: needs uffd-wp on shmem across fork (markers, EVENT_FORK)"]
 fn shm_fork_pagelab() {
     pagelab_matches_expected("shm_fork", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 9: needs uffd-wp on shmem across mremap and mprotect"]
 fn shm_mremap_pagelab() {
     pagelab_matches_expected("shm_mremap", SHAPES);
 }
 
+/// Seed patch 003's path, pinned from the trace: a write to a uffd-wp marker over a
+/// page-cache hole (`shm_markers`' second message, "write to a marker over a hole") faults
+/// the page in write-protected (do_shared_fault → finish_fault keeping the marker's
+/// protection), the retried write faults again and do_wp_page raises the WP message; the
+/// writer blocks; the monitor reads it and un-protects (the PTE stays read-only: a shared
+/// VMA gets no writable upgrade); the writer is woken, its write faults once more and
+/// wp_page_shared makes the PTE writable; the write lands (the transcript shows it in the
+/// file).
 #[test]
-#[ignore = "issue 9: needs shmem and file registration, UFFDIO_CONTINUE and UFFDIO_POISON"]
+fn golden_trace_write_to_marker() {
+    let t = pagelab_tests::golden::tokens("shm_markers", &[], 1);
+    let from = t.iter().position(|x| x == "decision=uffd_wp_marker").expect("a fault on the marker") - 1;
+    let expect = [
+        "fault code=0x6",
+        "decision=uffd_wp_marker",
+        "decision=shmem_page",
+        "fault code=0x7",
+        "decision=uffd_wp",
+        "queued flags=3",
+        "block userfault",
+        "read flags=3",
+        "pte uffd_wp=false writable=false",
+        "change_protection wp=false changed=1 flush=true",
+        "uffd wake",
+        "woken Event",
+        "fault code=0x7",
+        "decision=wp_shared",
+    ];
+    assert_eq!(&t[from..from + expect.len()], &expect, "tokens: {t:#?}");
+}
+
+/// The errno table without its WP_ASYNC rows (`shm_errno no-async`, recorded natively
+/// too): everything issue 9 covers.
+#[test]
+fn shm_errno_native_no_async() {
+    native_matches_expected_with("shm_errno", &["no-async"]);
+}
+
+#[test]
+fn shm_errno_pagelab_no_async() {
+    pagelab_matches_expected_with("shm_errno", &["no-async"], SHAPES);
+}
+
+/// The whole table, WP_ASYNC registrations included.
+#[test]
+#[ignore = "issue 11: needs UFFD_FEATURE_WP_ASYNC (registering WP on a non-shmem file mapping)"]
 fn shm_errno_pagelab() {
     pagelab_matches_expected("shm_errno", SHAPES);
 }
@@ -144,7 +182,6 @@ fn shm_bench_native() {
 }
 
 #[test]
-#[ignore = "issue 9: needs uffd-wp markers on shmem and MINOR faults with UFFDIO_CONTINUE"]
 fn shm_bench_pagelab() {
     for args in BENCH_CASES {
         pagelab_matches_expected_with("shm_bench", args, &SHAPES[..3]);
