@@ -14,7 +14,7 @@
 // parent's own PTEs keep their protection in both cases. Last, without uffd:
 // a MAP_PRIVATE memfd mapping with a COW page has all its PTEs copied (it has
 // an anon_vma), so the child reads the parent's copy; one only read is not
-// copied. pagemap rows: one character per page (shm.h).
+// copied; a hole punch keeps the copy, MADV_DONTNEED drops it. pagemap rows: one character per page (shm.h).
 #define _GNU_SOURCE
 #include "shm.h"
 #include <sys/wait.h>
@@ -199,6 +199,14 @@ static void private_cow(void) {
     char c = 0;
     if (pread(fd, &c, 1, 0) != 1) c = '!';
     printf("file page 0 still reads %c\n", c);
+    /* A hole punch zaps the file's pages, not the private copy (even_cows = 0);
+     * MADV_DONTNEED zaps both. */
+    printf("punch pages 0-1: %s\n", uffd_err(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 2 * UPAGE) ? errno : 0));
+    shm_pm_print("after the punch", p, 4);
+    printf("reads p[0]=%c p[1]=%d\n", p[0], p[UPAGE]);
+    printf("DONTNEED: %s\n", uffd_err(madvise(p, 4 * UPAGE, MADV_DONTNEED) ? errno : 0));
+    shm_pm_print("after DONTNEED", p, 4);
+    printf("reads p[0]=%d\n", p[0]);
     munmap(p, 4 * UPAGE);
     munmap(q, 4 * UPAGE);
     close(fd);
