@@ -104,6 +104,26 @@ impl PhysMem {
         }
     }
 
+    /// The 512 entries of the page-table frame at `table` (4 KiB aligned) for in-place
+    /// updates, in guest (little-endian) byte order — the host is x86-64, so a value is
+    /// used as read. None when the frame is outside memory or the backing is not 8-byte
+    /// aligned (callers then go entry by entry). A watched frame is noted as written, as
+    /// any write to it would be.
+    pub fn table_mut(&mut self, table: PhysAddr) -> Option<&mut [u64; 512]> {
+        let a = table.as_u64();
+        if a & 0xfff != 0 || !self.contains(table, 4096) {
+            return None;
+        }
+        self.note_write(a, 4096);
+        // SAFETY: u8 to u64 is sound for any bytes (every bit pattern is a u64), and
+        // align_to_mut only puts correctly aligned memory in the middle slice.
+        let (pre, words, _) = unsafe { self.bytes[a as usize..a as usize + 4096].align_to_mut::<u64>() };
+        if !pre.is_empty() || cfg!(target_endian = "big") {
+            return None;
+        }
+        words.try_into().ok()
+    }
+
     /// A read of N bytes that does not straddle the end of memory.
     #[inline(always)]
     pub fn read_n<const N: usize>(&self, pa: u64) -> [u8; N] {
@@ -159,6 +179,20 @@ impl PhysMem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_mut_is_the_frame_as_entries() {
+        let mut m = PhysMem::new(3 << 12);
+        m.write_u64(PhysAddr::new(0x1008), 0x1234);
+        m.watch(1);
+        let t = m.table_mut(PhysAddr::new(0x1000)).unwrap();
+        assert_eq!(t[1], 0x1234);
+        t[511] = 0xfeed;
+        assert_eq!(m.read_u64(PhysAddr::new(0x1ff8)), 0xfeed);
+        assert_eq!(m.drain_written_watched(), vec![1], "a watched table is noted as written");
+        assert!(m.table_mut(PhysAddr::new(0x1008)).is_none(), "not a frame start");
+        assert!(m.table_mut(PhysAddr::new(3 << 12)).is_none(), "outside memory");
+    }
 
     #[test]
     fn watched_frames_are_logged_once() {

@@ -6,7 +6,7 @@
 
 use super::mmap::{page_align, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_WRITE};
 use super::mmu_gather::MmuGather;
-use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pagewalk::{walk_page_range, Action, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::pagewalk::Hole;
 use super::swapops::{make_pte_marker, pte_swp_clear_uffd_wp, pte_swp_mkuffd_wp, softleaf_from_pte, PteMarker, SoftLeaf};
@@ -119,6 +119,51 @@ impl MmWalkOps for ChangeProt<'_> {
 
     fn mem(&self) -> &PhysMem {
         &self.hw.mem
+    }
+
+    /// Linux: change_pmd_range handing a page table to change_pte_range, which pagelab
+    /// does here in one pass over the table's entries: the two changes a uffd-wp walk makes
+    /// most — a none PTE to a marker, a uffd-wp marker back to none — and the entries it
+    /// leaves alone are done in place; any other entry goes to `pte_entry`. Same effect as
+    /// the walker's PTE loop, at a fraction of the cost (UFFDIO_WRITEPROTECT over 1 GiB of
+    /// unpopulated shmem is 262,144 such PTEs).
+    fn pmd_entry(&mut self, pmd: Entry, _slot: Slot, addr: u64, next: u64) -> ControlFlow<Errno, Action> {
+        if pmd.is_leaf(Level::Pd) || !(self.uffd_wp || self.uffd_wp_resolve) {
+            return ControlFlow::Continue(if pmd.is_leaf(Level::Pd) { Action::Continue } else { Action::Subtree });
+        }
+        let pt = pmd.addr(Level::Pd, 52);
+        let marker = make_pte_marker(PteMarker::UFFD_WP).raw();
+        let (install, resolve) = (self.tables.is_some(), self.uffd_wp_resolve);
+        let (mut i, last) = (((addr >> 12) & 511) as usize, (((next - 1) >> 12) & 511) as usize + 1);
+        while i < last {
+            if let Some(t) = self.hw.mem.table_mut(pt) {
+                while i < last {
+                    let e = t[i];
+                    if e == 0 {
+                        if install {
+                            t[i] = marker;
+                            self.pages += 1;
+                        }
+                    } else if e == marker {
+                        if resolve {
+                            t[i] = 0;
+                            self.pages += 1;
+                        }
+                    } else {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            if i < last {
+                let slot = Slot { pa: PhysAddr::new(pt.as_u64() + 8 * i as u64), level: Level::Pt };
+                let va = (addr & !0x1f_ffff) + ((i as u64) << 12);
+                let e = pgtable::get_entry(&self.hw.mem, slot);
+                self.pte_entry(e, slot, va)?;
+                i += 1;
+            }
+        }
+        ControlFlow::Continue(Action::Continue)
     }
 
     /// Linux: change_pmd_prepare / change_prepare: a walk that installs markers allocates
