@@ -11,6 +11,8 @@
 // and writes fault WP at the new address. Moving part of the range splits it.
 // In-place growth keeps the registration for the grown part. mprotect
 // READ then READ|WRITE keeps wp bits and markers; the next write faults WP.
+// A protected page made PROT_NONE loses its wp bit too when moved without
+// EVENT_REMAP (pte_present holds for PROT_NONE), anonymous or shmem.
 // pagemap rows: one character per page (shm.h).
 #define _GNU_SOURCE
 #include "shm.h"
@@ -190,10 +192,37 @@ static void with_mprotect(void) {
     close(fd);
 }
 
+/* A wp'd PROT_NONE page moved without EVENT_REMAP. */
+static void prot_none_move(const char *what, char *r) {
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    uffd_register(fd, r, 2 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL);
+    r[0] = 'x';
+    uffd_protect(fd, r, UPAGE);
+    printf("%s: mprotect PROT_NONE: %s\n", what, uffd_err(mprotect(r, 2 * UPAGE, PROT_NONE) ? errno : 0));
+    shm_pm_print("  before the move", r, 2);
+    char *to = shm_reserve(2 * UPAGE);
+    char *d = mremap(r, 2 * UPAGE, 2 * UPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    printf("  mremap: %s\n", d == MAP_FAILED ? shm_err(errno) : d == to ? "moved" : "elsewhere?");
+    if (d != MAP_FAILED) {
+        shm_pm_print("  moved, PROT_NONE", d, 2);
+        printf("  mprotect READ|WRITE: %s\n", uffd_err(mprotect(d, 2 * UPAGE, PROT_READ | PROT_WRITE) ? errno : 0));
+        shm_pm_print("  moved, READ|WRITE", d, 2);
+        d[0] = 'y';
+        printf("  write without a fault: %c, pending %d\n", d[0], uffd_pending(fd, 0));
+        munmap(d, 2 * UPAGE);
+    }
+    close(fd);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     without_event();
     with_event();
     with_mprotect();
+    printf("== PROT_NONE, without EVENT_REMAP\n");
+    prot_none_move("anon", shm_map_anon(2));
+    int m = shm_memfd("pn", 2);
+    prot_none_move("shmem", shm_map(m, 2, MAP_SHARED));
+    close(m);
     return 0;
 }

@@ -292,6 +292,10 @@ impl MmWalkOps for ClearUffdWp<'_> {
                 let f = pgtable::set_entry(mem, slot, va, e.without(_PAGE_UFFD_WP));
                 self.tlb.flush_pte(f);
             }
+            // pte_present is true for PROT_NONE too; never cached.
+            SoftLeaf::ProtNone if e.has(_PAGE_UFFD_WP) => {
+                pgtable::set_entry(mem, slot, va, e.without(_PAGE_UFFD_WP)).not_needed();
+            }
             SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) => {
                 pgtable::set_entry(mem, slot, va, Entry::new(0)).not_needed();
             }
@@ -299,8 +303,7 @@ impl MmWalkOps for ClearUffdWp<'_> {
                 // Not present: no TLB holds it.
                 pgtable::set_entry(mem, slot, va, swapops::pte_swp_clear_uffd_wp(e)).not_needed();
             }
-            // PROT_NONE entries keep the bit here (pte_clear_uffd_wp_any would clear it);
-            // migration entries do not occur.
+            // Migration entries do not occur.
             SoftLeaf::Present | SoftLeaf::Marker(_) | SoftLeaf::Swap { .. } | SoftLeaf::None | SoftLeaf::ProtNone | SoftLeaf::Migration { .. } => {}
         }
         ControlFlow::Continue(())
