@@ -42,6 +42,7 @@ const SHAPES: &[Shape] = &[
     (2, SchedPolicy::Random, 7, false),
     (1, SchedPolicy::Random, 3, false),
     (2, SchedPolicy::Random, 11, true),
+    (3, SchedPolicy::Random, 5, true),
 ];
 
 /// `shm_bench` runs with small sizes, each with a committed transcript
