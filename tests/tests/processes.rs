@@ -8,7 +8,7 @@ use emu::{Config, Io, Outcome, SchedPolicy};
 use pagelab_tests::{assert_same, assert_same_default, first_difference, run_native, test_config, try_run_pagelab_with};
 
 /// The guest programs this file tests (see differential.rs::every_program_has_a_test).
-const COVERED: &[&str] = &["fork_cow", "fork_wait"];
+const COVERED: &[&str] = &["fork_cow", "fork_wait", "rusage_faults"];
 
 #[test]
 fn covered_programs_exist() {
@@ -46,6 +46,14 @@ fn fork_cow_many_vcpus() {
 
 /// Exit statuses, wait4/waitid, vfork, /proc, a leader's pthread_exit, and deaths and stops
 /// by signal: abort(), kill() with SIGKILL/SIGTERM/SIGSTOP/SIGCONT, WUNTRACED, WCONTINUED.
+/// getrusage's and wait4's page-fault counts, against the transcript recorded natively
+/// (guest-progs/c/rusage_faults.expected) and a live native run, on several machines.
+#[test]
+fn rusage_faults() {
+    pagelab_tests::transcript::native_matches_expected("rusage_faults");
+    pagelab_tests::transcript::pagelab_matches_expected("rusage_faults", &[(1, SchedPolicy::RoundRobin, 0, false), (2, SchedPolicy::Random, 9, true), (3, SchedPolicy::Random, 4, false)]);
+}
+
 #[test]
 fn fork_wait() {
     assert_same_default("fork_wait");

@@ -165,6 +165,8 @@ pub fn release_task(k: &mut Kernel, tgid: Tid) {
     if let Some(p) = k.procs.remove(&tgid) {
         if let Some(pp) = k.procs.get_mut(&p.ppid) {
             pp.cutime += p.utime + p.cutime;
+            pp.cmin_flt += p.min_flt + p.cmin_flt;
+            pp.cmaj_flt += p.maj_flt + p.cmaj_flt;
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct Hw {
     /// A kernel-mode access of the running syscall that needs userfaultfd (set by
     /// uaccess, consumed by the syscall entry: `uffd::kernel_fault`).
     pub uffd_kfault: Option<super::mm::memory::KernelFault>,
+    /// Faults the running syscall's user-memory accesses handled (uaccess), for the
+    /// syscall entry to count as the caller's minor faults (Linux: mm_account_fault
+    /// counts a GUP fault to current).
+    pub uaccess_faults: u64,
 }
 
 impl Hw {
@@ -28,7 +32,7 @@ impl Hw {
         let mut mem = PhysMem::new(mem_bytes);
         let pages = Pages::new(&mut mem);
         let vcpus = (0..nvcpus).map(|_| Vcpu::new(crate::cpu::CpuState::new_user(0))).collect();
-        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus], swap: super::mm::swap::SwapDevice::new(super::mm::swap::DEFAULT_SWAP_BYTES), uffd_kfault: None }
+        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus], swap: super::mm::swap::SwapDevice::new(super::mm::swap::DEFAULT_SWAP_BYTES), uffd_kfault: None, uaccess_faults: 0 }
     }
 
     /// Applies a pending invalidation to every vCPU running `cr3` (the current vCPU, plus a

@@ -174,6 +174,25 @@ impl Kernel {
     }
 
     /// The task on the current vCPU.
+    /// Counts one completed page fault of `tid` (major or minor) to the thread and its
+    /// thread group (getrusage, /proc/PID/stat).
+    pub fn account_fault(&mut self, tid: Tid, major: bool) {
+        let Some(t) = self.tasks.get_mut(&tid) else { return };
+        let tgid = t.tgid;
+        if major {
+            t.maj_flt += 1;
+        } else {
+            t.min_flt += 1;
+        }
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            if major {
+                p.maj_flt += 1;
+            } else {
+                p.min_flt += 1;
+            }
+        }
+    }
+
     pub fn current(&self, hw: &Hw) -> Tid {
         self.running[hw.cur].expect("no task on this vCPU")
     }

@@ -92,7 +92,9 @@ impl Kernel {
             }
         } else if matches!(b.what, super::task::WaitWhat::Userfault { .. }) {
             // A user-mode userfault: the faulting instruction re-executes; nothing to
-            // complete.
+            // complete. Resolved (not interrupted), the retried access completes the fault
+            // (counted by mm_account_fault).
+            t.fault_retried = reason == WakeReason::Event;
         } else {
             let rax = match reason {
                 WakeReason::Event => None,

@@ -186,6 +186,14 @@ pub struct Task {
     pub vfork_parent: Option<Tid>,
     /// Guest instructions this thread retired (user time).
     pub utime: u64,
+    /// Page faults this thread took that completed (Linux: min_flt, maj_flt, counted by
+    /// mm_account_fault); pagelab's are all minor (nothing comes from a disk).
+    pub min_flt: u64,
+    pub maj_flt: u64,
+    /// Woken from a resolved userfault wait: the faulting access is being retried, and
+    /// its completion counts as a fault — at its next fault, or at its next system call if
+    /// the retried access no longer faults.
+    pub fault_retried: bool,
     /// The vCPUs this thread may run on (sched_setaffinity), bit i = vCPU i.
     pub cpus_allowed: u64,
     /// For the sigcontext of the next signal frame.
@@ -215,6 +223,9 @@ impl Task {
             orig_rax: 0,
             vfork_parent: None,
             utime: 0,
+            min_flt: 0,
+            maj_flt: 0,
+            fault_retried: false,
             cpus_allowed: u64::MAX,
             trap: TrapInfo::default(),
         }
@@ -256,6 +267,13 @@ pub struct Process {
     /// in `cutime`.
     pub utime: u64,
     pub cutime: u64,
+    /// Page faults of the group's threads, live and exited (Linux: the sum getrusage
+    /// makes of signal->min_flt and each thread's), and of reaped children
+    /// (signal->cmin_flt, cmaj_flt).
+    pub min_flt: u64,
+    pub maj_flt: u64,
+    pub cmin_flt: u64,
+    pub cmaj_flt: u64,
     /// The signal the parent gets when this process exits (SIGCHLD for fork).
     pub exit_signal: i32,
     /// Pending siginfo for waitid, etc., kept by the exit path.
@@ -279,6 +297,10 @@ impl Process {
             itimers: [ITimer::default(); 3],
             utime: 0,
             cutime: 0,
+            min_flt: 0,
+            maj_flt: 0,
+            cmin_flt: 0,
+            cmaj_flt: 0,
             exit_signal: 17,
             last_siginfo: None,
         }

@@ -26,7 +26,11 @@ fn fault_in_user(hw: &mut Hw, mm: &mut Mm, va: u64, flags: FaultFlags) -> KResul
     if !allowed {
         return Err(Errno::EFAULT);
     }
-    Ok(handle_mm_fault(mm, hw, &vma, va, flags))
+    let r = handle_mm_fault(mm, hw, &vma, va, flags);
+    if r == FaultOutcome::Handled {
+        hw.uaccess_faults += 1;
+    }
+    Ok(r)
 }
 
 /// FAULT_FLAG_WRITE for a write.

@@ -30,6 +30,7 @@
 
 pub mod filemap;
 pub mod fork;
+pub mod gup;
 pub mod memory;
 pub mod mmap;
 pub mod mmu_gather;

@@ -2,7 +2,7 @@
 
 use super::{ok, Args, Sys, SysResult};
 use crate::kernel::errno::{Errno, KResult};
-use crate::kernel::mm::mmap::{self, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE};
+use crate::kernel::mm::mmap::{self, MAP_ANONYMOUS, MAP_NONBLOCK, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE};
 use crate::kernel::mm::mprotect;
 use crate::kernel::mm::vma::Backing;
 use crate::kernel::uffd;
@@ -19,11 +19,25 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MAP_ANONYMOUS != 0 {
+    let at = if flags & MAP_ANONYMOUS != 0 {
         let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.new_obj_id()) } else { None };
         let (hw, mm) = s.hw_mm();
-        return ok(mmap::do_mmap(mm, hw, addr, len, prot, flags, Backing::Anon, shared_id)?);
+        mmap::do_mmap(mm, hw, addr, len, prot, flags, Backing::Anon, shared_id)?
+    } else {
+        mmap_file(s, addr, len, prot, flags, fd, off)?
+    };
+    // vm_mmap_pgoff → mm_populate: MAP_POPULATE without MAP_NONBLOCK faults the range in,
+    // each fault counting to the caller (drained at the syscall's end).
+    if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
+        let (hw, mm) = s.hw_mm();
+        let n = crate::kernel::mm::gup::mm_populate(mm, hw, at, at + mmap::page_align(len).unwrap_or(0));
+        s.hw.uaccess_faults += n;
     }
+    ok(at)
+}
+
+/// The file half of mmap: the object and its checks, then do_mmap_file.
+fn mmap_file(s: &mut Sys, addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> crate::kernel::errno::KResult<u64> {
     let (obj, deny) = file_mapping(s, fd, prot, flags)?;
     // The page offset must not wrap (Linux: EOVERFLOW).
     if (off >> 12).checked_add(mmap::page_align(len).ok_or(Errno::ENOMEM)? >> 12).is_none() {
@@ -31,7 +45,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     }
     let shared_id = (flags & MAP_TYPE != MAP_PRIVATE).then(|| obj.id());
     let (hw, mm) = s.hw_mm();
-    ok(mmap::do_mmap_file(mm, hw, addr, len, prot, flags, Backing::Shmem { obj, offset: off }, shared_id, deny)?)
+    mmap::do_mmap_file(mm, hw, addr, len, prot, flags, Backing::Shmem { obj, offset: off }, shared_id, deny)
 }
 
 /// The page-cache object behind `fd` and the VM_MAY* flags its open mode denies (Linux:

@@ -147,7 +147,7 @@ const NAMES: &[(u64, &str)] = &[
     (26, "msync"), (27, "mincore"), (28, "madvise"), (32, "dup"), (33, "dup2"), (35, "nanosleep"),
     (37, "alarm"), (39, "getpid"), (56, "clone"), (57, "fork"), (58, "vfork"), (59, "execve"), (60, "exit"),
     (61, "wait4"), (62, "kill"), (63, "uname"), (72, "fcntl"), (79, "getcwd"), (89, "readlink"),
-    (96, "gettimeofday"), (97, "getrlimit"), (102, "getuid"), (104, "getgid"), (107, "geteuid"),
+    (96, "gettimeofday"), (97, "getrlimit"), (98, "getrusage"), (102, "getuid"), (104, "getgid"), (107, "geteuid"),
     (108, "getegid"), (109, "setpgid"), (110, "getppid"), (111, "getpgrp"), (112, "setsid"),
     (121, "getpgid"), (124, "getsid"), (131, "sigaltstack"), (158, "arch_prctl"),
     (143, "sched_getparam"), (145, "sched_getscheduler"), (146, "sched_get_priority_max"),
@@ -179,6 +179,11 @@ pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
     let nr = st.gpr[RAX];
     let args = Args([st.gpr[RDI], st.gpr[RSI], st.gpr[RDX], st.gpr[R10], st.gpr[R8], st.gpr[R9]]);
     tracing::debug!(target: "pagelab::syscall", tid, nr, name = syscall_name(nr), a0 = args.0[0], a1 = args.0[1], a2 = args.0[2], "enter");
+    // The access retried after a resolved userfault completed without faulting again:
+    // that retry was the fault's completion (mm_account_fault).
+    if std::mem::take(&mut k.tasks.get_mut(&tid).unwrap().fault_retried) {
+        k.account_fault(tid, false);
+    }
     let restart = {
         let t = k.tasks.get_mut(&tid).unwrap();
         t.orig_rax = nr;
@@ -186,7 +191,11 @@ pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
     };
     let mut s = Sys { k, hw, tid, nr, args, restart };
     s.hw.uffd_kfault = None;
+    s.hw.uaccess_faults = 0;
     let r = dispatch(&mut s, nr, args);
+    for _ in 0..std::mem::take(&mut s.hw.uaccess_faults) {
+        s.k.account_fault(s.tid, false);
+    }
     let r = match s.hw.uffd_kfault.take() {
         Some(f) => super::uffd::kernel_fault(&mut s, f, r),
         None => r,
@@ -266,6 +275,7 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         58 => crate::kernel::fork::sys_vfork(s),
         60 => process::sys_exit(s, a),
         61 => wait::sys_wait4(s, a),
+        98 => wait::sys_getrusage(s, a),
         63 => process::sys_uname(s, a),
         72 => fs::sys_fcntl(s, a),
         79 => fs::sys_getcwd(s, a),

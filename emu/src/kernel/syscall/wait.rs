@@ -51,7 +51,7 @@ struct Found {
     cause: i32,
     info_status: i32,
     /// User time of the child and its reaped children (ns), for the rusage.
-    utime_ns: u64,
+    ru: Rusage,
 }
 
 /// Linux: do_wait's scan of the caller's children. Ok(Some) = a child to report;
@@ -75,7 +75,7 @@ fn do_wait(s: &mut Sys, sel: Select, flags: u32) -> KResult<Option<Found>> {
         if flags & __WALL == 0 && ((p.exit_signal != SIGCHLD) != (flags & __WCLONE != 0)) {
             continue;
         }
-        let utime_ns = (p.utime + p.cutime) * crate::kernel::NS_PER_INSTR;
+        let ru = Rusage::of_child(p);
         if p.zombie {
             // wait_task_zombie: without WEXITED a zombie is not even a candidate.
             if flags & WEXITED == 0 {
@@ -90,7 +90,7 @@ fn do_wait(s: &mut Sys, sel: Select, flags: u32) -> KResult<Option<Found>> {
             if flags & WNOWAIT == 0 {
                 crate::kernel::exit::release_task(s.k, c);
             }
-            return Ok(Some(Found { pid: c, status, cause, info_status, utime_ns }));
+            return Ok(Some(Found { pid: c, status, cause, info_status, ru }));
         }
         // A live child will stop, continue or exit: there is something to wait for.
         notask = false;
@@ -99,14 +99,14 @@ fn do_wait(s: &mut Sys, sel: Select, flags: u32) -> KResult<Option<Found>> {
                 if flags & WNOWAIT == 0 {
                     s.k.procs.get_mut(&c).unwrap().stop_reported = true;
                 }
-                return Ok(Some(Found { pid: c, status: (sig << 8) | 0x7f, cause: CLD_STOPPED, info_status: sig, utime_ns }));
+                return Ok(Some(Found { pid: c, status: (sig << 8) | 0x7f, cause: CLD_STOPPED, info_status: sig, ru }));
             }
         }
         if flags & WCONTINUED != 0 && p.continued {
             if flags & WNOWAIT == 0 {
                 s.k.procs.get_mut(&c).unwrap().continued = false;
             }
-            return Ok(Some(Found { pid: c, status: 0xffff, cause: CLD_CONTINUED, info_status: SIGCONT, utime_ns }));
+            return Ok(Some(Found { pid: c, status: 0xffff, cause: CLD_CONTINUED, info_status: SIGCONT, ru }));
         }
     }
     if notask {
@@ -116,12 +116,85 @@ fn do_wait(s: &mut Sys, sel: Select, flags: u32) -> KResult<Option<Found>> {
     }
 }
 
-/// struct rusage (144 bytes) for a reported child: its user time, the rest zero.
-fn rusage_bytes(utime_ns: u64) -> [u8; 144] {
-    let mut b = [0u8; 144];
-    b[0..8].copy_from_slice(&(utime_ns / 1_000_000_000).to_le_bytes());
-    b[8..16].copy_from_slice(&((utime_ns % 1_000_000_000) / 1000).to_le_bytes());
-    b
+/// What getrusage and wait4 report (struct rusage): user time, page faults and the
+/// maximum resident set; system time is zero (the guest kernel costs no guest time), and
+/// so is what pagelab has no notion of (block I/O, context-switch counts, IPC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rusage {
+    pub utime_ns: u64,
+    pub maxrss_kb: u64,
+    pub minflt: u64,
+    pub majflt: u64,
+}
+
+impl Rusage {
+    /// A reaped or reported child, its own reaped children included (Linux:
+    /// wait_task_zombie's accounting).
+    fn of_child(p: &crate::kernel::task::Process) -> Rusage {
+        Rusage { utime_ns: (p.utime + p.cutime) * crate::kernel::NS_PER_INSTR, maxrss_kb: 0, minflt: p.min_flt + p.cmin_flt, majflt: p.maj_flt + p.cmaj_flt }
+    }
+
+    /// struct rusage, 144 bytes: ru_utime, ru_stime (timevals), then ru_maxrss,
+    /// ru_ixrss, ru_idrss, ru_isrss, ru_minflt, ru_majflt and eight more longs.
+    pub fn to_bytes(self) -> [u8; 144] {
+        let mut b = [0u8; 144];
+        b[0..8].copy_from_slice(&(self.utime_ns / 1_000_000_000).to_le_bytes());
+        b[8..16].copy_from_slice(&((self.utime_ns % 1_000_000_000) / 1000).to_le_bytes());
+        b[32..40].copy_from_slice(&self.maxrss_kb.to_le_bytes());
+        b[64..72].copy_from_slice(&self.minflt.to_le_bytes());
+        b[72..80].copy_from_slice(&self.majflt.to_le_bytes());
+        b
+    }
+}
+
+pub const RUSAGE_SELF: i32 = 0;
+pub const RUSAGE_CHILDREN: i32 = -1;
+pub const RUSAGE_THREAD: i32 = 1;
+
+/// Linux: getrusage (kernel/sys.c). RUSAGE_SELF: the whole thread group; RUSAGE_THREAD:
+/// the calling thread; RUSAGE_CHILDREN: the reaped children (and theirs). ru_maxrss is
+/// the current resident set of the address space for SELF and THREAD (pagelab keeps no
+/// high-water mark: a smaller figure than Linux's after memory was freed), 0 for
+/// CHILDREN. EINVAL for another `who`, EFAULT for a bad buffer.
+pub fn sys_getrusage(s: &mut Sys, a: Args) -> SysResult {
+    let (who, ru) = (a.i32(0), a.u(1));
+    if !matches!(who, RUSAGE_SELF | RUSAGE_THREAD | RUSAGE_CHILDREN) {
+        return Err(Errno::EINVAL);
+    }
+    let maxrss_kb = if who == RUSAGE_CHILDREN { 0 } else { rss_kb(s) };
+    let p = &s.k.procs[&s.tgid()];
+    let t = &s.k.tasks[&s.tid];
+    let r = match who {
+        RUSAGE_SELF => Rusage { utime_ns: p.utime * crate::kernel::NS_PER_INSTR, maxrss_kb, minflt: p.min_flt, majflt: p.maj_flt },
+        RUSAGE_THREAD => Rusage { utime_ns: t.utime * crate::kernel::NS_PER_INSTR, maxrss_kb, minflt: t.min_flt, majflt: t.maj_flt },
+        _ => Rusage { utime_ns: p.cutime * crate::kernel::NS_PER_INSTR, maxrss_kb, minflt: p.cmin_flt, majflt: p.cmaj_flt },
+    };
+    s.copy_to_user(ru, &r.to_bytes())?;
+    ok(0)
+}
+
+/// The calling process's resident set in KiB: present PTEs mapping a page (the zero page
+/// excluded, as Linux's RSS counters do).
+fn rss_kb(s: &mut Sys) -> u64 {
+    use crate::kernel::mm::pagewalk::{walk_page_range, MmWalkOps};
+    use crate::kernel::mm::pgtable::{linux::_PAGE_SPECIAL, Slot};
+    struct Rss<'a>(&'a mmu::PhysMem, u64);
+    impl MmWalkOps for Rss<'_> {
+        type Break = std::convert::Infallible;
+        fn mem(&self) -> &mmu::PhysMem {
+            self.0
+        }
+        fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> std::ops::ControlFlow<Self::Break> {
+            if pte.is_present() && !pte.has(_PAGE_SPECIAL) {
+                self.1 += 1;
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let pml4 = s.mm().pml4;
+    let mut w = Rss(&s.hw.mem, 0);
+    let std::ops::ControlFlow::Continue(()) = walk_page_range(pml4, 0, crate::kernel::mm::TASK_SIZE & !0xfff, &mut w);
+    w.1 * 4
 }
 
 /// What a wait does when nothing is ready: WNOHANG returns `nohang`; a pending signal
@@ -161,7 +234,7 @@ pub fn sys_wait4(s: &mut Sys, a: Args) -> SysResult {
                 s.copy_to_user(stat_addr, &f.status.to_le_bytes())?;
             }
             if ru != 0 {
-                s.copy_to_user(ru, &rusage_bytes(f.utime_ns))?;
+                s.copy_to_user(ru, &f.ru.to_bytes())?;
             }
             ok(f.pid as u64)
         }
@@ -198,12 +271,12 @@ pub fn sys_waitid(s: &mut Sys, a: Args) -> SysResult {
             if options & WNOHANG == 0 {
                 return wait_or_block(s, options, upid, ok(0));
             }
-            Found { pid: 0, status: 0, cause: 0, info_status: 0, utime_ns: 0 }
+            Found { pid: 0, status: 0, cause: 0, info_status: 0, ru: Rusage::default() }
         }
     };
     let signo = if found.pid > 0 { SIGCHLD } else { 0 };
     if found.pid > 0 && ru != 0 {
-        s.copy_to_user(ru, &rusage_bytes(found.utime_ns))?;
+        s.copy_to_user(ru, &found.ru.to_bytes())?;
     }
     if infop != 0 {
         // si_signo, si_errno, si_code at 0/4/8; si_pid, si_uid, si_status at 16/20/24.
