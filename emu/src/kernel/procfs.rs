@@ -70,6 +70,7 @@ pub const PID_ENTRIES: &[(&str, EntryKind)] = &[
     ("mem", EntryKind::Live(proc_pid_mem_read, Some(proc_pid_mem_write))),
     ("pagemap", EntryKind::Live(proc_pid_pagemap, None)),
     ("smaps", EntryKind::File(proc_pid_smaps)),
+    ("smaps_rollup", EntryKind::File(proc_pid_smaps_rollup)),
     ("stat", EntryKind::File(proc_pid_stat)),
     ("status", EntryKind::File(proc_pid_status)),
 ];
@@ -735,6 +736,10 @@ struct MemSizeStats {
     rss: u64,
     pss: u64,
     pss_dirty: u64,
+    pss_anon: u64,
+    pss_file: u64,
+    pss_shmem: u64,
+    pss_locked: u64,
     sh_clean: u64,
     sh_dirty: u64,
     pr_clean: u64,
@@ -745,10 +750,35 @@ struct MemSizeStats {
     swap_pss: u64,
 }
 
+impl MemSizeStats {
+    fn add(&mut self, o: &MemSizeStats) {
+        let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, swp, swap_pss } = o;
+        self.rss += rss;
+        self.pss += pss;
+        self.pss_dirty += pss_dirty;
+        self.pss_anon += pss_anon;
+        self.pss_file += pss_file;
+        self.pss_shmem += pss_shmem;
+        self.pss_locked += pss_locked;
+        self.sh_clean += sh_clean;
+        self.sh_dirty += sh_dirty;
+        self.pr_clean += pr_clean;
+        self.pr_dirty += pr_dirty;
+        self.refd += refd;
+        self.anon += anon;
+        self.swp += swp;
+        self.swap_pss += swap_pss;
+    }
+}
+
 /// The smaps walk of one VMA (Linux: smaps_walk_ops).
 struct SmapsWalk<'a> {
     hw: &'a super::hw::Hw,
+    /// The VMA maps a shmem object (its page-cache pages are swap-backed: Pss_Shmem) rather
+    /// than a host file's cache (Pss_File).
     shmem: bool,
+    /// VM_LOCKED: its pages count in Locked.
+    locked: bool,
     mss: MemSizeStats,
 }
 
@@ -759,7 +789,7 @@ impl MmWalkOps for SmapsWalk<'_> {
         &self.hw.mem
     }
 
-    /// Linux: smaps_pte_entry → smaps_account.
+    /// Linux: smaps_pte_entry → smaps_account → smaps_page_accumulate.
     fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> ControlFlow<Infallible> {
         use super::mm::pgtable::{self, linux::*};
         let (hw, mss) = (self.hw, &mut self.mss);
@@ -776,17 +806,30 @@ impl MmWalkOps for SmapsWalk<'_> {
         if pte.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pa) {
             return ControlFlow::Continue(());
         }
-        let mapcount = hw.pages.meta(pa).mapcount.max(1) as u64;
-        let dirty = pte.is_dirty();
+        let meta = hw.pages.meta(pa);
+        let mapcount = meta.mapcount.max(1) as u64;
+        // The PTE's dirty bit or the page's own (a page-cache page written through
+        // write(2) or another mapping: folio_test_dirty).
+        let dirty = pte.is_dirty() || meta.dirty;
         mss.rss += 4096;
         if pte.is_accessed() {
             mss.refd += 4096;
         }
-        if !self.shmem {
-            mss.anon += 4096;
-        }
         let p = (4096u64 << PSS_SHIFT) / mapcount;
         mss.pss += p;
+        // Anonymous by the page: a private COW copy in a file mapping is anonymous, the
+        // page-cache page it copied is not.
+        if !meta.file {
+            mss.anon += 4096;
+            mss.pss_anon += p;
+        } else if self.shmem {
+            mss.pss_shmem += p;
+        } else {
+            mss.pss_file += p;
+        }
+        if self.locked {
+            mss.pss_locked += p;
+        }
         if dirty {
             mss.pss_dirty += p;
         }
@@ -800,61 +843,71 @@ impl MmWalkOps for SmapsWalk<'_> {
     }
 }
 
+/// Linux: smap_gather_stats for one VMA.
+fn smap_gather_stats(hw: &super::hw::Hw, mm: &super::mm::Mm, v: &super::mm::Vma) -> MemSizeStats {
+    use super::mm::pagewalk::walk_page_range;
+    let mut w = SmapsWalk { hw, shmem: v.is_shmem(), locked: v.flags.has(super::mm::VmFlags::LOCKED), mss: MemSizeStats::default() };
+    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
+    w.mss
+}
+
+/// Linux: __show_smap, the memory lines of smaps (per VMA) and smaps_rollup (`rollup`:
+/// with the Pss_Anon/Pss_File/Pss_Shmem split). No THP, hugetlb, KSM or MADV_FREE: those
+/// lines are 0.
+fn show_smap(o: &mut String, m: &MemSizeStats, rollup: bool) {
+    let kb = |b: u64| b >> 10;
+    let pkb = |b: u64| b >> (10 + PSS_SHIFT);
+    let mut lines: Vec<(&str, u64)> = vec![("Rss", kb(m.rss)), ("Pss", pkb(m.pss)), ("Pss_Dirty", pkb(m.pss_dirty))];
+    if rollup {
+        lines.extend([("Pss_Anon", pkb(m.pss_anon)), ("Pss_File", pkb(m.pss_file)), ("Pss_Shmem", pkb(m.pss_shmem))]);
+    }
+    lines.extend([
+        ("Shared_Clean", kb(m.sh_clean)),
+        ("Shared_Dirty", kb(m.sh_dirty)),
+        ("Private_Clean", kb(m.pr_clean)),
+        ("Private_Dirty", kb(m.pr_dirty)),
+        ("Referenced", kb(m.refd)),
+        ("Anonymous", kb(m.anon)),
+        ("KSM", 0),
+        ("LazyFree", 0),
+        ("AnonHugePages", 0),
+        ("ShmemPmdMapped", 0),
+        ("FilePmdMapped", 0),
+        ("Shared_Hugetlb", 0),
+        ("Private_Hugetlb", 0),
+        ("Swap", kb(m.swp)),
+        ("SwapPss", pkb(m.swap_pss)),
+        ("Locked", pkb(m.pss_locked)),
+    ]);
+    for (name, val) in lines {
+        let _ = writeln!(o, "{:<16}{val:>8} kB", format!("{name}:"));
+    }
+}
+
 /// /proc/PID/smaps (fs/proc/task_mmu.c show_smap): each maps line followed by the VMA's
 /// memory counts, from a walk of its page tables (smaps_pte_entry / smaps_account):
 /// present pages with a struct page (not the zero page) count in Rss, shared when more
-/// than one PTE maps them (Pss divides by the map count), dirty by the PTE's D bit,
-/// referenced by its A bit, anonymous unless shmem; swap entries count in Swap (SwapPss
-/// divides by the slot's use count). No THP, hugetlb, KSM, MADV_FREE or mlock: those
-/// lines are 0. `VmFlags` uses Linux's two-letter names (show_smap_vma_flags) for the
-/// flags pagelab models; `ac` (VM_ACCOUNT) is derived as Linux sets it at mmap: a private
-/// writable mapping without MAP_NORESERVE.
+/// than one PTE maps them (Pss divides by the map count), dirty by the PTE's D bit or the
+/// page's own dirty flag (a page-cache page written by write(2), fallocate or a write
+/// fault through a shared mapping), referenced by its A bit, anonymous unless a
+/// page-cache page; swap entries count in Swap (SwapPss divides by the slot's use count);
+/// a VM_LOCKED VMA's Pss counts in Locked. `VmFlags` uses Linux's two-letter names
+/// (show_smap_vma_flags) for the flags pagelab models; `ac` (VM_ACCOUNT) is derived as
+/// Linux sets it at mmap: a private writable mapping without MAP_NORESERVE.
+/// (The CPU model has no protection keys, so there is no ProtectionKey line.)
 fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
-    use super::mm::pagewalk::walk_page_range;
     use super::mm::VmFlags;
     let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
     let hw = &*s.hw;
     let mut o = String::new();
     for v in mm.vmas.values() {
         o.push_str(&map_line(mm, v));
-        let shmem = v.is_shmem();
-        let mut w = SmapsWalk { hw, shmem, mss: MemSizeStats::default() };
-        let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
-        let MemSizeStats { rss, pss, pss_dirty, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, swp, swap_pss } = w.mss;
-        let kb = |b: u64| b >> 10;
-        let pkb = |b: u64| b >> (10 + PSS_SHIFT);
-        let lines: [(&str, u64); 23] = [
-            ("Size", kb(v.len())),
-            ("KernelPageSize", 4),
-            ("MMUPageSize", 4),
-            ("Rss", kb(rss)),
-            ("Pss", pkb(pss)),
-            ("Pss_Dirty", pkb(pss_dirty)),
-            ("Shared_Clean", kb(sh_clean)),
-            ("Shared_Dirty", kb(sh_dirty)),
-            ("Private_Clean", kb(pr_clean)),
-            ("Private_Dirty", kb(pr_dirty)),
-            ("Referenced", kb(refd)),
-            ("Anonymous", kb(anon)),
-            ("KSM", 0),
-            ("LazyFree", 0),
-            ("AnonHugePages", 0),
-            ("ShmemPmdMapped", 0),
-            ("FilePmdMapped", 0),
-            ("Shared_Hugetlb", 0),
-            ("Private_Hugetlb", 0),
-            ("Swap", kb(swp)),
-            ("SwapPss", pkb(swap_pss)),
-            ("Locked", 0),
-            ("THPeligible", u64::MAX),
-        ];
-        for (name, val) in lines {
-            if val == u64::MAX {
-                let _ = writeln!(o, "THPeligible:           0");
-            } else {
-                let _ = writeln!(o, "{:<16}{val:>8} kB", format!("{name}:"));
-            }
-        }
+        let mss = smap_gather_stats(hw, mm, v);
+        let _ = writeln!(o, "{:<16}{:>8} kB", "Size:", v.len() >> 10);
+        let _ = writeln!(o, "{:<16}{:>8} kB", "KernelPageSize:", 4);
+        let _ = writeln!(o, "{:<16}{:>8} kB", "MMUPageSize:", 4);
+        show_smap(&mut o, &mss, false);
+        let _ = writeln!(o, "THPeligible:           0");
         // show_smap_vma_flags: by bit number.
         let f = v.flags;
         let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE);
@@ -891,6 +944,26 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         }
         o.push_str(" \n");
     }
+    o.into_bytes()
+}
+
+/// /proc/PID/smaps_rollup (fs/proc/task_mmu.c show_smaps_rollup): the counts of every
+/// VMA summed, under a maps-style line from the first VMA's start to the last one's end
+/// named "[rollup]". Empty for a process without an address space.
+fn proc_pid_smaps_rollup(s: &mut Sys, t: Target) -> Vec<u8> {
+    let Some(mm) = mm_of(s, t).and_then(|m| s.k.mms[m].as_ref()) else { return Vec::new() };
+    let (Some(first), Some(last)) = (mm.vmas.values().next(), mm.vmas.values().next_back()) else { return Vec::new() };
+    let mut total = MemSizeStats::default();
+    for v in mm.vmas.values() {
+        total.add(&smap_gather_stats(s.hw, mm, v));
+    }
+    let mut line = format!("{:08x}-{:08x} ---p 00000000 00:00 0 ", first.start, last.end);
+    // seq_pad: the name starts in column 73.
+    while line.len() < 73 {
+        line.push(' ');
+    }
+    let mut o = format!("{line}[rollup]\n");
+    show_smap(&mut o, &total, true);
     o.into_bytes()
 }
 
