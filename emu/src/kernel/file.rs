@@ -57,6 +57,8 @@ pub enum FileKind {
     Shmem(super::shmemfs::ShmemFile),
     /// A tmpfs directory (see `shmemfs`).
     TmpfsDir(super::shmemfs::TmpfsDir),
+    /// A /proc or /sys directory: its listing (see `procfs::ProcDir`).
+    ProcDir(super::procfs::ProcDir),
 }
 
 pub struct File {
@@ -75,7 +77,7 @@ impl File {
     pub fn poll(&self) -> u32 {
         match &self.kind {
             // Reads of the host's stdin do not sleep in the guest kernel: always ready.
-            FileKind::Stdin | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) => DEFAULT_POLLMASK,
+            FileKind::Stdin | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_) => DEFAULT_POLLMASK,
             FileKind::Output(_) => EPOLLOUT | EPOLLWRNORM,
             FileKind::Pipe(end) => end.poll(),
             FileKind::EventFd(e) => e.poll(),
@@ -91,7 +93,7 @@ impl File {
     pub fn can_poll(&self, tty: &[bool; 3]) -> bool {
         match &self.kind {
             FileKind::Stdin => tty[0],
-            FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::DevUserfaultfd | FileKind::Shmem(_) | FileKind::TmpfsDir(_) => false,
+            FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::DevUserfaultfd | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_) => false,
             _ => true,
         }
     }

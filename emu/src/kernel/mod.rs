@@ -17,6 +17,7 @@ pub mod fork;
 pub mod hw;
 pub mod itimer;
 pub mod mm;
+pub mod mmstat;
 pub mod pipe;
 pub mod procfs;
 pub mod sched;

@@ -232,6 +232,8 @@ pub fn shmem_write(pages: &mut Pages, mem: &mut PhysMem, inode: &Shmem, pos: u64
         };
         let o = (p - pos) as usize;
         mem.write(PhysAddr::new(pa.as_u64() + in_page), &data[o..o + n as usize]);
+        // Linux: shmem_write_end → folio_mark_dirty.
+        pages.mark_dirty(pa);
         p += n;
     }
     if p == pos {

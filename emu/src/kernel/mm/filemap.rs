@@ -13,8 +13,12 @@
 //! who puts it after the mappings are zapped (Linux: truncate_inode_pages_range after
 //! unmap_mapping_range). When the cache itself dies (its last holder went), its references
 //! go to the allocator's deferred list (`Pages::deferred_put`).
+//!
+//! Accounting: every page entering or leaving a cache moves the `Cached` and (for a shmem
+//! cache) `Shmem` counters of /proc/meminfo (Linux: NR_FILE_PAGES and NR_SHMEM, updated
+//! in __filemap_add_folio and page_cache_delete).
 
-use super::page::Pages;
+use super::page::{NodeStat, Pages};
 use mmu::PhysAddr;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -27,11 +31,32 @@ pub struct AddressSpace {
     pages: BTreeMap<u64, (PhysAddr, bool)>,
     /// Where the cache's references go when it dies.
     release: Rc<RefCell<Vec<PhysAddr>>>,
+    /// The counters its pages count in.
+    stat: Rc<NodeStat>,
+    /// The cache of a shmem object (Linux: a swap-backed mapping, shmem_mapping), whose
+    /// pages also count as Shmem; false for a host file's.
+    shmem: bool,
 }
 
 impl AddressSpace {
+    /// An empty cache of a shmem object.
     pub fn new(pages: &Pages) -> Self {
-        Self { pages: BTreeMap::new(), release: pages.deferred_put.clone() }
+        Self { pages: BTreeMap::new(), release: pages.deferred_put.clone(), stat: pages.stat.clone(), shmem: true }
+    }
+
+    /// An empty cache of a host file (not shmem).
+    pub fn new_file(pages: &Pages) -> Self {
+        let mut a = Self::new(pages);
+        a.shmem = false;
+        a
+    }
+
+    /// Moves the counters by `n` pages entering (n > 0) or leaving the cache.
+    fn account(&self, n: i64) {
+        NodeStat::add(&self.stat.file_pages, n);
+        if self.shmem {
+            NodeStat::add(&self.stat.shmem, n);
+        }
     }
 
     /// The page at `pgoff`, if cached; never allocates (Linux: filemap_get_folio).
@@ -49,6 +74,7 @@ impl AddressSpace {
     pub fn add(&mut self, pgoff: u64, pa: PhysAddr, uptodate: bool) {
         let old = self.pages.insert(pgoff, (pa, uptodate));
         debug_assert!(old.is_none(), "page cache slot {pgoff} was taken");
+        self.account(1);
     }
 
     /// Marks the page at `pgoff` up to date (Linux: folio_mark_uptodate).
@@ -66,7 +92,9 @@ impl AddressSpace {
             return Vec::new();
         }
         let keys: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
-        keys.iter().filter_map(|k| self.pages.remove(k).map(|p| p.0)).collect()
+        let out: Vec<PhysAddr> = keys.iter().filter_map(|k| self.pages.remove(k).map(|p| p.0)).collect();
+        self.account(-(out.len() as i64));
+        out
     }
 
     /// Cached pages (Linux: mapping->nrpages).
@@ -87,5 +115,6 @@ impl Drop for AddressSpace {
         // The file is gone: its cache references go (the allocator drains them before its
         // next allocation, and after unmaps and exit).
         self.release.borrow_mut().extend(self.pages.values().map(|p| p.0));
+        self.account(-(self.pages.len() as i64));
     }
 }

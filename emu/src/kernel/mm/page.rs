@@ -4,6 +4,12 @@
 //! `refcount` counts every reference (mappings, in-flight copies, swap cache later);
 //! `mapcount` counts page-table entries mapping the frame. A frame is freed when its
 //! refcount drops to zero. Copy-on-write decides reuse from these counts, as do_wp_page does.
+//!
+//! [`NodeStat`] keeps the page counters /proc/meminfo shows (Linux: the node_stat_item
+//! counters of include/linux/mmzone.h): mapped anonymous and file pages here, as the map
+//! count of a page goes 0 → 1 and back (Linux: folio_add_*_rmap / folio_remove_rmap), and
+//! the page-cache and shmem pages in `filemap::AddressSpace`. Unlike Linux's per-CPU
+//! deltas they are exact at every moment.
 
 use mmu::{FrameAllocator, PageSize, PhysAddr, PhysMem};
 
@@ -17,6 +23,35 @@ pub struct PageMeta {
     pub file: bool,
     /// The folio order: 0 for a 4 KiB page (2 MiB folios come with THP).
     pub order: u8,
+    /// A page-cache page whose contents are newer than the file's backing store (Linux:
+    /// PG_dirty, folio_mark_dirty): set by write(2), fallocate and a write fault in a
+    /// shared mapping; smaps counts such a page dirty even through a clean PTE. Never set
+    /// on anonymous pages, whose dirtiness is the PTE's.
+    pub dirty: bool,
+}
+
+/// Page counters for /proc/meminfo, in pages (Linux: the node_stat_item counters).
+/// Shared (`Rc`) between [`Pages`] and every page cache.
+#[derive(Default, Debug)]
+pub struct NodeStat {
+    /// Anonymous pages mapped by at least one PTE (Linux: NR_ANON_MAPPED, "AnonPages").
+    pub anon_mapped: std::cell::Cell<u64>,
+    /// Page-cache pages mapped by at least one PTE (Linux: NR_FILE_MAPPED, "Mapped").
+    pub file_mapped: std::cell::Cell<u64>,
+    /// Page-cache pages, shmem included (Linux: NR_FILE_PAGES, "Cached").
+    pub file_pages: std::cell::Cell<u64>,
+    /// Page-cache pages of shmem objects: MAP_SHARED anonymous memory, memfds and tmpfs
+    /// files (Linux: NR_SHMEM, "Shmem").
+    pub shmem: std::cell::Cell<u64>,
+}
+
+impl NodeStat {
+    /// Adds `delta` pages to `counter` (Linux: __mod_node_page_state).
+    pub fn add(counter: &std::cell::Cell<u64>, delta: i64) {
+        let v = counter.get().checked_add_signed(delta);
+        debug_assert!(v.is_some(), "page counter below zero");
+        counter.set(v.unwrap_or(0));
+    }
 }
 
 pub struct Pages {
@@ -28,6 +63,8 @@ pub struct Pages {
     /// References dropped where the allocator is not at hand (a shared memory object
     /// freed when its last VMA went); `drain_deferred` puts them.
     pub deferred_put: std::rc::Rc<std::cell::RefCell<Vec<PhysAddr>>>,
+    /// The counters /proc/meminfo reads.
+    pub stat: std::rc::Rc<NodeStat>,
 }
 
 impl Pages {
@@ -39,7 +76,7 @@ impl Pages {
         mem.fill(zero_page, 4096, 0);
         let mut meta = vec![PageMeta::default(); frames as usize];
         meta[zero_page.frame() as usize].refcount = 1;
-        Self { alloc, meta, zero_page, allocated: 0, deferred_put: Default::default() }
+        Self { alloc, meta, zero_page, allocated: 0, deferred_put: Default::default(), stat: Default::default() }
     }
 
     /// Puts the references in `deferred_put`.
@@ -71,7 +108,7 @@ impl Pages {
             self.drain_deferred();
         }
         let pa = self.alloc.alloc(PageSize::Size4K)?;
-        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true, file: false, order: 0 };
+        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true, file: false, order: 0, dirty: false };
         self.allocated += 1;
         Some(pa)
     }
@@ -110,6 +147,10 @@ impl Pages {
         if !self.is_zero_page(pa) {
             let m = &mut self.meta[pa.frame() as usize];
             m.mapcount += 1;
+            if m.mapcount == 1 {
+                let c = if m.file { &self.stat.file_mapped } else { &self.stat.anon_mapped };
+                NodeStat::add(c, 1);
+            }
         }
     }
     /// A mapping removed (page_remove_rmap + put_page).
@@ -123,7 +164,74 @@ impl Pages {
     pub fn remove_rmap(&mut self, pa: PhysAddr) {
         if !self.is_zero_page(pa) {
             let m = &mut self.meta[pa.frame() as usize];
+            if m.mapcount == 1 {
+                let c = if m.file { &self.stat.file_mapped } else { &self.stat.anon_mapped };
+                NodeStat::add(c, -1);
+            }
             m.mapcount = m.mapcount.saturating_sub(1);
         }
+    }
+
+    /// Marks a page-cache page dirty (Linux: folio_mark_dirty).
+    pub fn mark_dirty(&mut self, pa: PhysAddr) {
+        if !self.is_zero_page(pa) {
+            self.meta[pa.frame() as usize].dirty = true;
+        }
+    }
+
+    /// The mapped-page counters recomputed from every frame's map count: what
+    /// [`NodeStat`] must say (anonymous, file). For tests.
+    pub fn count_mapped(&self) -> (u64, u64) {
+        let mut r = (0, 0);
+        for (i, m) in self.meta.iter().enumerate() {
+            if m.refcount > 0 && m.mapcount > 0 && i as u64 != self.zero_page.frame() {
+                if m.file {
+                    r.1 += 1;
+                } else {
+                    r.0 += 1;
+                }
+            }
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::mm::shmem::Shmem;
+
+    /// The meminfo counters follow map counts and page-cache membership.
+    #[test]
+    fn node_stat_counts_mapped_and_cached_pages() {
+        let mut mem = PhysMem::new(16 << 20);
+        let mut pages = Pages::new(&mut mem);
+        let anon = pages.alloc_zeroed(&mut mem).unwrap();
+        pages.map(anon);
+        pages.map(anon);
+        let obj = Shmem::new(7, &pages);
+        let file = obj.get_page(&mut pages, &mut mem, 3).unwrap();
+        assert_eq!((pages.stat.file_pages.get(), pages.stat.shmem.get()), (1, 1));
+        pages.get(file);
+        pages.map(file);
+        assert_eq!((pages.stat.anon_mapped.get(), pages.stat.file_mapped.get()), (1, 1));
+        assert_eq!(pages.count_mapped(), (1, 1));
+        pages.remove_rmap(anon);
+        assert_eq!(pages.stat.anon_mapped.get(), 1, "still mapped once");
+        pages.unmap(anon);
+        pages.unmap(file);
+        assert_eq!((pages.stat.anon_mapped.get(), pages.stat.file_mapped.get()), (0, 0));
+        assert_eq!(pages.count_mapped(), (0, 0));
+        for pa in obj.remove_pages(0, u64::MAX) {
+            pages.put(pa);
+        }
+        assert_eq!((pages.stat.file_pages.get(), pages.stat.shmem.get()), (0, 0));
+        // A host file's cache counts as Cached only, and a dying cache gives its pages back.
+        let host = Shmem::host_file(8, &pages, b"/x".to_vec(), std::sync::Arc::new(vec![1; 5000]));
+        host.get_page(&mut pages, &mut mem, 0).unwrap();
+        host.get_page(&mut pages, &mut mem, 1).unwrap();
+        assert_eq!((pages.stat.file_pages.get(), pages.stat.shmem.get()), (2, 0));
+        drop(host);
+        assert_eq!(pages.stat.file_pages.get(), 0);
     }
 }

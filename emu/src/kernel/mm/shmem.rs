@@ -88,6 +88,8 @@ impl Shmem {
         let f = Self::with_size(id, pages, data.len() as u64);
         {
             let mut i = f.inode_mut();
+            // Its pages are Cached but not Shmem.
+            i.mapping = AddressSpace::new_file(pages);
             i.name = name;
             i.mode = 0o755;
             i.source = Some(data);
@@ -132,8 +134,12 @@ impl Shmem {
 
     /// fallocate's page (Linux: shmem_get_folio with SGP_FALLOC): allocated but not up to
     /// date until written or faulted, so fault-around leaves it alone.
+    /// The page is marked dirty, a cached one too (Linux: shmem_fallocate marks every page
+    /// of the range dirty so that reclaim swaps rather than drops it).
     pub fn falloc_page(&self, pages: &mut Pages, mem: &mut mmu::PhysMem, pgoff: u64) -> Option<PhysAddr> {
-        self.get_page_as(pages, mem, pgoff, false)
+        let pa = self.get_page_as(pages, mem, pgoff, false)?;
+        pages.mark_dirty(pa);
+        Some(pa)
     }
 
     fn get_page_as(&self, pages: &mut Pages, mem: &mut mmu::PhysMem, pgoff: u64, uptodate: bool) -> Option<PhysAddr> {
@@ -188,6 +194,12 @@ pub fn shmem_fault(vmf: &mut VmFault, obj: &Shmem) -> Result<PhysAddr, FaultOutc
     let hw = &mut *vmf.hw;
     let page = obj.get_page(&mut hw.pages, &mut hw.mem, vmf.pgoff).ok_or(FaultOutcome::Oom)?;
     hw.pages.get(page);
+    // A write through a shared mapping dirties the page (Linux: do_shared_fault →
+    // fault_dirty_shared_page, right after ->fault; done here, where every shared write
+    // fault on file memory passes, and before finish_fault maps the page dirty).
+    if vmf.flags.contains(super::memory::FaultFlags::WRITE) && vmf.vma.shared() {
+        hw.pages.mark_dirty(page);
+    }
     Ok(page)
 }
 

@@ -78,7 +78,7 @@ fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) ->
             }
             Ok(out)
         }
-        FileKind::TmpfsDir(_) => Err(Errno::EISDIR),
+        FileKind::TmpfsDir(_) | FileKind::ProcDir(_) => Err(Errno::EISDIR),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -213,6 +213,11 @@ fn do_write(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, segs: Vec<(u64, u64)>, 
         Target::NoRw | Target::Uffd(_) => Err(Errno::EINVAL),
         Target::Plain => {
             if !plain_ok {
+                // A /proc file opened for writing (root may; host files never open so)
+                // has no write method (Linux: proc_reg_write without ->proc_write).
+                if matches!(f.borrow().kind, FileKind::HostFile { .. }) {
+                    return Err(Errno::EIO);
+                }
                 return Err(Errno::EBADF);
             }
             let mut it = UserIter::new(segs);
@@ -410,6 +415,18 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
             d.pos = n as u64;
             ok(n as u64)
         }
+        FileKind::ProcDir(d) => {
+            let n = match a.u32(2) {
+                0 => a.u(1) as i64,
+                1 => d.pos as i64 + a.u(1) as i64,
+                _ => return Err(Errno::EINVAL),
+            };
+            if n < 0 {
+                return Err(Errno::EINVAL);
+            }
+            d.pos = n as u64;
+            ok(n as u64)
+        }
         // Linux: noop_llseek, the position stays 0.
         FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => ok(0),
         _ => Err(Errno::ESPIPE),
@@ -489,7 +506,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
             let f = slot.file.borrow();
             // Files opened by path carry O_LARGEFILE (forced on 64-bit); pipes, eventfds and
             // epoll instances are made without it.
-            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_));
+            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_));
             ok((f.flags | if large { O_LARGEFILE } else { 0 }) as u64)
         }
         F_SETFL => {
@@ -502,7 +519,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
                     FileKind::Pipe(_) | FileKind::HostFile { .. } | FileKind::Shmem(_) | FileKind::TmpfsDir(_) => true,
                     FileKind::Stdin => !s.k.streams.tty[0],
                     FileKind::Output(n) => !s.k.streams.tty[*n as usize],
-                    FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => false,
+                    FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) | FileKind::ProcDir(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => false,
                 };
                 if !can {
                     return Err(Errno::EINVAL);
@@ -666,8 +683,9 @@ fn stat_of(s: &Sys, f: &Rc<RefCell<File>>) -> [u8; 144] {
         FileKind::Userfaultfd(u) => stat_bytes(0o600, 0, 4096, 0, u.0.wq.id),
         // crw------- 10,124 (misc minor of /dev/userfaultfd).
         FileKind::DevUserfaultfd => stat_bytes(S_IFCHR | 0o600, 0, 4096, (10 << 8) | 124, 3),
-        // /proc/PID/pagemap: mode 0400, size 0, blksize 1024 (procfs).
-        FileKind::ProcLive(lf) => stat_bytes(S_IFREG | 0o400, 0, 1024, 0, (lf.target.tid as u64) << 8),
+        // /proc/PID/pagemap, mem, /proc/sys/vm/stat_refresh: size 0, blksize 1024 (procfs).
+        FileKind::ProcLive(lf) => stat_bytes(S_IFREG | lf.mode, 0, 1024, 0, (lf.target.tid as u64) << 8),
+        FileKind::ProcDir(d) => d.stat,
         FileKind::Shmem(sf) => super::tmpfs::shmem_stat(&sf.inode),
         FileKind::TmpfsDir(d) => super::tmpfs::dir_stat(&d.dir),
     }
@@ -699,7 +717,7 @@ pub fn sys_newfstatat(s: &mut Sys, a: Args) -> SysResult {
         return sys_fstat(s, dirfd, buf);
     }
     let p = super::tmpfs::at_path(s, dirfd, &p)?;
-    if p.starts_with(b"/proc/") {
+    if crate::kernel::procfs::handles(&p) {
         // AT_SYMLINK_NOFOLLOW (0x100): lstat semantics.
         return crate::kernel::procfs::stat(s, &p, buf, flags & 0x100 == 0);
     }
@@ -708,7 +726,7 @@ pub fn sys_newfstatat(s: &mut Sys, a: Args) -> SysResult {
 
 pub fn sys_stat_path(s: &mut Sys, path: u64, buf: u64) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
-    if p.starts_with(b"/proc/") {
+    if crate::kernel::procfs::handles(&p) {
         return crate::kernel::procfs::stat(s, &p, buf, true);
     }
     sys_stat_bytes(s, &p, buf)
@@ -778,7 +796,7 @@ pub fn resolve_allowed(s: &Sys, p: &[u8]) -> KResult<PathBuf> {
 pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
     let p = super::tmpfs::at_path(s, dirfd, &p)?;
-    if p.starts_with(b"/proc/") {
+    if crate::kernel::procfs::handles(&p) {
         return crate::kernel::procfs::open(s, &p, flags);
     }
     if p == b"/dev/userfaultfd" {
@@ -799,7 +817,7 @@ pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
 
 pub fn sys_access(s: &mut Sys, path: u64) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
-    if p.starts_with(b"/proc/") {
+    if crate::kernel::procfs::handles(&p) {
         return crate::kernel::procfs::access(s, &p);
     }
     if let Some(st) = super::tmpfs::stat_path(s, &p) {
@@ -814,7 +832,7 @@ pub fn sys_readlink(s: &mut Sys, path: u64, buf: u64, size: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let p = s.strncpy_from_user(path, 4096)?;
-    if p.starts_with(b"/proc/") {
+    if crate::kernel::procfs::handles(&p) {
         return crate::kernel::procfs::readlink(s, &p, buf, size);
     }
     if p != b"/proc/self/exe" {

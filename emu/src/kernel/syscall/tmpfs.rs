@@ -39,6 +39,7 @@ pub fn at_path(s: &Sys, dirfd: i32, p: &[u8]) -> KResult<Vec<u8>> {
     let f = f.borrow();
     match &f.kind {
         FileKind::TmpfsDir(d) => Ok([d.name.as_slice(), b"/", p].concat()),
+        FileKind::ProcDir(d) => Ok([d.path.as_bytes(), b"/", p].concat()),
         _ => Err(Errno::ENOTDIR),
     }
 }
@@ -324,21 +325,24 @@ pub fn sys_renameat2(s: &mut Sys, olddir: i32, old: u64, newdir: i32, new: u64, 
 
 /// getdents64 (Linux: fs/readdir.c with offset_readdir): "." and ".." first, then the
 /// entries newest first; EINVAL when the buffer holds no entry, ENOTDIR on a file. The
-/// position is the index of the next entry in that order.
+/// position is the index of the next entry in that order. A /proc or /sys directory
+/// lists the entries it had when opened (`procfs::ProcDir`), in the same way.
 pub fn sys_getdents64(s: &mut Sys, a: Args) -> SysResult {
     let (fd, buf, count) = (a.i32(0), a.u(1), a.u(2) as usize);
     let f = file(s, fd)?;
-    let (dir, pos) = {
+    let (entries, pos) = {
         let fb = f.borrow();
         match &fb.kind {
-            FileKind::TmpfsDir(d) => (d.dir.clone(), d.pos),
+            FileKind::TmpfsDir(td) => {
+                let d = td.dir.borrow();
+                let mut entries: Vec<(u64, Vec<u8>, u64, u8)> = vec![(0, b".".to_vec(), d.ino, 4), (1, b"..".to_vec(), d.parent_ino(), 4)];
+                entries.extend(d.list().into_iter().enumerate().map(|(i, (name, ino, is_dir))| (2 + i as u64, name, ino, if is_dir { 4 } else { 8 })));
+                (entries, td.pos)
+            }
+            FileKind::ProcDir(pd) => (pd.entries.iter().enumerate().map(|(i, (name, ino, ty))| (i as u64, name.clone(), *ino, *ty)).collect(), pd.pos),
             _ => return Err(Errno::ENOTDIR),
         }
     };
-    let d = dir.borrow();
-    let mut entries: Vec<(u64, Vec<u8>, u64, u8)> = vec![(0, b".".to_vec(), d.ino, 4), (1, b"..".to_vec(), d.parent_ino(), 4)];
-    entries.extend(d.list().into_iter().enumerate().map(|(i, (name, ino, is_dir))| (2 + i as u64, name, ino, if is_dir { 4 } else { 8 })));
-    drop(d);
     let mut out = Vec::new();
     let mut next_pos = pos;
     for (i, (off, name, ino, ty)) in entries.iter().enumerate() {
@@ -364,8 +368,10 @@ pub fn sys_getdents64(s: &mut Sys, a: Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     s.copy_to_user(buf, &out)?;
-    if let FileKind::TmpfsDir(d) = &mut f.borrow_mut().kind {
-        d.pos = next_pos;
+    match &mut f.borrow_mut().kind {
+        FileKind::TmpfsDir(d) => d.pos = next_pos,
+        FileKind::ProcDir(d) => d.pos = next_pos,
+        _ => {}
     }
     ok(out.len() as u64)
 }

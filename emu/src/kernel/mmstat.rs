@@ -1,0 +1,316 @@
+//! Memory statistics and knobs as a program reads them, generated from pagelab's own
+//! state (never the host's): /proc/meminfo (Linux: fs/proc/meminfo.c), /proc/sys/vm/
+//! stat_refresh (Linux: mm/vmstat.c) and the transparent-hugepage files under
+//! /sys/kernel/mm/transparent_hugepage (Linux: mm/huge_memory.c). `procfs` resolves the
+//! paths ([`super::procfs::GLOBAL_FILES`]) and calls the generators here.
+//!
+//! /proc/meminfo has the lines of the reference kernel (Linux 6.18, x86-64, with THP,
+//! hugetlb, zswap and the memory balloon configured; without CMA, memory failure or
+//! unaccepted memory), in its order and format. What each counts under pagelab:
+//!
+//! | line | pagelab |
+//! |---|---|
+//! | MemTotal, MemFree | the frame allocator's frames (guest memory less frame 0), free frames |
+//! | MemAvailable | MemFree plus the page cache of host files (re-readable); pagelab has no watermarks or reserves |
+//! | Cached | every page-cache page: shmem (MAP_SHARED anonymous, memfd, tmpfs) and host files |
+//! | Shmem | the pages of shmem page caches |
+//! | AnonPages, Mapped | anonymous and page-cache pages mapped by at least one PTE |
+//! | Inactive(anon), Inactive(file) | the anonymous + shmem pages, the other page-cache pages; pagelab has no LRU and never ages a page, so every page is inactive and Active is 0 (an approximation) |
+//! | Unevictable, Mlocked | the pages mapped in VM_LOCKED VMAs (MAP_LOCKED), each once; they leave the inactive lists |
+//! | SwapTotal, SwapFree | the swap device's usable slots, those not in use (`--swap`) |
+//! | PageTables | the page-table frames of every address space, PML4s included |
+//! | CommitLimit | half of MemTotal plus SwapTotal (overcommit_ratio 50) |
+//! | Committed_AS | the private writable mappings of every address space (those Linux accounts at mmap) plus the shmem pages (an approximation: Linux charges a MAP_SHARED anonymous mapping's whole size at mmap) |
+//! | VmallocTotal | x86-64's 4-level vmalloc area, a constant |
+//! | DirectMap4k/2M/1G | a split of guest memory as a kernel's direct map would use (the first 2 MiB in 4 KiB pages, 2 MiB pages up to the first 1 GiB boundary, 1 GiB pages then) — pagelab's kernel has no direct map |
+//!
+//! Every other line is 0: pagelab has no block devices (Buffers), no swap cache, no dirty
+//! or writeback accounting of disk files (Dirty, Writeback: tmpfs pages are never counted
+//! there, on Linux either), no zswap, no THP or hugetlb pages, and its kernel keeps slab,
+//! kernel stacks, per-CPU and vmalloc memory outside guest memory. The values are exact at
+//! every read (Linux folds per-CPU deltas into these counters about once a second, which
+//! /proc/sys/vm/stat_refresh forces; here that write does nothing).
+
+use super::errno::KResult;
+use super::mm::pagewalk::{walk_page_range, MmWalkOps};
+use super::mm::pgtable::Slot;
+use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
+use super::procfs::Target;
+use super::syscall::Sys;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+
+/// What a page mapped in a VM_LOCKED VMA is, for the unevictable split.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LockedKind {
+    /// Anonymous or shmem (Linux's anon LRU: swap-backed).
+    SwapBacked,
+    /// A host file's page-cache page.
+    File,
+}
+
+/// Collects the frames present in VM_LOCKED VMAs.
+struct LockedWalk<'a> {
+    hw: &'a super::hw::Hw,
+    shmem: bool,
+    pages: BTreeMap<u64, LockedKind>,
+}
+
+impl MmWalkOps for LockedWalk<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &mmu::PhysMem {
+        &self.hw.mem
+    }
+
+    fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> ControlFlow<Infallible> {
+        use super::mm::pgtable::{self, linux::_PAGE_SPECIAL};
+        if matches!(softleaf_from_pte(pte), SoftLeaf::Present | SoftLeaf::ProtNone) && !pte.has(_PAGE_SPECIAL) {
+            let pa = pgtable::pte_pfn(pte);
+            if !self.hw.pages.is_zero_page(pa) {
+                let file = self.hw.pages.meta(pa).file;
+                let kind = if file && !self.shmem { LockedKind::File } else { LockedKind::SwapBacked };
+                self.pages.insert(pa.frame(), kind);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The kB figures of /proc/meminfo, before formatting.
+struct MemInfo {
+    total: u64,
+    free: u64,
+    available: u64,
+    cached: u64,
+    inactive_anon: u64,
+    inactive_file: u64,
+    unevictable: u64,
+    swap_total: u64,
+    swap_free: u64,
+    anon_pages: u64,
+    mapped: u64,
+    shmem: u64,
+    page_tables: u64,
+    commit_limit: u64,
+    committed_as: u64,
+    direct_map: [u64; 3],
+}
+
+/// Gathers the figures (Linux: meminfo_proc_show's si_meminfo, si_swapinfo,
+/// global_node_page_state reads). Deferred page frees are done first, so MemFree counts
+/// every page nothing holds any more, as Linux's immediate frees would.
+fn gather(s: &mut Sys) -> MemInfo {
+    use super::mm::VmFlags;
+    s.hw.pages.drain_deferred();
+    let hw = &*s.hw;
+    let st = &hw.pages.stat;
+    let (total, free) = (hw.pages.alloc.total_frames(), hw.pages.alloc.free_frames());
+    let (file_pages, shmem, anon, mapped) = (st.file_pages.get(), st.shmem.get(), st.anon_mapped.get(), st.file_mapped.get());
+    let mut locked: BTreeMap<u64, LockedKind> = BTreeMap::new();
+    let (mut page_tables, mut committed) = (0u64, 0u64);
+    for mm in s.k.mms.iter().flatten() {
+        page_tables += mm.table_frames.len() as u64;
+        for v in mm.vmas.values() {
+            // VM_ACCOUNT as mmap sets it (smaps' "ac"): private, writable, not NORESERVE.
+            let f = v.flags;
+            if f.has(VmFlags::ACCOUNT) || f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE {
+                committed += v.len() >> 12;
+            }
+            if f.has(VmFlags::LOCKED) {
+                let mut w = LockedWalk { hw, shmem: v.is_shmem(), pages: std::mem::take(&mut locked) };
+                let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
+                locked = w.pages;
+            }
+        }
+    }
+    let unev_file = locked.values().filter(|k| **k == LockedKind::File).count() as u64;
+    let unev_anon = locked.len() as u64 - unev_file;
+    let file_lru = file_pages.saturating_sub(shmem).saturating_sub(unev_file);
+    let swap_total = hw.swap.pages();
+    let swap_free = swap_total - hw.swap.inuse().min(swap_total);
+    let kb = |pages: u64| pages << 2;
+    MemInfo {
+        total: kb(total),
+        free: kb(free),
+        available: kb(free + file_pages.saturating_sub(shmem)),
+        cached: kb(file_pages),
+        inactive_anon: kb((anon + shmem).saturating_sub(unev_anon)),
+        inactive_file: kb(file_lru),
+        unevictable: kb(locked.len() as u64),
+        swap_total: kb(swap_total),
+        swap_free: kb(swap_free),
+        anon_pages: kb(anon),
+        mapped: kb(mapped),
+        shmem: kb(shmem),
+        page_tables: kb(page_tables),
+        commit_limit: kb(total * 50 / 100 + swap_total),
+        committed_as: kb(committed + shmem),
+        direct_map: direct_map(hw.mem.size()),
+    }
+}
+
+/// A plausible direct-map split of `bytes` of memory, in kB (4 KiB, 2 MiB, 1 GiB pages):
+/// the first 2 MiB in 4 KiB pages, then 2 MiB pages up to the first 1 GiB boundary, then
+/// 1 GiB pages, the tail in 2 MiB and 4 KiB pages.
+fn direct_map(bytes: u64) -> [u64; 3] {
+    const M2: u64 = 2 << 20;
+    const G1: u64 = 1 << 30;
+    let first = bytes.min(M2);
+    let to_1g = bytes.min(G1) - first;
+    let big = (bytes - first - to_1g) / G1 * G1;
+    let rest = bytes - first - to_1g - big;
+    let rest_2m = rest / M2 * M2;
+    let k4 = first + (to_1g - to_1g / M2 * M2) + (rest - rest_2m);
+    [k4 >> 10, (to_1g / M2 * M2 + rest_2m) >> 10, big >> 10]
+}
+
+/// One "Name:   value kB" line (Linux: show_val_kb: the name padded to 16 columns, the
+/// value right-aligned in 8).
+fn kb_line(o: &mut String, name: &str, kb: u64) {
+    let _ = writeln!(o, "{:<16}{kb:>8} kB", format!("{name}:"));
+}
+
+/// /proc/meminfo (Linux: meminfo_proc_show, with hugetlb_report_meminfo and x86's
+/// arch_report_meminfo): see the module documentation for what each line counts.
+pub fn meminfo_proc_show(s: &mut Sys, _t: Target) -> Vec<u8> {
+    let m = gather(s);
+    let mut o = String::new();
+    let lines: [(&str, u64); 45] = [
+        ("MemTotal", m.total),
+        ("MemFree", m.free),
+        ("MemAvailable", m.available),
+        ("Buffers", 0),
+        ("Cached", m.cached),
+        ("SwapCached", 0),
+        ("Active", 0),
+        ("Inactive", m.inactive_anon + m.inactive_file),
+        ("Active(anon)", 0),
+        ("Inactive(anon)", m.inactive_anon),
+        ("Active(file)", 0),
+        ("Inactive(file)", m.inactive_file),
+        ("Unevictable", m.unevictable),
+        ("Mlocked", m.unevictable),
+        ("SwapTotal", m.swap_total),
+        ("SwapFree", m.swap_free),
+        ("Zswap", 0),
+        ("Zswapped", 0),
+        ("Dirty", 0),
+        ("Writeback", 0),
+        ("AnonPages", m.anon_pages),
+        ("Mapped", m.mapped),
+        ("Shmem", m.shmem),
+        ("KReclaimable", 0),
+        ("Slab", 0),
+        ("SReclaimable", 0),
+        ("SUnreclaim", 0),
+        ("KernelStack", 0),
+        ("PageTables", m.page_tables),
+        ("SecPageTables", 0),
+        ("NFS_Unstable", 0),
+        ("Bounce", 0),
+        ("WritebackTmp", 0),
+        ("CommitLimit", m.commit_limit),
+        ("Committed_AS", m.committed_as),
+        // (VMALLOC_END - VMALLOC_START) of x86-64 with 4-level paging, in kB.
+        ("VmallocTotal", 34_359_738_367),
+        ("VmallocUsed", 0),
+        ("VmallocChunk", 0),
+        ("Percpu", 0),
+        ("AnonHugePages", 0),
+        ("ShmemHugePages", 0),
+        ("ShmemPmdMapped", 0),
+        ("FileHugePages", 0),
+        ("FilePmdMapped", 0),
+        ("Balloon", 0),
+    ];
+    for (name, v) in lines {
+        kb_line(&mut o, name, v);
+    }
+    // hugetlb_report_meminfo: counts without a unit, the name in 16 columns, three spaces,
+    // the count in 5.
+    for name in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
+        let _ = writeln!(o, "{:<16}   {:>5}", format!("{name}:"), 0);
+    }
+    kb_line(&mut o, "Hugepagesize", 2048);
+    kb_line(&mut o, "Hugetlb", 0);
+    for (name, v) in ["DirectMap4k", "DirectMap2M", "DirectMap1G"].into_iter().zip(m.direct_map) {
+        kb_line(&mut o, name, v);
+    }
+    o.into_bytes()
+}
+
+/// /proc/sys/vm/stat_refresh reads: nothing (Linux: the file is for writing).
+pub fn stat_refresh_read(_s: &mut Sys, _t: Target, _pos: u64, _len: usize) -> KResult<Vec<u8>> {
+    Ok(Vec::new())
+}
+
+/// /proc/sys/vm/stat_refresh writes (Linux: vmstat_refresh folds every CPU's deltas into
+/// the global counters): pagelab's counters are always exact, so the write only succeeds.
+pub fn stat_refresh_write(_s: &mut Sys, _t: Target, _pos: u64, data: &[u8]) -> KResult<usize> {
+    Ok(data.len())
+}
+
+/// The THP policy: anonymous memory gets huge pages only in MADV_HUGEPAGE regions
+/// (Linux: transparent_hugepage_flags; "madvise" is the reference host's setting). A
+/// `--thp` option will choose it; pagelab maps no huge pages yet.
+fn thp_enabled() -> &'static str {
+    "madvise"
+}
+
+/// A policy file: every choice, the one in effect in brackets (Linux: the sysfs show
+/// functions of mm/huge_memory.c).
+fn choices(all: &[&str], on: &str) -> Vec<u8> {
+    let words: Vec<String> = all.iter().map(|w| if *w == on { format!("[{w}]") } else { w.to_string() }).collect();
+    format!("{}\n", words.join(" ")).into_bytes()
+}
+
+/// /sys/kernel/mm/transparent_hugepage/enabled (Linux: enabled_show).
+pub fn thp_enabled_show(_s: &mut Sys, _t: Target) -> Vec<u8> {
+    choices(&["always", "madvise", "never"], thp_enabled())
+}
+
+/// /sys/kernel/mm/transparent_hugepage/defrag (Linux: defrag_show): stall for direct
+/// compaction only in MADV_HUGEPAGE regions, the reference host's setting.
+pub fn thp_defrag_show(_s: &mut Sys, _t: Target) -> Vec<u8> {
+    choices(&["always", "defer", "defer+madvise", "madvise", "never"], "madvise")
+}
+
+/// /sys/kernel/mm/transparent_hugepage/use_zero_page (Linux: use_zero_page_show).
+pub fn thp_use_zero_page_show(_s: &mut Sys, _t: Target) -> Vec<u8> {
+    b"1\n".to_vec()
+}
+
+/// /sys/kernel/mm/transparent_hugepage/hpage_pmd_size (Linux: hpage_pmd_size_show):
+/// HPAGE_PMD_SIZE, 2 MiB on x86-64.
+pub fn thp_hpage_pmd_size_show(_s: &mut Sys, _t: Target) -> Vec<u8> {
+    b"2097152\n".to_vec()
+}
+
+/// /sys/kernel/mm/transparent_hugepage/shmem_enabled (Linux: shmem_enabled_show): shmem
+/// never gets huge pages (the reference host's setting; "deny" and "force" are the
+/// testing values).
+pub fn thp_shmem_enabled_show(_s: &mut Sys, _t: Target) -> Vec<u8> {
+    choices(&["always", "within_size", "advise", "never", "deny", "force"], "never")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_map_covers_memory() {
+        for bytes in [512u64 << 20, 1 << 30, 4 << 30, (5 << 30) + (3 << 20) + 4096] {
+            let [a, b, c] = direct_map(bytes);
+            assert_eq!((a + b + c) << 10, bytes, "{bytes:#x}");
+        }
+        assert_eq!(direct_map(4 << 30), [2048, 1046528, 3145728]);
+    }
+
+    #[test]
+    fn policy_files_bracket_one_choice() {
+        assert_eq!(choices(&["always", "madvise", "never"], "madvise"), b"always [madvise] never\n");
+    }
+}
