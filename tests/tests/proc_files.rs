@@ -65,7 +65,6 @@ fn folio_dirty_native() {
 }
 
 #[test]
-#[ignore = "issue 9: zap (mm/mmap.rs zap_pte_range) does not yet mark a page-cache page dirty from its PTE"]
 fn folio_dirty_pagelab() {
     pagelab_tests::transcript::pagelab_matches_expected_with("proc_meminfo", &["folio-dirty"], SHAPES);
 }

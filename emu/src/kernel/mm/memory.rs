@@ -506,8 +506,13 @@ pub fn do_wp_page(vmf: &mut VmFault) -> FaultOutcome {
         return FaultOutcome::Userfault(UffdReason::Wp);
     }
     if vma.shared() {
-        // Linux: wp_page_shared (shmem has no page_mkwrite).
+        // Linux: wp_page_shared (shmem has no page_mkwrite), whose
+        // fault_dirty_shared_page marks the page dirty.
         tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "wp_shared");
+        let pa = pgtable::pte_pfn(pte);
+        if !pte.has(_PAGE_SPECIAL) && vmf.hw.pages.meta(pa).file {
+            vmf.hw.pages.mark_dirty(pa);
+        }
         return wp_page_reuse(vmf);
     }
     let old = pgtable::pte_pfn(pte);

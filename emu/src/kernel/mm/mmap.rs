@@ -167,6 +167,10 @@ impl MmWalkOps for ZapWalk<'_> {
                     f.not_needed();
                 }
                 if !e.has(_PAGE_SPECIAL) {
+                    // zap_present_folio_ptes: a dirty PTE's page-cache page is dirty.
+                    if e.is_dirty() && hw.pages.meta(pa).file {
+                        hw.pages.mark_dirty(pa);
+                    }
                     // The mapping goes now, the reference once no TLB reaches the page.
                     hw.pages.remove_rmap(pa);
                     self.tlb.remove_page(pa);
