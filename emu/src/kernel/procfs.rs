@@ -631,10 +631,11 @@ fn proc_pid_stat(s: &mut Sys, t: Target) -> Vec<u8> {
         "0".into(),  // tty_nr
         "-1".into(), // tpgid
         "4194304".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
-        "0".into(),
+        // minflt, cminflt, majflt, cmajflt: the thread group's (do_task_stat, whole).
+        p.min_flt.to_string(),
+        p.cmin_flt.to_string(),
+        p.maj_flt.to_string(),
+        p.cmaj_flt.to_string(),
         ticks(task.map_or(p.utime, |x| x.utime)).to_string(),
         "0".into(),
         ticks(p.cutime).to_string(),
