@@ -259,7 +259,7 @@ pub fn userfaultfd_wp_use_markers(vma: &Vma) -> bool {
 
 /// Linux: userfaultfd_wp_unpopulated.
 pub fn userfaultfd_wp_unpopulated(vma: &Vma) -> bool {
-    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.features() & crate::kernel::uffd::UFFD_FEATURE_WP_UNPOPULATED != 0)
+    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.features() & crate::kernel::uffd::uapi::UFFD_FEATURE_WP_UNPOPULATED != 0)
 }
 
 /// Drops every uffd-wp bit from [start, end) after an mremap without EVENT_REMAP (Linux:

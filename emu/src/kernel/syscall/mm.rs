@@ -119,7 +119,7 @@ pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
     if r != old && a.u32(3) & mmap::MREMAP_DONTUNMAP == 0 {
         uffd::mremap_events(s.k, s.hw, mm_id, ctx, old, r, old_len, new_len, &mut ev);
     } else if r == old && new_len < old_len {
-        if let Some(c) = ctx.filter(|c| c.features() & uffd::UFFD_FEATURE_EVENT_UNMAP != 0) {
+        if let Some(c) = ctx.filter(|c| c.features() & uffd::uapi::UFFD_FEATURE_EVENT_UNMAP != 0) {
             let _ = c;
             // The shrunk tail was unmapped: its VMA is gone, so name the range directly.
             uffd::unmap_prep_ctx(&mut ev, s.k, mm_id, old, old + new_len, old + old_len);
