@@ -26,7 +26,7 @@ pub(super) const O_CLOEXEC: u32 = 0o2000000;
 pub struct Waiter {
     pub key: u64,
     pub tid: Tid,
-    pub msg: Msg,
+    pub msg: UffdMsg,
     /// msg.arg.pagefault.address: what wake ranges are matched against.
     pub address: u64,
 }
@@ -36,7 +36,7 @@ pub struct Waiter {
 pub struct EventWaiter {
     pub key: u64,
     pub tid: Tid,
-    pub msg: Msg,
+    pub msg: UffdMsg,
     /// For UFFD_EVENT_FORK: the child's context, given a file and descriptor at read time.
     pub fork_ctx: Option<Rc<UffdCtx>>,
 }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 /// Queues an event on `ctx` for the current thread (Linux: userfaultfd_event_wait_completion
 /// up to its sleep): mmap_changing goes up until it is read. None if the context is gone.
-fn queue_event(k: &mut Kernel, ctx: &Rc<UffdCtx>, tid: Tid, msg: Msg, fork_ctx: Option<Rc<UffdCtx>>) -> Option<u64> {
+fn queue_event(k: &mut Kernel, ctx: &Rc<UffdCtx>, tid: Tid, msg: UffdMsg, fork_ctx: Option<Rc<UffdCtx>>) -> Option<u64> {
     if ctx.st.borrow().released {
         return None;
     }
@@ -28,7 +28,7 @@ fn queue_event(k: &mut Kernel, ctx: &Rc<UffdCtx>, tid: Tid, msg: Msg, fork_ctx: 
         st.events.push_back(EventWaiter { key, tid, msg, fork_ctx });
     }
     k.uffd.waiters.insert(key, Rc::downgrade(ctx));
-    tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, tid, event = msg[0] as u64, waiter = key, "event queued");
+    tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, tid, event = msg.event as u64, waiter = key, "event queued");
     ctx.wq.wake_up_poll(EPOLLIN);
     Some(key)
 }
@@ -81,8 +81,8 @@ pub fn dup_userfaultfd_complete(s: &mut Sys) -> Option<Blocked> {
     let pending = std::mem::take(&mut s.k.uffd.fork_pending);
     let mut keys = Vec::new();
     for (o, n) in pending {
-        let mut msg: Msg = [0; 32];
-        msg[0] = UFFD_EVENT_FORK;
+        // The descriptor (arg.fork.ufd) is made when the event is read.
+        let msg = UffdMsg { event: UFFD_EVENT_FORK, ..Default::default() };
         if let Some(k) = queue_event(s.k, &o, s.tid, msg, Some(n)) {
             keys.push(k);
         }
@@ -95,24 +95,29 @@ fn ctx_with(v: &crate::kernel::mm::Vma, feature: u64) -> Option<Rc<UffdCtx>> {
     v.userfaultfd_ctx.as_ref().filter(|c| c.features() & feature != 0 && !c.st.borrow().released).map(|c| c.0.clone())
 }
 
-fn range_msg(event: u8, a: u64, b: u64, c: u64) -> Msg {
-    let mut msg: Msg = [0; 32];
-    msg[0] = event;
-    put_u64(&mut msg, 8, a);
-    put_u64(&mut msg, 16, b);
-    put_u64(&mut msg, 24, c);
+/// A REMOVE or UNMAP message (both use arg.remove).
+fn remove_msg(event: u8, start: u64, end: u64) -> UffdMsg {
+    let mut msg = UffdMsg { event, ..Default::default() };
+    msg.arg.set(UffdMsgRemove { start, end });
+    msg
+}
+
+/// A REMAP message.
+fn remap_msg(from: u64, to: u64, len: u64) -> UffdMsg {
+    let mut msg = UffdMsg { event: UFFD_EVENT_REMAP, ..Default::default() };
+    msg.arg.set(UffdMsgRemap { from, to, len });
     msg
 }
 
 /// Events gathered before an mm change and sent after it.
 #[derive(Default)]
-pub struct PendingEvents(Vec<(Rc<UffdCtx>, Msg)>);
+pub struct PendingEvents(Vec<(Rc<UffdCtx>, UffdMsg)>);
 
 impl PendingEvents {
     /// The mremap order seen natively: the UNMAP of `early` (the MREMAP_FIXED
     /// destination, unmapped first), then REMAP, then the UNMAP of the source.
     pub fn mremap_order(self, early: PendingEvents) -> PendingEvents {
-        let (remap, rest): (Vec<_>, Vec<_>) = self.0.into_iter().partition(|(_, m)| m[0] == UFFD_EVENT_REMAP);
+        let (remap, rest): (Vec<_>, Vec<_>) = self.0.into_iter().partition(|(_, m)| m.event == UFFD_EVENT_REMAP);
         PendingEvents(early.0.into_iter().chain(remap).chain(rest).collect())
     }
 }
@@ -123,8 +128,8 @@ pub fn unmap_prep(k: &Kernel, mm: MmId, start: u64, end: u64, ev: &mut PendingEv
     let Some(m) = k.mms[mm].as_ref() else { return };
     for key in m.vmas_in(start, end) {
         if let Some(c) = ctx_with(&m.vmas[&key], UFFD_FEATURE_EVENT_UNMAP) {
-            if !ev.0.iter().any(|(o, msg)| Rc::ptr_eq(o, &c) && msg[0] == UFFD_EVENT_UNMAP && get_u64(msg, 8) == start && get_u64(msg, 16) == end) {
-                ev.0.push((c, range_msg(UFFD_EVENT_UNMAP, start, end, 0)));
+            if !ev.0.iter().any(|(o, msg)| Rc::ptr_eq(o, &c) && msg.event == UFFD_EVENT_UNMAP && msg.arg.get::<UffdMsgRemove>() == UffdMsgRemove { start, end }) {
+                ev.0.push((c, remove_msg(UFFD_EVENT_UNMAP, start, end)));
             }
         }
     }
@@ -139,7 +144,7 @@ pub fn remove_prep(k: &Kernel, mm: MmId, start: u64, end: u64, ev: &mut PendingE
     for key in m.vmas_in(start, end) {
         let v = &m.vmas[&key];
         if let Some(c) = ctx_with(v, UFFD_FEATURE_EVENT_REMOVE) {
-            ev.0.push((c, range_msg(UFFD_EVENT_REMOVE, v.start.max(start), v.end.min(end), 0)));
+            ev.0.push((c, remove_msg(UFFD_EVENT_REMOVE, v.start.max(start), v.end.min(end))));
         }
     }
 }
@@ -171,12 +176,12 @@ pub fn events_complete(s: &mut Sys, ev: PendingEvents, rax: u64) -> SysResult {
 pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, ev: &mut PendingEvents) {
     let Some(c) = ctx else { return };
     if c.features() & UFFD_FEATURE_EVENT_REMAP != 0 && !c.st.borrow().released {
-        ev.0.push((c.clone(), range_msg(UFFD_EVENT_REMAP, from, to, old_len)));
+        ev.0.push((c.clone(), remap_msg(from, to, old_len)));
     } else {
         clear_after_move(k, hw, mm, to, to + new_len);
     }
     if c.features() & UFFD_FEATURE_EVENT_UNMAP != 0 && !c.st.borrow().released {
-        ev.0.push((c, range_msg(UFFD_EVENT_UNMAP, from, from + old_len, 0)));
+        ev.0.push((c, remove_msg(UFFD_EVENT_UNMAP, from, from + old_len)));
     }
 }
 
@@ -200,6 +205,6 @@ fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u
 pub fn unmap_prep_ctx(ev: &mut PendingEvents, k: &Kernel, mm: MmId, at: u64, start: u64, end: u64) {
     let Some(m) = k.mms[mm].as_ref() else { return };
     if let Some(c) = m.find_vma(at).and_then(|v| ctx_with(v, UFFD_FEATURE_EVENT_UNMAP)) {
-        ev.0.push((c, range_msg(UFFD_EVENT_UNMAP, start, end, 0)));
+        ev.0.push((c, remove_msg(UFFD_EVENT_UNMAP, start, end)));
     }
 }

@@ -47,8 +47,6 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
         return Userfault::Retry;
     }
     let address = if features & UFFD_FEATURE_EXACT_ADDRESS != 0 { addr } else { addr & !0xfff };
-    let mut msg: Msg = [0; 32];
-    msg[0] = UFFD_EVENT_PAGEFAULT;
     let mut flags = 0;
     if write {
         flags |= UFFD_PAGEFAULT_FLAG_WRITE;
@@ -58,11 +56,9 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
         UffdReason::Wp => flags |= UFFD_PAGEFAULT_FLAG_WP,
         UffdReason::Minor => flags |= UFFD_PAGEFAULT_FLAG_MINOR,
     }
-    put_u64(&mut msg, 8, flags);
-    put_u64(&mut msg, 16, address);
-    if features & UFFD_FEATURE_THREAD_ID != 0 {
-        msg[24..28].copy_from_slice(&(tid as u32).to_le_bytes());
-    }
+    let ptid = if features & UFFD_FEATURE_THREAD_ID != 0 { tid as u32 } else { 0 };
+    let mut msg = UffdMsg { event: UFFD_EVENT_PAGEFAULT, ..Default::default() };
+    msg.arg.set(UffdMsgPagefault { flags, address, ptid, _pad: 0 });
     let key = k.new_obj_id();
     ctx.st.borrow_mut().fault_pending.push_back(Waiter { key, tid, msg, address });
     k.uffd.waiters.insert(key, Rc::downgrade(&ctx.0));

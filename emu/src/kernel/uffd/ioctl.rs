@@ -10,7 +10,28 @@ use crate::kernel::hw::Hw;
 use crate::kernel::mm::{MmId, VmFlags, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::syscall::{ok, Ret, Sys, SysResult};
 use crate::kernel::Kernel;
+use std::mem::offset_of;
 use std::rc::Rc;
+
+/// copy_from_user of the first `len` bytes of a UAPI struct, in one guest copy; the rest
+/// stays zero. The fill ioctls read their struct without its output field, REGISTER
+/// without `ioctls`, as Linux does: a struct whose last field lies on an unmapped page
+/// can still be read.
+pub(super) fn copy_struct_from_user<T: Uapi>(s: &mut Sys, va: u64, len: usize) -> KResult<T> {
+    let mut b = [0u8; 64];
+    const { assert!(T::SIZE <= 64) };
+    assert!(len <= T::SIZE);
+    s.copy_from_user(va, &mut b[..len])?;
+    Ok(T::read_from(&b))
+}
+
+/// copy_to_user of a UAPI struct, or put_user of one field, in one guest copy.
+pub(super) fn copy_struct_to_user<T: Uapi>(s: &mut Sys, va: u64, v: &T) -> KResult<()> {
+    let mut b = [0u8; 64];
+    const { assert!(T::SIZE <= 64) };
+    v.write_to(&mut b);
+    s.copy_to_user(va, &b[..T::SIZE])
+}
 
 /// The VM_UFFD_* flags (Linux: __VM_UFFD_FLAGS).
 pub const VM_UFFD_FLAGS: VmFlags = VmFlags::UFFD_MISSING.union(VmFlags::UFFD_WP).union(VmFlags::UFFD_MINOR);
@@ -75,10 +96,7 @@ fn ioctl_name(cmd: u32) -> &'static str {
 /// memory; the context stays usable (a later, valid handshake succeeds) unless it was
 /// already initialised, in which case the answer is EINVAL.
 fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
-    let mut b = [0u8; 24];
-    s.copy_from_user(arg, &mut b)?;
-    let api = get_u64(&b, 0);
-    let mut features = get_u64(&b, 8);
+    let UffdioApi { api, mut features, .. } = copy_struct_from_user(s, arg, size_of::<UffdioApi>())?;
     let err = 'check: {
         if api != UFFD_API {
             break 'check Errno::EINVAL;
@@ -90,11 +108,7 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
         if features & !UFFD_API_FEATURES != 0 {
             break 'check Errno::EINVAL;
         }
-        let mut out = [0u8; 24];
-        put_u64(&mut out, 0, UFFD_API);
-        put_u64(&mut out, 8, UFFD_API_FEATURES);
-        put_u64(&mut out, 16, UFFD_API_IOCTLS);
-        s.copy_to_user(arg, &out)?;
+        copy_struct_to_user(s, arg, &UffdioApi { api: UFFD_API, features: UFFD_API_FEATURES, ioctls: UFFD_API_IOCTLS })?;
         let mut st = ctx.st.borrow_mut();
         if st.initialized {
             drop(st);
@@ -104,7 +118,7 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
         st.features = features;
         return ok(0);
     };
-    s.copy_to_user(arg, &[0u8; 24])?;
+    copy_struct_to_user(s, arg, &UffdioApi::default())?;
     Err(err)
 }
 
@@ -121,9 +135,7 @@ pub fn vma_can_userfault(v: &crate::kernel::mm::Vma, vm_flags: VmFlags) -> bool 
 
 /// Linux: userfaultfd_register.
 fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    let mut b = [0u8; 24];
-    s.copy_from_user(arg, &mut b)?;
-    let (start, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16));
+    let UffdioRegister { range: UffdioRange { start, len }, mode, .. } = copy_struct_from_user(s, arg, offset_of!(UffdioRegister, ioctls))?;
     if mode == 0 || mode & !(UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -187,15 +199,13 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if mode & UFFDIO_REGISTER_MODE_MINOR == 0 {
         ioctls &= !(1 << _UFFDIO_CONTINUE);
     }
-    s.copy_to_user(arg + 24, &ioctls.to_le_bytes())?;
+    copy_struct_to_user(s, arg + offset_of!(UffdioRegister, ioctls) as u64, &ioctls)?;
     ok(0)
 }
 
 /// Linux: userfaultfd_unregister.
 fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    let mut b = [0u8; 16];
-    s.copy_from_user(arg, &mut b)?;
-    let (start, len) = (get_u64(&b, 0), get_u64(&b, 8));
+    let UffdioRange { start, len } = copy_struct_from_user(s, arg, size_of::<UffdioRange>())?;
     validate_range(start, len)?;
     let end = start + len;
     if !mm_alive(s.k, ctx) {
@@ -256,9 +266,7 @@ pub fn userfaultfd_clear_vma(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u6
 
 /// Linux: userfaultfd_wake.
 fn userfaultfd_wake(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    let mut b = [0u8; 16];
-    s.copy_from_user(arg, &mut b)?;
-    let (start, len) = (get_u64(&b, 0), get_u64(&b, 8));
+    let UffdioRange { start, len } = copy_struct_from_user(s, arg, size_of::<UffdioRange>())?;
     validate_range(start, len)?;
     wake_userfault(s.k, ctx, start, len);
     ok(0)
@@ -271,7 +279,7 @@ fn mfill_result(s: &mut Sys, ctx: &UffdCtx, out_va: u64, res: KResult<u64>, dst:
         Ok(n) => n as i64,
         Err(e) => -(e.0 as i64),
     };
-    s.copy_to_user(out_va, &v.to_le_bytes())?;
+    copy_struct_to_user(s, out_va, &v)?;
     let n = res?;
     if !dontwake {
         wake_userfault(s.k, ctx, dst, n);
@@ -289,17 +297,16 @@ fn mmap_changing(s: &mut Sys, ctx: &UffdCtx, out_va: Option<u64>) -> KResult<()>
         return Ok(());
     }
     if let Some(va) = out_va {
-        s.copy_to_user(va, &(-(Errno::EAGAIN.0 as i64)).to_le_bytes())?;
+        copy_struct_to_user(s, va, &-(Errno::EAGAIN.0 as i64))?;
     }
     Err(Errno::EAGAIN)
 }
 
 /// Linux: userfaultfd_copy.
 fn userfaultfd_copy(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    mmap_changing(s, ctx, Some(arg + 32))?;
-    let mut b = [0u8; 32];
-    s.copy_from_user(arg, &mut b)?;
-    let (dst, src, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16), get_u64(&b, 24));
+    let out = arg + offset_of!(UffdioCopy, copy) as u64;
+    mmap_changing(s, ctx, Some(out))?;
+    let UffdioCopy { dst, src, len, mode, .. } = copy_struct_from_user(s, arg, offset_of!(UffdioCopy, copy))?;
     // The order seen natively on 6.18: the destination and the mode, then ESRCH for a
     // dead mm (before the source's range: a source running past TASK_SIZE on a dead
     // context is ESRCH), then the source (page-multiple length, below TASK_SIZE; no
@@ -317,15 +324,14 @@ fn userfaultfd_copy(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     validate_unaligned_range(src, len)?;
     let wp = mode & UFFDIO_COPY_MODE_WP != 0;
     let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Copy { src, wp });
-    mfill_result(s, ctx, arg + 32, res, dst, len, mode & UFFDIO_COPY_MODE_DONTWAKE != 0)
+    mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_COPY_MODE_DONTWAKE != 0)
 }
 
 /// Linux: userfaultfd_zeropage.
 fn userfaultfd_zeropage(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    mmap_changing(s, ctx, Some(arg + 24))?;
-    let mut b = [0u8; 24];
-    s.copy_from_user(arg, &mut b)?;
-    let (dst, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16));
+    let out = arg + offset_of!(UffdioZeropage, zeropage) as u64;
+    mmap_changing(s, ctx, Some(out))?;
+    let UffdioZeropage { range: UffdioRange { start: dst, len }, mode, .. } = copy_struct_from_user(s, arg, offset_of!(UffdioZeropage, zeropage))?;
     validate_range(dst, len)?;
     if mode & !UFFDIO_ZEROPAGE_MODE_DONTWAKE != 0 {
         return Err(Errno::EINVAL);
@@ -334,17 +340,16 @@ fn userfaultfd_zeropage(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         return Err(Errno::ESRCH);
     }
     let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Zeropage);
-    mfill_result(s, ctx, arg + 24, res, dst, len, mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE != 0)
+    mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE != 0)
 }
 
 /// Linux: userfaultfd_continue. Only shmem and hugetlb have a page cache to map from;
 /// pagelab's registered VMAs that are not anonymous are shmem, which has no MINOR
 /// support yet, so a registered destination answers EINVAL (as anonymous memory does).
 fn userfaultfd_continue(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    mmap_changing(s, ctx, Some(arg + 24))?;
-    let mut b = [0u8; 24];
-    s.copy_from_user(arg, &mut b)?;
-    let (dst, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16));
+    let out = arg + offset_of!(UffdioContinue, mapped) as u64;
+    mmap_changing(s, ctx, Some(out))?;
+    let UffdioContinue { range: UffdioRange { start: dst, len }, mode, .. } = copy_struct_from_user(s, arg, offset_of!(UffdioContinue, mapped))?;
     validate_range(dst, len)?;
     if mode & !(UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP) != 0 {
         return Err(Errno::EINVAL);
@@ -354,15 +359,14 @@ fn userfaultfd_continue(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     }
     let wp = mode & UFFDIO_CONTINUE_MODE_WP != 0;
     let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Continue { wp });
-    mfill_result(s, ctx, arg + 24, res, dst, len, mode & UFFDIO_CONTINUE_MODE_DONTWAKE != 0)
+    mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_CONTINUE_MODE_DONTWAKE != 0)
 }
 
 /// Linux: userfaultfd_poison.
 fn userfaultfd_poison(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    mmap_changing(s, ctx, Some(arg + 24))?;
-    let mut b = [0u8; 24];
-    s.copy_from_user(arg, &mut b)?;
-    let (dst, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16));
+    let out = arg + offset_of!(UffdioPoison, updated) as u64;
+    mmap_changing(s, ctx, Some(out))?;
+    let UffdioPoison { range: UffdioRange { start: dst, len }, mode, .. } = copy_struct_from_user(s, arg, offset_of!(UffdioPoison, updated))?;
     validate_range(dst, len)?;
     if mode & !UFFDIO_POISON_MODE_DONTWAKE != 0 {
         return Err(Errno::EINVAL);
@@ -371,15 +375,14 @@ fn userfaultfd_poison(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         return Err(Errno::ESRCH);
     }
     let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Poison);
-    mfill_result(s, ctx, arg + 24, res, dst, len, mode & UFFDIO_POISON_MODE_DONTWAKE != 0)
+    mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_POISON_MODE_DONTWAKE != 0)
 }
 
 /// Linux: userfaultfd_move.
 fn userfaultfd_move(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
-    mmap_changing(s, ctx, Some(arg + 32))?;
-    let mut b = [0u8; 32];
-    s.copy_from_user(arg, &mut b)?;
-    let (dst, src, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16), get_u64(&b, 24));
+    let out = arg + offset_of!(UffdioMove, r#move) as u64;
+    mmap_changing(s, ctx, Some(out))?;
+    let UffdioMove { dst, src, len, mode, .. } = copy_struct_from_user(s, arg, offset_of!(UffdioMove, r#move))?;
     validate_range(dst, len)?;
     validate_range(src, len)?;
     if mode & !(UFFDIO_MOVE_MODE_DONTWAKE | crate::kernel::mm::userfaultfd::UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES) != 0 {
@@ -390,15 +393,13 @@ fn userfaultfd_move(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     }
     let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
     let res = crate::kernel::mm::userfaultfd::move_pages(mm, s.hw, ctx, dst, src, len, mode);
-    mfill_result(s, ctx, arg + 32, res, dst, len, mode & UFFDIO_MOVE_MODE_DONTWAKE != 0)
+    mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_MOVE_MODE_DONTWAKE != 0)
 }
 
 /// Linux: userfaultfd_writeprotect.
 fn userfaultfd_writeprotect(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     mmap_changing(s, ctx, None)?;
-    let mut b = [0u8; 24];
-    s.copy_from_user(arg, &mut b)?;
-    let (start, len, mode) = (get_u64(&b, 0), get_u64(&b, 8), get_u64(&b, 16));
+    let UffdioWriteprotect { range: UffdioRange { start, len }, mode } = copy_struct_from_user(s, arg, size_of::<UffdioWriteprotect>())?;
     validate_range(start, len)?;
     if mode & !(UFFDIO_WRITEPROTECT_MODE_DONTWAKE | UFFDIO_WRITEPROTECT_MODE_WP) != 0 {
         return Err(Errno::EINVAL);

@@ -3,6 +3,7 @@
 //! events.
 
 use super::ctx::{UffdCtx, UffdFile, O_NONBLOCK};
+use super::ioctl::copy_struct_to_user;
 use super::uapi::*;
 use crate::kernel::errno::Errno;
 use crate::kernel::file::{Fd, File, FileKind};
@@ -10,6 +11,9 @@ use crate::kernel::syscall::{ok, Sys, SysResult};
 use crate::kernel::task::{WaitKey, WaitWhat};
 use std::cell::RefCell;
 use std::rc::Rc;
+
+/// A read returns whole messages.
+const MSG_SIZE: u64 = size_of::<UffdMsg>() as u64;
 
 /// Linux: userfaultfd_read / userfaultfd_ctx_read. Whole messages, as many as fit;
 /// pending faults before events, oldest first; blocks (retried wait) only for the first.
@@ -20,7 +24,7 @@ pub fn userfaultfd_read(s: &mut Sys, ctx: &Rc<UffdCtx>, nonblock: bool, fd: i32,
     let mut done = 0u64;
     let mut no_wait = nonblock;
     loop {
-        if count - done < 32 {
+        if count - done < MSG_SIZE {
             return if done > 0 { ok(done) } else { Err(Errno::EINVAL) };
         }
         match ctx_read_one(s, ctx) {
@@ -34,15 +38,17 @@ pub fn userfaultfd_read(s: &mut Sys, ctx: &Rc<UffdCtx>, nonblock: bool, fd: i32,
                     let f = File::new(FileKind::Userfaultfd(UffdFile(nctx)), flags);
                     let nfd = Fd { file: Rc::new(RefCell::new(f)), cloexec };
                     match s.files().borrow_mut().install(nfd, 0) {
-                        Some(n) => msg[8..12].copy_from_slice(&(n as u32).to_le_bytes()),
+                        Some(n) => msg.arg.set(UffdMsgFork { ufd: n as u32 }),
                         None => return if done > 0 { ok(done) } else { Err(Errno::EMFILE) },
                     }
                 }
-                if s.copy_to_user(buf + done, &msg).is_err() {
+                if copy_struct_to_user(s, buf + done, &msg).is_err() {
                     return if done > 0 { ok(done) } else { Err(Errno::EFAULT) };
                 }
-                tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, event = msg[0] as u64, flags = get_u64(&msg, 8), address = format_args!("{:#x}", get_u64(&msg, 16)), "message read");
-                done += 32;
+                // The first two words of the union, whatever the event.
+                let pf: UffdMsgPagefault = msg.arg.get();
+                tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, event = msg.event as u64, flags = pf.flags, address = format_args!("{:#x}", pf.address), "message read");
+                done += MSG_SIZE;
                 no_wait = true;
             }
             None => {
@@ -63,7 +69,7 @@ pub fn userfaultfd_read(s: &mut Sys, ctx: &Rc<UffdCtx>, nonblock: bool, fd: i32,
 
 /// One message: the oldest pending fault (refiled as read), else the oldest event (a
 /// non-fork event completes: its thread is woken and mmap_changing drops).
-fn ctx_read_one(s: &mut Sys, ctx: &Rc<UffdCtx>) -> Option<(Msg, Option<Rc<UffdCtx>>)> {
+fn ctx_read_one(s: &mut Sys, ctx: &Rc<UffdCtx>) -> Option<(UffdMsg, Option<Rc<UffdCtx>>)> {
     let mut st = ctx.st.borrow_mut();
     if let Some(w) = st.fault_pending.pop_front() {
         let msg = w.msg;
