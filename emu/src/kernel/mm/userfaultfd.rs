@@ -16,7 +16,6 @@ use super::vma::{Backing, Vma, VmFlags};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use crate::kernel::syscall::Sys;
 use crate::kernel::uffd::UffdCtx;
 use mmu::{Entry, PhysMem};
 use std::convert::Infallible;
@@ -25,7 +24,8 @@ use std::ops::ControlFlow;
 /// What an mfill ioctl installs.
 #[derive(Clone, Copy, Debug)]
 pub enum Mfill {
-    /// UFFDIO_COPY from `src` (in the caller's address space), uffd-wp'd with `wp`.
+    /// UFFDIO_COPY from `src` (in the caller's address space, read through the
+    /// `CopyFromUser` given to `mfill_atomic`), uffd-wp'd with `wp`.
     Copy { src: u64, wp: bool },
     /// UFFDIO_ZEROPAGE: the shared zero page, never wp'd.
     Zeropage,
@@ -40,13 +40,19 @@ fn vma_is_shmem(v: &Vma) -> bool {
     v.is_shmem()
 }
 
-/// Linux: mfill_atomic. Returns the bytes filled, or the error when none was: the
-/// caller turns a short count into EAGAIN. The destination must lie in one VMA of the
-/// context's mm registered with *some* userfaultfd (there is no ownership check, as in
+/// UFFDIO_COPY's source: `(hw, dst_mm, va, page)` copies the page at user address `va`
+/// of the calling task into `page` (Linux: the copy_from_user of mfill_atomic_pte_copy).
+/// `dst_mm` is the address space being filled, which is also the caller's when it fills
+/// its own context. The ioctl layer provides it: mm does not copy from user memory.
+pub type CopyFromUser<'a> = dyn FnMut(&mut Hw, &mut Mm, u64, &mut [u8; 4096]) -> KResult<()> + 'a;
+
+/// Linux: mfill_atomic, on the context's address space `mm`; `mmap_changing` is the
+/// context's (an unread non-cooperative event: EAGAIN). Returns the bytes filled, or the
+/// error when none was: the caller turns a short count into EAGAIN. The destination must
+/// lie in one VMA registered with *some* userfaultfd (there is no ownership check, as in
 /// Linux: a foreign uffd may fill).
-pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill) -> KResult<u64> {
+pub fn mfill_atomic(mm: &mut Mm, hw: &mut Hw, dst: u64, len: u64, mode: Mfill, mmap_changing: bool, copy_from_user: &mut CopyFromUser) -> KResult<u64> {
     let vma = {
-        let mm = s.k.mms[ctx.mm.get()].as_ref().ok_or(Errno::ESRCH)?;
         // uffd_mfill_lock / validate_dst_vma: ENOENT for no VMA, a range past its end,
         // or a VMA without a userfaultfd.
         let v = mm.find_vma(dst).ok_or(Errno::ENOENT)?;
@@ -55,7 +61,7 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
         }
         v.clone()
     };
-    if ctx.st.borrow().mmap_changing != 0 {
+    if mmap_changing {
         return Err(Errno::EAGAIN);
     }
     let wp = matches!(mode, Mfill::Copy { wp: true, .. } | Mfill::Continue { wp: true });
@@ -76,13 +82,11 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
         let va = dst + copied;
         if let Mfill::Copy { src, .. } = mode {
             // mfill_atomic_pte_copy reads the source first (EFAULT), then checks the PTE.
-            if s.copy_from_user(src + copied, &mut page).is_err() {
+            if copy_from_user(hw, mm, src + copied, &mut page).is_err() {
                 err = Some(Errno::EFAULT);
                 break;
             }
         }
-        let hw = &mut *s.hw;
-        let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
         match mfill_atomic_pte(mm, hw, &vma, va, mode, &page) {
             Ok(()) => copied += 4096,
             Err(e) => {

@@ -7,8 +7,10 @@ use super::fault::wake_userfault;
 use super::uapi::*;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use crate::kernel::mm::{MmId, VmFlags, MMAP_MIN_ADDR, TASK_SIZE};
+use crate::kernel::mm::userfaultfd::{mfill_atomic, Mfill};
+use crate::kernel::mm::{Mm, MmId, VmFlags, MMAP_MIN_ADDR, TASK_SIZE};
 use crate::kernel::syscall::{ok, Ret, Sys, SysResult};
+use crate::kernel::uaccess;
 use crate::kernel::Kernel;
 use std::mem::offset_of;
 use std::rc::Rc;
@@ -291,6 +293,24 @@ fn mfill_result(s: &mut Sys, ctx: &UffdCtx, out_va: u64, res: KResult<u64>, dst:
     }
 }
 
+/// mfill_atomic on the context's address space (Linux: what mfill_atomic does with its
+/// ctx — ctx->mm, ctx->mmap_changing — and the copy_from_user of mfill_atomic_pte_copy,
+/// which reads UFFDIO_COPY's source from the calling task's memory, page by page as each
+/// is filled). The context's mm may be another process's (a monitor filling a forked
+/// child's faults).
+fn mfill_atomic_ctx(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill) -> KResult<u64> {
+    let (target, caller) = (ctx.mm.get(), s.k.tasks[&s.tid].mm);
+    let mmap_changing = ctx.st.borrow().mmap_changing != 0;
+    let (mm, mut caller_mm) = if target == caller {
+        (s.k.mms[target].as_mut().ok_or(Errno::ESRCH)?, None)
+    } else {
+        let [t, c] = s.k.mms.get_disjoint_mut([target, caller]).expect("two live mm ids");
+        (t.as_mut().ok_or(Errno::ESRCH)?, Some(c.as_mut().expect("mm of a live task")))
+    };
+    let mut copy_from_user = |hw: &mut Hw, dst_mm: &mut Mm, va: u64, page: &mut [u8; 4096]| uaccess::copy_from_user(hw, caller_mm.as_deref_mut().unwrap_or(dst_mm), va, page);
+    mfill_atomic(mm, s.hw, dst, len, mode, mmap_changing, &mut copy_from_user)
+}
+
 /// EAGAIN while a non-cooperative event is unread, written to the output field too.
 fn mmap_changing(s: &mut Sys, ctx: &UffdCtx, out_va: Option<u64>) -> KResult<()> {
     if ctx.st.borrow().mmap_changing == 0 {
@@ -323,7 +343,7 @@ fn userfaultfd_copy(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     }
     validate_unaligned_range(src, len)?;
     let wp = mode & UFFDIO_COPY_MODE_WP != 0;
-    let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Copy { src, wp });
+    let res = mfill_atomic_ctx(s, ctx, dst, len, Mfill::Copy { src, wp });
     mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_COPY_MODE_DONTWAKE != 0)
 }
 
@@ -339,7 +359,7 @@ fn userfaultfd_zeropage(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if !mm_alive(s.k, ctx) {
         return Err(Errno::ESRCH);
     }
-    let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Zeropage);
+    let res = mfill_atomic_ctx(s, ctx, dst, len, Mfill::Zeropage);
     mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE != 0)
 }
 
@@ -358,7 +378,7 @@ fn userfaultfd_continue(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         return Err(Errno::ESRCH);
     }
     let wp = mode & UFFDIO_CONTINUE_MODE_WP != 0;
-    let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Continue { wp });
+    let res = mfill_atomic_ctx(s, ctx, dst, len, Mfill::Continue { wp });
     mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_CONTINUE_MODE_DONTWAKE != 0)
 }
 
@@ -374,7 +394,7 @@ fn userfaultfd_poison(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if !mm_alive(s.k, ctx) {
         return Err(Errno::ESRCH);
     }
-    let res = crate::kernel::mm::userfaultfd::mfill_atomic(s, ctx, dst, len, crate::kernel::mm::userfaultfd::Mfill::Poison);
+    let res = mfill_atomic_ctx(s, ctx, dst, len, Mfill::Poison);
     mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_POISON_MODE_DONTWAKE != 0)
 }
 
