@@ -73,9 +73,9 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
         // for fork events (dup_userfaultfd), in which case the child's VMA keeps its
         // modes with the child's new context.
         cv.flags.remove(VmFlags::LOCKED);
-        let nctx = cv.userfaultfd_ctx.as_ref().and_then(|o| fork_ctxs.iter().find(|(a, _)| std::rc::Rc::ptr_eq(a, &o.0)).map(|(_, n)| n.clone()));
+        let nctx = cv.userfaultfd_ctx.as_ref().and_then(|o| fork_ctxs.iter().find(|(a, _)| a == o).map(|(_, n)| n.clone()));
         match nctx {
-            Some(n) => cv.userfaultfd_ctx = Some(crate::kernel::uffd::UffdRef(n)),
+            Some(n) => cv.userfaultfd_ctx = Some(n),
             None => {
                 cv.flags.remove(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
                 cv.userfaultfd_ctx = None;

@@ -12,11 +12,10 @@ use super::mprotect::{change_protection, MM_CP_TRY_CHANGE_WRITABLE, MM_CP_UFFD_W
 use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{self, softleaf_from_pte, PteMarker, SoftLeaf};
-use super::vma::{Backing, Vma, VmFlags};
+use super::vma::{Backing, Vma, VmFlags, VmUserfaultfdCtx};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use crate::kernel::uffd::UffdCtx;
 use mmu::{Entry, PhysMem};
 use std::convert::Infallible;
 use std::ops::ControlFlow;
@@ -263,7 +262,7 @@ pub fn userfaultfd_wp_use_markers(vma: &Vma) -> bool {
 
 /// Linux: userfaultfd_wp_unpopulated.
 pub fn userfaultfd_wp_unpopulated(vma: &Vma) -> bool {
-    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.features() & crate::kernel::uffd::uapi::UFFD_FEATURE_WP_UNPOPULATED != 0)
+    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.wp_unpopulated())
 }
 
 /// Drops every uffd-wp bit from [start, end) after an mremap without EVENT_REMAP (Linux:
@@ -331,18 +330,15 @@ pub fn mwriteprotect_range(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, enabl
     r
 }
 
-/// UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: a source hole counts as moved.
-pub const UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: u64 = 2;
-
 /// Linux: move_pages (UFFDIO_MOVE, anonymous memory only). Moves the pages of
 /// [src, src+len) to [dst, dst+len) in the context's mm: both ranges within one
 /// writable private anonymous VMA each, with the same access flags, and the destination
-/// registered with *this* context (EINVAL otherwise — unlike the fills, MOVE checks
-/// ownership). Per page: a populated destination is EEXIST, a source hole ENOENT (or
-/// moved with ALLOW_SRC_HOLES), a source page that is not exclusive (COW-shared) EBUSY.
-/// The moved PTE is writable and never uffd-wp'd. Returns the bytes moved, or the
-/// error when none was.
-pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, len: u64, mode: u64) -> KResult<u64> {
+/// registered with *this* context, `ctx` (EINVAL otherwise — unlike the fills, MOVE
+/// checks ownership). Per page: a populated destination is EEXIST, a source hole ENOENT
+/// (or moved, with UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: `allow_src_holes`), a source page
+/// that is not exclusive (COW-shared) EBUSY. The moved PTE is writable and never
+/// uffd-wp'd. Returns the bytes moved, or the error when none was.
+pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &VmUserfaultfdCtx, dst: u64, src: u64, len: u64, allow_src_holes: bool) -> KResult<u64> {
     let (Some(dv), Some(sv)) = (mm.find_vma(dst).cloned(), mm.find_vma(src).cloned()) else {
         return Err(Errno::ENOENT);
     };
@@ -353,7 +349,7 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, l
     if dv.flags & acc != sv.flags & acc || dv.flags.has(VmFlags::LOCKED) != sv.flags.has(VmFlags::LOCKED) || !sv.writable() {
         return Err(Errno::EINVAL);
     }
-    if !dv.userfaultfd_ctx.as_ref().is_some_and(|c| std::ptr::eq(&*c.0, ctx)) {
+    if dv.userfaultfd_ctx.as_ref() != Some(ctx) {
         return Err(Errno::EINVAL);
     }
     if !dv.is_anonymous() || !sv.is_anonymous() || dv.shared() || sv.shared() {
@@ -384,7 +380,7 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, l
         let prot = pgtable::vm_page_prot(dv.readable(), dv.writable(), dv.executable(), false);
         let new = match softleaf_from_pte(spte) {
             SoftLeaf::None => {
-                if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 {
+                if allow_src_holes {
                     moved += 4096;
                     continue;
                 }

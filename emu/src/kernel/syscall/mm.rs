@@ -105,7 +105,7 @@ pub fn sys_mprotect(s: &mut Sys, a: Args) -> SysResult {
 pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
     let (old, old_len, new_len) = (a.u(0), mmap::page_align(a.u(1)).unwrap_or(0), mmap::page_align(a.u(2)).unwrap_or(0));
     let mm_id = s.k.tasks[&s.tid].mm;
-    let ctx = s.mm().find_vma(old).and_then(|v| v.userfaultfd_ctx.as_ref().map(|c| c.0.clone()));
+    let ctx = s.mm().find_vma(old).and_then(uffd::vma_ctx);
     // MREMAP_FIXED unmaps the destination first (userfaultfd_unmap_prep on uf_unmap_early).
     let mut early = uffd::PendingEvents::default();
     if a.u32(3) & mmap::MREMAP_FIXED != 0 && a.u32(3) & mmap::MREMAP_MAYMOVE != 0 {

@@ -8,7 +8,7 @@ use super::uapi::*;
 use crate::kernel::errno::Errno;
 use crate::kernel::file::{Fd, File, FileKind, WaitQueue, EPOLLERR, EPOLLHUP, EPOLLIN};
 use crate::kernel::hw::Hw;
-use crate::kernel::mm::MmId;
+use crate::kernel::mm::{MmId, UserfaultfdCtx, Vma, VmUserfaultfdCtx};
 use crate::kernel::syscall::{ok, Sys, SysResult};
 use crate::kernel::task::{Tid, WaitKey};
 use crate::kernel::Kernel;
@@ -101,30 +101,27 @@ impl UffdCtx {
     }
 }
 
-/// A VMA's (or the file's) reference to a context. Equal when it names the same context,
-/// which is what vma_merge and the EBUSY check compare.
-#[derive(Clone)]
-pub struct UffdRef(pub Rc<UffdCtx>);
-
-impl PartialEq for UffdRef {
-    fn eq(&self, o: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &o.0)
+/// What mm asks of a registered VMA's context.
+impl UserfaultfdCtx for UffdCtx {
+    fn wp_unpopulated(&self) -> bool {
+        self.features() & UFFD_FEATURE_WP_UNPOPULATED != 0
     }
 }
 
-impl Eq for UffdRef {}
-
-impl std::fmt::Debug for UffdRef {
+impl std::fmt::Debug for UffdCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "uffd#{}", self.0.id)
+        write!(f, "uffd#{}", self.id)
     }
 }
 
-impl std::ops::Deref for UffdRef {
-    type Target = UffdCtx;
-    fn deref(&self) -> &UffdCtx {
-        &self.0
-    }
+/// The reference a VMA registered with `ctx` holds (Linux: vm_userfaultfd_ctx).
+pub fn vm_ctx(ctx: &Rc<UffdCtx>) -> VmUserfaultfdCtx {
+    VmUserfaultfdCtx::new(ctx.clone())
+}
+
+/// The context a VMA is registered with.
+pub fn vma_ctx(v: &Vma) -> Option<Rc<UffdCtx>> {
+    v.userfaultfd_ctx.as_ref().map(|c| c.downcast().expect("a VMA's userfaultfd context is a UffdCtx"))
 }
 
 /// The file payload of a userfaultfd descriptor. Dropping it (the last description went)
@@ -228,8 +225,7 @@ fn userfaultfd_release(k: &mut Kernel, hw: &mut Hw, ctx: &Rc<UffdCtx>) {
     ctx.st.borrow_mut().released = true;
     tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, "release");
     if mm_alive(k, ctx) {
-        let me = UffdRef(ctx.clone());
-        let ranges: Vec<(u64, u64)> = k.mms[ctx.mm.get()].as_ref().unwrap().vmas.values().filter(|v| v.userfaultfd_ctx.as_ref() == Some(&me)).map(|v| (v.start, v.end)).collect();
+        let ranges: Vec<(u64, u64)> = k.mms[ctx.mm.get()].as_ref().unwrap().vmas.values().filter(|v| v.userfaultfd_ctx.as_ref().is_some_and(|c| c.is(&**ctx))).map(|v| (v.start, v.end)).collect();
         for (a, z) in ranges {
             userfaultfd_clear_vma(k, hw, ctx.mm.get(), a, z);
         }
@@ -246,7 +242,7 @@ fn userfaultfd_release(k: &mut Kernel, hw: &mut Hw, ctx: &Rc<UffdCtx>) {
         if let Some(n) = e.fork_ctx {
             // The child's context was never handed out: its registrations go too
             // (userfaultfd_event_wait_completion's release_new_ctx).
-            let ranges: Vec<(u64, u64)> = k.mms.get(n.mm.get()).and_then(|m| m.as_ref()).map(|m| m.vmas.values().filter(|v| v.userfaultfd_ctx.as_ref().is_some_and(|c| Rc::ptr_eq(&c.0, &n))).map(|v| (v.start, v.end)).collect()).unwrap_or_default();
+            let ranges: Vec<(u64, u64)> = k.mms.get(n.mm.get()).and_then(|m| m.as_ref()).map(|m| m.vmas.values().filter(|v| v.userfaultfd_ctx.as_ref().is_some_and(|c| c.is(&*n))).map(|v| (v.start, v.end)).collect()).unwrap_or_default();
             for (a, z) in ranges {
                 userfaultfd_clear_vma(k, hw, n.mm.get(), a, z);
             }

@@ -3,13 +3,13 @@
 //! userfaultfd_unmap_prep/complete): FORK, REMAP, REMOVE and UNMAP, gathered before the
 //! mm changes and sent after it; the thread that caused them waits until they are read.
 
-use super::ctx::{new_ctx, EventWaiter, UffdCtx};
+use super::ctx::{new_ctx, vm_ctx, vma_ctx, EventWaiter, UffdCtx};
 use super::ioctl::VM_UFFD_FLAGS;
 use super::uapi::*;
 use crate::kernel::errno::Errno;
 use crate::kernel::file::EPOLLIN;
 use crate::kernel::hw::Hw;
-use crate::kernel::mm::MmId;
+use crate::kernel::mm::{MmId, VmUserfaultfdCtx};
 use crate::kernel::syscall::{ok, Ret, Sys, SysResult};
 use crate::kernel::task::{Blocked, Tid, WaitKey, WaitWhat};
 use crate::kernel::Kernel;
@@ -42,14 +42,16 @@ fn event_wait(keys: &[u64]) -> Option<Blocked> {
 }
 
 /// Linux: dup_userfaultfd, for every context of the parent's VMAs that asked for
-/// EVENT_FORK: a new, initialised context with the same features for the child.
-pub fn dup_userfaultfd(k: &mut Kernel, parent: MmId) -> Vec<(Rc<UffdCtx>, Rc<UffdCtx>)> {
+/// EVENT_FORK: a new, initialised context with the same features for the child. Returns
+/// the (parent's, child's) pairs for dup_mmap, which gives the child's VMAs the child's
+/// context.
+pub fn dup_userfaultfd(k: &mut Kernel, parent: MmId) -> Vec<(VmUserfaultfdCtx, VmUserfaultfdCtx)> {
     let mut octxs: Vec<Rc<UffdCtx>> = Vec::new();
     if let Some(mm) = k.mms[parent].as_ref() {
         for v in mm.vmas.values() {
-            if let Some(c) = &v.userfaultfd_ctx {
-                if c.features() & UFFD_FEATURE_EVENT_FORK != 0 && !c.st.borrow().released && !octxs.iter().any(|o| Rc::ptr_eq(o, &c.0)) {
-                    octxs.push(c.0.clone());
+            if let Some(c) = vma_ctx(v) {
+                if c.features() & UFFD_FEATURE_EVENT_FORK != 0 && !c.st.borrow().released && !octxs.iter().any(|o| Rc::ptr_eq(o, &c)) {
+                    octxs.push(c);
                 }
             }
         }
@@ -64,8 +66,9 @@ pub fn dup_userfaultfd(k: &mut Kernel, parent: MmId) -> Vec<(Rc<UffdCtx>, Rc<Uff
         }
         out.push((o, n));
     }
-    k.uffd.fork_pending = out.clone();
-    out
+    let pairs = out.iter().map(|(o, n)| (vm_ctx(o), vm_ctx(n))).collect();
+    k.uffd.fork_pending = out;
+    pairs
 }
 
 /// The child's mm got its id: the child's contexts receive its faults.
@@ -92,7 +95,7 @@ pub fn dup_userfaultfd_complete(s: &mut Sys) -> Option<Blocked> {
 
 /// A VMA's context if it asked for `feature`.
 fn ctx_with(v: &crate::kernel::mm::Vma, feature: u64) -> Option<Rc<UffdCtx>> {
-    v.userfaultfd_ctx.as_ref().filter(|c| c.features() & feature != 0 && !c.st.borrow().released).map(|c| c.0.clone())
+    vma_ctx(v).filter(|c| c.features() & feature != 0 && !c.st.borrow().released)
 }
 
 /// A REMOVE or UNMAP message (both use arg.remove).

@@ -2,7 +2,7 @@
 //! wake_userfault): a fault in a registered VMA that needs the monitor queues a message
 //! and parks the faulting thread until a wake covers its address.
 
-use super::ctx::{UffdCtx, Waiter};
+use super::ctx::{vma_ctx, UffdCtx, Waiter};
 use super::uapi::*;
 use crate::kernel::errno::Errno;
 use crate::kernel::file::EPOLLIN;
@@ -33,7 +33,7 @@ pub enum Userfault {
 pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write: bool, user: bool, reason: UffdReason) -> Userfault {
     let mm_id = k.tasks[&tid].mm;
     let _ = hw;
-    let Some(ctx) = k.mms[mm_id].as_ref().and_then(|m| m.find_vma(addr)).and_then(|v| v.userfaultfd_ctx.clone()) else {
+    let Some(ctx) = k.mms[mm_id].as_ref().and_then(|m| m.find_vma(addr)).and_then(vma_ctx) else {
         return Userfault::Sigbus;
     };
     let features = ctx.features();
@@ -61,7 +61,7 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
     msg.arg.set(UffdMsgPagefault { flags, address, ptid, _pad: 0 });
     let key = k.new_obj_id();
     ctx.st.borrow_mut().fault_pending.push_back(Waiter { key, tid, msg, address });
-    k.uffd.waiters.insert(key, Rc::downgrade(&ctx.0));
+    k.uffd.waiters.insert(key, Rc::downgrade(&ctx));
     tracing::debug!(target: "pagelab::uffd", uffd = ctx.id, tid, flags, address = format_args!("{address:#x}"), user, waiter = key, "message queued");
     ctx.wq.wake_up_poll(EPOLLIN);
     Userfault::Queued(key)

@@ -2,7 +2,7 @@
 //! UNREGISTER, WAKE, COPY, ZEROPAGE, CONTINUE, POISON, MOVE and WRITEPROTECT. The memory
 //! side of each is `mm::userfaultfd`.
 
-use super::ctx::{mm_alive, UffdCtx, UffdRef};
+use super::ctx::{mm_alive, vm_ctx, UffdCtx};
 use super::fault::wake_userfault;
 use super::uapi::*;
 use crate::kernel::errno::{Errno, KResult};
@@ -156,7 +156,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if !mm_alive(s.k, ctx) {
         return Err(Errno::ENOMEM);
     }
-    let me = UffdRef(ctx.clone());
+    let me = vm_ctx(ctx);
     let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
     let keys = mm.vmas_in(start, end);
     if keys.is_empty() {
@@ -213,7 +213,7 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
     if !mm_alive(s.k, ctx) {
         return Err(Errno::ENOMEM);
     }
-    let me = UffdRef(ctx.clone());
+    let me = vm_ctx(ctx);
     let mm = s.k.mms[ctx.mm.get()].as_ref().unwrap();
     let keys = mm.vmas_in(start, end);
     if keys.is_empty() {
@@ -405,14 +405,14 @@ fn userfaultfd_move(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     let UffdioMove { dst, src, len, mode, .. } = copy_struct_from_user(s, arg, offset_of!(UffdioMove, r#move))?;
     validate_range(dst, len)?;
     validate_range(src, len)?;
-    if mode & !(UFFDIO_MOVE_MODE_DONTWAKE | crate::kernel::mm::userfaultfd::UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES) != 0 {
+    if mode & !(UFFDIO_MOVE_MODE_DONTWAKE | UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES) != 0 {
         return Err(Errno::EINVAL);
     }
     if !mm_alive(s.k, ctx) {
         return Err(Errno::ESRCH);
     }
     let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
-    let res = crate::kernel::mm::userfaultfd::move_pages(mm, s.hw, ctx, dst, src, len, mode);
+    let res = crate::kernel::mm::userfaultfd::move_pages(mm, s.hw, &vm_ctx(ctx), dst, src, len, mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0);
     mfill_result(s, ctx, out, res, dst, len, mode & UFFDIO_MOVE_MODE_DONTWAKE != 0)
 }
 

@@ -3,8 +3,9 @@
 //!
 //! A context ([`UffdCtx`], Linux's `struct userfaultfd_ctx`) belongs to one address space
 //! (`mm`, held by id: the context outlives it, and its ioctls then answer ESRCH/ENOMEM).
-//! VMAs registered with it hold an [`UffdRef`] (Linux: `vm_userfaultfd_ctx`); the file
-//! holds another. Faults in a registered VMA that need the monitor (`handle_userfault`)
+//! VMAs registered with it hold a `mm::VmUserfaultfdCtx` (Linux: `vm_userfaultfd_ctx`),
+//! a reference mm compares but does not look into (`vma_ctx` gets the context back); the
+//! file holds another. Faults in a registered VMA that need the monitor (`handle_userfault`)
 //! queue a [`Waiter`] carrying the 32-byte `uffd_msg` on `fault_pending` and park the
 //! faulting thread on the waiter's own wait key; `read()` moves waiters to `fault_read`
 //! (Linux refiles them from fault_pending_wqh to fault_wqh); a wake whose range covers the
@@ -39,7 +40,7 @@ mod ioctl;
 mod read;
 pub mod uapi;
 
-pub use ctx::{dev_ioctl, open_dev, process_released, show_fdinfo, sys_userfaultfd, UffdCtx, UffdFile, UffdKernel, UffdRef};
+pub use ctx::{dev_ioctl, open_dev, process_released, show_fdinfo, sys_userfaultfd, vma_ctx, UffdCtx, UffdFile, UffdKernel};
 pub use events::{dup_userfaultfd, dup_userfaultfd_complete, dup_userfaultfd_set_mm, events_complete, mremap_events, remove_prep, unmap_prep, unmap_prep_ctx, PendingEvents};
 pub use fault::{kernel_fault, prune_dead_waiters, user_fault, waiter_woken};
 pub use ioctl::userfaultfd_ioctl;
