@@ -167,7 +167,13 @@ pub fn kernel_clone(s: &mut Sys, args: CloneArgs) -> SysResult {
         s.k.mm_mut(parent_mm).users += 1;
         parent_mm
     } else {
-        let new = super::mm::fork::dup_mmap(s.k, s.hw, parent_mm)?;
+        // Linux: dup_mm, mm_init (the PML4) then dup_mmap, whose dup_userfaultfd gives a
+        // context with UFFD_FEATURE_EVENT_FORK a new context for the child (announced
+        // by a FORK event once the fork is done). mm does not make contexts: uffd makes
+        // them here, between the two, and dup_mmap hands them to the child's VMAs.
+        let pml4 = super::mm::fork::mm_alloc_pgd(s.hw)?;
+        let fork_ctxs = super::uffd::dup_userfaultfd(s.k, parent_mm);
+        let new = super::mm::fork::dup_mmap(s.k.mms[parent_mm].as_mut().expect("fork from a freed mm"), s.hw, pml4, &fork_ctxs)?;
         let id = s.k.add_mm(new);
         super::uffd::dup_userfaultfd_set_mm(s.k, id);
         id

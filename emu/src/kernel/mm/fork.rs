@@ -13,13 +13,11 @@ use super::mmu_gather::MmuGather;
 use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{softleaf_from_pte, SoftLeaf};
-use super::vma::{Backing, Vma, VmFlags};
+use super::vma::{Backing, Vma, VmFlags, VmUserfaultfdCtx};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use crate::kernel::mm::MmId;
-use crate::kernel::Kernel;
-use mmu::{Entry, PhysMem};
+use mmu::{Entry, PhysAddr, PhysMem};
 use std::ops::ControlFlow;
 use std::collections::BTreeMap;
 
@@ -40,15 +38,23 @@ fn vma_needs_copy(v: &Vma) -> bool {
     matches!(v.backing, Backing::Anon | Backing::Heap | Backing::Stack) && !v.shared() || v.anon_vma
 }
 
-/// A copy of `parent` for a child process: the VMAs, and page tables where private
-/// writable pages are write-protected in both for copy-on-write. The parent's TLBs (on
-/// every vCPU running it) are flushed once at the end, as dup_mmap's flush_tlb_mm does.
-pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
-    let pml4 = hw.pages.alloc_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)?;
-    // dup_userfaultfd: a context with UFFD_FEATURE_EVENT_FORK gets a new context for the
-    // child (one per parent context), announced by a FORK event once the fork is done.
-    let fork_ctxs = crate::kernel::uffd::dup_userfaultfd(k, parent);
-    let src = k.mms[parent].as_mut().expect("fork from a freed mm");
+/// Linux: mm_alloc_pgd (mm_init, called by dup_mm before dup_mmap): the child's PML4,
+/// zeroed.
+pub fn mm_alloc_pgd(hw: &mut Hw) -> KResult<PhysAddr> {
+    hw.pages.alloc_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)
+}
+
+/// A copy of `src` for a child process, on the PML4 `pml4` (from `mm_alloc_pgd`, freed
+/// with the child on failure): the VMAs, and page tables where private writable pages
+/// are write-protected in both for copy-on-write. The parent's TLBs (on every vCPU
+/// running it) are flushed once at the end, as dup_mmap's flush_tlb_mm does.
+///
+/// `fork_ctxs` are the (parent's, child's) userfaultfd contexts that dup_userfaultfd
+/// made for the contexts with UFFD_FEATURE_EVENT_FORK (Linux calls it from here, for
+/// each VMA; the process-level fork calls it before, as mm does not make contexts): a
+/// VMA registered with one of them keeps its registration in the child, with the
+/// child's context.
+pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserfaultfdCtx, VmUserfaultfdCtx)]) -> KResult<Mm> {
     let mut child = Mm {
         pml4,
         vmas: BTreeMap::new(),
@@ -73,9 +79,9 @@ pub fn dup_mmap(k: &mut Kernel, hw: &mut Hw, parent: MmId) -> KResult<Mm> {
         // for fork events (dup_userfaultfd), in which case the child's VMA keeps its
         // modes with the child's new context.
         cv.flags.remove(VmFlags::LOCKED);
-        let nctx = cv.userfaultfd_ctx.as_ref().and_then(|o| fork_ctxs.iter().find(|(a, _)| std::rc::Rc::ptr_eq(a, &o.0)).map(|(_, n)| n.clone()));
+        let nctx = cv.userfaultfd_ctx.as_ref().and_then(|o| fork_ctxs.iter().find(|(a, _)| a == o).map(|(_, n)| n.clone()));
         match nctx {
-            Some(n) => cv.userfaultfd_ctx = Some(crate::kernel::uffd::UffdRef(n)),
+            Some(n) => cv.userfaultfd_ctx = Some(n),
             None => {
                 cv.flags.remove(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
                 cv.userfaultfd_ctx = None;

@@ -45,7 +45,7 @@ pub mod userfaultfd;
 pub mod vma;
 
 pub use page::Pages;
-pub use vma::{Vma, VmFlags};
+pub use vma::{UserfaultfdCtx, Vma, VmFlags, VmUserfaultfdCtx};
 
 use mmu::PhysAddr;
 use std::collections::BTreeMap;

@@ -12,12 +12,10 @@ use super::mprotect::{change_protection, MM_CP_TRY_CHANGE_WRITABLE, MM_CP_UFFD_W
 use super::pagewalk::{walk_page_range, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{self, softleaf_from_pte, PteMarker, SoftLeaf};
-use super::vma::{Backing, Vma, VmFlags};
+use super::vma::{Backing, Vma, VmFlags, VmUserfaultfdCtx};
 use super::Mm;
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::hw::Hw;
-use crate::kernel::syscall::Sys;
-use crate::kernel::uffd::UffdCtx;
 use mmu::{Entry, PhysMem};
 use std::convert::Infallible;
 use std::ops::ControlFlow;
@@ -25,7 +23,8 @@ use std::ops::ControlFlow;
 /// What an mfill ioctl installs.
 #[derive(Clone, Copy, Debug)]
 pub enum Mfill {
-    /// UFFDIO_COPY from `src` (in the caller's address space), uffd-wp'd with `wp`.
+    /// UFFDIO_COPY from `src` (in the caller's address space, read through the
+    /// `CopyFromUser` given to `mfill_atomic`), uffd-wp'd with `wp`.
     Copy { src: u64, wp: bool },
     /// UFFDIO_ZEROPAGE: the shared zero page, never wp'd.
     Zeropage,
@@ -40,13 +39,19 @@ fn vma_is_shmem(v: &Vma) -> bool {
     v.is_shmem()
 }
 
-/// Linux: mfill_atomic. Returns the bytes filled, or the error when none was: the
-/// caller turns a short count into EAGAIN. The destination must lie in one VMA of the
-/// context's mm registered with *some* userfaultfd (there is no ownership check, as in
+/// UFFDIO_COPY's source: `(hw, dst_mm, va, page)` copies the page at user address `va`
+/// of the calling task into `page` (Linux: the copy_from_user of mfill_atomic_pte_copy).
+/// `dst_mm` is the address space being filled, which is also the caller's when it fills
+/// its own context. The ioctl layer provides it: mm does not copy from user memory.
+pub type CopyFromUser<'a> = dyn FnMut(&mut Hw, &mut Mm, u64, &mut [u8; 4096]) -> KResult<()> + 'a;
+
+/// Linux: mfill_atomic, on the context's address space `mm`; `mmap_changing` is the
+/// context's (an unread non-cooperative event: EAGAIN). Returns the bytes filled, or the
+/// error when none was: the caller turns a short count into EAGAIN. The destination must
+/// lie in one VMA registered with *some* userfaultfd (there is no ownership check, as in
 /// Linux: a foreign uffd may fill).
-pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill) -> KResult<u64> {
+pub fn mfill_atomic(mm: &mut Mm, hw: &mut Hw, dst: u64, len: u64, mode: Mfill, mmap_changing: bool, copy_from_user: &mut CopyFromUser) -> KResult<u64> {
     let vma = {
-        let mm = s.k.mms[ctx.mm.get()].as_ref().ok_or(Errno::ESRCH)?;
         // uffd_mfill_lock / validate_dst_vma: ENOENT for no VMA, a range past its end,
         // or a VMA without a userfaultfd.
         let v = mm.find_vma(dst).ok_or(Errno::ENOENT)?;
@@ -55,7 +60,7 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
         }
         v.clone()
     };
-    if ctx.st.borrow().mmap_changing != 0 {
+    if mmap_changing {
         return Err(Errno::EAGAIN);
     }
     let wp = matches!(mode, Mfill::Copy { wp: true, .. } | Mfill::Continue { wp: true });
@@ -76,13 +81,11 @@ pub fn mfill_atomic(s: &mut Sys, ctx: &UffdCtx, dst: u64, len: u64, mode: Mfill)
         let va = dst + copied;
         if let Mfill::Copy { src, .. } = mode {
             // mfill_atomic_pte_copy reads the source first (EFAULT), then checks the PTE.
-            if s.copy_from_user(src + copied, &mut page).is_err() {
+            if copy_from_user(hw, mm, src + copied, &mut page).is_err() {
                 err = Some(Errno::EFAULT);
                 break;
             }
         }
-        let hw = &mut *s.hw;
-        let mm = s.k.mms[ctx.mm.get()].as_mut().unwrap();
         match mfill_atomic_pte(mm, hw, &vma, va, mode, &page) {
             Ok(()) => copied += 4096,
             Err(e) => {
@@ -259,7 +262,7 @@ pub fn userfaultfd_wp_use_markers(vma: &Vma) -> bool {
 
 /// Linux: userfaultfd_wp_unpopulated.
 pub fn userfaultfd_wp_unpopulated(vma: &Vma) -> bool {
-    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.features() & crate::kernel::uffd::UFFD_FEATURE_WP_UNPOPULATED != 0)
+    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.wp_unpopulated())
 }
 
 /// Drops every uffd-wp bit from [start, end) after an mremap without EVENT_REMAP (Linux:
@@ -327,18 +330,15 @@ pub fn mwriteprotect_range(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, enabl
     r
 }
 
-/// UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: a source hole counts as moved.
-pub const UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: u64 = 2;
-
 /// Linux: move_pages (UFFDIO_MOVE, anonymous memory only). Moves the pages of
 /// [src, src+len) to [dst, dst+len) in the context's mm: both ranges within one
 /// writable private anonymous VMA each, with the same access flags, and the destination
-/// registered with *this* context (EINVAL otherwise — unlike the fills, MOVE checks
-/// ownership). Per page: a populated destination is EEXIST, a source hole ENOENT (or
-/// moved with ALLOW_SRC_HOLES), a source page that is not exclusive (COW-shared) EBUSY.
-/// The moved PTE is writable and never uffd-wp'd. Returns the bytes moved, or the
-/// error when none was.
-pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, len: u64, mode: u64) -> KResult<u64> {
+/// registered with *this* context, `ctx` (EINVAL otherwise — unlike the fills, MOVE
+/// checks ownership). Per page: a populated destination is EEXIST, a source hole ENOENT
+/// (or moved, with UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: `allow_src_holes`), a source page
+/// that is not exclusive (COW-shared) EBUSY. The moved PTE is writable and never
+/// uffd-wp'd. Returns the bytes moved, or the error when none was.
+pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &VmUserfaultfdCtx, dst: u64, src: u64, len: u64, allow_src_holes: bool) -> KResult<u64> {
     let (Some(dv), Some(sv)) = (mm.find_vma(dst).cloned(), mm.find_vma(src).cloned()) else {
         return Err(Errno::ENOENT);
     };
@@ -349,7 +349,7 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, l
     if dv.flags & acc != sv.flags & acc || dv.flags.has(VmFlags::LOCKED) != sv.flags.has(VmFlags::LOCKED) || !sv.writable() {
         return Err(Errno::EINVAL);
     }
-    if !dv.userfaultfd_ctx.as_ref().is_some_and(|c| std::ptr::eq(&*c.0, ctx)) {
+    if dv.userfaultfd_ctx.as_ref() != Some(ctx) {
         return Err(Errno::EINVAL);
     }
     if !dv.is_anonymous() || !sv.is_anonymous() || dv.shared() || sv.shared() {
@@ -380,7 +380,7 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &UffdCtx, dst: u64, src: u64, l
         let prot = pgtable::vm_page_prot(dv.readable(), dv.writable(), dv.executable(), false);
         let new = match softleaf_from_pte(spte) {
             SoftLeaf::None => {
-                if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 {
+                if allow_src_holes {
                     moved += 4096;
                     continue;
                 }

@@ -1,5 +1,9 @@
 //! Virtual memory areas (Linux: struct vm_area_struct, VM_* flags in include/linux/mm.h).
 
+use std::any::Any;
+use std::fmt;
+use std::rc::Rc;
+
 /// VM_* flags (the subset pagelab models), a bitflags set with Linux's values. Every bit
 /// is kept, named or not (`!` and `remove` act on all 64), as the raw `vm_flags` would.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Default)]
@@ -41,6 +45,54 @@ impl VmFlags {
     }
 }
 
+/// What mm asks of the userfaultfd context a VMA is registered with. The context — its
+/// queues, its file, its features — is `kernel::uffd`'s, which implements this; mm keeps
+/// the reference and compares it, and asks only this.
+pub trait UserfaultfdCtx: Any + fmt::Debug {
+    /// The context asked for UFFD_FEATURE_WP_UNPOPULATED (or WP_ASYNC, which implies
+    /// it): write-protecting anonymous memory marks its none PTEs too.
+    fn wp_unpopulated(&self) -> bool;
+}
+
+/// Linux: struct vm_userfaultfd_ctx, a VMA's reference to the userfaultfd context it is
+/// registered with. Equal when it names the same context, which is what vma_merge and
+/// the EBUSY of a second context compare; what a context is, only its owner knows
+/// (`downcast`).
+#[derive(Clone)]
+pub struct VmUserfaultfdCtx(Rc<dyn UserfaultfdCtx>);
+
+impl VmUserfaultfdCtx {
+    pub fn new<C: UserfaultfdCtx>(ctx: Rc<C>) -> Self {
+        VmUserfaultfdCtx(ctx)
+    }
+    /// The context, as the type it was made from.
+    pub fn downcast<C: UserfaultfdCtx>(&self) -> Option<Rc<C>> {
+        let any: Rc<dyn Any> = self.0.clone();
+        any.downcast().ok()
+    }
+    /// This names `ctx`.
+    pub fn is<C: UserfaultfdCtx>(&self, ctx: &C) -> bool {
+        std::ptr::addr_eq(Rc::as_ptr(&self.0), ctx as *const C)
+    }
+    pub fn wp_unpopulated(&self) -> bool {
+        self.0.wp_unpopulated()
+    }
+}
+
+impl PartialEq for VmUserfaultfdCtx {
+    fn eq(&self, o: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl Eq for VmUserfaultfdCtx {}
+
+impl fmt::Debug for VmUserfaultfdCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// What backs a VMA.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backing {
@@ -65,7 +117,7 @@ pub struct Vma {
     pub shared_id: Option<u64>,
     /// The userfaultfd this VMA is registered with (Linux: vm_userfaultfd_ctx); set
     /// exactly when one of the VM_UFFD_* flags is.
-    pub userfaultfd_ctx: Option<crate::kernel::uffd::UffdRef>,
+    pub userfaultfd_ctx: Option<VmUserfaultfdCtx>,
     /// Linux: vma->anon_vma != NULL, for a private file or shmem mapping: it has had an
     /// anonymous (COW) page, so fork must copy its page tables (vma_needs_copy). Private
     /// anonymous VMAs are always copied and do not track it.

@@ -119,7 +119,7 @@ pub fn sys_mprotect(s: &mut Sys, a: Args) -> SysResult {
 pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
     let (old, old_len, new_len) = (a.u(0), mmap::page_align(a.u(1)).unwrap_or(0), mmap::page_align(a.u(2)).unwrap_or(0));
     let mm_id = s.k.tasks[&s.tid].mm;
-    let ctx = s.mm().find_vma(old).and_then(|v| v.userfaultfd_ctx.as_ref().map(|c| c.0.clone()));
+    let ctx = s.mm().find_vma(old).and_then(uffd::vma_ctx);
     // MREMAP_FIXED unmaps the destination first (userfaultfd_unmap_prep on uf_unmap_early).
     let mut early = uffd::PendingEvents::default();
     if a.u32(3) & mmap::MREMAP_FIXED != 0 && a.u32(3) & mmap::MREMAP_MAYMOVE != 0 {
@@ -133,7 +133,7 @@ pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
     if r != old && a.u32(3) & mmap::MREMAP_DONTUNMAP == 0 {
         uffd::mremap_events(s.k, s.hw, mm_id, ctx, old, r, old_len, new_len, &mut ev);
     } else if r == old && new_len < old_len {
-        if let Some(c) = ctx.filter(|c| c.features() & uffd::UFFD_FEATURE_EVENT_UNMAP != 0) {
+        if let Some(c) = ctx.filter(|c| c.features() & uffd::uapi::UFFD_FEATURE_EVENT_UNMAP != 0) {
             let _ = c;
             // The shrunk tail was unmapped: its VMA is gone, so name the range directly.
             uffd::unmap_prep_ctx(&mut ev, s.k, mm_id, old, old + new_len, old + old_len);
