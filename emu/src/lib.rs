@@ -29,6 +29,9 @@ pub struct Config {
     /// Size of the emulated swap device in bytes (`--swap`); 0: no swap, so MADV_PAGEOUT
     /// leaves pages resident as on a Linux without swap.
     pub swap_bytes: u64,
+    /// The transparent-huge-page policy (`--thp`): madvise by default, as on the
+    /// reference host.
+    pub thp: ThpMode,
 }
 
 /// Scheduling policy of the machine.
@@ -54,6 +57,7 @@ impl Default for Config {
             check_tlb: false,
             test_hooks: false,
             swap_bytes: kernel::mm::swap::DEFAULT_SWAP_BYTES,
+            thp: ThpMode::Madvise,
         }
     }
 }
@@ -125,6 +129,8 @@ pub enum Error {
 pub fn run_program(cfg: Config, prog: &std::path::Path, argv: &[String], envp: &[String], io: Io) -> Result<Outcome, Error> {
     machine::run(cfg, prog, argv, envp, io, [false; 3]).map(|(o, _)| o)
 }
+
+pub use kernel::mm::huge_memory::ThpMode;
 
 pub mod cpu;
 pub mod kernel;

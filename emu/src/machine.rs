@@ -51,6 +51,7 @@ impl Machine {
         let n = cfg.vcpus.max(1);
         let mut hw = Hw::new(cfg.mem_bytes, n);
         hw.swap = crate::kernel::mm::swap::SwapDevice::new(cfg.swap_bytes);
+        hw.thp = cfg.thp;
         let streams = Streams { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, tty };
         let mut kernel = Kernel::new(streams, cfg.allow_paths.clone(), n);
         kernel.opts.test_hooks = cfg.test_hooks;

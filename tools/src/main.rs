@@ -55,12 +55,24 @@ enum Cmd {
         /// e.g. 256M, 1G; 0 for none (pages then stay resident, as on Linux without swap).
         #[arg(long, default_value = "256M", value_parser = parse_swap_size)]
         swap: u64,
+        /// Transparent huge pages for anonymous memory: always, madvise (only
+        /// MADV_HUGEPAGE regions; the default, as on Linux's usual setting) or never.
+        /// /sys/kernel/mm/transparent_hugepage/enabled shows it.
+        #[arg(long, value_enum, default_value = "madvise")]
+        thp: Thp,
         /// The program.
         prog: PathBuf,
         /// Its arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Thp {
+    Always,
+    Madvise,
+    Never,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -117,7 +129,7 @@ fn signal_name(sig: i32) -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, swap, prog, args } => {
+        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, swap, thp, prog, args } => {
             let trace_out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(p) => match std::fs::File::create(p) {
                     Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
@@ -132,7 +144,7 @@ fn main() -> ExitCode {
                 Sched::Rr => emu::SchedPolicy::RoundRobin,
                 Sched::Random => emu::SchedPolicy::Random,
             };
-            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks, swap_bytes: swap };
+            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks, swap_bytes: swap, thp: match thp { Thp::Always => emu::ThpMode::Always, Thp::Madvise => emu::ThpMode::Madvise, Thp::Never => emu::ThpMode::Never } };
             let mut argv = vec![prog.to_string_lossy().into_owned()];
             argv.extend(args);
             let envp: Vec<String> = std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();

@@ -25,6 +25,8 @@ pub struct Hw {
     /// syscall entry to count as the caller's minor faults (Linux: mm_account_fault
     /// counts a GUP fault to current).
     pub uaccess_faults: u64,
+    /// The THP policy (`--thp`; /sys/kernel/mm/transparent_hugepage/enabled).
+    pub thp: super::mm::huge_memory::ThpMode,
 }
 
 impl Hw {
@@ -32,7 +34,7 @@ impl Hw {
         let mut mem = PhysMem::new(mem_bytes);
         let pages = Pages::new(&mut mem);
         let vcpus = (0..nvcpus).map(|_| Vcpu::new(crate::cpu::CpuState::new_user(0))).collect();
-        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus], swap: super::mm::swap::SwapDevice::new(super::mm::swap::DEFAULT_SWAP_BYTES), uffd_kfault: None, uaccess_faults: 0 }
+        Self { mem, pages, code: DecodeCache::new(), vcpus, cur: 0, shootdowns: 0, vcpu_mm: vec![None; nvcpus], swap: super::mm::swap::SwapDevice::new(super::mm::swap::DEFAULT_SWAP_BYTES), uffd_kfault: None, uaccess_faults: 0, thp: Default::default() }
     }
 
     /// Applies a pending invalidation to every vCPU running `cr3` (the current vCPU, plus a

@@ -91,6 +91,7 @@ struct MemInfo {
     swap_total: u64,
     swap_free: u64,
     anon_pages: u64,
+    anon_huge: u64,
     mapped: u64,
     shmem: u64,
     page_tables: u64,
@@ -143,6 +144,7 @@ fn gather(s: &mut Sys) -> MemInfo {
         swap_total: kb(swap_total),
         swap_free: kb(swap_free),
         anon_pages: kb(anon),
+        anon_huge: kb(st.anon_thps.get()),
         mapped: kb(mapped),
         shmem: kb(shmem),
         page_tables: kb(page_tables),
@@ -219,7 +221,7 @@ pub fn meminfo_proc_show(s: &mut Sys, _t: Target) -> Vec<u8> {
         ("VmallocUsed", 0),
         ("VmallocChunk", 0),
         ("Percpu", 0),
-        ("AnonHugePages", 0),
+        ("AnonHugePages", m.anon_huge),
         ("ShmemHugePages", 0),
         ("ShmemPmdMapped", 0),
         ("FileHugePages", 0),
@@ -253,12 +255,6 @@ pub fn stat_refresh_write(_s: &mut Sys, _t: Target, _pos: u64, data: &[u8]) -> K
     Ok(data.len())
 }
 
-/// The THP policy: anonymous memory gets huge pages only in MADV_HUGEPAGE regions
-/// (Linux: transparent_hugepage_flags; "madvise" is the reference host's setting). A
-/// `--thp` option will choose it; pagelab maps no huge pages yet.
-fn thp_enabled() -> &'static str {
-    "madvise"
-}
 
 /// A policy file: every choice, the one in effect in brackets (Linux: the sysfs show
 /// functions of mm/huge_memory.c).
@@ -268,8 +264,9 @@ fn choices(all: &[&str], on: &str) -> Vec<u8> {
 }
 
 /// /sys/kernel/mm/transparent_hugepage/enabled (Linux: enabled_show).
-pub fn thp_enabled_show(_s: &mut Sys, _t: Target) -> Vec<u8> {
-    choices(&["always", "madvise", "never"], thp_enabled())
+/// The policy is `--thp`'s (madvise by default, as on the reference host).
+pub fn thp_enabled_show(s: &mut Sys, _t: Target) -> Vec<u8> {
+    choices(&["always", "madvise", "never"], s.hw.thp.name())
 }
 
 /// /sys/kernel/mm/transparent_hugepage/defrag (Linux: defrag_show): stall for direct

@@ -747,13 +747,14 @@ struct MemSizeStats {
     pr_dirty: u64,
     refd: u64,
     anon: u64,
+    anon_thp: u64,
     swp: u64,
     swap_pss: u64,
 }
 
 impl MemSizeStats {
     fn add(&mut self, o: &MemSizeStats) {
-        let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, swp, swap_pss } = o;
+        let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, anon_thp, swp, swap_pss } = o;
         self.rss += rss;
         self.pss += pss;
         self.pss_dirty += pss_dirty;
@@ -767,6 +768,7 @@ impl MemSizeStats {
         self.pr_dirty += pr_dirty;
         self.refd += refd;
         self.anon += anon;
+        self.anon_thp += anon_thp;
         self.swp += swp;
         self.swap_pss += swap_pss;
     }
@@ -788,6 +790,47 @@ impl MmWalkOps for SmapsWalk<'_> {
 
     fn mem(&self) -> &mmu::PhysMem {
         &self.hw.mem
+    }
+
+    /// Linux: smaps_pmd_entry → smaps_account(compound): a huge PMD counts its 2 MiB whole
+    /// (AnonHugePages too), shared or private by the folio's PMD mappings; the huge zero
+    /// page (no normal page) counts nothing.
+    fn pmd_entry(&mut self, pmd: mmu::Entry, _slot: Slot, _addr: u64, _next: u64) -> ControlFlow<Infallible, super::mm::pagewalk::Action> {
+        use super::mm::huge_memory::{is_huge_zero_pmd, pmd_pfn, pmd_trans_huge, HPAGE_PMD_SIZE};
+        use super::mm::pagewalk::Action;
+        if !pmd_trans_huge(pmd) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        let (hw, mss) = (self.hw, &mut self.mss);
+        if !pmd.is_present() || is_huge_zero_pmd(hw, pmd) {
+            return ControlFlow::Continue(Action::Continue);
+        }
+        let head = pmd_pfn(pmd);
+        let mapcount = hw.pages.meta(head).entire_mapcount.max(1) as u64;
+        let size = HPAGE_PMD_SIZE;
+        let dirty = pmd.is_dirty();
+        mss.rss += size;
+        if pmd.is_accessed() {
+            mss.refd += size;
+        }
+        let p = (size << PSS_SHIFT) / mapcount;
+        mss.pss += p;
+        mss.anon += size;
+        mss.anon_thp += size;
+        mss.pss_anon += p;
+        if self.locked {
+            mss.pss_locked += p;
+        }
+        if dirty {
+            mss.pss_dirty += p;
+        }
+        match (mapcount >= 2, dirty) {
+            (true, true) => mss.sh_dirty += size,
+            (true, false) => mss.sh_clean += size,
+            (false, true) => mss.pr_dirty += size,
+            (false, false) => mss.pr_clean += size,
+        }
+        ControlFlow::Continue(Action::Continue)
     }
 
     /// Linux: smaps_pte_entry → smaps_account → smaps_page_accumulate.
@@ -871,7 +914,7 @@ fn show_smap(o: &mut String, m: &MemSizeStats, rollup: bool) {
         ("Anonymous", kb(m.anon)),
         ("KSM", 0),
         ("LazyFree", 0),
-        ("AnonHugePages", 0),
+        ("AnonHugePages", kb(m.anon_thp)),
         ("ShmemPmdMapped", 0),
         ("FilePmdMapped", 0),
         ("Shared_Hugetlb", 0),
@@ -931,8 +974,8 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
             (f.has(VmFlags::NORESERVE), "nr"),
             (f.has(VmFlags::WIPEONFORK), "wf"),
             (false, "dd"),
-            (false, "hg"),
-            (false, "nh"),
+            (f.has(VmFlags::HUGEPAGE), "hg"),
+            (f.has(VmFlags::NOHUGEPAGE), "nh"),
             (false, "mg"),
             (f.has(VmFlags::UFFD_MINOR), "ui"),
         ];
@@ -1101,11 +1144,32 @@ impl PagemapWalk<'_> {
     }
     /// A huge leaf `e` at `level` over [addr, next) (none in user space today): the 4 KiB
     /// frame within it, for each page in a VMA.
+    /// Linux: pagemap_pmd_range's huge half, per 4 KiB page: present with the page's
+    /// frame, uffd-wp from the PMD, and exclusively mapped when the folio has one PMD
+    /// mapping and the page no PTE one; the huge zero page reads as a file page.
     fn huge_leaf(&mut self, e: mmu::Entry, level: mmu::Level, addr: u64, next: u64) {
+        use super::mm::pgtable::linux::_PAGE_UFFD_WP;
         let base = e.addr(level, 52).as_u64() >> 12;
         let size = level.leaf_size().map_or(4096, |z| z.bytes());
+        let mut flags = PM_PRESENT;
+        if e.has(_PAGE_UFFD_WP) {
+            flags |= PM_UFFD_WP;
+        }
+        let normal = level == mmu::Level::Pd && !super::mm::huge_memory::is_huge_zero_pmd(self.hw, e);
+        if level == mmu::Level::Pd && !normal {
+            // pmd_page of the huge zero page: not anonymous, so "file" (measured on 6.18).
+            flags |= PM_FILE;
+        }
         for va in (addr..next).step_by(4096) {
-            let v = if self.mm.find_vma(va).is_some() { PM_PRESENT | (base + ((va & (size - 1)) >> 12)) } else { 0 };
+            let pfn = base + ((va & (size - 1)) >> 12);
+            let mut f = flags;
+            if normal {
+                let head = mmu::PhysAddr::new(base << 12);
+                if self.hw.pages.meta(head).entire_mapcount == 1 && self.hw.pages.meta(mmu::PhysAddr::new(pfn << 12)).mapcount == 0 {
+                    f |= PM_MMAP_EXCLUSIVE;
+                }
+            }
+            let v = if self.mm.find_vma(va).is_some() { f | pfn } else { 0 };
             self.push(v);
         }
     }

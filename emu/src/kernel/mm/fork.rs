@@ -10,7 +10,7 @@
 //! side is gone — reuses it.
 
 use super::mmu_gather::MmuGather;
-use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pagewalk::{walk_page_range, Action, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags, VmUserfaultfdCtx};
@@ -138,6 +138,44 @@ impl MmWalkOps for CopyPtes<'_> {
 
     fn mem(&self) -> &PhysMem {
         &self.hw.mem
+    }
+
+    /// Linux: copy_pmd_range's huge half, copy_huge_pmd: the child maps the same folio
+    /// with a huge PMD (one more reference and entire mapping, no page of it exclusive any
+    /// more), both sides write-protected and the child's PMD old; uffd-wp stays only if the
+    /// child's VMA has VM_UFFD_WP. The huge zero page is simply mapped again.
+    fn pmd_entry(&mut self, pmd: Entry, sslot: Slot, addr: u64, _next: u64) -> ControlFlow<Errno, Action> {
+        use super::huge_memory::{is_huge_zero_pmd, pmd_pfn, pmd_trans_huge};
+        if !pmd_trans_huge(pmd) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        let hw = &mut *self.hw;
+        let Some(dslot) = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut self.dst.table_frames, self.dst.pml4, addr) else {
+            return ControlFlow::Break(Errno::ENOMEM);
+        };
+        let mut child = pmd;
+        if !is_huge_zero_pmd(hw, pmd) {
+            let head = pmd_pfn(pmd);
+            hw.pages.get(head);
+            hw.pages.map_pmd(head);
+            // folio_try_dup_anon_rmap_pmd.
+            for i in 0..512 {
+                hw.pages.meta_mut(mmu::PhysAddr::new(head.as_u64() + (i << 12))).anon_exclusive = false;
+            }
+            if pmd.is_present() && pmd.is_writable() {
+                // pmdp_set_wrprotect in the parent.
+                let f = pgtable::set_entry(&mut hw.mem, sslot, addr, pmd.without(_PAGE_RW));
+                self.tlb.flush_pte(f);
+            }
+            child = child.without(_PAGE_RW);
+        }
+        child = child.without(_PAGE_ACCESSED);
+        if !self.child_wp {
+            child = child.without(_PAGE_UFFD_WP);
+        }
+        // The child's tables are new: nothing cached.
+        pgtable::set_entry(&mut hw.mem, dslot, addr, child).not_needed();
+        ControlFlow::Continue(Action::Continue)
     }
 
     /// Linux: copy_pte_range, for one PTE.

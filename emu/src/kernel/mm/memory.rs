@@ -205,7 +205,7 @@ fn __handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: F
     };
     let page = address & !0xfff;
     let mut vmf = VmFault { hw, vma, address: page, real_address: address, pgoff: vma.object_offset(page) >> 12, flags, pml4: mm.pml4, pmd, pte: None, orig_pte: Entry::new(0) };
-    if let Some(r) = huge_pmd_fault(&mut vmf) {
+    if let Some(r) = huge_pmd_fault(&mut vmf, &mut mm.table_frames) {
         return r;
     }
     let hw = &mut *vmf.hw;
@@ -217,12 +217,113 @@ fn __handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: F
     handle_pte_fault(&mut vmf)
 }
 
-/// The PMD level of a fault: where transparent huge pages plug in (Linux:
-/// __handle_mm_fault's create_huge_pmd for a none PMD in a THP-eligible VMA, and the
-/// huge-PMD faults, do_huge_pmd_anonymous_page / do_huge_pmd_wp_page, for a present one).
-/// No VMA is eligible yet (thp_vma_allowable_order is always false): every fault falls
-/// back to the page table (VM_FAULT_FALLBACK), which is None here.
-fn huge_pmd_fault(_vmf: &mut VmFault) -> Option<FaultOutcome> {
+/// The PMD level of a fault (Linux: __handle_mm_fault between pmd_alloc and
+/// handle_pte_fault). A none PMD in a THP-eligible VMA (`thp_vma_allowable`) gets a huge
+/// PMD (create_huge_pmd → do_huge_pmd_anonymous_page); a present huge PMD takes a write
+/// to its read-only mapping in `do_huge_pmd_wp_page`, and any other fault on it was
+/// spurious. None means VM_FAULT_FALLBACK: the fault goes on at the page table (after a
+/// split, for a huge PMD that must become PTEs).
+fn huge_pmd_fault(vmf: &mut VmFault, tables: &mut Vec<PhysAddr>) -> Option<FaultOutcome> {
+    use super::huge_memory::{pmd_trans_huge, thp_vma_allowable};
+    if vmf.pmd.level != mmu::Level::Pd {
+        // A 1 GiB leaf above: no huge user mappings of that size yet.
+        return None;
+    }
+    let pmd = pgtable::get_entry(&vmf.hw.mem, vmf.pmd);
+    if pgtable::pte_none(pmd) {
+        if thp_vma_allowable(vmf.hw, vmf.vma, vmf.address) {
+            return do_huge_pmd_anonymous_page(vmf);
+        }
+        return None;
+    }
+    if !pmd_trans_huge(pmd) {
+        return None;
+    }
+    if !pmd.is_present() {
+        // A PROT_NONE huge PMD (NUMA hinting, which pagelab has not): as for a PTE.
+        return Some(FaultOutcome::Bus);
+    }
+    if vmf.flags.contains(FaultFlags::WRITE) && !pmd.is_writable() {
+        return do_huge_pmd_wp_page(vmf, tables, pmd);
+    }
+    // Spurious (huge_pmd_set_accessed): the TLB held a stricter, stale entry.
+    let hw = &mut *vmf.hw;
+    let haddr = vmf.address & !(super::huge_memory::HPAGE_PMD_SIZE - 1);
+    hw.vcpus[hw.cur].tlb.flush_range(haddr, haddr + super::huge_memory::HPAGE_PMD_SIZE);
+    Some(FaultOutcome::Handled)
+}
+
+/// Linux: do_huge_pmd_anonymous_page. A read maps the huge zero page read-only
+/// (transparent_hugepage_use_zero_page; a MISSING VMA asks the monitor first); a write
+/// maps a new zeroed 2 MiB folio, writable and dirty (a MISSING VMA asks first, as
+/// __do_huge_pmd_anonymous_page does). No aligned 2 MiB free: VM_FAULT_FALLBACK.
+fn do_huge_pmd_anonymous_page(vmf: &mut VmFault) -> Option<FaultOutcome> {
+    use super::huge_memory::{huge_zero_page, mk_huge_pmd};
+    let (vma, haddr) = (vmf.vma, vmf.address & !(super::huge_memory::HPAGE_PMD_SIZE - 1));
+    if vma.flags.has(VmFlags::UFFD_MISSING) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "uffd_missing");
+        return Some(FaultOutcome::Userfault(UffdReason::Missing));
+    }
+    let prot = vma_prot(vma);
+    let hw = &mut *vmf.hw;
+    let (entry, decision) = if !vmf.flags.contains(FaultFlags::WRITE) {
+        let zero = huge_zero_page(hw)?;
+        (mk_huge_pmd(zero, prot & !_PAGE_RW).with(_PAGE_SPECIAL), "huge_zero_page")
+    } else {
+        let folio = hw.pages.alloc_huge_zeroed(&mut hw.mem)?;
+        hw.pages.map_pmd(folio);
+        let mut e = mk_huge_pmd(folio, prot).with(_PAGE_DIRTY);
+        if vma.writable() {
+            e = e.with(_PAGE_RW);
+        }
+        (e, "thp_page")
+    };
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision, pmd = format_args!("{:#x}", entry.raw()));
+    // The old entry was none: no TLB can hold it.
+    pgtable::set_entry(&mut hw.mem, vmf.pmd, haddr, entry).not_needed();
+    Some(FaultOutcome::Handled)
+}
+
+/// Linux: do_huge_pmd_wp_page. A write to a read-only huge PMD: uffd-wp first
+/// (userfaultfd_huge_pmd_wp: the WP message, for the faulting 4 KiB page); the huge zero
+/// page is replaced by a new zeroed folio (do_huge_zero_wp_pmd, measured on 6.18); a
+/// folio this process owns alone (PageAnonExclusive, or its only reference) is reused,
+/// the PMD made writable; anything else — a folio shared after fork, or no 2 MiB free for
+/// the zero page's copy — is split (__split_huge_pmd) and the fault falls back to the PTE
+/// it now has, which copies one 4 KiB page.
+fn do_huge_pmd_wp_page(vmf: &mut VmFault, tables: &mut Vec<PhysAddr>, pmd: Entry) -> Option<FaultOutcome> {
+    use super::huge_memory::{is_huge_zero_pmd, pmd_pfn, split_huge_pmd, HPAGE_PMD_SIZE};
+    let (vma, haddr) = (vmf.vma, vmf.address & !(HPAGE_PMD_SIZE - 1));
+    if vma.flags.has(VmFlags::UFFD_WP) && pmd.has(_PAGE_UFFD_WP) {
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "uffd_wp", pmd = format_args!("{:#x}", pmd.raw()));
+        return Some(FaultOutcome::Userfault(UffdReason::Wp));
+    }
+    let hw = &mut *vmf.hw;
+    if is_huge_zero_pmd(hw, pmd) {
+        if let Some(folio) = hw.pages.alloc_huge_zeroed(&mut hw.mem) {
+            hw.pages.map_pmd(folio);
+            let e = super::huge_memory::mk_huge_pmd(folio, vma_prot(vma)).with(_PAGE_RW | _PAGE_DIRTY);
+            let f = pgtable::set_entry(&mut hw.mem, vmf.pmd, haddr, e);
+            hw.flush(f, vmf.pml4.as_u64());
+            tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "thp_zero_wp");
+            return Some(FaultOutcome::Handled);
+        }
+    } else {
+        let head = pmd_pfn(pmd);
+        if hw.pages.meta(head).anon_exclusive || hw.pages.folio_refcount(head) == 1 {
+            for i in 0..512 {
+                hw.pages.meta_mut(PhysAddr::new(head.as_u64() + (i << 12))).anon_exclusive = true;
+            }
+            let f = pgtable::set_entry(&mut hw.mem, vmf.pmd, haddr, pmd.with(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED));
+            hw.flush(f, vmf.pml4.as_u64());
+            tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "thp_reuse");
+            return Some(FaultOutcome::Handled);
+        }
+    }
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "thp_split");
+    if !split_huge_pmd(hw, tables, vmf.pml4.as_u64(), vmf.pmd, haddr) {
+        return Some(FaultOutcome::Oom);
+    }
     None
 }
 

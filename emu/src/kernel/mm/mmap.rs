@@ -5,7 +5,7 @@
 //! `MmuGather`, which flushes every vCPU running the mm before a page is freed.
 
 use super::mmu_gather::MmuGather;
-use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::pagewalk::{walk_page_range, Action, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{make_pte_marker, pte_swp_uffd_wp_any, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
@@ -112,23 +112,32 @@ impl ZapDetails {
 /// when `vma` is None (which implies `ZapDetails::UNMAP`) (Linux: zap_page_range_single /
 /// unmap_page_range → zap_pte_range). The flushes and the pages to free go to `tlb`; swap
 /// slots are freed at once (no TLB can reach them).
-pub fn zap_range(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: Option<&Vma>, start: u64, end: u64, details: ZapDetails) {
+///
+/// A huge PMD the range covers whole goes at once (zap_huge_pmd); one it covers in part is
+/// split first (__split_huge_pmd in zap_pmd_range), then zapped PTE by PTE.
+pub fn zap_range(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, vma: Option<&Vma>, start: u64, end: u64, details: ZapDetails) {
     debug_assert!(vma.is_some() || details == ZapDetails::UNMAP);
     let anon = vma.is_none_or(|v| v.is_anonymous());
+    let pml4 = mm.pml4;
     let mut w = ZapWalk {
         hw,
         tlb,
+        tables: &mut mm.table_frames,
+        cr3: pml4.as_u64(),
         details,
         anon,
         // pte_install_uffd_wp_if_needed's test, once per VMA.
         install_markers: !details.drop_markers && !anon && vma.is_some_and(|v| v.flags.has(VmFlags::UFFD_WP)),
     };
-    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, start, end, &mut w);
+    let ControlFlow::Continue(()) = walk_page_range(pml4, start, end, &mut w);
 }
 
 struct ZapWalk<'a> {
     hw: &'a mut Hw,
     tlb: &'a mut MmuGather,
+    /// The mm's page-table frames, for the table a split installs.
+    tables: &'a mut Vec<mmu::PhysAddr>,
+    cr3: u64,
     details: ZapDetails,
     /// The VMA is anonymous (or gone): it never keeps a marker.
     anon: bool,
@@ -142,6 +151,32 @@ impl MmWalkOps for ZapWalk<'_> {
 
     fn mem(&self) -> &PhysMem {
         &self.hw.mem
+    }
+
+    /// Linux: zap_pmd_range's huge-PMD half.
+    fn pmd_entry(&mut self, pmd: Entry, slot: Slot, addr: u64, next: u64) -> ControlFlow<Infallible, Action> {
+        use super::huge_memory::{pmd_trans_huge, split_huge_pmd, zap_huge_pmd, HPAGE_PMD_SIZE};
+        if !pmd_trans_huge(pmd) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        if next - addr == HPAGE_PMD_SIZE {
+            // Without even_cows (a hole punch) an anonymous THP stays.
+            if self.details.even_cows {
+                zap_huge_pmd(self.hw, self.tlb, slot, addr, pmd);
+            }
+            return ControlFlow::Continue(Action::Continue);
+        }
+        if split_huge_pmd(self.hw, self.tables, self.cr3, slot, addr & !(HPAGE_PMD_SIZE - 1)) {
+            ControlFlow::Continue(Action::Again)
+        } else {
+            // Guest memory exhausted, so no table to split into (Linux deposits one at
+            // fault time and never fails here): an unmap takes the whole PMD, since nothing
+            // may stay mapped outside the VMAs; DONTNEED leaves it.
+            if self.details == ZapDetails::UNMAP {
+                zap_huge_pmd(self.hw, self.tlb, slot, addr, pmd);
+            }
+            ControlFlow::Continue(Action::Continue)
+        }
     }
 
     /// Linux: zap_pte_range, for one PTE (zap_present_ptes, zap_nonpresent_ptes, then
@@ -225,8 +260,8 @@ impl MmWalkOps for ZapWalk<'_> {
 pub fn zap_vmas_and_flush(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, details: ZapDetails) {
     let mut tlb = MmuGather::new(mm);
     for k in mm.vmas_in(start, end) {
-        let v = &mm.vmas[&k];
-        zap_range(&mut tlb, mm, hw, Some(v), start.max(v.start), end.min(v.end), details);
+        let v = mm.vmas[&k].clone();
+        zap_range(&mut tlb, mm, hw, Some(&v), start.max(v.start), end.min(v.end), details);
     }
     tlb.finish_mmu(hw);
     hw.pages.drain_deferred();
@@ -419,6 +454,34 @@ impl MmWalkOps for MovePtes<'_> {
         &self.hw.mem
     }
 
+    /// Linux: move_page_tables' huge-PMD case. A huge PMD moved whole to a 2 MiB-aligned
+    /// destination moves as one entry (move_huge_pmd); otherwise it is split first and its
+    /// PTEs move one by one.
+    fn pmd_entry(&mut self, pmd: Entry, slot: Slot, addr: u64, next: u64) -> ControlFlow<Errno, Action> {
+        use super::huge_memory::{pmd_trans_huge, split_huge_pmd, HPAGE_PMD_SIZE};
+        if !pmd_trans_huge(pmd) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        let dst_va = addr.wrapping_add(self.delta);
+        if next - addr == HPAGE_PMD_SIZE && dst_va & (HPAGE_PMD_SIZE - 1) == 0 {
+            let hw = &mut *self.hw;
+            let Some(dst) = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, self.tables, self.pml4, dst_va) else {
+                return ControlFlow::Break(Errno::ENOMEM);
+            };
+            if dst.level == mmu::Level::Pd && pgtable::pte_none(pgtable::get_entry(&hw.mem, dst)) {
+                let f = pgtable::set_entry(&mut hw.mem, slot, addr, Entry::new(0));
+                self.tlb.flush_pte(f);
+                // The destination was empty: nothing cached for it.
+                pgtable::set_entry(&mut hw.mem, dst, dst_va, pmd).not_needed();
+                return ControlFlow::Continue(Action::Continue);
+            }
+        }
+        if !split_huge_pmd(self.hw, self.tables, self.pml4.as_u64(), slot, addr & !(HPAGE_PMD_SIZE - 1)) {
+            return ControlFlow::Break(Errno::ENOMEM);
+        }
+        ControlFlow::Continue(Action::Again)
+    }
+
     /// Linux: move_ptes, for one PTE.
     fn pte_entry(&mut self, e: Entry, slot: Slot, src: u64) -> ControlFlow<Errno> {
         match softleaf_from_pte(e) {
@@ -515,7 +578,8 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
     match advice {
         MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {}
-        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED | MADV_HUGEPAGE | MADV_NOHUGEPAGE
+        MADV_HUGEPAGE | MADV_NOHUGEPAGE => {}
+        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED
         | MADV_DONTDUMP | MADV_DODUMP | MADV_COLD | MADV_PAGEOUT | MADV_MERGEABLE | MADV_UNMERGEABLE => {}
         MADV_DONTNEED | MADV_FREE => {}
         _ => return Err(Errno::EINVAL),
@@ -535,8 +599,8 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     if advice == MADV_PAGEOUT {
         madvise_pageout(mm, hw, start, end);
     }
-    if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK) {
-        madvise_fork_flags(mm, start, end, advice)?;
+    if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_HUGEPAGE | MADV_NOHUGEPAGE) {
+        madvise_vma_flags(mm, start, end, advice)?;
     }
     unmapped_error
 }
@@ -552,10 +616,12 @@ fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
     tlb.finish_mmu(hw);
 }
 
-/// The fork-related advice (Linux: madvise_vma_behavior → madvise_update_vma): VM_DONTCOPY
-/// for MADV_DONTFORK, VM_WIPEONFORK (private anonymous memory only, else EINVAL) for
-/// MADV_WIPEONFORK, and their inverses. VMAs are split to the range and merged after.
-fn madvise_fork_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult<()> {
+/// The advice that only sets VMA flags (Linux: madvise_vma_behavior → madvise_update_vma):
+/// VM_DONTCOPY for MADV_DONTFORK, VM_WIPEONFORK (private anonymous memory only, else
+/// EINVAL) for MADV_WIPEONFORK, and their inverses; VM_HUGEPAGE for MADV_HUGEPAGE and
+/// VM_NOHUGEPAGE for MADV_NOHUGEPAGE, each clearing the other (hugepage_madvise). VMAs are
+/// split to the range and merged after.
+fn madvise_vma_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult<()> {
     mm.split_at(start);
     mm.split_at(end);
     let mut r = Ok(());
@@ -569,6 +635,8 @@ fn madvise_fork_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult
                 break;
             }
             MADV_WIPEONFORK => v.flags |= VmFlags::WIPEONFORK,
+            MADV_HUGEPAGE => v.flags = (v.flags - VmFlags::NOHUGEPAGE) | VmFlags::HUGEPAGE,
+            MADV_NOHUGEPAGE => v.flags = (v.flags - VmFlags::HUGEPAGE) | VmFlags::NOHUGEPAGE,
             _ => v.flags.remove(VmFlags::WIPEONFORK),
         }
     }

@@ -31,6 +31,7 @@
 pub mod filemap;
 pub mod fork;
 pub mod gup;
+pub mod huge_memory;
 pub mod memory;
 pub mod mmap;
 pub mod mmu_gather;

@@ -90,7 +90,9 @@ pub fn change_protection(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, vma: &Vm
         uffd_wp,
         uffd_wp_resolve: cp_flags.contains(MM_CP_UFFD_WP_RESOLVE),
         // Linux: userfaultfd_wp_use_markers, asked once per VMA.
-        tables: (uffd_wp && super::userfaultfd::userfaultfd_wp_use_markers(vma)).then_some(&mut mm.table_frames),
+        markers: uffd_wp && super::userfaultfd::userfaultfd_wp_use_markers(vma),
+        tables: &mut mm.table_frames,
+        cr3: pml4.as_u64(),
         pages: 0,
     };
     match walk_page_range(pml4, start, end, &mut cp) {
@@ -110,8 +112,46 @@ struct ChangeProt<'a> {
     uffd_wp_resolve: bool,
     /// The mm's table frames, when this walk installs markers: then every hole gets its
     /// page tables and every none PTE a marker.
-    tables: Option<&'a mut Vec<PhysAddr>>,
+    markers: bool,
+    /// The mm's page-table frames: for the tables `markers` allocates and a split installs.
+    tables: &'a mut Vec<PhysAddr>,
+    cr3: u64,
     pages: u64,
+}
+
+impl ChangeProt<'_> {
+    /// Linux: change_huge_pmd. The PMD gets the VMA's protection keeping the frame, PS, A,
+    /// D and uffd-wp (pmd_modify), then uffd-wp set (and R/W cleared) or cleared, and R/W
+    /// restored where can_change_pmd_writable allows (an exclusive anonymous folio, as for
+    /// a PTE); PROT_NONE keeps the huge leaf in the _PAGE_PROTNONE form. 512 pages count.
+    fn change_huge_pmd(&mut self, old: Entry, slot: Slot, haddr: u64) {
+        let keep = old.raw() & (_PAGE_CHG_MASK | _PAGE_PSE);
+        let mut n = if self.prot == 0 { Entry::new(keep | _PAGE_PROTNONE | _PAGE_USER) } else { Entry::new(keep | self.prot) };
+        if self.uffd_wp {
+            n = n.with(_PAGE_UFFD_WP);
+        } else if self.uffd_wp_resolve {
+            n = n.without(_PAGE_UFFD_WP);
+        }
+        if self.prot != 0 {
+            if n.has(_PAGE_UFFD_WP) {
+                n = n.without(_PAGE_RW);
+            } else if self.cp_flags.contains(MM_CP_TRY_CHANGE_WRITABLE) && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
+                n = n.with(_PAGE_RW);
+            }
+        }
+        self.pages += super::huge_memory::HPAGE_PMD_NR;
+        if self.uffd_wp || self.uffd_wp_resolve {
+            tracing::trace!(target: "pagelab::uffd", addr = format_args!("{haddr:#x}"), old = format_args!("{:#x}", old.raw()), new = format_args!("{:#x}", n.raw()), uffd_wp = n.has(_PAGE_UFFD_WP), writable = n.is_writable(), "change_huge_pmd");
+        }
+        if n != old {
+            let f = pgtable::set_entry(&mut self.hw.mem, slot, haddr, n);
+            if old.is_present() {
+                self.tlb.flush_pte(f);
+            } else {
+                f.not_needed();
+            }
+        }
+    }
 }
 
 impl MmWalkOps for ChangeProt<'_> {
@@ -127,13 +167,27 @@ impl MmWalkOps for ChangeProt<'_> {
     /// leaves alone are done in place; any other entry goes to `pte_entry`. Same effect as
     /// the walker's PTE loop, at a fraction of the cost (UFFDIO_WRITEPROTECT over 1 GiB of
     /// unpopulated shmem is 262,144 such PTEs).
-    fn pmd_entry(&mut self, pmd: Entry, _slot: Slot, addr: u64, next: u64) -> ControlFlow<Errno, Action> {
-        if pmd.is_leaf(Level::Pd) || !(self.uffd_wp || self.uffd_wp_resolve) {
-            return ControlFlow::Continue(if pmd.is_leaf(Level::Pd) { Action::Continue } else { Action::Subtree });
+    ///
+    /// A huge PMD: covered whole, it changes as one entry (change_huge_pmd); covered in
+    /// part, it is split first (change_pmd_range's __split_huge_pmd).
+    fn pmd_entry(&mut self, pmd: Entry, slot: Slot, addr: u64, next: u64) -> ControlFlow<Errno, Action> {
+        use super::huge_memory::{pmd_trans_huge, split_huge_pmd, HPAGE_PMD_SIZE};
+        if pmd_trans_huge(pmd) {
+            if next - addr == HPAGE_PMD_SIZE {
+                self.change_huge_pmd(pmd, slot, addr);
+                return ControlFlow::Continue(Action::Continue);
+            }
+            if !split_huge_pmd(self.hw, self.tables, self.cr3, slot, addr & !(HPAGE_PMD_SIZE - 1)) {
+                return ControlFlow::Break(Errno::ENOMEM);
+            }
+            return ControlFlow::Continue(Action::Again);
+        }
+        if !(self.uffd_wp || self.uffd_wp_resolve) {
+            return ControlFlow::Continue(Action::Subtree);
         }
         let pt = pmd.addr(Level::Pd, 52);
         let marker = make_pte_marker(PteMarker::UFFD_WP).raw();
-        let (install, resolve) = (self.tables.is_some(), self.uffd_wp_resolve);
+        let (install, resolve) = (self.markers, self.uffd_wp_resolve);
         let (mut i, last) = (((addr >> 12) & 511) as usize, (((next - 1) >> 12) & 511) as usize + 1);
         while i < last {
             if let Some(t) = self.hw.mem.table_mut(pt) {
@@ -169,10 +223,10 @@ impl MmWalkOps for ChangeProt<'_> {
     /// Linux: change_pmd_prepare / change_prepare: a walk that installs markers allocates
     /// the missing table and descends into it.
     fn pte_hole(&mut self, addr: u64, _next: u64, _level: Level, slot: Slot) -> ControlFlow<Errno, Hole> {
-        let Some(tables) = self.tables.as_deref_mut() else {
+        if !self.markers {
             return ControlFlow::Continue(Hole::Skip);
-        };
-        match pgtable::table_alloc(&mut self.hw.mem, &mut self.hw.pages, tables, slot, addr) {
+        }
+        match pgtable::table_alloc(&mut self.hw.mem, &mut self.hw.pages, self.tables, slot, addr) {
             Some(_) => ControlFlow::Continue(Hole::Filled),
             None => ControlFlow::Break(Errno::ENOMEM),
         }
@@ -197,7 +251,7 @@ impl MmWalkOps for ChangeProt<'_> {
             SoftLeaf::None => {
                 // Nothing but userfaultfd touches a none PTE here: a marker where the VMA
                 // uses them. Not present before or after: nothing cached.
-                if self.tables.is_some() {
+                if self.markers {
                     pgtable::set_entry(&mut self.hw.mem, slot, va, make_pte_marker(PteMarker::UFFD_WP)).not_needed();
                     self.pages += 1;
                 }

@@ -10,6 +10,13 @@
 //! count of a page goes 0 → 1 and back (Linux: folio_add_*_rmap / folio_remove_rmap), and
 //! the page-cache and shmem pages in `filemap::AddressSpace`. Unlike Linux's per-CPU
 //! deltas they are exact at every moment.
+//!
+//! Folios: a 2 MiB transparent huge page is one order-9 folio, naturally aligned. Its
+//! head frame's metadata holds the folio's `refcount` and `entire_mapcount` (the huge
+//! PMDs mapping it whole, Linux's folio->_entire_mapcount); each of its 512 pages keeps
+//! its own `mapcount` (PTEs mapping that page, once a PMD was split) and
+//! `anon_exclusive`. `get`/`put` of any page of a folio act on the folio (`folio`), and
+//! the folio is freed whole when its last reference goes.
 
 use mmu::{FrameAllocator, PageSize, PhysAddr, PhysMem};
 
@@ -21,8 +28,11 @@ pub struct PageMeta {
     pub anon_exclusive: bool,
     /// A page-cache page (Linux: !PageAnon, folio->mapping set), for pagemap's file bit.
     pub file: bool,
-    /// The folio order: 0 for a 4 KiB page (2 MiB folios come with THP).
+    /// The folio order: 0 for a 4 KiB page, 9 for the head of a 2 MiB folio (its tail
+    /// pages say 0 and are found through `Pages::folio`).
     pub order: u8,
+    /// Huge PMDs mapping the whole folio (head only; Linux: folio->_entire_mapcount).
+    pub entire_mapcount: u32,
     /// A page-cache page whose contents are newer than the file's backing store (Linux:
     /// PG_dirty, folio_mark_dirty): set by write(2), fallocate and a write fault in a
     /// shared mapping; smaps counts such a page dirty even through a clean PTE. Never set
@@ -43,6 +53,9 @@ pub struct NodeStat {
     /// Page-cache pages of shmem objects: MAP_SHARED anonymous memory, memfds and tmpfs
     /// files (Linux: NR_SHMEM, "Shmem").
     pub shmem: std::cell::Cell<u64>,
+    /// Anonymous 2 MiB folios mapped by at least one huge PMD, in pages (Linux:
+    /// NR_ANON_THPS, "AnonHugePages").
+    pub anon_thps: std::cell::Cell<u64>,
 }
 
 impl NodeStat {
@@ -59,6 +72,9 @@ pub struct Pages {
     meta: Vec<PageMeta>,
     /// The shared zero page: always mapped read-only, never freed.
     pub zero_page: PhysAddr,
+    /// The huge zero page, a 2 MiB frame allocated on first use and then kept
+    /// (`huge_memory::huge_zero_page`); never counted.
+    pub huge_zero_page: Option<PhysAddr>,
     pub allocated: u64,
     /// References dropped where the allocator is not at hand (a shared memory object
     /// freed when its last VMA went); `drain_deferred` puts them.
@@ -76,7 +92,7 @@ impl Pages {
         mem.fill(zero_page, 4096, 0);
         let mut meta = vec![PageMeta::default(); frames as usize];
         meta[zero_page.frame() as usize].refcount = 1;
-        Self { alloc, meta, zero_page, allocated: 0, deferred_put: Default::default(), stat: Default::default() }
+        Self { alloc, meta, zero_page, huge_zero_page: None, allocated: 0, deferred_put: Default::default(), stat: Default::default() }
     }
 
     /// Puts the references in `deferred_put`.
@@ -108,9 +124,72 @@ impl Pages {
             self.drain_deferred();
         }
         let pa = self.alloc.alloc(PageSize::Size4K)?;
-        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true, file: false, order: 0, dirty: false };
+        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true, file: false, order: 0, dirty: false, entire_mapcount: 0 };
         self.allocated += 1;
         Some(pa)
+    }
+
+    /// A zeroed 2 MiB folio (order 9, refcount 1, every page anonymous-exclusive), or None
+    /// when no free, aligned 2 MiB is left (the caller falls back to 4 KiB pages).
+    pub fn alloc_huge_zeroed(&mut self, mem: &mut PhysMem) -> Option<PhysAddr> {
+        if !self.deferred_put.borrow().is_empty() {
+            self.drain_deferred();
+        }
+        let pa = self.alloc.alloc(PageSize::Size2M)?;
+        mem.fill(pa, 2 << 20, 0);
+        let f = pa.frame() as usize;
+        for m in &mut self.meta[f..f + 512] {
+            *m = PageMeta { anon_exclusive: true, ..PageMeta::default() };
+        }
+        self.meta[f].refcount = 1;
+        self.meta[f].order = 9;
+        self.allocated += 512;
+        Some(pa)
+    }
+
+    /// The head of the folio `pa` belongs to (Linux: page_folio): the 2 MiB-aligned frame
+    /// below it when that is an order-9 head, else `pa`'s own frame.
+    #[inline]
+    pub fn folio(&self, pa: PhysAddr) -> PhysAddr {
+        let head = PhysAddr::new(pa.as_u64() & !((2 << 20) - 1));
+        if self.meta[head.frame() as usize].order == 9 {
+            head
+        } else {
+            PhysAddr::new(pa.as_u64() & !0xfff)
+        }
+    }
+
+    /// The reference count of `pa`'s folio (Linux: folio_ref_count).
+    pub fn folio_refcount(&self, pa: PhysAddr) -> u32 {
+        self.meta[self.folio(pa).frame() as usize].refcount
+    }
+
+    /// Whether `pa` is the head of a 2 MiB folio (Linux: folio_test_pmd_mappable).
+    pub fn is_huge(&self, pa: PhysAddr) -> bool {
+        self.meta[pa.frame() as usize].order == 9
+    }
+
+    /// A huge PMD now maps the folio at `head` (Linux: folio_add_anon_rmap_pmd /
+    /// folio_add_new_anon_rmap for a PMD): the entire map count, and the counters when it
+    /// is the first. The reference is the caller's.
+    pub fn map_pmd(&mut self, head: PhysAddr) {
+        let m = &mut self.meta[head.frame() as usize];
+        m.entire_mapcount += 1;
+        if m.entire_mapcount == 1 {
+            NodeStat::add(&self.stat.anon_thps, 512);
+            NodeStat::add(&self.stat.anon_mapped, 512);
+        }
+    }
+
+    /// A huge PMD mapping the folio is gone (Linux: folio_remove_rmap_pmd); the reference
+    /// stays the caller's to drop.
+    pub fn remove_rmap_pmd(&mut self, head: PhysAddr) {
+        let m = &mut self.meta[head.frame() as usize];
+        if m.entire_mapcount == 1 {
+            NodeStat::add(&self.stat.anon_thps, -512);
+            NodeStat::add(&self.stat.anon_mapped, -512);
+        }
+        m.entire_mapcount = m.entire_mapcount.saturating_sub(1);
     }
 
     pub fn meta(&self, pa: PhysAddr) -> &PageMeta {
@@ -122,23 +201,37 @@ impl Pages {
     pub fn is_zero_page(&self, pa: PhysAddr) -> bool {
         pa.frame() == self.zero_page.frame()
     }
+    /// Takes a reference to `pa`'s folio.
     pub fn get(&mut self, pa: PhysAddr) {
+        self.get_many(pa, 1);
+    }
+    /// Takes `n` references at once (Linux: folio_ref_add).
+    pub fn get_many(&mut self, pa: PhysAddr, n: u32) {
         if !self.is_zero_page(pa) {
-            self.meta[pa.frame() as usize].refcount += 1;
+            let f = self.folio(pa);
+            self.meta[f.frame() as usize].refcount += n;
         }
     }
-    /// Drops a reference; frees the frame when it was the last.
+    /// Drops a reference to `pa`'s folio; frees the folio when it was the last.
     pub fn put(&mut self, pa: PhysAddr) {
         if self.is_zero_page(pa) {
             return;
         }
-        let m = &mut self.meta[pa.frame() as usize];
+        let f = self.folio(pa);
+        let fi = f.frame() as usize;
+        let m = &mut self.meta[fi];
         debug_assert!(m.refcount > 0, "put of a free page {pa:?}");
         m.refcount = m.refcount.saturating_sub(1);
         if m.refcount == 0 {
-            *m = PageMeta::default();
-            self.alloc.free(pa, PageSize::Size4K);
-            self.allocated -= 1;
+            if m.order == 9 {
+                self.meta[fi..fi + 512].fill(PageMeta::default());
+                self.alloc.free(f, PageSize::Size2M);
+                self.allocated -= 512;
+            } else {
+                *m = PageMeta::default();
+                self.alloc.free(f, PageSize::Size4K);
+                self.allocated -= 1;
+            }
         }
     }
     /// A new mapping of the frame (page_add_*_rmap): the mapcount. The reference the

@@ -288,6 +288,22 @@ impl MmWalkOps for ClearUffdWp<'_> {
         &self.hw.mem
     }
 
+    /// A huge PMD loses its uffd-wp bit whole (move_huge_pmd's clear).
+    fn pmd_entry(&mut self, pmd: Entry, slot: Slot, addr: u64, _next: u64) -> ControlFlow<Infallible, super::pagewalk::Action> {
+        if !super::huge_memory::pmd_trans_huge(pmd) {
+            return ControlFlow::Continue(super::pagewalk::Action::Subtree);
+        }
+        if pmd.has(_PAGE_UFFD_WP) {
+            let f = pgtable::set_entry(&mut self.hw.mem, slot, addr, pmd.without(_PAGE_UFFD_WP));
+            if pmd.is_present() {
+                self.tlb.flush_pte(f);
+            } else {
+                f.not_needed();
+            }
+        }
+        ControlFlow::Continue(super::pagewalk::Action::Continue)
+    }
+
     fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
         let mem = &mut self.hw.mem;
         match softleaf_from_pte(e) {

@@ -29,6 +29,10 @@ bitflags::bitflags! {
         const WIPEONFORK = 0x200_0000;
         const ACCOUNT = 0x10_0000;
         const NORESERVE = 0x20_0000;
+        /// MADV_HUGEPAGE: THP wanted here (the "madvise" policy).
+        const HUGEPAGE = 0x2000_0000;
+        /// MADV_NOHUGEPAGE: never THP here.
+        const NOHUGEPAGE = 0x4000_0000;
         const UFFD_MINOR = 0x2_0000_0000;
         const _ = !0;
     }

@@ -1,0 +1,153 @@
+//! Transparent huge pages for anonymous memory (Linux: mm/huge_memory.c): the policy, the
+//! huge-PMD fault (a 2 MiB folio, or the huge zero page for a read), the write-protect
+//! fault on a huge PMD, and the PMD-level operations the range walkers use — zap, change
+//! protection, copy at fork, move at mremap — with `split_huge_pmd` for every operation
+//! that covers only part of a huge PMD.
+//!
+//! A huge PMD is a page-directory entry with PS set mapping a naturally aligned order-9
+//! folio (`page::Pages::folio`). Splitting it installs a page table of 512 PTEs that keep
+//! every bit of the PMD (R/W, dirty, young, uffd-wp, PROT_NONE) and map the folio's pages
+//! one by one; the folio itself stays whole until its last reference goes (Linux defers
+//! splitting the folio; pagelab never needs to). A split of the huge zero page maps the
+//! 4 KiB zero page instead, as __split_huge_zero_page_pmd does.
+
+use super::mmu_gather::MmuGather;
+use super::pgtable::{self, linux::*, Slot};
+use super::vma::{Vma, VmFlags};
+use crate::kernel::hw::Hw;
+use mmu::{Entry, Level, PhysAddr};
+
+/// 2 MiB: what one huge PMD maps (Linux: HPAGE_PMD_SIZE).
+pub const HPAGE_PMD_SIZE: u64 = 2 << 20;
+/// Pages in a huge PMD (Linux: HPAGE_PMD_NR).
+pub const HPAGE_PMD_NR: u64 = 512;
+
+/// /sys/kernel/mm/transparent_hugepage/enabled (Linux: transparent_hugepage_flags), set
+/// for a run by `--thp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ThpMode {
+    /// Every eligible anonymous VMA.
+    Always,
+    /// Only VMAs with MADV_HUGEPAGE (VM_HUGEPAGE): this host's setting.
+    #[default]
+    Madvise,
+    /// None.
+    Never,
+}
+
+impl ThpMode {
+    /// The word sysfs brackets.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThpMode::Always => "always",
+            ThpMode::Madvise => "madvise",
+            ThpMode::Never => "never",
+        }
+    }
+}
+
+/// Linux: thp_vma_allowable_order(vma, vm_flags, TVA_PAGEFAULT, PMD_ORDER) together with
+/// thp_vma_suitable_order, for anonymous memory: a private anonymous VMA (shared
+/// anonymous memory is shmem, whose shmem_enabled is "never"), not VM_NOHUGEPAGE, allowed
+/// by the policy (always, or madvise and VM_HUGEPAGE), and covering the whole aligned
+/// 2 MiB around `addr`.
+pub fn thp_vma_allowable(hw: &Hw, vma: &Vma, addr: u64) -> bool {
+    if !vma.is_anonymous() || vma.shared() || vma.flags.has(VmFlags::NOHUGEPAGE) {
+        return false;
+    }
+    let policy = match hw.thp {
+        ThpMode::Always => true,
+        ThpMode::Madvise => vma.flags.has(VmFlags::HUGEPAGE),
+        ThpMode::Never => false,
+    };
+    let haddr = addr & !(HPAGE_PMD_SIZE - 1);
+    policy && haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end
+}
+
+/// Whether `pmd` is a huge leaf (present or PROT_NONE) (Linux: pmd_trans_huge).
+pub fn pmd_trans_huge(pmd: Entry) -> bool {
+    pmd.has(_PAGE_PSE) && (pmd.is_present() || pmd.has(_PAGE_PROTNONE))
+}
+
+/// A huge PMD for the 2 MiB frame `frame` with protection `prot` (Linux: folio_mk_pmd).
+pub fn mk_huge_pmd(frame: PhysAddr, prot: u64) -> Entry {
+    Entry::new(prot | _PAGE_PSE).with_addr(frame, Level::Pd)
+}
+
+/// The frame a huge PMD maps.
+pub fn pmd_pfn(pmd: Entry) -> PhysAddr {
+    pmd.addr(Level::Pd, 52)
+}
+
+/// The huge zero page, allocated on first use and kept (Linux: get_huge_zero_folio). None
+/// when no aligned 2 MiB is free.
+pub fn huge_zero_page(hw: &mut Hw) -> Option<PhysAddr> {
+    if hw.pages.huge_zero_page.is_none() {
+        let pa = hw.pages.alloc.alloc(mmu::PageSize::Size2M)?;
+        hw.mem.fill(pa, HPAGE_PMD_SIZE, 0);
+        hw.pages.huge_zero_page = Some(pa);
+    }
+    hw.pages.huge_zero_page
+}
+
+/// Whether `pmd` maps the huge zero page (Linux: is_huge_zero_pmd).
+pub fn is_huge_zero_pmd(hw: &Hw, pmd: Entry) -> bool {
+    hw.pages.huge_zero_page == Some(pmd_pfn(pmd))
+}
+
+/// Linux: __split_huge_pmd for the huge PMD in `slot` covering `haddr`: a new page table
+/// (on `tables`) whose 512 PTEs map the folio's pages with the PMD's bits, then the PMD
+/// pointing at it, flushed from every vCPU running the mm (`cr3`). The folio's one
+/// PMD reference becomes 512 PTE references, and each page one PTE mapping. Returns false
+/// when memory for the table is exhausted (nothing changed).
+pub fn split_huge_pmd(hw: &mut Hw, tables: &mut Vec<PhysAddr>, cr3: u64, slot: Slot, haddr: u64) -> bool {
+    let pmd = pgtable::get_entry(&hw.mem, slot);
+    debug_assert!(pmd_trans_huge(pmd), "split of a PMD that is not huge: {:#x}", pmd.raw());
+    let Some(pt) = hw.pages.alloc_zeroed(&mut hw.mem) else {
+        return false;
+    };
+    tables.push(pt);
+    let head = pmd_pfn(pmd);
+    // The PTE bits: everything but PS and the PMD's address field (its PAT is bit 12,
+    // which pagelab never sets).
+    let bits = pmd.raw() & !(_PAGE_PSE | Entry::ADDR_MASK_52);
+    let zero = is_huge_zero_pmd(hw, pmd);
+    for i in 0..HPAGE_PMD_NR {
+        let e = if zero {
+            // __split_huge_zero_page_pmd: the 4 KiB zero page, read-only and special.
+            pgtable::mk_pte(hw.pages.zero_page, bits & !_PAGE_RW).with(_PAGE_SPECIAL)
+        } else {
+            let page = PhysAddr::new(head.as_u64() + (i << 12));
+            hw.pages.map(page);
+            pgtable::mk_pte(page, bits)
+        };
+        hw.mem.write_u64(PhysAddr::new(pt.as_u64() + 8 * i), e.raw());
+    }
+    if !zero {
+        hw.pages.get_many(head, HPAGE_PMD_NR as u32 - 1);
+        hw.pages.remove_rmap_pmd(head);
+    }
+    let f = pgtable::set_entry(&mut hw.mem, slot, haddr, Entry::new(_PAGE_TABLE).with_addr(pt, Level::Pd));
+    hw.flush(f, cr3);
+    tracing::trace!(target: "pagelab::thp", addr = format_args!("{haddr:#x}"), zero, "split_huge_pmd");
+    true
+}
+
+/// Linux: zap_huge_pmd: the PMD cleared and its flush gathered; the folio loses the PMD
+/// mapping now and the reference once no TLB reaches it. The huge zero page holds none.
+pub fn zap_huge_pmd(hw: &mut Hw, tlb: &mut MmuGather, slot: Slot, haddr: u64, pmd: Entry) {
+    let f = pgtable::set_entry(&mut hw.mem, slot, haddr, Entry::new(0));
+    if pmd.is_present() {
+        tlb.flush_pte(f);
+    } else {
+        f.not_needed();
+    }
+    if !is_huge_zero_pmd(hw, pmd) {
+        let head = pmd_pfn(pmd);
+        if pmd.is_dirty() && hw.pages.meta(head).file {
+            hw.pages.mark_dirty(head);
+        }
+        hw.pages.remove_rmap_pmd(head);
+        tlb.remove_page(head);
+    }
+}
