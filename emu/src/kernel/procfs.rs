@@ -951,7 +951,10 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         let _ = writeln!(o, "{:<16}{:>8} kB", "KernelPageSize:", 4);
         let _ = writeln!(o, "{:<16}{:>8} kB", "MMUPageSize:", 4);
         show_smap(&mut o, &mss, false);
-        let _ = writeln!(o, "THPeligible:           0");
+        // thp_vma_allowable_orders(TVA_SMAPS): the policy allows it and an aligned 2 MiB
+        // fits (thp_vma_suitable_order at vm_end - 2 MiB).
+        let eligible = v.len() >= super::mm::huge_memory::HPAGE_PMD_SIZE && super::mm::huge_memory::thp_vma_allowable(hw, v, v.end - super::mm::huge_memory::HPAGE_PMD_SIZE);
+        let _ = writeln!(o, "THPeligible:    {:>8}", eligible as u8);
         // show_smap_vma_flags: by bit number.
         let f = v.flags;
         let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE);
