@@ -1235,7 +1235,7 @@ fn pte_to_pagemap_entry(hw: &super::hw::Hw, pte: mmu::Entry) -> u64 {
                 if hw.pages.meta(pa).file {
                     v |= PM_FILE;
                 }
-                if hw.pages.meta(pa).mapcount == 1 {
+                if hw.pages.meta(pa).mapcount + hw.pages.meta(hw.pages.folio(pa)).entire_mapcount == 1 {
                     v |= PM_MMAP_EXCLUSIVE;
                 }
             }

@@ -133,6 +133,42 @@ pub fn split_huge_pmd(hw: &mut Hw, tables: &mut Vec<PhysAddr>, cr3: u64, slot: S
     true
 }
 
+/// Splits the huge PMDs [start, end) covers in part — or every one, with `whole` (Linux:
+/// madvise_cold_or_pageout_pte_range, which splits a partly covered THP for MADV_COLD and
+/// MADV_PAGEOUT, and whose reclaim splits a whole one for MADV_PAGEOUT). False when a
+/// table could not be allocated.
+pub fn split_huge_pmds(mm: &mut super::Mm, hw: &mut Hw, start: u64, end: u64, whole: bool) -> bool {
+    use super::pagewalk::{walk_page_range, Action, MmWalkOps};
+    use std::ops::ControlFlow;
+    struct Split<'a> {
+        hw: &'a mut Hw,
+        tables: &'a mut Vec<PhysAddr>,
+        cr3: u64,
+        whole: bool,
+    }
+    impl MmWalkOps for Split<'_> {
+        type Break = ();
+        fn mem(&self) -> &mmu::PhysMem {
+            &self.hw.mem
+        }
+        fn pmd_entry(&mut self, pmd: Entry, slot: Slot, addr: u64, next: u64) -> ControlFlow<(), Action> {
+            if !pmd_trans_huge(pmd) || (!self.whole && next - addr == HPAGE_PMD_SIZE) {
+                return ControlFlow::Continue(Action::Continue);
+            }
+            if !split_huge_pmd(self.hw, self.tables, self.cr3, slot, addr & !(HPAGE_PMD_SIZE - 1)) {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(Action::Continue)
+        }
+        fn pte_entry(&mut self, _pte: Entry, _slot: Slot, _addr: u64) -> ControlFlow<()> {
+            ControlFlow::Continue(())
+        }
+    }
+    let pml4 = mm.pml4;
+    let mut w = Split { hw, tables: &mut mm.table_frames, cr3: pml4.as_u64(), whole };
+    walk_page_range(pml4, start, end, &mut w).is_continue()
+}
+
 /// Linux: zap_huge_pmd: the PMD cleared and its flush gathered; the folio loses the PMD
 /// mapping now and the reference once no TLB reaches it. The huge zero page holds none.
 pub fn zap_huge_pmd(hw: &mut Hw, tlb: &mut MmuGather, slot: Slot, haddr: u64, pmd: Entry) {

@@ -620,7 +620,9 @@ pub fn do_wp_page(vmf: &mut VmFault) -> FaultOutcome {
     let hw = &mut *vmf.hw;
     let zero = hw.pages.is_zero_page(old);
     let m = *hw.pages.meta(old);
-    if !zero && (m.anon_exclusive || m.refcount == 1) {
+    let folio = hw.pages.folio(old);
+    let sole = if hw.pages.is_huge(folio) { large_folio_reusable(hw, folio) } else { m.refcount == 1 };
+    if !zero && (m.anon_exclusive || sole) {
         // A page reused by the refcount test becomes exclusive again.
         hw.pages.meta_mut(old).anon_exclusive = true;
         let r = wp_page_reuse(vmf);
@@ -628,6 +630,26 @@ pub fn do_wp_page(vmf: &mut VmFault) -> FaultOutcome {
         return r;
     }
     wp_page_copy(vmf, old, zero)
+}
+
+/// Linux: wp_can_reuse_anon_folio for a large folio mapped by PTEs: every reference is a
+/// mapping and the folio is not mapped shared — no huge PMD maps it any more and no page
+/// of it is mapped twice (pagelab has no per-mm folio owner as Linux's folio->_mm_id, so
+/// two processes each mapping different pages of one folio would be taken as one).
+fn large_folio_reusable(hw: &Hw, head: PhysAddr) -> bool {
+    let h = hw.pages.meta(head);
+    if h.entire_mapcount != 0 {
+        return false;
+    }
+    let mut maps = 0u64;
+    for i in 0..512 {
+        let c = hw.pages.meta(PhysAddr::new(head.as_u64() + (i << 12))).mapcount;
+        if c > 1 {
+            return false;
+        }
+        maps += c as u64;
+    }
+    maps == h.refcount as u64
 }
 
 /// Linux: wp_page_reuse. The PTE becomes writable, dirty and young in place; the old,

@@ -596,6 +596,11 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
         zap_vmas_and_flush(mm, hw, start, end, ZapDetails::KEEP_MARKERS);
     }
+    if matches!(advice, MADV_COLD | MADV_PAGEOUT) {
+        // A THP covered in part is split (both); a whole one too for PAGEOUT, whose
+        // reclaim splits it (measured on 6.18: AnonHugePages drops even without swap).
+        super::huge_memory::split_huge_pmds(mm, hw, start, end, advice == MADV_PAGEOUT);
+    }
     if advice == MADV_PAGEOUT {
         madvise_pageout(mm, hw, start, end);
     }
