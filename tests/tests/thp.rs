@@ -1,0 +1,62 @@
+//! The issue-10 THP suite: anonymous transparent huge pages. Guest programs
+//! `guest-progs/c/thp_*.c` pin what Linux does; their native transcripts (Linux 6.18.44,
+//! run as root, THP `enabled: madvise`, `defrag: madvise`, `use_zero_page: 1`, mTHP sizes
+//! off, no swap) are committed next to them as `guest-progs/c/<name>.expected`, in the style
+//! of tests/tests/uffd_shmem.rs:
+//! * `<name>_native` runs only the native side and checks it against the committed
+//!   transcript, so a changed host kernel or THP policy shows up here and not as an
+//!   emulator bug (the first lines of `thp_fault` print the policy files);
+//! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine
+//!   shape (2 and 3 vCPUs with `--check-tlb` among them: a stale 2 MiB TLB entry is the
+//!   classic bug here). They are ignored until pagelab implements THP (issue 10).
+//!
+//! The transcripts are deterministic by construction (each verified natively 60 times or
+//! more, half of them with a CPU hog on each core): regions are mapped at a 2 MiB-aligned
+//! base inside a PROT_NONE reservation, page indexes are relative to it, pagemap entries are
+//! printed as flags and frames only compared with each other (thp.h). Natively a THP
+//! allocation could fail on a fragmented host: the programs then stop with a line
+//! "THP NOT AVAILABLE" (exit 4) instead of printing a different transcript. khugepaged could
+//! in principle collapse a split range back while a program runs (it wakes every 10 s and
+//! the programs run for milliseconds): a "WARNING: khugepaged collapsed" line says so.
+
+use emu::SchedPolicy;
+use pagelab_tests::transcript::*;
+
+/// Every guest program this file tests (checked by differential.rs).
+const COVERED: &[&str] = &["thp_fault"];
+
+/// The machine shapes of tests/tests/uffd_shmem.rs: (vCPUs, policy, seed, TLB checking).
+const SHAPES: &[Shape] = &[
+    (1, SchedPolicy::RoundRobin, 0, false),
+    (2, SchedPolicy::RoundRobin, 0, false),
+    (2, SchedPolicy::Random, 7, false),
+    (1, SchedPolicy::Random, 3, false),
+    (2, SchedPolicy::Random, 11, true),
+    (3, SchedPolicy::Random, 5, true),
+];
+
+#[test]
+fn covered_programs_exist_and_have_transcripts() {
+    for p in COVERED {
+        let m = guest_progs::meta(p);
+        assert_eq!(m.expect, guest_progs::Expect::Exit(0), "{p}");
+        assert!(!expected_for(p, m.test_args).is_empty(), "{p}");
+    }
+}
+
+macro_rules! native_test {
+    ($name:ident, $prog:literal) => {
+        #[test]
+        fn $name() {
+            native_matches_expected($prog);
+        }
+    };
+}
+
+native_test!(thp_fault_native, "thp_fault");
+
+#[test]
+#[ignore = "issue 10: needs anonymous THP faults (do_huge_pmd_anonymous_page, the huge zero page), AnonHugePages/THPeligible in smaps, pagemap of huge PMDs, /sys/kernel/mm/transparent_hugepage and PR_SET_THP_DISABLE"]
+fn thp_fault_pagelab() {
+    pagelab_matches_expected("thp_fault", SHAPES);
+}
