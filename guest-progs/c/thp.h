@@ -305,6 +305,30 @@ static inline const char *thp_frames(const char *base, size_t lo, size_t hi) {
     return thp_frames_pid(0, base, lo, hi);
 }
 
+/* The frame of the 4 KiB zero page (read through a fresh MADV_NOHUGEPAGE
+ * page), or 0. */
+static inline uint64_t thp_zero_pfn(void) {
+    static uint64_t z;
+    if (!z) {
+        char *p = mmap(NULL, UPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return 0;
+        madvise(p, UPAGE, MADV_NOHUGEPAGE);
+        (void)*(volatile char *)p;
+        uint64_t e = uffd_pagemap(p);
+        z = (e != ~0ull && (e & PM_PRESENT)) ? PM_PFN(e) : 0;
+        munmap(p, UPAGE);
+    }
+    return z;
+}
+
+/* "zero page", "not present" or "not the zero page" for page i of base. */
+static inline const char *thp_zero_str(const char *base, size_t i) {
+    uint64_t e = uffd_pagemap(base + i * UPAGE);
+    if (e == ~0ull) return "unreadable";
+    if (!(e & PM_PRESENT)) return "not present";
+    return PM_PFN(e) == thp_zero_pfn() ? "the zero page" : "not the zero page";
+}
+
 /* Snapshot of the frames of pages [0, n) of base (0 where not present). */
 static inline void thp_pfns_pid(int pid, const char *base, size_t n, uint64_t *pfn) {
     if (thp_pagemap_pid(pid, base, 0, n, pfn) < 0) memset(pfn, 0xff, n * 8);

@@ -23,7 +23,7 @@ use emu::SchedPolicy;
 use pagelab_tests::transcript::*;
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["thp_fault"];
+const COVERED: &[&str] = &["thp_fault", "thp_split"];
 
 /// The machine shapes of tests/tests/uffd_shmem.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -54,9 +54,42 @@ macro_rules! native_test {
 }
 
 native_test!(thp_fault_native, "thp_fault");
+native_test!(thp_split_native, "thp_split");
 
 #[test]
 #[ignore = "issue 10: needs anonymous THP faults (do_huge_pmd_anonymous_page, the huge zero page), AnonHugePages/THPeligible in smaps, pagemap of huge PMDs, /sys/kernel/mm/transparent_hugepage and PR_SET_THP_DISABLE"]
 fn thp_fault_pagelab() {
     pagelab_matches_expected("thp_fault", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 10: needs anonymous THP and the PMD split of partial munmap, mprotect, MADV_DONTNEED and mremap (split_huge_pmd keeping every PTE bit), zap_huge_pmd, move_huge_pmd, change_huge_pmd"]
+fn thp_split_pagelab() {
+    pagelab_matches_expected("thp_split", SHAPES);
+}
+
+/// MADV_PAGEOUT and MADV_COLD of THPs, recorded on a host without swap; pagelab runs with
+/// `--swap 0` to match (with swap it would page the THP out).
+#[test]
+fn thp_split_native_pageout() {
+    if host_has_swap() {
+        eprintln!("skipped: thp_split.pageout.expected was recorded on a host without swap");
+        return;
+    }
+    native_matches_expected_with("thp_split", &["pageout"]);
+}
+
+#[test]
+#[ignore = "issue 10: needs anonymous THP and MADV_PAGEOUT/MADV_COLD of a THP splitting it as Linux does (madvise_cold_or_pageout_pte_range, shrink_folio_list without swap)"]
+fn thp_split_pagelab_pageout() {
+    let want = expected_for("thp_split", &["pageout"]);
+    for &(vcpus, sched, seed, check_tlb) in SHAPES {
+        let what = format!("thp_split pageout on {vcpus} vCPU(s), {sched:?} seed {seed}, check_tlb {check_tlb}");
+        let cfg = pagelab_tests::Config { vcpus, sched, seed, check_tlb, swap_bytes: 0, ..pagelab_tests::test_config() };
+        let emu = pagelab_tests::try_run_pagelab_with(cfg, "thp_split", &["pageout"]).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if emu.stdout_str() != want {
+            panic!("{what}: stdout differs from Linux's\n{}\n--- pagelab stderr:\n{}", pagelab_tests::first_difference(want.as_bytes(), &emu.stdout), emu.stderr_str());
+        }
+        assert_eq!(emu.outcome, pagelab_tests::Outcome::Exited(0), "{what}: outcome; stderr:\n{}", emu.stderr_str());
+    }
 }
