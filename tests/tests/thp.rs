@@ -23,7 +23,7 @@ use emu::SchedPolicy;
 use pagelab_tests::transcript::*;
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["thp_fault", "thp_split"];
+const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp"];
 
 /// The machine shapes of tests/tests/uffd_shmem.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -55,6 +55,7 @@ macro_rules! native_test {
 
 native_test!(thp_fault_native, "thp_fault");
 native_test!(thp_split_native, "thp_split");
+native_test!(thp_wp_native, "thp_wp");
 
 #[test]
 #[ignore = "issue 10: needs anonymous THP faults (do_huge_pmd_anonymous_page, the huge zero page), AnonHugePages/THPeligible in smaps, pagemap of huge PMDs, /sys/kernel/mm/transparent_hugepage and PR_SET_THP_DISABLE"]
@@ -92,4 +93,22 @@ fn thp_split_pagelab_pageout() {
         }
         assert_eq!(emu.outcome, pagelab_tests::Outcome::Exited(0), "{what}: outcome; stderr:\n{}", emu.stderr_str());
     }
+}
+
+#[test]
+#[ignore = "issue 10: needs uffd-wp on huge PMDs (change_huge_pmd with MM_CP_UFFD_WP/_RESOLVE, wp_huge_pmd raising the WP message, the split of a partial protect), the huge zero PMD, and MISSING on THP-eligible ranges"]
+fn thp_wp_pagelab() {
+    pagelab_matches_expected("thp_wp", SHAPES);
+}
+
+/// WP_ASYNC on THPs, recorded natively.
+#[test]
+fn thp_wp_native_async() {
+    native_matches_expected_with("thp_wp", &["async"]);
+}
+
+#[test]
+#[ignore = "issue 11: needs UFFD_FEATURE_WP_ASYNC (and issue 10: THP)"]
+fn thp_wp_pagelab_async() {
+    pagelab_matches_expected_with("thp_wp", &["async"], SHAPES);
 }
