@@ -23,7 +23,7 @@ use emu::SchedPolicy;
 use pagelab_tests::transcript::*;
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp"];
+const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp", "thp_fork"];
 
 /// The machine shapes of tests/tests/uffd_shmem.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -56,6 +56,7 @@ macro_rules! native_test {
 native_test!(thp_fault_native, "thp_fault");
 native_test!(thp_split_native, "thp_split");
 native_test!(thp_wp_native, "thp_wp");
+native_test!(thp_fork_native, "thp_fork");
 
 #[test]
 #[ignore = "issue 10: needs anonymous THP faults (do_huge_pmd_anonymous_page, the huge zero page), AnonHugePages/THPeligible in smaps, pagemap of huge PMDs, /sys/kernel/mm/transparent_hugepage and PR_SET_THP_DISABLE"]
@@ -111,4 +112,10 @@ fn thp_wp_native_async() {
 #[ignore = "issue 11: needs UFFD_FEATURE_WP_ASYNC (and issue 10: THP)"]
 fn thp_wp_pagelab_async() {
     pagelab_matches_expected_with("thp_wp", &["async"], SHAPES);
+}
+
+#[test]
+#[ignore = "issue 10: needs fork of huge PMDs (copy_huge_pmd, uffd-wp kept only with EVENT_FORK), COW of a shared THP (do_huge_pmd_wp_page: split and copy one page, reuse when exclusive) and of the huge zero PMD, /proc/PID/smaps and pagemap of the child"]
+fn thp_fork_pagelab() {
+    pagelab_matches_expected("thp_fork", SHAPES);
 }
