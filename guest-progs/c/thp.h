@@ -13,9 +13,11 @@
  *
  * Natively, khugepaged runs (max_ptes_none 511, every 10 s): it could
  * collapse a split range of a MADV_HUGEPAGE VMA back into a THP while a
- * program runs. thp_khugepaged_check prints a line if its collapse counter
- * moved during the run (it does not exist under pagelab, which has no
- * khugepaged, and the line is never printed there).
+ * program runs. Every program calls thp_khugepaged_settle first, which gets
+ * khugepaged's scan of the new process over with before anything is
+ * measured, and thp_khugepaged_check last, which prints a line if khugepaged
+ * collapsed pages during the run anyway. Under pagelab, which has no
+ * khugepaged (nor its sysfs files), neither does anything.
  */
 #ifndef PAGELAB_THP_H
 #define PAGELAB_THP_H
@@ -455,9 +457,11 @@ static inline long thp_status_enabled(void) {
 
 static long thp_collapsed_at_start = -2;
 
-static inline long thp_khugepaged_collapsed(void) {
-    char buf[64] = "";
-    int fd = open("/sys/kernel/mm/transparent_hugepage/khugepaged/pages_collapsed", O_RDONLY);
+/* A counter of /sys/kernel/mm/transparent_hugepage/khugepaged, or -1. */
+static inline long thp_khugepaged_counter(const char *name) {
+    char path[128], buf[64] = "";
+    snprintf(path, sizeof path, "/sys/kernel/mm/transparent_hugepage/khugepaged/%s", name);
+    int fd = open(path, O_RDONLY);
     if (fd < 0) return -1;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
@@ -466,14 +470,37 @@ static inline long thp_khugepaged_collapsed(void) {
     return strtol(buf, NULL, 10);
 }
 
-/* Call at the start and at the end of a run: the second call prints a line
- * if khugepaged collapsed pages in between (natively; never under pagelab). */
+/* Call first thing in main. Natively (where the khugepaged files exist) it
+ * gets khugepaged's first scan of this process over with before the program
+ * starts: the first THP fault registers the mm with khugepaged, and when no
+ * other mm is registered that wakes khugepaged at once, to scan the new mm
+ * while the program goes on (it would collapse a split range of a
+ * MADV_HUGEPAGE VMA). So a throw-away THP is faulted here and the call
+ * waits, at most 50 ms, for that pass to end (full_scans moves: it takes
+ * 2-12 ms on the reference host, also with a CPU hog on each core);
+ * khugepaged then sleeps scan_sleep_millisecs (10 s), far longer than a
+ * program runs. If khugepaged was not idle (busy with other processes, or
+ * still in its 10 s sleep after an earlier program) the wait times out and
+ * the program goes on: khugepaged's next pass then comes at a moment nobody
+ * knows, which thp_khugepaged_check reports if it collapsed anything. Prints nothing; under pagelab (no khugepaged files) it
+ * does nothing but note the counter. */
+static inline void thp_khugepaged_settle(void) {
+    thp_collapsed_at_start = thp_khugepaged_counter("pages_collapsed");
+    long scans = thp_khugepaged_counter("full_scans");
+    if (scans < 0) return;
+    char *r = mmap(NULL, 2 * THP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) return;
+    char *d = (char *)(((uintptr_t)r + THP_SIZE - 1) & ~(THP_SIZE - 1));
+    madvise(d, THP_SIZE, MADV_HUGEPAGE);
+    *(volatile char *)d = 1;
+    for (int i = 0; i < 50 && thp_khugepaged_counter("full_scans") == scans; i++) usleep(1000);
+    munmap(r, 2 * THP_SIZE);
+}
+
+/* Call last: prints a line if khugepaged collapsed pages during the run
+ * (natively; never under pagelab, which has no khugepaged). */
 static inline void thp_khugepaged_check(void) {
-    long now = thp_khugepaged_collapsed();
-    if (thp_collapsed_at_start == -2) {
-        thp_collapsed_at_start = now;
-        return;
-    }
+    long now = thp_khugepaged_counter("pages_collapsed");
     if (now >= 0 && thp_collapsed_at_start >= 0 && now != thp_collapsed_at_start)
         printf("WARNING: khugepaged collapsed %ld pages during the run; the transcript may show it\n", now - thp_collapsed_at_start);
 }

@@ -221,7 +221,7 @@ static void thp_prctl(void) {
 }
 
 int main(void) {
-    thp_khugepaged_check();
+    thp_khugepaged_settle();
     section("policy");
     thp_sysfs_line("enabled");
     thp_sysfs_line("defrag");

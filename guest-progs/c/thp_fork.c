@@ -262,7 +262,7 @@ static void wp_fork(int event) {
 }
 
 int main(void) {
-    thp_khugepaged_check();
+    thp_khugepaged_settle();
     cow(1);
     cow(0);
     child_exits();

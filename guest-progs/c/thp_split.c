@@ -229,7 +229,7 @@ static void pageouts(void) {
 }
 
 int main(int argc, char **argv) {
-    thp_khugepaged_check();
+    thp_khugepaged_settle();
     if (argc > 1 && strcmp(argv[1], "pageout") == 0) {
         pageouts();
     } else {

@@ -437,7 +437,7 @@ static void wp_async(void) {
 }
 
 int main(int argc, char **argv) {
-    thp_khugepaged_check();
+    thp_khugepaged_settle();
     src = thp_map(THP_NR, MADV_NOHUGEPAGE);
     thp_fill(src, 0, THP_NR, 3);
     if (argc > 1 && strcmp(argv[1], "async") == 0) {
