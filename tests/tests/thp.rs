@@ -23,7 +23,7 @@ use emu::SchedPolicy;
 use pagelab_tests::transcript::*;
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp", "thp_fork"];
+const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp", "thp_fork", "thp_collapse"];
 
 /// The machine shapes of tests/tests/uffd_shmem.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -57,6 +57,7 @@ native_test!(thp_fault_native, "thp_fault");
 native_test!(thp_split_native, "thp_split");
 native_test!(thp_wp_native, "thp_wp");
 native_test!(thp_fork_native, "thp_fork");
+native_test!(thp_collapse_native, "thp_collapse");
 
 #[test]
 #[ignore = "issue 10: needs anonymous THP faults (do_huge_pmd_anonymous_page, the huge zero page), AnonHugePages/THPeligible in smaps, pagemap of huge PMDs, /sys/kernel/mm/transparent_hugepage and PR_SET_THP_DISABLE"]
@@ -118,4 +119,10 @@ fn thp_wp_pagelab_async() {
 #[ignore = "issue 10: needs fork of huge PMDs (copy_huge_pmd, uffd-wp kept only with EVENT_FORK), COW of a shared THP (do_huge_pmd_wp_page: split and copy one page, reuse when exclusive) and of the huge zero PMD, /proc/PID/smaps and pagemap of the child"]
 fn thp_fork_pagelab() {
     pagelab_matches_expected("thp_fork", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 10: needs MADV_COLLAPSE for anonymous memory (synchronous collapse_huge_page with Linux's scan results and errnos: EINVAL, EBUSY in uffd-armed VMAs)"]
+fn thp_collapse_pagelab() {
+    pagelab_matches_expected("thp_collapse", SHAPES);
 }
