@@ -23,7 +23,7 @@ use emu::SchedPolicy;
 use pagelab_tests::transcript::*;
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp", "thp_fork", "thp_collapse"];
+const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp", "thp_fork", "thp_collapse", "thp_move"];
 
 /// The machine shapes of tests/tests/uffd_shmem.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -58,6 +58,7 @@ native_test!(thp_split_native, "thp_split");
 native_test!(thp_wp_native, "thp_wp");
 native_test!(thp_fork_native, "thp_fork");
 native_test!(thp_collapse_native, "thp_collapse");
+native_test!(thp_move_native, "thp_move");
 
 #[test]
 #[ignore = "issue 10: needs anonymous THP faults (do_huge_pmd_anonymous_page, the huge zero page), AnonHugePages/THPeligible in smaps, pagemap of huge PMDs, /sys/kernel/mm/transparent_hugepage and PR_SET_THP_DISABLE"]
@@ -125,4 +126,10 @@ fn thp_fork_pagelab() {
 #[ignore = "issue 10: needs MADV_COLLAPSE for anonymous memory (synchronous collapse_huge_page with Linux's scan results and errnos: EINVAL, EBUSY in uffd-armed VMAs)"]
 fn thp_collapse_pagelab() {
     pagelab_matches_expected("thp_collapse", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 10: needs UFFDIO_MOVE of huge PMDs (move_pages_huge_pmd, the huge zero PMD, the split of a partial move, EBUSY for a THP that is not AnonExclusive)"]
+fn thp_move_pagelab() {
+    pagelab_matches_expected("thp_move", SHAPES);
 }
