@@ -10,14 +10,22 @@
 //!   shape (2 and 3 vCPUs with `--check-tlb` among them: a stale 2 MiB TLB entry is the
 //!   classic bug here). They are ignored until pagelab implements THP (issue 10).
 //!
-//! The transcripts are deterministic by construction (each verified natively 60 times or
-//! more, half of them with a CPU hog on each core): regions are mapped at a 2 MiB-aligned
-//! base inside a PROT_NONE reservation, page indexes are relative to it, pagemap entries are
-//! printed as flags and frames only compared with each other (thp.h). Natively a THP
-//! allocation could fail on a fragmented host: the programs then stop with a line
-//! "THP NOT AVAILABLE" (exit 4) instead of printing a different transcript. khugepaged could
-//! in principle collapse a split range back while a program runs (it wakes every 10 s and
-//! the programs run for milliseconds): a "WARNING: khugepaged collapsed" line says so.
+//! The transcripts are deterministic by construction (each program verified natively 200
+//! times or more, half of them with a CPU hog on each core, back to back and in a loop of
+//! all eight variants): regions are mapped at a 2 MiB-aligned base inside a PROT_NONE
+//! reservation, page indexes are relative to it, pagemap entries are printed as flags and
+//! frames only compared with each other (thp.h); a handler thread prints a message and what
+//! it will do before it resolves the fault, and the main thread prints the handler's result
+//! only once the handler is done with the message. Natively a THP allocation could fail on
+//! a fragmented host: the programs then stop with a line "THP NOT AVAILABLE" (exit 4)
+//! instead of printing a different transcript. khugepaged (max_ptes_none 511) would collapse
+//! a split range of a MADV_HUGEPAGE VMA back: a new process's first THP fault wakes an idle
+//! khugepaged to scan it at once, so each program first faults a throw-away THP and waits
+//! (up to 50 ms) for that pass to end (thp_khugepaged_settle), after which khugepaged sleeps
+//! 10 s; if a pass still collapsed something during the run, a last line "WARNING:
+//! khugepaged collapsed" says so. Under pagelab (no khugepaged) neither does anything.
+//! `thp_split pageout` was recorded without swap (the native test is skipped on a host with
+//! swap; pagelab runs it with `--swap 0`).
 
 use emu::SchedPolicy;
 use pagelab_tests::transcript::*;
