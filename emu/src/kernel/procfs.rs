@@ -1148,8 +1148,9 @@ impl PagemapWalk<'_> {
     /// A huge leaf `e` at `level` over [addr, next) (none in user space today): the 4 KiB
     /// frame within it, for each page in a VMA.
     /// Linux: pagemap_pmd_range's huge half, per 4 KiB page: present with the page's
-    /// frame, uffd-wp from the PMD, and exclusively mapped when the folio has one PMD
-    /// mapping and the page no PTE one; the huge zero page reads as a file page.
+    /// frame, uffd-wp from the PMD, and exclusively mapped when that PMD is the folio's
+    /// only mapping (no other PMD, no PTE: folio_maybe_mapped_shared); the huge zero page
+    /// reads as a file page.
     fn huge_leaf(&mut self, e: mmu::Entry, level: mmu::Level, addr: u64, next: u64) {
         use super::mm::pgtable::linux::_PAGE_UFFD_WP;
         let base = e.addr(level, 52).as_u64() >> 12;
@@ -1159,6 +1160,9 @@ impl PagemapWalk<'_> {
             flags |= PM_UFFD_WP;
         }
         let normal = level == mmu::Level::Pd && !super::mm::huge_memory::is_huge_zero_pmd(self.hw, e);
+        // !folio_maybe_mapped_shared: this PMD is the folio's only mapping.
+        let head = mmu::PhysAddr::new(base << 12);
+        let exclusive = normal && self.hw.pages.meta(head).entire_mapcount == 1 && (0..512).all(|i| self.hw.pages.meta(mmu::PhysAddr::new(head.as_u64() + (i << 12))).mapcount == 0);
         if level == mmu::Level::Pd && !normal {
             // pmd_page of the huge zero page: not anonymous, so "file" (measured on 6.18).
             flags |= PM_FILE;
@@ -1166,11 +1170,8 @@ impl PagemapWalk<'_> {
         for va in (addr..next).step_by(4096) {
             let pfn = base + ((va & (size - 1)) >> 12);
             let mut f = flags;
-            if normal {
-                let head = mmu::PhysAddr::new(base << 12);
-                if self.hw.pages.meta(head).entire_mapcount == 1 && self.hw.pages.meta(mmu::PhysAddr::new(pfn << 12)).mapcount == 0 {
-                    f |= PM_MMAP_EXCLUSIVE;
-                }
+            if exclusive {
+                f |= PM_MMAP_EXCLUSIVE;
             }
             let v = if self.mm.find_vma(va).is_some() { f | pfn } else { 0 };
             self.push(v);

@@ -139,6 +139,14 @@ pub fn walk_page_range<W: MmWalkOps>(pml4: PhysAddr, start: u64, end: u64, ops: 
     ControlFlow::Continue(())
 }
 
+/// Linux: pmd_present, which is true for a PROT_NONE huge PMD too (P clear, PS and
+/// _PAGE_PROTNONE set): such a PMD is a huge leaf for `pmd_entry`, not a hole.
+#[inline(always)]
+fn pmd_present(e: Entry) -> bool {
+    use super::pgtable::linux::{_PAGE_PROTNONE, _PAGE_PSE};
+    e.is_present() || (e.has(_PAGE_PSE) && e.has(_PAGE_PROTNONE))
+}
+
 #[inline(always)]
 fn read<W: MmWalkOps>(ops: &W, slot: Slot) -> Entry {
     Entry::new(ops.mem().read_u64(slot.pa))
@@ -182,10 +190,10 @@ fn walk_pmd_range<W: MmWalkOps>(pd: PhysAddr, mut addr: u64, end: u64, ops: &mut
         let slot = Slot { pa: index_slot(pd, addr, Level::Pd), level: Level::Pd };
         loop {
             let e = read(ops, slot);
-            if !e.is_present() {
+            if !pmd_present(e) {
                 match ops.pte_hole(addr, next, Level::Pd, slot)? {
                     Hole::Skip => break,
-                    Hole::Filled if read(ops, slot).is_present() => continue,
+                    Hole::Filled if pmd_present(read(ops, slot)) => continue,
                     Hole::Filled => break,
                 }
             }
