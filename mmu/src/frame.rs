@@ -84,6 +84,14 @@ impl FrameAllocator {
 
     /// A free frame of `size`, naturally aligned, or None when memory is exhausted. Deterministic:
     /// the same sequence of calls gives the same frames. Does not zero it.
+    /// The highest free 2 MiB frame: for a long-lived allocation that should stay out of
+    /// the way of the lowest-first order everything else uses (the huge zero page).
+    pub fn alloc_2m_high(&mut self) -> Option<PhysAddr> {
+        let r = self.whole.pop_last()?;
+        self.take_region(r);
+        Some(PhysAddr::new(self.region_addr(r)))
+    }
+
     pub fn alloc(&mut self, size: PageSize) -> Option<PhysAddr> {
         match size {
             PageSize::Size4K => {

@@ -8,7 +8,7 @@
 //!   emulator bug (the first lines of `thp_fault` print the policy files);
 //! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine
 //!   shape (2 and 3 vCPUs with `--check-tlb` among them: a stale 2 MiB TLB entry is the
-//!   classic bug here). They are ignored until pagelab implements THP (issue 10).
+//!   classic bug here). MADV_COLLAPSE, UFFDIO_MOVE of huge PMDs and WP_ASYNC are still ignored (issue 10/11).
 //!
 //! The transcripts are deterministic by construction (each program verified natively 200
 //! times or more, half of them with a CPU hog on each core, back to back and in a loop of
@@ -69,13 +69,11 @@ native_test!(thp_collapse_native, "thp_collapse");
 native_test!(thp_move_native, "thp_move");
 
 #[test]
-#[ignore = "issue 10: needs anonymous THP faults (do_huge_pmd_anonymous_page, the huge zero page), AnonHugePages/THPeligible in smaps, pagemap of huge PMDs, /sys/kernel/mm/transparent_hugepage and PR_SET_THP_DISABLE"]
 fn thp_fault_pagelab() {
     pagelab_matches_expected("thp_fault", SHAPES);
 }
 
 #[test]
-#[ignore = "issue 10: needs anonymous THP and the PMD split of partial munmap, mprotect, MADV_DONTNEED and mremap (split_huge_pmd keeping every PTE bit), zap_huge_pmd, move_huge_pmd, change_huge_pmd"]
 fn thp_split_pagelab() {
     pagelab_matches_expected("thp_split", SHAPES);
 }
@@ -92,7 +90,6 @@ fn thp_split_native_pageout() {
 }
 
 #[test]
-#[ignore = "issue 10: needs anonymous THP and MADV_PAGEOUT/MADV_COLD of a THP splitting it as Linux does (madvise_cold_or_pageout_pte_range, shrink_folio_list without swap)"]
 fn thp_split_pagelab_pageout() {
     let want = expected_for("thp_split", &["pageout"]);
     for &(vcpus, sched, seed, check_tlb) in SHAPES {
@@ -107,7 +104,6 @@ fn thp_split_pagelab_pageout() {
 }
 
 #[test]
-#[ignore = "issue 10: needs uffd-wp on huge PMDs (change_huge_pmd with MM_CP_UFFD_WP/_RESOLVE, wp_huge_pmd raising the WP message, the split of a partial protect), the huge zero PMD, and MISSING on THP-eligible ranges"]
 fn thp_wp_pagelab() {
     pagelab_matches_expected("thp_wp", SHAPES);
 }
@@ -125,7 +121,6 @@ fn thp_wp_pagelab_async() {
 }
 
 #[test]
-#[ignore = "issue 10: needs fork of huge PMDs (copy_huge_pmd, uffd-wp kept only with EVENT_FORK), COW of a shared THP (do_huge_pmd_wp_page: split and copy one page, reuse when exclusive) and of the huge zero PMD, /proc/PID/smaps and pagemap of the child"]
 fn thp_fork_pagelab() {
     pagelab_matches_expected("thp_fork", SHAPES);
 }

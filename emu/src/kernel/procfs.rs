@@ -586,6 +586,12 @@ fn proc_pid_status(s: &mut Sys, t: Target) -> Vec<u8> {
         let _ = writeln!(o, "VmStk:\t{:>8} kB", kb(&|v| v.flags.has(super::mm::VmFlags::GROWSDOWN)));
         let _ = writeln!(o, "VmExe:\t{:>8} kB", kb(&|v| v.executable()));
         let _ = writeln!(o, "VmSwap:\t{:>8} kB", swap_entries(s.hw, mm) * 4);
+        let _ = writeln!(o, "HugetlbPages:\t{:>8} kB", 0);
+        let _ = writeln!(o, "CoreDumping:\t0");
+        // THP not disabled for the process (prctl PR_SET_THP_DISABLE without
+        // EXCEPT_ADVISED turns it off).
+        let _ = writeln!(o, "THP_enabled:\t{}", (mm.thp_disable != 1) as u8);
+        let _ = writeln!(o, "untag_mask:\t0xffffffffffffffff");
     }
     let _ = writeln!(o, "Threads:\t{}", live_threads(s.k, t.tgid));
     let _ = writeln!(o, "SigQ:\t0/63704");
@@ -802,7 +808,9 @@ impl MmWalkOps for SmapsWalk<'_> {
             return ControlFlow::Continue(Action::Subtree);
         }
         let (hw, mss) = (self.hw, &mut self.mss);
-        if !pmd.is_present() || is_huge_zero_pmd(hw, pmd) {
+        // pmd_present holds for PROT_NONE (pmd_trans_huge said so); the huge zero page has
+        // no normal page and counts nothing.
+        if is_huge_zero_pmd(hw, pmd) {
             return ControlFlow::Continue(Action::Continue);
         }
         let head = pmd_pfn(pmd);
@@ -953,7 +961,7 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         show_smap(&mut o, &mss, false);
         // thp_vma_allowable_orders(TVA_SMAPS): the policy allows it and an aligned 2 MiB
         // fits (thp_vma_suitable_order at vm_end - 2 MiB).
-        let eligible = v.len() >= super::mm::huge_memory::HPAGE_PMD_SIZE && super::mm::huge_memory::thp_vma_allowable(hw, v, v.end - super::mm::huge_memory::HPAGE_PMD_SIZE);
+        let eligible = v.len() >= super::mm::huge_memory::HPAGE_PMD_SIZE && super::mm::huge_memory::thp_vma_allowable(hw, mm.thp_disable, v, v.end - super::mm::huge_memory::HPAGE_PMD_SIZE);
         let _ = writeln!(o, "THPeligible:    {:>8}", eligible as u8);
         // show_smap_vma_flags: by bit number.
         let f = v.flags;

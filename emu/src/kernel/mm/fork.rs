@@ -65,6 +65,7 @@ pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserf
         arg_end: src.arg_end,
         exe: src.exe.clone(),
         table_frames: vec![pml4],
+        thp_disable: src.thp_disable,
     };
     // The parent's write-protections, flushed once at the end (dup_mmap's flush_tlb_mm).
     let mut tlb = MmuGather::new(src);

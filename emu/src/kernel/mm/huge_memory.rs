@@ -48,12 +48,18 @@ impl ThpMode {
 
 /// Linux: thp_vma_allowable_order(vma, vm_flags, TVA_PAGEFAULT, PMD_ORDER) together with
 /// thp_vma_suitable_order, for anonymous memory: a private anonymous VMA (shared
-/// anonymous memory is shmem, whose shmem_enabled is "never"), not VM_NOHUGEPAGE, allowed
+/// anonymous memory is shmem, whose shmem_enabled is "never"), not VM_NOHUGEPAGE, not
+/// disabled for the mm (`thp_disable`, prctl: 1 always, 3 unless VM_HUGEPAGE), allowed
 /// by the policy (always, or madvise and VM_HUGEPAGE), and covering the whole aligned
 /// 2 MiB around `addr`.
-pub fn thp_vma_allowable(hw: &Hw, vma: &Vma, addr: u64) -> bool {
+pub fn thp_vma_allowable(hw: &Hw, thp_disable: u8, vma: &Vma, addr: u64) -> bool {
     if !vma.is_anonymous() || vma.shared() || vma.flags.has(VmFlags::NOHUGEPAGE) {
         return false;
+    }
+    match thp_disable {
+        0 => {}
+        3 if vma.flags.has(VmFlags::HUGEPAGE) => {}
+        _ => return false,
     }
     let policy = match hw.thp {
         ThpMode::Always => true,
@@ -79,11 +85,14 @@ pub fn pmd_pfn(pmd: Entry) -> PhysAddr {
     pmd.addr(Level::Pd, 52)
 }
 
-/// The huge zero page, allocated on first use and kept (Linux: get_huge_zero_folio). None
-/// when no aligned 2 MiB is free.
+/// The huge zero page, allocated on first use and kept (Linux: get_huge_zero_folio, a
+/// system-wide folio that outlives the process using it). It comes from the top of guest
+/// memory, so it never takes the frame of a THP just freed (measured natively: a read
+/// after a whole-THP DONTNEED maps frames unrelated to the THP's). None when no aligned
+/// 2 MiB is free.
 pub fn huge_zero_page(hw: &mut Hw) -> Option<PhysAddr> {
     if hw.pages.huge_zero_page.is_none() {
-        let pa = hw.pages.alloc.alloc(mmu::PageSize::Size2M)?;
+        let pa = hw.pages.alloc.alloc_2m_high()?;
         hw.mem.fill(pa, HPAGE_PMD_SIZE, 0);
         hw.pages.huge_zero_page = Some(pa);
     }

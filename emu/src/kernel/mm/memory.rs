@@ -205,7 +205,7 @@ fn __handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: F
     };
     let page = address & !0xfff;
     let mut vmf = VmFault { hw, vma, address: page, real_address: address, pgoff: vma.object_offset(page) >> 12, flags, pml4: mm.pml4, pmd, pte: None, orig_pte: Entry::new(0) };
-    if let Some(r) = huge_pmd_fault(&mut vmf, &mut mm.table_frames) {
+    if let Some(r) = huge_pmd_fault(&mut vmf, &mut mm.table_frames, mm.thp_disable) {
         return r;
     }
     let hw = &mut *vmf.hw;
@@ -223,7 +223,7 @@ fn __handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: F
 /// to its read-only mapping in `do_huge_pmd_wp_page`, and any other fault on it was
 /// spurious. None means VM_FAULT_FALLBACK: the fault goes on at the page table (after a
 /// split, for a huge PMD that must become PTEs).
-fn huge_pmd_fault(vmf: &mut VmFault, tables: &mut Vec<PhysAddr>) -> Option<FaultOutcome> {
+fn huge_pmd_fault(vmf: &mut VmFault, tables: &mut Vec<PhysAddr>, thp_disable: u8) -> Option<FaultOutcome> {
     use super::huge_memory::{pmd_trans_huge, thp_vma_allowable};
     if vmf.pmd.level != mmu::Level::Pd {
         // A 1 GiB leaf above: no huge user mappings of that size yet.
@@ -231,7 +231,7 @@ fn huge_pmd_fault(vmf: &mut VmFault, tables: &mut Vec<PhysAddr>) -> Option<Fault
     }
     let pmd = pgtable::get_entry(&vmf.hw.mem, vmf.pmd);
     if pgtable::pte_none(pmd) {
-        if thp_vma_allowable(vmf.hw, vmf.vma, vmf.address) {
+        if thp_vma_allowable(vmf.hw, thp_disable, vmf.vma, vmf.address) {
             return do_huge_pmd_anonymous_page(vmf);
         }
         return None;

@@ -81,6 +81,10 @@ pub struct Mm {
     pub exe: std::path::PathBuf,
     /// Page-table frames, so the mm can free them on exit.
     pub table_frames: Vec<PhysAddr>,
+    /// prctl(PR_SET_THP_DISABLE) (Linux: MMF_DISABLE_THP_COMPLETELY and
+    /// MMF_DISABLE_THP_EXCEPT_ADVISED): 0, or what PR_GET_THP_DISABLE returns — 1 (no THP
+    /// at all), 3 (THP only in MADV_HUGEPAGE VMAs). Inherited across fork.
+    pub thp_disable: u8,
 }
 
 impl Mm {

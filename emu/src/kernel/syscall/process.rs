@@ -41,6 +41,39 @@ const ARCH_GET_GS: u32 = 0x1004;
 const ARCH_GET_CPUID: u32 = 0x1011;
 const ARCH_SET_CPUID: u32 = 0x1012;
 
+pub const PR_SET_THP_DISABLE: u64 = 41;
+pub const PR_GET_THP_DISABLE: u64 = 42;
+pub const PR_THP_DISABLE_EXCEPT_ADVISED: u64 = 1 << 1;
+
+/// Linux: prctl (kernel/sys.c), for the options pagelab models: PR_SET_THP_DISABLE
+/// (arg2 on/off, arg3 0 or PR_THP_DISABLE_EXCEPT_ADVISED; EINVAL for other flags, for
+/// EXCEPT_ADVISED when turning off, and for a nonzero arg4/arg5) and PR_GET_THP_DISABLE
+/// (EINVAL with any argument; 1, or 3 with EXCEPT_ADVISED). Other options: ENOSYS, with
+/// pagelab's report of an unimplemented call.
+pub fn sys_prctl(s: &mut Sys, a: Args) -> SysResult {
+    let (option, arg2, arg3, arg4, arg5) = (a.u(0), a.u(1), a.u(2), a.u(3), a.u(4));
+    match option {
+        PR_SET_THP_DISABLE => {
+            if arg4 != 0 || arg5 != 0 || arg3 & !PR_THP_DISABLE_EXCEPT_ADVISED != 0 || (arg2 == 0 && arg3 != 0) {
+                return Err(Errno::EINVAL);
+            }
+            s.mm().thp_disable = match (arg2 != 0, arg3 != 0) {
+                (false, _) => 0,
+                (true, false) => 1,
+                (true, true) => 3,
+            };
+            ok(0)
+        }
+        PR_GET_THP_DISABLE => {
+            if arg2 != 0 || arg3 != 0 || arg4 != 0 || arg5 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            ok(s.mm().thp_disable as u64)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
+
 pub fn sys_arch_prctl(s: &mut Sys, a: Args) -> SysResult {
     let (code, addr) = (a.u32(0), a.u(1));
     match code {
