@@ -31,7 +31,7 @@ use emu::SchedPolicy;
 use pagelab_tests::transcript::*;
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp", "thp_fork", "thp_collapse", "thp_move"];
+const COVERED: &[&str] = &["thp_fault", "thp_split", "thp_wp", "thp_fork", "thp_collapse", "thp_move", "thp_bench"];
 
 /// The machine shapes of tests/tests/uffd_shmem.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -135,4 +135,20 @@ fn thp_collapse_pagelab() {
 #[ignore = "issue 10: needs UFFDIO_MOVE of huge PMDs (move_pages_huge_pmd, the huge zero PMD, the split of a partial move, EBUSY for a THP that is not AnonExclusive)"]
 fn thp_move_pagelab() {
     pagelab_matches_expected("thp_move", SHAPES);
+}
+
+/// The benchmark kernels at small sizes, against their native transcripts
+/// (`thp_bench.<args>.expected`): what the README's figures measure.
+#[test]
+fn thp_bench_native() {
+    for args in [&["wp", "8", "2"][..], &["fault", "8"][..]] {
+        native_matches_expected_with("thp_bench", args);
+    }
+}
+
+#[test]
+fn thp_bench_pagelab() {
+    for args in [&["wp", "8", "2"][..], &["fault", "8"][..]] {
+        pagelab_matches_expected_with("thp_bench", args, &SHAPES[..2]);
+    }
 }
