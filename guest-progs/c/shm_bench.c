@@ -24,52 +24,17 @@
 // through the test-hook syscall when enabled).
 #define _GNU_SOURCE
 #include "shm.h"
+#include "bench.h"
 #include <sched.h>
 #include <time.h>
 
 static int timing;
 static long long t_total_ns, t_cpu_ns;
 
-/* pagelab's test-hook syscall and its host-clock operations (ENOSYS natively). */
-#define PAGELAB_HOOK 0x50414745
-#define HOOK_HOST_CLOCK 4
-#define HOOK_HOST_CPU_CLOCK 5
-
-static long long now_ns(void) {
-    long h = syscall(PAGELAB_HOOK, HOOK_HOST_CLOCK, 0);
-    if (h >= 0) return h;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-static long long cpu_ns(void) {
-    long h = syscall(PAGELAB_HOOK, HOOK_HOST_CPU_CLOCK, 0);
-    if (h >= 0) return h;
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 static void die(const char *what, int err) {
     printf("%s: %s\n", what, uffd_err(err));
     pl_flush();
     exit(3);
-}
-
-static void pin_one_cpu(void) {
-    cpu_set_t s;
-    CPU_ZERO(&s);
-    if (sched_getaffinity(0, sizeof s, &s) < 0) return;
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-        if (CPU_ISSET(c, &s)) {
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(c, &one);
-            sched_setaffinity(0, sizeof one, &one);
-            return;
-        }
-    }
 }
 
 static void wp_range(int fd, char *r, long pages, int protect) {

@@ -11,27 +11,8 @@
 // and the process CPU clock; under pagelab the host clocks through the test hook).
 #define _GNU_SOURCE
 #include "shm.h"
+#include "bench.h"
 #include <time.h>
-
-#define PAGELAB_HOOK 0x50414745
-#define HOOK_HOST_CLOCK 4
-#define HOOK_HOST_CPU_CLOCK 5
-
-static long long now_ns(void) {
-    long h = syscall(PAGELAB_HOOK, HOOK_HOST_CLOCK, 0);
-    if (h >= 0) return h;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
-static long long cpu_ns(void) {
-    long h = syscall(PAGELAB_HOOK, HOOK_HOST_CPU_CLOCK, 0);
-    if (h >= 0) return h;
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
 
 static long anon_huge_kb(void *p) {
     FILE *f = fopen("/proc/self/smaps", "r");

@@ -290,6 +290,21 @@ pub fn sys_pwrite(s: &mut Sys, a: Args) -> SysResult {
     do_write(s, fd, &f, vec![(buf, len.min(MAX_RW_COUNT))], Some(pos))
 }
 
+/// lseek of a directory listing (Linux: dcache_dir_lseek / offset_dir_llseek): SEEK_SET
+/// and SEEK_CUR of the entry position; EINVAL for another whence or a negative result.
+fn dir_lseek(pos: &mut u64, a: Args) -> SysResult {
+    let n = match a.u32(2) {
+        0 => a.u(1) as i64,
+        1 => *pos as i64 + a.u(1) as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    if n < 0 {
+        return Err(Errno::EINVAL);
+    }
+    *pos = n as u64;
+    ok(n as u64)
+}
+
 /// Reads an iovec array (Linux: import_iovec): EINVAL for more than UIO_MAXIOV entries or
 /// a negative length, EFAULT for a segment outside user space; the total is capped at
 /// MAX_RW_COUNT by shortening the segment that crosses it.
@@ -402,31 +417,8 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
             sf.pos = n as u64;
             ok(n as u64)
         }
-        // Linux: dcache_dir_lseek / offset_dir_llseek: SEEK_SET and SEEK_CUR.
-        FileKind::TmpfsDir(d) => {
-            let n = match a.u32(2) {
-                0 => a.u(1) as i64,
-                1 => d.pos as i64 + a.u(1) as i64,
-                _ => return Err(Errno::EINVAL),
-            };
-            if n < 0 {
-                return Err(Errno::EINVAL);
-            }
-            d.pos = n as u64;
-            ok(n as u64)
-        }
-        FileKind::ProcDir(d) => {
-            let n = match a.u32(2) {
-                0 => a.u(1) as i64,
-                1 => d.pos as i64 + a.u(1) as i64,
-                _ => return Err(Errno::EINVAL),
-            };
-            if n < 0 {
-                return Err(Errno::EINVAL);
-            }
-            d.pos = n as u64;
-            ok(n as u64)
-        }
+        FileKind::TmpfsDir(d) => dir_lseek(&mut d.pos, a),
+        FileKind::ProcDir(d) => dir_lseek(&mut d.pos, a),
         // Linux: noop_llseek, the position stays 0.
         FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => ok(0),
         _ => Err(Errno::ESPIPE),
