@@ -8,7 +8,7 @@
 //!   emulator bug (the first lines of `thp_fault` print the policy files);
 //! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine
 //!   shape (2 and 3 vCPUs with `--check-tlb` among them: a stale 2 MiB TLB entry is the
-//!   classic bug here). MADV_COLLAPSE, UFFDIO_MOVE of huge PMDs and WP_ASYNC are still ignored (issue 10/11).
+//!   classic bug here). UFFDIO_MOVE of huge PMDs and WP_ASYNC are still ignored (issue 10/11).
 //!
 //! The transcripts are deterministic by construction (each program verified natively 200
 //! times or more, half of them with a CPU hog on each core, back to back and in a loop of
@@ -126,7 +126,6 @@ fn thp_fork_pagelab() {
 }
 
 #[test]
-#[ignore = "issue 10: needs MADV_COLLAPSE for anonymous memory (synchronous collapse_huge_page with Linux's scan results and errnos: EINVAL, EBUSY in uffd-armed VMAs)"]
 fn thp_collapse_pagelab() {
     pagelab_matches_expected("thp_collapse", SHAPES);
 }

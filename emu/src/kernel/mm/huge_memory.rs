@@ -196,3 +196,108 @@ pub fn zap_huge_pmd(hw: &mut Hw, tlb: &mut MmuGather, slot: Slot, haddr: u64, pm
         tlb.remove_page(head);
     }
 }
+
+/// Linux: madvise_collapse (mm/khugepaged.c) over [start, end) of one VMA: every aligned
+/// 2 MiB inside the range that page tables map with PTEs becomes one new folio mapped by a
+/// huge PMD, whatever the sysfs policy (TVA_FORCED_COLLAPSE) — but EINVAL for a VMA that
+/// cannot have one (not private anonymous, VM_NOHUGEPAGE, PR_SET_THP_DISABLE, no aligned
+/// 2 MiB inside). Per 2 MiB (hpage_collapse_scan_pmd's results, as measured on 6.18): a
+/// huge PMD already is a success; no page table, or only none and zero-page PTEs, or a
+/// uffd-wp'd PTE, is EINVAL; a none PTE in a VMA registered with a userfaultfd is EBUSY;
+/// a swap entry (pagelab does not swap it in) is EAGAIN. Every range is tried; the call
+/// succeeds only when all did, else it returns the last failure. The new folio holds the
+/// pages' data (zeros for none and zero-page PTEs) and is mapped writable and dirty; the
+/// old pages lose this mapping (COW-shared ones stay the other process's), and the page
+/// table is freed.
+pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64) -> crate::kernel::errno::KResult<()> {
+    use super::swapops::{softleaf_from_pte, SoftLeaf};
+    use crate::kernel::errno::Errno;
+    let suitable = vma.len() >= HPAGE_PMD_SIZE && {
+        let h = (vma.end - HPAGE_PMD_SIZE) & !(HPAGE_PMD_SIZE - 1);
+        h >= vma.start
+    };
+    if !vma.is_anonymous() || vma.shared() || vma.flags.has(VmFlags::NOHUGEPAGE) || mm.thp_disable == 1 || !suitable {
+        return Err(Errno::EINVAL);
+    }
+    let (hstart, hend) = ((start + HPAGE_PMD_SIZE - 1) & !(HPAGE_PMD_SIZE - 1), end & !(HPAGE_PMD_SIZE - 1));
+    let armed = vma.flags.intersects(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
+    let mut last_fail = None;
+    let mut haddr = hstart;
+    while haddr < hend {
+        let r = (|| -> crate::kernel::errno::KResult<()> {
+            match pgtable::walk_lookup(&hw.mem, mm.pml4, haddr) {
+                // No page table (SCAN_PMD_NULL).
+                None => return Err(Errno::EINVAL),
+                // A huge PMD: already collapsed (SCAN_PMD_MAPPED).
+                Some(s) if s.level != Level::Pt => return Ok(()),
+                Some(_) => {}
+            }
+            // The PD slot over haddr, and the page table below it.
+            let pd = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, haddr).ok_or(Errno::ENOMEM)?;
+            let pmd = pgtable::get_entry(&hw.mem, pd);
+            if !pmd.is_present() {
+                return Err(Errno::EINVAL);
+            }
+            let pt = pmd.addr(Level::Pd, 52);
+            let mut present = 0;
+            for i in 0..HPAGE_PMD_NR {
+                let e = Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i)));
+                match softleaf_from_pte(e) {
+                    SoftLeaf::None if armed => return Err(Errno::EBUSY),
+                    SoftLeaf::None => {}
+                    SoftLeaf::Present => {
+                        if e.has(_PAGE_UFFD_WP) {
+                            return Err(Errno::EINVAL);
+                        }
+                        if !e.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pgtable::pte_pfn(e)) {
+                            present += 1;
+                        }
+                    }
+                    SoftLeaf::Swap { .. } => return Err(Errno::EAGAIN),
+                    SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return Err(Errno::EINVAL),
+                }
+            }
+            if present == 0 {
+                return Err(Errno::EINVAL);
+            }
+            let folio = hw.pages.alloc_huge_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)?;
+            let mut tlb = MmuGather::new(mm);
+            for i in 0..HPAGE_PMD_NR {
+                let e = Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i)));
+                if !e.is_present() || e.has(_PAGE_SPECIAL) {
+                    continue;
+                }
+                let pa = pgtable::pte_pfn(e);
+                if hw.pages.is_zero_page(pa) {
+                    continue;
+                }
+                hw.mem.copy_within(pa, PhysAddr::new(folio.as_u64() + (i << 12)), 4096);
+                hw.pages.remove_rmap(pa);
+                tlb.remove_page(pa);
+            }
+            hw.pages.map_pmd(folio);
+            let mut e = mk_huge_pmd(folio, vma.page_prot()).with(_PAGE_DIRTY);
+            if vma.writable() {
+                e = e.with(_PAGE_RW);
+            }
+            let f = pgtable::set_entry(&mut hw.mem, pd, haddr, e);
+            tlb.flush_pte(f);
+            tlb.finish_mmu(hw);
+            // The page table goes (pte_free after the flush).
+            if let Some(i) = mm.table_frames.iter().position(|&t| t == pt) {
+                mm.table_frames.swap_remove(i);
+                hw.pages.put(pt);
+            }
+            tracing::trace!(target: "pagelab::thp", addr = format_args!("{haddr:#x}"), present, "collapse");
+            Ok(())
+        })();
+        if let Err(e) = r {
+            last_fail = Some(e);
+        }
+        haddr += HPAGE_PMD_SIZE;
+    }
+    match last_fail {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

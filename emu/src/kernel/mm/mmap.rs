@@ -63,6 +63,7 @@ pub const MADV_WIPEONFORK: u32 = 18;
 pub const MADV_KEEPONFORK: u32 = 19;
 pub const MADV_COLD: u32 = 20;
 pub const MADV_PAGEOUT: u32 = 21;
+pub const MADV_COLLAPSE: u32 = 25;
 
 pub const fn page_align(len: u64) -> Option<u64> {
     match len.checked_add(0xfff) {
@@ -581,7 +582,7 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         MADV_HUGEPAGE | MADV_NOHUGEPAGE => {}
         MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED
         | MADV_DONTDUMP | MADV_DODUMP | MADV_COLD | MADV_PAGEOUT | MADV_MERGEABLE | MADV_UNMERGEABLE => {}
-        MADV_DONTNEED | MADV_FREE => {}
+        MADV_DONTNEED | MADV_FREE | MADV_COLLAPSE => {}
         _ => return Err(Errno::EINVAL),
     }
     if len == 0 {
@@ -595,6 +596,13 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     let unmapped_error = if mm.range_is_mapped(start, end) { Ok(()) } else { Err(Errno::ENOMEM) };
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
         zap_vmas_and_flush(mm, hw, start, end, ZapDetails::KEEP_MARKERS);
+    }
+    if advice == MADV_COLLAPSE {
+        // madvise_walk_vmas: VMA by VMA, the first failure ends the call.
+        for k in mm.vmas_in(start, end) {
+            let v = mm.vmas[&k].clone();
+            super::huge_memory::madvise_collapse(mm, hw, &v, start.max(v.start), end.min(v.end))?;
+        }
     }
     if matches!(advice, MADV_COLD | MADV_PAGEOUT) {
         // A THP covered in part is split (both); a whole one too for PAGEOUT, whose
