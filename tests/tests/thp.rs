@@ -8,7 +8,7 @@
 //!   emulator bug (the first lines of `thp_fault` print the policy files);
 //! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine
 //!   shape (2 and 3 vCPUs with `--check-tlb` among them: a stale 2 MiB TLB entry is the
-//!   classic bug here). UFFDIO_MOVE of huge PMDs and WP_ASYNC are still ignored (issue 10/11).
+//!   classic bug here). Only WP_ASYNC (issue 11) is still ignored.
 //!
 //! The transcripts are deterministic by construction (each program verified natively 200
 //! times or more, half of them with a CPU hog on each core, back to back and in a loop of
@@ -131,7 +131,6 @@ fn thp_collapse_pagelab() {
 }
 
 #[test]
-#[ignore = "issue 10: needs UFFDIO_MOVE of huge PMDs (move_pages_huge_pmd, the huge zero PMD, the split of a partial move, EBUSY for a THP that is not AnonExclusive)"]
 fn thp_move_pagelab() {
     pagelab_matches_expected("thp_move", SHAPES);
 }
