@@ -759,6 +759,39 @@ struct MemSizeStats {
 }
 
 impl MemSizeStats {
+    /// Linux: smaps_account → smaps_page_accumulate, for `size` bytes mapped `mapcount`
+    /// times: Rss, Referenced, Pss (and its anonymous/shmem/file, locked and dirty parts),
+    /// Shared or Private, Clean or Dirty.
+    #[allow(clippy::too_many_arguments)]
+    fn account(&mut self, size: u64, mapcount: u64, dirty: bool, young: bool, anon: bool, shmem: bool, locked: bool) {
+        self.rss += size;
+        if young {
+            self.refd += size;
+        }
+        let p = (size << PSS_SHIFT) / mapcount;
+        self.pss += p;
+        if anon {
+            self.anon += size;
+            self.pss_anon += p;
+        } else if shmem {
+            self.pss_shmem += p;
+        } else {
+            self.pss_file += p;
+        }
+        if locked {
+            self.pss_locked += p;
+        }
+        if dirty {
+            self.pss_dirty += p;
+        }
+        match (mapcount >= 2, dirty) {
+            (true, true) => self.sh_dirty += size,
+            (true, false) => self.sh_clean += size,
+            (false, true) => self.pr_dirty += size,
+            (false, false) => self.pr_clean += size,
+        }
+    }
+
     fn add(&mut self, o: &MemSizeStats) {
         let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, anon_thp, swp, swap_pss } = o;
         self.rss += rss;
@@ -807,37 +840,16 @@ impl MmWalkOps for SmapsWalk<'_> {
         if !pmd_trans_huge(pmd) {
             return ControlFlow::Continue(Action::Subtree);
         }
-        let (hw, mss) = (self.hw, &mut self.mss);
+        let hw = self.hw;
         // pmd_present holds for PROT_NONE (pmd_trans_huge said so); the huge zero page has
         // no normal page and counts nothing.
         if is_huge_zero_pmd(hw, pmd) {
             return ControlFlow::Continue(Action::Continue);
         }
-        let head = pmd_pfn(pmd);
-        let mapcount = hw.pages.meta(head).entire_mapcount.max(1) as u64;
-        let size = HPAGE_PMD_SIZE;
-        let dirty = pmd.is_dirty();
-        mss.rss += size;
-        if pmd.is_accessed() {
-            mss.refd += size;
-        }
-        let p = (size << PSS_SHIFT) / mapcount;
-        mss.pss += p;
-        mss.anon += size;
-        mss.anon_thp += size;
-        mss.pss_anon += p;
-        if self.locked {
-            mss.pss_locked += p;
-        }
-        if dirty {
-            mss.pss_dirty += p;
-        }
-        match (mapcount >= 2, dirty) {
-            (true, true) => mss.sh_dirty += size,
-            (true, false) => mss.sh_clean += size,
-            (false, true) => mss.pr_dirty += size,
-            (false, false) => mss.pr_clean += size,
-        }
+        let mapcount = hw.pages.meta(pmd_pfn(pmd)).entire_mapcount.max(1) as u64;
+        self.mss.anon_thp += HPAGE_PMD_SIZE;
+        let (shmem, locked) = (self.shmem, self.locked);
+        self.mss.account(HPAGE_PMD_SIZE, mapcount, pmd.is_dirty(), pmd.is_accessed(), true, shmem, locked);
         ControlFlow::Continue(Action::Continue)
     }
 
@@ -859,38 +871,10 @@ impl MmWalkOps for SmapsWalk<'_> {
             return ControlFlow::Continue(());
         }
         let meta = hw.pages.meta(pa);
-        let mapcount = meta.mapcount.max(1) as u64;
         // The PTE's dirty bit or the page's own (a page-cache page written through
-        // write(2) or another mapping: folio_test_dirty).
-        let dirty = pte.is_dirty() || meta.dirty;
-        mss.rss += 4096;
-        if pte.is_accessed() {
-            mss.refd += 4096;
-        }
-        let p = (4096u64 << PSS_SHIFT) / mapcount;
-        mss.pss += p;
-        // Anonymous by the page: a private COW copy in a file mapping is anonymous, the
-        // page-cache page it copied is not.
-        if !meta.file {
-            mss.anon += 4096;
-            mss.pss_anon += p;
-        } else if self.shmem {
-            mss.pss_shmem += p;
-        } else {
-            mss.pss_file += p;
-        }
-        if self.locked {
-            mss.pss_locked += p;
-        }
-        if dirty {
-            mss.pss_dirty += p;
-        }
-        match (mapcount >= 2, dirty) {
-            (true, true) => mss.sh_dirty += 4096,
-            (true, false) => mss.sh_clean += 4096,
-            (false, true) => mss.pr_dirty += 4096,
-            (false, false) => mss.pr_clean += 4096,
-        }
+        // write(2) or another mapping: folio_test_dirty). Anonymous by the page: a private
+        // COW copy in a file mapping is anonymous, the page-cache page it copied is not.
+        mss.account(4096, meta.mapcount.max(1) as u64, pte.is_dirty() || meta.dirty, pte.is_accessed(), !meta.file, self.shmem, self.locked);
         ControlFlow::Continue(())
     }
 }
