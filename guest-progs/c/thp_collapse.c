@@ -23,9 +23,17 @@ static void section(const char *s) {
 static const int G1[] = { 1 };
 static uint64_t snap[2 * THP_NR];
 
+/* MADV_COLLAPSE, retried while it says EAGAIN: Linux returns that for transient states
+ * (a page still in a per-CPU LRU batch or locked: SCAN_PAGE_LRU, SCAN_PAGE_LOCK), which
+ * a loaded host hits now and then right after an un-protect; the transcript records the
+ * settled answer. */
 static const char *collapse(char *p, size_t lo, size_t hi) {
-    int r = madvise(p + lo * UPAGE, (hi - lo) * UPAGE, MADV_COLLAPSE);
-    return r ? shm_err(errno) : "0";
+    for (int tries = 0;; tries++) {
+        int r = madvise(p + lo * UPAGE, (hi - lo) * UPAGE, MADV_COLLAPSE);
+        if (!r) return "0";
+        if (errno != EAGAIN || tries == 50) return shm_err(errno);
+        usleep(2000);
+    }
 }
 
 static void state(const char *what, const char *p, size_t n) {
