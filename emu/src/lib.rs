@@ -32,6 +32,12 @@ pub struct Config {
     /// The transparent-huge-page policy (`--thp`): madvise by default, as on the
     /// reference host.
     pub thp: ThpMode,
+    /// The initial hugetlb pools (`--hugepages`, `--hugepages-1g`): 2 MiB and 1 GiB pages
+    /// taken from guest memory at boot, as the kernel's hugepages= parameter does (as many
+    /// as fit). 0 by default, as on the reference host; the guest may change them through
+    /// /proc/sys/vm/nr_hugepages and /sys/kernel/mm/hugepages.
+    pub hugepages: u64,
+    pub hugepages_1g: u64,
 }
 
 /// Scheduling policy of the machine.
@@ -58,6 +64,8 @@ impl Default for Config {
             test_hooks: false,
             swap_bytes: kernel::mm::swap::DEFAULT_SWAP_BYTES,
             thp: ThpMode::Madvise,
+            hugepages: 0,
+            hugepages_1g: 0,
         }
     }
 }

@@ -168,7 +168,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
                 v.flags |= flags;
             }
             None => {
-                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None, anon_vma: false });
+                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false });
             }
         }
         max_end = max_end.max(end);
@@ -188,6 +188,8 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
             shared_id: None,
             userfaultfd_ctx: None,
             anon_vma: false,
+            hugetlb_resv: None,
+            hugetlb_unmapped: false,
         },
     );
 

@@ -52,6 +52,11 @@ impl Machine {
         let mut hw = Hw::new(cfg.mem_bytes, n);
         hw.swap = crate::kernel::mm::swap::SwapDevice::new(cfg.swap_bytes);
         hw.thp = cfg.thp;
+        // hugepages= at boot: the 1 GiB pool first, as gigantic pages need the most
+        // contiguous memory.
+        use crate::kernel::mm::hugetlb::{set_max_huge_pages, HugeSize};
+        set_max_huge_pages(&mut hw.pages, HugeSize::G1, cfg.hugepages_1g);
+        set_max_huge_pages(&mut hw.pages, HugeSize::M2, cfg.hugepages);
         let streams = Streams { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, tty };
         let mut kernel = Kernel::new(streams, cfg.allow_paths.clone(), n);
         kernel.opts.test_hooks = cfg.test_hooks;

@@ -60,6 +60,14 @@ enum Cmd {
         /// /sys/kernel/mm/transparent_hugepage/enabled shows it.
         #[arg(long, value_enum, default_value = "madvise")]
         thp: Thp,
+        /// Initial number of 2 MiB hugetlb pages (/proc/sys/vm/nr_hugepages; the guest
+        /// may change it), taken from guest memory at boot.
+        #[arg(long, default_value_t = 0)]
+        hugepages: u64,
+        /// Initial number of 1 GiB hugetlb pages
+        /// (/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages).
+        #[arg(long = "hugepages-1g", default_value_t = 0)]
+        hugepages_1g: u64,
         /// The program.
         prog: PathBuf,
         /// Its arguments.
@@ -129,7 +137,7 @@ fn signal_name(sig: i32) -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, swap, thp, prog, args } => {
+        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, swap, thp, hugepages, hugepages_1g, prog, args } => {
             let trace_out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(p) => match std::fs::File::create(p) {
                     Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
@@ -144,7 +152,7 @@ fn main() -> ExitCode {
                 Sched::Rr => emu::SchedPolicy::RoundRobin,
                 Sched::Random => emu::SchedPolicy::Random,
             };
-            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks, swap_bytes: swap, thp: match thp { Thp::Always => emu::ThpMode::Always, Thp::Madvise => emu::ThpMode::Madvise, Thp::Never => emu::ThpMode::Never } };
+            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks, swap_bytes: swap, thp: match thp { Thp::Always => emu::ThpMode::Always, Thp::Madvise => emu::ThpMode::Madvise, Thp::Never => emu::ThpMode::Never }, hugepages, hugepages_1g };
             let mut argv = vec![prog.to_string_lossy().into_owned()];
             argv.extend(args);
             let envp: Vec<String> = std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();

@@ -31,7 +31,8 @@
 //! every read (Linux folds per-CPU deltas into these counters about once a second, which
 //! /proc/sys/vm/stat_refresh forces; here that write does nothing).
 
-use super::errno::KResult;
+use super::errno::{Errno, KResult};
+use super::mm::hugetlb::HugeSize;
 use super::mm::pagewalk::{walk_page_range, MmWalkOps};
 use super::mm::pgtable::Slot;
 use super::mm::swapops::{softleaf_from_pte, SoftLeaf};
@@ -115,9 +116,10 @@ fn gather(s: &mut Sys) -> MemInfo {
     for mm in s.k.mms.iter().flatten() {
         page_tables += mm.table_frames.len() as u64;
         for v in mm.vmas.values() {
-            // VM_ACCOUNT as mmap sets it (smaps' "ac"): private, writable, not NORESERVE.
+            // VM_ACCOUNT as mmap sets it (smaps' "ac"): private, writable, not NORESERVE,
+            // not hugetlb (accountable_mapping).
             let f = v.flags;
-            if f.has(VmFlags::ACCOUNT) || f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE {
+            if f.has(VmFlags::ACCOUNT) || f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE | VmFlags::HUGETLB) == VmFlags::WRITE {
                 committed += v.len() >> 12;
             }
             if f.has(VmFlags::LOCKED) {
@@ -233,11 +235,18 @@ pub fn meminfo_proc_show(s: &mut Sys, _t: Target) -> Vec<u8> {
     }
     // hugetlb_report_meminfo: counts without a unit, the name in 16 columns, three spaces,
     // the count in 5.
-    for name in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
-        let _ = writeln!(o, "{:<16}   {:>5}", format!("{name}:"), 0);
+    // The default size's pool (2 MiB), and Hugetlb: every pool's pages in kB.
+    let (vals, hugetlb_kb) = {
+        let p = s.hw.pages.hugetlb.borrow();
+        let h = p.h(HugeSize::M2);
+        let total: u64 = HugeSize::ALL.iter().map(|&z| p.h(z).nr * z.kb()).sum();
+        ([h.nr, h.free_count(), h.resv, h.surplus], total)
+    };
+    for (name, v) in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"].into_iter().zip(vals) {
+        let _ = writeln!(o, "{:<16}   {:>5}", format!("{name}:"), v);
     }
     kb_line(&mut o, "Hugepagesize", 2048);
-    kb_line(&mut o, "Hugetlb", 0);
+    kb_line(&mut o, "Hugetlb", hugetlb_kb);
     for (name, v) in ["DirectMap4k", "DirectMap2M", "DirectMap1G"].into_iter().zip(m.direct_map) {
         kb_line(&mut o, name, v);
     }
@@ -310,4 +319,85 @@ mod tests {
     fn policy_files_bracket_one_choice() {
         assert_eq!(choices(&["always", "madvise", "never"], "madvise"), b"always [madvise] never\n");
     }
+}
+
+
+/// A hugetlb pool counter (Linux: the attributes of /sys/kernel/mm/hugepages/hugepages-*
+/// and /proc/sys/vm/nr_hugepages).
+#[derive(Clone, Copy)]
+enum PoolCounter {
+    /// /proc/sys/vm/nr_hugepages: the persistent pages (Linux: persistent_huge_pages).
+    Nr,
+    /// sysfs nr_hugepages: every page, surplus included (Linux: nr_huge_pages).
+    Total,
+    Free,
+    Resv,
+    Surplus,
+    /// nr_overcommit_hugepages: always 0 here.
+    Overcommit,
+}
+
+fn pool_show(s: &Sys, size: HugeSize, c: PoolCounter) -> Vec<u8> {
+    let p = s.hw.pages.hugetlb.borrow();
+    let h = p.h(size);
+    let v = match c {
+        PoolCounter::Nr => h.persistent(),
+        PoolCounter::Total => h.nr,
+        PoolCounter::Free => h.free_count(),
+        PoolCounter::Resv => h.resv,
+        PoolCounter::Surplus => h.surplus,
+        PoolCounter::Overcommit => 0,
+    };
+    format!("{v}\n").into_bytes()
+}
+
+/// A write of nr_hugepages (Linux: __nr_hugepages_store_common): a decimal count, with
+/// surrounding white space allowed; anything else is EINVAL.
+fn pool_store(s: &mut Sys, size: HugeSize, data: &[u8]) -> KResult<usize> {
+    let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
+    let count: u64 = text.trim().parse().map_err(|_| Errno::EINVAL)?;
+    crate::kernel::mm::hugetlb::set_max_huge_pages(&mut s.hw.pages, size, count);
+    Ok(data.len())
+}
+
+/// The part of `content` at `pos` (the read of a file shown whole).
+fn slice_at(content: Vec<u8>, pos: u64, len: usize) -> Vec<u8> {
+    let from = (pos as usize).min(content.len());
+    content[from..(from + len).min(content.len())].to_vec()
+}
+
+macro_rules! pool_files {
+    ($($read:ident, $write:ident, $size:expr, $c:expr);* $(;)?) => {$(
+        pub fn $read(s: &mut Sys, _t: Target, pos: u64, len: usize) -> KResult<Vec<u8>> {
+            Ok(slice_at(pool_show(s, $size, $c), pos, len))
+        }
+        pub fn $write(s: &mut Sys, _t: Target, _pos: u64, data: &[u8]) -> KResult<usize> {
+            pool_store(s, $size, data)
+        }
+    )*};
+}
+
+pool_files! {
+    proc_nr_hugepages_read, proc_nr_hugepages_write, HugeSize::M2, PoolCounter::Nr;
+    nr_hugepages_2m_read, nr_hugepages_2m_write, HugeSize::M2, PoolCounter::Total;
+    nr_hugepages_1g_read, nr_hugepages_1g_write, HugeSize::G1, PoolCounter::Total;
+}
+
+macro_rules! pool_counter_files {
+    ($($name:ident, $size:expr, $c:expr);* $(;)?) => {$(
+        pub fn $name(s: &mut Sys, _t: Target) -> Vec<u8> {
+            pool_show(s, $size, $c)
+        }
+    )*};
+}
+
+pool_counter_files! {
+    free_hugepages_2m_show, HugeSize::M2, PoolCounter::Free;
+    resv_hugepages_2m_show, HugeSize::M2, PoolCounter::Resv;
+    surplus_hugepages_2m_show, HugeSize::M2, PoolCounter::Surplus;
+    nr_overcommit_hugepages_2m_show, HugeSize::M2, PoolCounter::Overcommit;
+    free_hugepages_1g_show, HugeSize::G1, PoolCounter::Free;
+    resv_hugepages_1g_show, HugeSize::G1, PoolCounter::Resv;
+    surplus_hugepages_1g_show, HugeSize::G1, PoolCounter::Surplus;
+    nr_overcommit_hugepages_1g_show, HugeSize::G1, PoolCounter::Overcommit;
 }

@@ -96,6 +96,25 @@ pub const GLOBAL_FILES: &[GlobalFile] = &[
     GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/use_zero_page", mode: 0o644, kind: EntryKind::File(super::mmstat::thp_use_zero_page_show) },
     GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", mode: 0o444, kind: EntryKind::File(super::mmstat::thp_hpage_pmd_size_show) },
     GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/shmem_enabled", mode: 0o644, kind: EntryKind::File(super::mmstat::thp_shmem_enabled_show) },
+    // The hugetlb pools: nr_hugepages is writable (root grows or shrinks the pool).
+    GlobalFile { path: "/proc/sys/vm/nr_hugepages", mode: 0o644, kind: EntryKind::Live(super::mmstat::proc_nr_hugepages_read, Some(super::mmstat::proc_nr_hugepages_write)) },
+    GlobalFile { path: "/proc/sys/vm/nr_overcommit_hugepages", mode: 0o644, kind: EntryKind::File(super::mmstat::nr_overcommit_hugepages_2m_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", mode: 0o644, kind: EntryKind::Live(super::mmstat::nr_hugepages_2m_read, Some(super::mmstat::nr_hugepages_2m_write)) },
+    // Without NUMA policies, the same pool (Linux: nr_hugepages_mempolicy_store with the
+    // task's mempolicy, here every node).
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages_mempolicy", mode: 0o644, kind: EntryKind::Live(super::mmstat::nr_hugepages_2m_read, Some(super::mmstat::nr_hugepages_2m_write)) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", mode: 0o444, kind: EntryKind::File(super::mmstat::free_hugepages_2m_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages", mode: 0o444, kind: EntryKind::File(super::mmstat::resv_hugepages_2m_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-2048kB/surplus_hugepages", mode: 0o444, kind: EntryKind::File(super::mmstat::surplus_hugepages_2m_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages", mode: 0o644, kind: EntryKind::File(super::mmstat::nr_overcommit_hugepages_2m_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", mode: 0o644, kind: EntryKind::Live(super::mmstat::nr_hugepages_1g_read, Some(super::mmstat::nr_hugepages_1g_write)) },
+    // Without NUMA policies, the same pool (Linux: nr_hugepages_mempolicy_store with the
+    // task's mempolicy, here every node).
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages_mempolicy", mode: 0o644, kind: EntryKind::Live(super::mmstat::nr_hugepages_1g_read, Some(super::mmstat::nr_hugepages_1g_write)) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages", mode: 0o444, kind: EntryKind::File(super::mmstat::free_hugepages_1g_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-1048576kB/resv_hugepages", mode: 0o444, kind: EntryKind::File(super::mmstat::resv_hugepages_1g_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-1048576kB/surplus_hugepages", mode: 0o444, kind: EntryKind::File(super::mmstat::surplus_hugepages_1g_show) },
+    GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_overcommit_hugepages", mode: 0o644, kind: EntryKind::File(super::mmstat::nr_overcommit_hugepages_1g_show) },
 ];
 
 /// Whether `path` (absolute) is one the path syscalls hand to this module.
@@ -380,7 +399,7 @@ pub fn open(s: &mut Sys, path: &[u8], flags: u32) -> SysResult {
             let st = stat_buf(node_stat(s, node, true)?);
             return install(s, FileKind::ProcDir(ProcDir { path: dir_path(node), entries: listing(node), pos: 0, stat: st }));
         }
-        Node::Global(f) if wants_write && f.path.starts_with("/sys/") => return Err(Errno::EACCES),
+        Node::Global(f) if wants_write && f.path.starts_with("/sys/") && !matches!(f.kind, EntryKind::Live(_, Some(_))) => return Err(Errno::EACCES),
         Node::Global(f) => {
             let t = Target { tgid: s.tgid(), tid: s.tid };
             match f.kind {
@@ -586,7 +605,7 @@ fn proc_pid_status(s: &mut Sys, t: Target) -> Vec<u8> {
         let _ = writeln!(o, "VmStk:\t{:>8} kB", kb(&|v| v.flags.has(super::mm::VmFlags::GROWSDOWN)));
         let _ = writeln!(o, "VmExe:\t{:>8} kB", kb(&|v| v.executable()));
         let _ = writeln!(o, "VmSwap:\t{:>8} kB", swap_entries(s.hw, mm) * 4);
-        let _ = writeln!(o, "HugetlbPages:\t{:>8} kB", 0);
+        let _ = writeln!(o, "HugetlbPages:\t{:>8} kB", super::mm::hugetlb::hugetlb_usage(&s.hw.mem, mm) >> 10);
         let _ = writeln!(o, "CoreDumping:\t0");
         // THP not disabled for the process (prctl PR_SET_THP_DISABLE without
         // EXCEPT_ADVISED turns it off).
@@ -756,6 +775,8 @@ struct MemSizeStats {
     anon_thp: u64,
     swp: u64,
     swap_pss: u64,
+    shared_hugetlb: u64,
+    private_hugetlb: u64,
 }
 
 impl MemSizeStats {
@@ -793,7 +814,9 @@ impl MemSizeStats {
     }
 
     fn add(&mut self, o: &MemSizeStats) {
-        let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, anon_thp, swp, swap_pss } = o;
+        let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, anon_thp, swp, swap_pss, shared_hugetlb, private_hugetlb } = o;
+        self.shared_hugetlb += shared_hugetlb;
+        self.private_hugetlb += private_hugetlb;
         self.rss += rss;
         self.pss += pss;
         self.pss_dirty += pss_dirty;
@@ -822,6 +845,8 @@ struct SmapsWalk<'a> {
     /// VM_LOCKED: its pages count in Locked.
     locked: bool,
     mss: MemSizeStats,
+    /// The page size of a hugetlb VMA.
+    hsize: Option<super::mm::hugetlb::HugeSize>,
 }
 
 impl MmWalkOps for SmapsWalk<'_> {
@@ -853,6 +878,17 @@ impl MmWalkOps for SmapsWalk<'_> {
         ControlFlow::Continue(Action::Continue)
     }
 
+    /// Linux: smaps_hugetlb_range: a hugetlb page is not in Rss; it counts as private
+    /// when mapped once, else shared.
+    fn hugetlb_entry(&mut self, e: mmu::Entry, _slot: Slot, _addr: u64, _next: u64) -> ControlFlow<Infallible> {
+        if let Some(size) = self.hsize {
+            let (p, sh) = super::mm::hugetlb::smaps_huge_pte(&self.hw.pages, e, size);
+            self.mss.private_hugetlb += p;
+            self.mss.shared_hugetlb += sh;
+        }
+        ControlFlow::Continue(())
+    }
+
     /// Linux: smaps_pte_entry → smaps_account → smaps_page_accumulate.
     fn pte_entry(&mut self, pte: mmu::Entry, _slot: Slot, _addr: u64) -> ControlFlow<Infallible> {
         use super::mm::pgtable::{self, linux::*};
@@ -881,9 +917,8 @@ impl MmWalkOps for SmapsWalk<'_> {
 
 /// Linux: smap_gather_stats for one VMA.
 fn smap_gather_stats(hw: &super::hw::Hw, mm: &super::mm::Mm, v: &super::mm::Vma) -> MemSizeStats {
-    use super::mm::pagewalk::walk_page_range;
-    let mut w = SmapsWalk { hw, shmem: v.is_shmem(), locked: v.flags.has(super::mm::VmFlags::LOCKED), mss: MemSizeStats::default() };
-    let ControlFlow::Continue(()) = walk_page_range(mm.pml4, v.start, v.end, &mut w);
+    let mut w = SmapsWalk { hw, shmem: v.is_shmem(), locked: v.flags.has(super::mm::VmFlags::LOCKED), mss: MemSizeStats::default(), hsize: super::mm::hugetlb::vma_hsize(v) };
+    let ControlFlow::Continue(()) = super::mm::pagewalk::walk_page_vma(mm.pml4, v, v.start, v.end, &mut w);
     w.mss
 }
 
@@ -909,8 +944,8 @@ fn show_smap(o: &mut String, m: &MemSizeStats, rollup: bool) {
         ("AnonHugePages", kb(m.anon_thp)),
         ("ShmemPmdMapped", 0),
         ("FilePmdMapped", 0),
-        ("Shared_Hugetlb", 0),
-        ("Private_Hugetlb", 0),
+        ("Shared_Hugetlb", kb(m.shared_hugetlb)),
+        ("Private_Hugetlb", kb(m.private_hugetlb)),
         ("Swap", kb(m.swp)),
         ("SwapPss", pkb(m.swap_pss)),
         ("Locked", pkb(m.pss_locked)),
@@ -940,8 +975,8 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         o.push_str(&map_line(mm, v));
         let mss = smap_gather_stats(hw, mm, v);
         let _ = writeln!(o, "{:<16}{:>8} kB", "Size:", v.len() >> 10);
-        let _ = writeln!(o, "{:<16}{:>8} kB", "KernelPageSize:", 4);
-        let _ = writeln!(o, "{:<16}{:>8} kB", "MMUPageSize:", 4);
+        let _ = writeln!(o, "{:<16}{:>8} kB", "KernelPageSize:", v.page_size() >> 10);
+        let _ = writeln!(o, "{:<16}{:>8} kB", "MMUPageSize:", v.page_size() >> 10);
         show_smap(&mut o, &mss, false);
         // thp_vma_allowable_orders(TVA_SMAPS): the policy allows it and an aligned 2 MiB
         // fits (thp_vma_suitable_order at vm_end - 2 MiB).
@@ -949,8 +984,9 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         let _ = writeln!(o, "THPeligible:    {:>8}", eligible as u8);
         // show_smap_vma_flags: by bit number.
         let f = v.flags;
-        let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE) == VmFlags::WRITE);
-        let names: [(bool, &str); 22] = [
+        // accountable_mapping: never a hugetlb one.
+        let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE | VmFlags::HUGETLB) == VmFlags::WRITE);
+        let names: [(bool, &str); 23] = [
             (f.has(VmFlags::READ), "rd"),
             (f.has(VmFlags::WRITE), "wr"),
             (f.has(VmFlags::EXEC), "ex"),
@@ -967,6 +1003,7 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
             (f.has(VmFlags::DONTEXPAND), "de"),
             (account, "ac"),
             (f.has(VmFlags::NORESERVE), "nr"),
+            (f.has(VmFlags::HUGETLB), "ht"),
             (f.has(VmFlags::WIPEONFORK), "wf"),
             (false, "dd"),
             (f.has(VmFlags::HUGEPAGE), "hg"),
@@ -1087,7 +1124,25 @@ fn proc_pid_pagemap(s: &mut Sys, t: Target, pos: u64, len: usize) -> KResult<Vec
     let n = (len as u64 / 8).min(end - first).min(PAGEMAP_MAX_ENTRIES);
     let mm = s.k.mms[id].as_ref().unwrap();
     let mut w = PagemapWalk { hw: s.hw, mm, out: Vec::with_capacity(n as usize * 8) };
-    let ControlFlow::Continue(()) = super::mm::pagewalk::walk_page_range(mm.pml4, first << 12, (first + n) << 12, &mut w);
+    // walk_page_range's VMA steps where it matters: a hugetlb VMA goes through its
+    // hugetlb_entry, everything else (other VMAs and the gaps between them) in one walk.
+    let (start, end) = (first << 12, (first + n) << 12);
+    let mut at = start;
+    for k in mm.vmas_in(start, end) {
+        let v = &mm.vmas[&k];
+        if !v.is_hugetlb() {
+            continue;
+        }
+        let (a, b) = (v.start.max(start), v.end.min(end));
+        if at < a {
+            let ControlFlow::Continue(()) = super::mm::pagewalk::walk_page_range(mm.pml4, at, a, &mut w);
+        }
+        let ControlFlow::Continue(()) = super::mm::pagewalk::walk_page_vma(mm.pml4, v, a, b, &mut w);
+        at = b;
+    }
+    if at < end {
+        let ControlFlow::Continue(()) = super::mm::pagewalk::walk_page_range(mm.pml4, at, end, &mut w);
+    }
     debug_assert_eq!(w.out.len() as u64, n * 8);
     Ok(w.out)
 }
@@ -1201,6 +1256,34 @@ impl MmWalkOps for PagemapWalk<'_> {
             None => 0,
         };
         self.push(v);
+        ControlFlow::Continue(())
+    }
+
+    /// Linux: pagemap_hugetlb_range: per 4 KiB page of the huge page, its frame within
+    /// it; a uffd-wp marker is uffd-wp alone (no swap bit).
+    fn hugetlb_entry(&mut self, e: mmu::Entry, _slot: Slot, addr: u64, next: u64) -> ControlFlow<Infallible> {
+        use super::mm::hugetlb::{pagemap_huge_pte, vma_hsize, HugePagemap};
+        let size = self.mm.find_vma(addr).and_then(vma_hsize).expect("a hugetlb VMA");
+        for va in (addr..next).step_by(4096) {
+            let v = match pagemap_huge_pte(&self.hw.pages, e, size) {
+                HugePagemap::None => 0,
+                HugePagemap::UffdWp => PM_UFFD_WP,
+                HugePagemap::Present { head, file, exclusive, uffd_wp } => {
+                    let mut v = PM_PRESENT | (((head.as_u64() + (va & !size.mask())) >> 12) & PM_PFRAME_MASK);
+                    if file {
+                        v |= PM_FILE;
+                    }
+                    if exclusive {
+                        v |= PM_MMAP_EXCLUSIVE;
+                    }
+                    if uffd_wp {
+                        v |= PM_UFFD_WP;
+                    }
+                    v
+                }
+            };
+            self.push(v);
+        }
         ControlFlow::Continue(())
     }
 

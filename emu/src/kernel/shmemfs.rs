@@ -176,6 +176,9 @@ pub struct TmpfsDir {
 /// Reads up to `len` bytes at `pos` (Linux: shmem_file_read_iter): holes read as zeros,
 /// nothing past the file size.
 pub fn shmem_read(mem: &PhysMem, inode: &Shmem, pos: u64, len: usize) -> Vec<u8> {
+    if inode.hugetlb_size().is_some() {
+        return crate::kernel::mm::hugetlb::hugetlbfs_read(mem, inode, pos, len);
+    }
     let size = inode.inode().size;
     if pos >= size {
         return Vec::new();
@@ -204,6 +207,10 @@ pub fn shmem_write(pages: &mut Pages, mem: &mut PhysMem, inode: &Shmem, pos: u64
         let i = inode.inode();
         (i.size, i.seals)
     };
+    // hugetlbfs has no write_iter: EINVAL (vfs_write's check, before anything else).
+    if inode.hugetlb_size().is_some() {
+        return Err(Errno::EINVAL);
+    }
     // A write of nothing succeeds before any check (generic_perform_write is not reached).
     if data.is_empty() {
         return Ok(0);
@@ -252,6 +259,9 @@ pub type Dropped = Vec<PhysAddr>;
 /// pages wholly past the new end and zeroes the tail of a partial last page. Seals:
 /// F_SEAL_SHRINK / F_SEAL_GROW (EPERM).
 pub fn shmem_truncate(mem: &mut PhysMem, inode: &Shmem, new: u64) -> KResult<Dropped> {
+    if inode.hugetlb_size().is_some() {
+        return crate::kernel::mm::hugetlb::hugetlbfs_truncate(inode, new);
+    }
     let (size, seals) = {
         let i = inode.inode();
         (i.size, i.seals)
@@ -353,7 +363,11 @@ pub const MFD_NAME_MAX_LEN: usize = 255 - 6;
 /// (F_SEAL_SEAL without MFD_ALLOW_SEALING; MFD_NOEXEC_SEAL adds F_SEAL_EXEC and clears the
 /// exec bits) and mode 0777 (0666 with NOEXEC_SEAL).
 pub fn memfd_inode(id: u64, pages: &Pages, name: &[u8], flags: u32) -> Shmem {
-    let f = Shmem::with_size(id, pages, 0);
+    let f = match crate::kernel::mm::hugetlb::HugeSize::from_flags(flags).filter(|_| flags & MFD_HUGETLB != 0) {
+        // hugetlbfs_file_setup: a hugetlbfs file (the size bits were checked).
+        Some(size) => Shmem::hugetlb(id, pages, 0, size, Vec::new()),
+        None => Shmem::with_size(id, pages, 0),
+    };
     {
         let mut i = f.inode_mut();
         i.name = [b"/memfd:".as_slice(), name, b" (deleted)"].concat();

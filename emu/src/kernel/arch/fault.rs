@@ -49,6 +49,8 @@ enum Decision {
     Bus,
     Oom,
     Userfault(UffdReason),
+    /// The owner's hugetlb copy-on-write must take the page from the other processes.
+    HugetlbUnmapRefPrivate { obj: u64, offset: u64, head: mmu::PhysAddr },
 }
 
 /// The `outcome` of the `fault handled` trace event, as it has always read: the variant
@@ -89,14 +91,23 @@ pub fn do_user_addr_fault(k: &mut Kernel, hw: &mut Hw, error_code: PfErrorCode, 
     let mm_id = k.tasks[&tid].mm;
     let rip = hw.vcpu().state.rip;
     tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{address:#x}"), code = format_args!("{:#x}", error_code.bits()), rip = format_args!("{rip:#x}"), "page fault");
-    let decision = fault_in(k.mm_mut(mm_id), hw, error_code, address);
+    let mut decision = fault_in(k.mm_mut(mm_id), hw, error_code, address);
+    if let Decision::HugetlbUnmapRefPrivate { obj, offset, head } = decision {
+        // The owner takes the page back from the other processes, then the same fault
+        // goes on (Linux: unmap_ref_private, retry_avoidcopy).
+        crate::kernel::mm::hugetlb::unmap_ref_private(&mut k.mms, hw, obj, offset, head);
+        decision = match fault_in(k.mm_mut(mm_id), hw, error_code, address) {
+            Decision::HugetlbUnmapRefPrivate { .. } => Decision::Bus,
+            d => d,
+        };
+    }
     tracing::debug!(target: "pagelab::fault", tid, addr = format_args!("{address:#x}"), outcome = %decision, "fault handled");
     mm_account_fault(k, tid, decision);
     match decision {
         Decision::Handled => {}
         Decision::SegvMaperr => bad_area_nosemaphore(k, hw, error_code, address),
         Decision::SegvAccerr => bad_area_access_error(k, hw, error_code, address),
-        Decision::Bus => do_sigbus(k, hw, error_code, address),
+        Decision::Bus | Decision::HugetlbUnmapRefPrivate { .. } => do_sigbus(k, hw, error_code, address),
         Decision::Oom => pagefault_out_of_memory(k, hw, error_code, address),
         // VM_FAULT_RETRY with the reason: the thread parks until the monitor wakes it
         // (it then re-executes the instruction), or SIGBUS (UFFD_FEATURE_SIGBUS).
@@ -151,6 +162,7 @@ fn fault_in(mm: &mut Mm, hw: &mut Hw, error_code: PfErrorCode, address: u64) -> 
         FaultOutcome::Segv => Decision::SegvMaperr,
         FaultOutcome::Oom => Decision::Oom,
         FaultOutcome::Userfault(reason) => Decision::Userfault(reason),
+        FaultOutcome::HugetlbUnmapRefPrivate { obj, offset, head } => Decision::HugetlbUnmapRefPrivate { obj, offset, head },
     }
 }
 

@@ -36,12 +36,22 @@ pub struct AddressSpace {
     /// The cache of a shmem object (Linux: a swap-backed mapping, shmem_mapping), whose
     /// pages also count as Shmem; false for a host file's.
     shmem: bool,
+    /// Its pages count in Cached (and Shmem): false for a hugetlbfs file, whose pages
+    /// are the pool's (Linux: hugetlb folios are not in NR_FILE_PAGES).
+    counted: bool,
 }
 
 impl AddressSpace {
     /// An empty cache of a shmem object.
     pub fn new(pages: &Pages) -> Self {
-        Self { pages: BTreeMap::new(), release: pages.deferred_put.clone(), stat: pages.stat.clone(), shmem: true }
+        Self { pages: BTreeMap::new(), release: pages.deferred_put.clone(), stat: pages.stat.clone(), shmem: true, counted: true }
+    }
+
+    /// An empty cache whose pages count nowhere (a hugetlbfs file's).
+    pub fn new_uncounted(pages: &Pages) -> Self {
+        let mut a = Self::new(pages);
+        a.counted = false;
+        a
     }
 
     /// An empty cache of a host file (not shmem).
@@ -53,6 +63,9 @@ impl AddressSpace {
 
     /// Moves the counters by `n` pages entering (n > 0) or leaving the cache.
     fn account(&self, n: i64) {
+        if !self.counted {
+            return;
+        }
         NodeStat::add(&self.stat.file_pages, n);
         if self.shmem {
             NodeStat::add(&self.stat.shmem, n);

@@ -10,7 +10,7 @@
 //! side is gone — reuses it.
 
 use super::mmu_gather::MmuGather;
-use super::pagewalk::{walk_page_range, Action, MmWalkOps};
+use super::pagewalk::{walk_page_vma, Action, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{softleaf_from_pte, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags, VmUserfaultfdCtx};
@@ -80,6 +80,9 @@ pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserf
         // for fork events (dup_userfaultfd), in which case the child's VMA keeps its
         // modes with the child's new context.
         cv.flags.remove(VmFlags::LOCKED);
+        // hugetlb_dup_vma_private: the child owns no reservation.
+        cv.hugetlb_resv = None;
+        cv.hugetlb_unmapped = false;
         let nctx = cv.userfaultfd_ctx.as_ref().and_then(|o| fork_ctxs.iter().find(|(a, _)| a == o).map(|(_, n)| n.clone()));
         match nctx {
             Some(n) => cv.userfaultfd_ctx = Some(n),
@@ -117,8 +120,8 @@ pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserf
 fn copy_page_range(tlb: &mut MmuGather, dst: &mut Mm, src: &Mm, hw: &mut Hw, vma: &Vma, child_wp: bool) -> KResult<()> {
     // The child keeps uffd-wp on swap entries and markers only if its VMA has VM_UFFD_WP.
     let keep_wp = dst.vmas.get(&vma.start).is_some_and(|c| c.flags.has(VmFlags::UFFD_WP));
-    let mut w = CopyPtes { hw, tlb, dst, cow: is_cow_mapping(vma.flags), shared: vma.shared(), child_wp, keep_wp };
-    match walk_page_range(src.pml4, vma.start, vma.end, &mut w) {
+    let mut w = CopyPtes { hw, tlb, dst, cow: is_cow_mapping(vma.flags), shared: vma.shared(), child_wp, keep_wp, hsize: super::hugetlb::vma_hsize(vma) };
+    match walk_page_vma(src.pml4, vma, vma.start, vma.end, &mut w) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(e) => Err(e),
     }
@@ -132,6 +135,7 @@ struct CopyPtes<'a> {
     shared: bool,
     child_wp: bool,
     keep_wp: bool,
+    hsize: Option<super::hugetlb::HugeSize>,
 }
 
 impl MmWalkOps for CopyPtes<'_> {
@@ -139,6 +143,22 @@ impl MmWalkOps for CopyPtes<'_> {
 
     fn mem(&self) -> &PhysMem {
         &self.hw.mem
+    }
+
+    /// Linux: copy_hugetlb_page_range, for one huge PTE.
+    fn hugetlb_entry(&mut self, e: Entry, sslot: Slot, addr: u64, _next: u64) -> ControlFlow<Errno> {
+        let size = self.hsize.expect("a hugetlb VMA");
+        let haddr = addr & size.mask();
+        let hw = &mut *self.hw;
+        let Some(child) = super::hugetlb::copy_huge_pte(hw, self.tlb, sslot, haddr, e, size, self.cow, self.keep_wp) else {
+            return ControlFlow::Continue(());
+        };
+        let Some(dslot) = super::hugetlb::huge_pte_alloc(&mut hw.mem, &mut hw.pages, &mut self.dst.table_frames, self.dst.pml4, haddr, size) else {
+            return ControlFlow::Break(Errno::ENOMEM);
+        };
+        // The child's tables are new: nothing cached.
+        pgtable::set_entry(&mut hw.mem, dslot, haddr, child).not_needed();
+        ControlFlow::Continue(())
     }
 
     /// Linux: copy_pmd_range's huge half, copy_huge_pmd: the child maps the same folio

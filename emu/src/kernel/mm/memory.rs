@@ -90,6 +90,12 @@ pub enum FaultOutcome {
     /// fault, the syscall entry for a kernel-mode one — hands the fault to `kernel::uffd`,
     /// which mm never calls.
     Userfault(UffdReason),
+    /// The owner of a private hugetlb mapping's reservations must copy the huge page
+    /// `head` (file offset `offset` of the object `obj`) and the pool is empty: the caller,
+    /// who reaches every address space, takes the page from the other processes' private
+    /// mappings (`hugetlb::unmap_ref_private`) and runs the fault again (Linux:
+    /// hugetlb_wp's unmap_ref_private, then retry_avoidcopy).
+    HugetlbUnmapRefPrivate { obj: u64, offset: u64, head: PhysAddr },
 }
 
 /// A kernel-mode access of the running syscall that needs userfaultfd: recorded by
@@ -186,6 +192,9 @@ pub fn pte_mkuffd_wp(e: Entry) -> Entry {
 /// A write fault handled in a private file mapping left an anonymous COW page there
 /// (do_cow_fault or wp_page_copy): the VMA gets its anon_vma (Linux: anon_vma_prepare).
 pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: FaultFlags) -> FaultOutcome {
+    if vma.is_hugetlb() {
+        return super::hugetlb::hugetlb_fault(mm, hw, vma, address, flags);
+    }
     let r = __handle_mm_fault(mm, hw, vma, address, flags);
     if r == FaultOutcome::Handled && flags.contains(FaultFlags::WRITE) && !vma.shared() && !vma.is_anonymous() && !vma.anon_vma {
         mm.anon_vma_prepare(vma.start);

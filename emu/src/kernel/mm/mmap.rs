@@ -5,7 +5,7 @@
 //! `MmuGather`, which flushes every vCPU running the mm before a page is freed.
 
 use super::mmu_gather::MmuGather;
-use super::pagewalk::{walk_page_range, Action, MmWalkOps};
+use super::pagewalk::{walk_page_vma, walk_page_range, Action, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{make_pte_marker, pte_swp_uffd_wp_any, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
@@ -129,8 +129,13 @@ pub fn zap_range(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, vma: Option<&Vma
         anon,
         // pte_install_uffd_wp_if_needed's test, once per VMA.
         install_markers: !details.drop_markers && !anon && vma.is_some_and(|v| v.flags.has(VmFlags::UFFD_WP)),
+        hsize: vma.and_then(super::hugetlb::vma_hsize),
+        vma,
     };
-    let ControlFlow::Continue(()) = walk_page_range(pml4, start, end, &mut w);
+    let ControlFlow::Continue(()) = match vma {
+        Some(v) => walk_page_vma(pml4, v, start, end, &mut w),
+        None => walk_page_range(pml4, start, end, &mut w),
+    };
 }
 
 struct ZapWalk<'a> {
@@ -145,6 +150,10 @@ struct ZapWalk<'a> {
     /// A file or shmem VMA registered WP, zapped without DROP_MARKER: a uffd-wp'd entry
     /// leaves a uffd-wp marker behind.
     install_markers: bool,
+    /// The page size of a hugetlb VMA.
+    hsize: Option<super::hugetlb::HugeSize>,
+    /// The VMA zapped, if it still exists.
+    vma: Option<&'a Vma>,
 }
 
 impl MmWalkOps for ZapWalk<'_> {
@@ -152,6 +161,16 @@ impl MmWalkOps for ZapWalk<'_> {
 
     fn mem(&self) -> &PhysMem {
         &self.hw.mem
+    }
+
+    /// Linux: __unmap_hugepage_range, for one huge PTE the range covers (hugetlb ranges
+    /// are huge-page aligned: the callers check or round).
+    fn hugetlb_entry(&mut self, e: Entry, slot: Slot, addr: u64, next: u64) -> ControlFlow<Infallible> {
+        let size = self.hsize.expect("a hugetlb VMA");
+        debug_assert!(addr & !size.mask() == 0 && (next - addr == size.bytes()), "partial hugetlb zap [{addr:#x}, {next:#x})");
+        let vma = self.vma.expect("a hugetlb VMA");
+        super::hugetlb::zap_huge_pte(self.hw, self.tlb, vma, slot, addr & size.mask(), e, size, self.details.drop_markers);
+        ControlFlow::Continue(())
     }
 
     /// Linux: zap_pmd_range's huge-PMD half.
@@ -319,13 +338,33 @@ pub fn do_munmap(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64) -> KResult<()> 
         return Err(Errno::EINVAL);
     };
     let end = start + len;
+    if !mm.may_split(start) || !mm.may_split(end) {
+        return Err(Errno::EINVAL);
+    }
     mm.split_at(start);
     mm.split_at(end);
-    for k in mm.vmas_in(start, end) {
-        mm.vmas.remove(&k);
-    }
+    let removed: Vec<Vma> = mm.vmas_in(start, end).into_iter().filter_map(|k| mm.vmas.remove(&k)).collect();
+    unmap_hugetlb_vmas(mm, hw, &removed);
     zap_and_flush(mm, hw, start, end);
     Ok(())
+}
+
+/// The hugetlb VMAs among `vmas`, just removed from `mm`, lose their huge entries and
+/// markers (Linux: unmap_vmas → __unmap_hugepage_range with ZAP_FLAG_DROP_MARKER, which
+/// needs the VMA to know the page size) and then their reservations
+/// (hugetlb_vm_op_close).
+fn unmap_hugetlb_vmas(mm: &mut Mm, hw: &mut Hw, vmas: &[Vma]) {
+    if !vmas.iter().any(Vma::is_hugetlb) {
+        return;
+    }
+    let mut tlb = MmuGather::new(mm);
+    for v in vmas.iter().filter(|v| v.is_hugetlb()) {
+        zap_range(&mut tlb, mm, hw, Some(v), v.start, v.end, ZapDetails::UNMAP);
+    }
+    tlb.finish_mmu(hw);
+    for v in vmas.iter().filter(|v| v.is_hugetlb()) {
+        super::hugetlb::hugetlb_vm_op_close(hw, v);
+    }
 }
 
 /// Linux: do_mmap for anonymous (and, read-only, file) mappings. Returns the address.
@@ -382,9 +421,88 @@ pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, fl
         (Backing::Anon, Some(id)) if vf.contains(VmFlags::SHARED) => Backing::Shmem { obj: super::shmem::Shmem::with_size(id, &hw.pages, len), offset: 0 },
         (b, _) => b,
     };
-    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None, anon_vma: false };
+    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false };
     mm.vmas.insert(start, vma);
     mm.merge_around(start, start + len);
+    Ok(start)
+}
+
+/// Finds a free range of `len` bytes aligned to `align`, top-down below MMAP_BASE (Linux:
+/// vm_unmapped_area with an align_mask, as hugetlb_get_unmapped_area asks).
+pub fn get_unmapped_area_aligned(mm: &Mm, len: u64, align: u64) -> Option<u64> {
+    let fits = |lo: u64, top: u64| top.checked_sub(len).map(|a| a & !(align - 1)).filter(|&a| a >= lo && a >= MMAP_MIN_ADDR);
+    let mut top = MMAP_BASE;
+    for (_, v) in mm.vmas.range(..MMAP_BASE).rev() {
+        if v.end <= top {
+            if let Some(a) = fits(v.end, top) {
+                return Some(a);
+            }
+        }
+        top = top.min(v.start);
+    }
+    fits(0, top)
+}
+
+/// Linux: do_mmap of a hugetlbfs file `obj` (a MAP_HUGETLB object made for the call, or
+/// an MFD_HUGETLB memfd) at byte offset `offset`, `len` already rounded up to the huge
+/// page size by the caller (ksys_mmap_pgoff): hugetlb_get_unmapped_area (a MAP_FIXED
+/// address not huge-aligned is EINVAL; any other address is chosen huge-aligned) and
+/// hugetlbfs_file_mmap (an offset not huge-aligned is EINVAL; the reservation, ENOMEM
+/// when the pool cannot cover it; a writable mapping grows the file to its end). The VMA
+/// is VM_HUGETLB|VM_DONTEXPAND, so it never merges; MAP_NORESERVE skips the reservation.
+#[allow(clippy::too_many_arguments)]
+pub fn do_mmap_hugetlb(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, flags: u32, obj: super::shmem::Shmem, offset: u64, deny: VmFlags) -> KResult<u64> {
+    let size = obj.hugetlb_size().expect("a hugetlb file");
+    if len == 0 || len > TASK_SIZE {
+        return Err(Errno::ENOMEM);
+    }
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    if len & !size.mask() != 0 || (fixed && addr & !size.mask() != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let mut vf = VmFlags::from_prot(prot) | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::HUGETLB | VmFlags::DONTEXPAND;
+    if flags & MAP_TYPE != MAP_PRIVATE {
+        vf |= VmFlags::SHARED | VmFlags::MAYSHARE;
+    }
+    if flags & MAP_NORESERVE != 0 {
+        vf |= VmFlags::NORESERVE;
+    }
+    vf -= deny;
+    let start = if fixed {
+        if addr > TASK_SIZE - len || addr < MMAP_MIN_ADDR {
+            return Err(if addr < MMAP_MIN_ADDR { Errno::EPERM } else { Errno::ENOMEM });
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 && !mm.vmas_in(addr, addr + len).is_empty() {
+            return Err(Errno::EEXIST);
+        }
+        addr
+    } else {
+        let hint = addr & size.mask();
+        if addr != 0 && hint >= MMAP_MIN_ADDR && hint <= TASK_SIZE - len && mm.vmas_in(hint, hint + len).is_empty() {
+            hint
+        } else {
+            get_unmapped_area_aligned(mm, len, size.bytes()).ok_or(Errno::ENOMEM)?
+        }
+    };
+    if offset & !size.mask() != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let resv = super::hugetlb::hugetlb_reserve_pages(hw, &obj, offset, len, vf)?;
+    if fixed {
+        if let Err(e) = do_munmap(mm, hw, start, len) {
+            if let Some(r) = &resv {
+                let v = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj: obj.clone(), offset }, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: Some(r.clone()), hugetlb_unmapped: false };
+                super::hugetlb::hugetlb_vm_op_close(hw, &v);
+            }
+            return Err(e);
+        }
+    }
+    if vf.has(VmFlags::WRITE) && obj.size() < offset + len {
+        obj.inode_mut().size = offset + len;
+    }
+    let shared_id = vf.has(VmFlags::SHARED).then(|| obj.id());
+    let vma = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj, offset }, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: resv, hugetlb_unmapped: false };
+    mm.vmas.insert(start, vma);
     Ok(start)
 }
 
@@ -414,6 +532,8 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
             shared_id: None,
             userfaultfd_ctx: None,
             anon_vma: false,
+            hugetlb_resv: None,
+            hugetlb_unmapped: false,
         };
         mm.vmas.insert(old_end, vma);
         mm.merge_around(old_end, new_end);
@@ -428,8 +548,12 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
 pub fn move_ptes(mm: &mut Mm, hw: &mut Hw, old: u64, new: u64, len: u64) -> KResult<()> {
     let mut tlb = MmuGather::new(mm);
     let pml4 = mm.pml4;
-    let mut w = MovePtes { hw, tlb: &mut tlb, tables: &mut mm.table_frames, pml4, delta: new.wrapping_sub(old) };
-    let r = walk_page_range(pml4, old, old + len, &mut w);
+    let vma = mm.find_vma(old).cloned();
+    let mut w = MovePtes { hw, tlb: &mut tlb, tables: &mut mm.table_frames, pml4, delta: new.wrapping_sub(old), hsize: vma.as_ref().and_then(super::hugetlb::vma_hsize) };
+    let r = match &vma {
+        Some(v) => walk_page_vma(pml4, v, old, old + len, &mut w),
+        None => walk_page_range(pml4, old, old + len, &mut w),
+    };
     // Flushed even when a table allocation failed: the entries moved so far must not stay
     // reachable at their old addresses (Linux flushes each moved page table's range).
     tlb.finish_mmu(hw);
@@ -446,6 +570,8 @@ struct MovePtes<'a> {
     pml4: mmu::PhysAddr,
     /// new - old (wrapping).
     delta: u64,
+    /// The page size of a hugetlb VMA.
+    hsize: Option<super::hugetlb::HugeSize>,
 }
 
 impl MmWalkOps for MovePtes<'_> {
@@ -453,6 +579,28 @@ impl MmWalkOps for MovePtes<'_> {
 
     fn mem(&self) -> &PhysMem {
         &self.hw.mem
+    }
+
+    /// Linux: move_hugetlb_page_tables, for one huge PTE (the addresses are huge-aligned:
+    /// do_mremap checks).
+    fn hugetlb_entry(&mut self, e: Entry, slot: Slot, addr: u64, _next: u64) -> ControlFlow<Errno> {
+        if pgtable::pte_none(e) {
+            return ControlFlow::Continue(());
+        }
+        let size = self.hsize.expect("a hugetlb VMA");
+        let hw = &mut *self.hw;
+        let dst_va = addr.wrapping_add(self.delta);
+        let Some(dst) = super::hugetlb::huge_pte_alloc(&mut hw.mem, &mut hw.pages, self.tables, self.pml4, dst_va, size) else {
+            return ControlFlow::Break(Errno::ENOMEM);
+        };
+        let f = pgtable::set_entry(&mut hw.mem, slot, addr, Entry::new(0));
+        if e.is_present() {
+            self.tlb.flush_pte(f);
+        } else {
+            f.not_needed();
+        }
+        pgtable::set_entry(&mut hw.mem, dst, dst_va, e).not_needed();
+        ControlFlow::Continue(())
     }
 
     /// Linux: move_page_tables' huge-PMD case. A huge PMD moved whole to a 2 MiB-aligned
@@ -518,6 +666,18 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
         return Err(Errno::EINVAL);
     }
     let vma = mm.find_vma(old).cloned().ok_or(Errno::EFAULT)?;
+    let (old_len, new_len) = if vma.is_hugetlb() {
+        // hugetlb: lengths rounded up to the page size, huge-aligned addresses, and no
+        // expansion (the reservation cannot be split).
+        let ps = vma.page_size();
+        let (ol, nl) = (old_len.div_ceil(ps) * ps, new_len.div_ceil(ps) * ps);
+        if old % ps != 0 || (flags & MREMAP_FIXED != 0 && new_addr % ps != 0) || nl > ol {
+            return Err(Errno::EINVAL);
+        }
+        (ol, nl)
+    } else {
+        (old_len, new_len)
+    };
     if old_len != 0 && old + old_len > vma.end {
         return Err(Errno::EFAULT);
     }
@@ -595,7 +755,31 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     }
     let unmapped_error = if mm.range_is_mapped(start, end) { Ok(()) } else { Err(Errno::ENOMEM) };
     if matches!(advice, MADV_DONTNEED | MADV_FREE) {
-        zap_vmas_and_flush(mm, hw, start, end, ZapDetails::KEEP_MARKERS);
+        // madvise_dontneed_free_valid_vma: in a hugetlb VMA only DONTNEED, from a
+        // huge-page boundary (else EINVAL), and the end rounded down to one.
+        let mut tlb = MmuGather::new(mm);
+        let mut r = Ok(());
+        for k in mm.vmas_in(start, end) {
+            let v = mm.vmas[&k].clone();
+            let (mut s, mut e) = (start.max(v.start), end.min(v.end));
+            if v.is_hugetlb() {
+                let ps = v.page_size();
+                if advice != MADV_DONTNEED || s % ps != 0 {
+                    r = Err(Errno::EINVAL);
+                    break;
+                }
+                e &= !(ps - 1);
+                s = s.min(e);
+            }
+            zap_range(&mut tlb, mm, hw, Some(&v), s, e, ZapDetails::KEEP_MARKERS);
+        }
+        tlb.finish_mmu(hw);
+        hw.pages.drain_deferred();
+        r?;
+    }
+    if matches!(advice, MADV_COLD | MADV_PAGEOUT | MADV_COLLAPSE) && mm.vmas_in(start, end).iter().any(|k| mm.vmas[k].is_hugetlb()) {
+        // can_madv_lru_vma / thp_vma_allowable: never hugetlb.
+        return Err(Errno::EINVAL);
     }
     if advice == MADV_COLLAPSE {
         // madvise_walk_vmas: VMA by VMA, the first failure ends the call.
@@ -635,6 +819,9 @@ fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
 /// VM_NOHUGEPAGE for MADV_NOHUGEPAGE, each clearing the other (hugepage_madvise). VMAs are
 /// split to the range and merged after.
 fn madvise_vma_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult<()> {
+    if !mm.may_split(start) || !mm.may_split(end) {
+        return Err(Errno::EINVAL);
+    }
     mm.split_at(start);
     mm.split_at(end);
     let mut r = Ok(());
@@ -659,7 +846,9 @@ fn madvise_vma_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult<
 
 /// Frees every page of an address space and its tables (exit_mmap).
 pub fn exit_mmap(mm: &mut Mm, hw: &mut Hw) {
-    let ranges: Vec<(u64, u64)> = mm.vmas.values().map(|v| (v.start, v.end)).collect();
+    let ranges: Vec<(u64, u64)> = mm.vmas.values().filter(|v| !v.is_hugetlb()).map(|v| (v.start, v.end)).collect();
+    let huge: Vec<Vma> = mm.vmas.values().filter(|v| v.is_hugetlb()).cloned().collect();
+    unmap_hugetlb_vmas(mm, hw, &huge);
     for (s, e) in ranges {
         zap_and_flush(mm, hw, s, e);
     }

@@ -32,6 +32,7 @@ pub mod filemap;
 pub mod fork;
 pub mod gup;
 pub mod huge_memory;
+pub mod hugetlb;
 pub mod memory;
 pub mod mmap;
 pub mod mmu_gather;
@@ -118,6 +119,14 @@ impl Mm {
             cur = v.end;
         }
         cur >= end
+    }
+    /// Whether a VMA may be split at `addr` (Linux: __split_vma's vm_ops->may_split): a
+    /// hugetlb VMA only at a huge-page boundary (else EINVAL).
+    pub fn may_split(&self, addr: u64) -> bool {
+        match self.find_vma(addr) {
+            Some(v) if v.start != addr && v.is_hugetlb() => addr % v.page_size() == 0,
+            _ => true,
+        }
     }
     /// Splits VMAs so that `addr` is a boundary (if it lies inside one).
     pub fn split_at(&mut self, addr: u64) {

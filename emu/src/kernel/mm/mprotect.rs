@@ -6,7 +6,7 @@
 
 use super::mmap::{page_align, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_WRITE};
 use super::mmu_gather::MmuGather;
-use super::pagewalk::{walk_page_range, Action, MmWalkOps};
+use super::pagewalk::{walk_page_vma, Action, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::pagewalk::Hole;
 use super::swapops::{make_pte_marker, pte_swp_clear_uffd_wp, pte_swp_mkuffd_wp, softleaf_from_pte, PteMarker, SoftLeaf};
@@ -95,7 +95,7 @@ pub fn change_protection(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, vma: &Vm
         cr3: pml4.as_u64(),
         pages: 0,
     };
-    match walk_page_range(pml4, start, end, &mut cp) {
+    match walk_page_vma(pml4, vma, start, end, &mut cp) {
         ControlFlow::Continue(()) => Ok(cp.pages),
         ControlFlow::Break(e) => Err(e),
     }
@@ -222,6 +222,19 @@ impl MmWalkOps for ChangeProt<'_> {
 
     /// Linux: change_pmd_prepare / change_prepare: a walk that installs markers allocates
     /// the missing table and descends into it.
+    /// Linux: hugetlb_change_protection, for one huge PTE.
+    fn hugetlb_entry(&mut self, old: Entry, slot: Slot, addr: u64, _next: u64) -> ControlFlow<Errno> {
+        let size = super::hugetlb::vma_hsize(self.vma).expect("a hugetlb VMA");
+        let haddr = addr & size.mask();
+        if let Some(f) = super::hugetlb::change_huge_pte(&mut self.hw.mem, slot, haddr, old, self.prot, self.uffd_wp, self.uffd_wp_resolve) {
+            self.tlb.flush_pte(f);
+        }
+        if !pgtable::pte_none(old) || self.uffd_wp {
+            self.pages += size.nr_pages();
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pte_hole(&mut self, addr: u64, _next: u64, _level: Level, slot: Slot) -> ControlFlow<Errno, Hole> {
         if !self.markers {
             return ControlFlow::Continue(Hole::Skip);
@@ -333,6 +346,9 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
     // A mapping can only become writable if it may be written (VM_MAYWRITE).
     if prot & PROT_WRITE != 0 && mm.vmas_in(start, end).iter().any(|k| !mm.vmas[k].flags.has(VmFlags::MAYWRITE)) {
         return Err(Errno::EACCES);
+    }
+    if !mm.may_split(start) || !mm.may_split(end) {
+        return Err(Errno::EINVAL);
     }
     mm.split_at(start);
     mm.split_at(end);

@@ -38,6 +38,12 @@ pub struct PageMeta {
     /// shared mapping; smaps counts such a page dirty even through a clean PTE. Never set
     /// on anonymous pages, whose dirtiness is the PTE's.
     pub dirty: bool,
+    /// A hugetlb folio (head only; Linux: folio_test_hugetlb): its last reference returns
+    /// it to its pool (`hugetlb::free_huge_folio`), not to the allocator.
+    pub hugetlb: bool,
+    /// A hugetlb folio whose reservation comes back when it is freed (Linux:
+    /// folio_test_hugetlb_restore_reserve): a private page the owner zapped.
+    pub restore_reserve: bool,
 }
 
 /// Page counters for /proc/meminfo, in pages (Linux: the node_stat_item counters).
@@ -81,6 +87,8 @@ pub struct Pages {
     pub deferred_put: std::rc::Rc<std::cell::RefCell<Vec<PhysAddr>>>,
     /// The counters /proc/meminfo reads.
     pub stat: std::rc::Rc<NodeStat>,
+    /// The hugetlb pools (`hugetlb`).
+    pub hugetlb: super::hugetlb::Pool,
 }
 
 impl Pages {
@@ -92,7 +100,7 @@ impl Pages {
         mem.fill(zero_page, 4096, 0);
         let mut meta = vec![PageMeta::default(); frames as usize];
         meta[zero_page.frame() as usize].refcount = 1;
-        Self { alloc, meta, zero_page, huge_zero_page: None, allocated: 0, deferred_put: Default::default(), stat: Default::default() }
+        Self { alloc, meta, zero_page, huge_zero_page: None, allocated: 0, deferred_put: Default::default(), stat: Default::default(), hugetlb: Default::default() }
     }
 
     /// Puts the references in `deferred_put`.
@@ -124,7 +132,7 @@ impl Pages {
             self.drain_deferred();
         }
         let pa = self.alloc.alloc(PageSize::Size4K)?;
-        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, mapcount: 0, anon_exclusive: true, file: false, order: 0, dirty: false, entire_mapcount: 0 };
+        self.meta[pa.frame() as usize] = PageMeta { refcount: 1, anon_exclusive: true, ..PageMeta::default() };
         self.allocated += 1;
         Some(pa)
     }
@@ -148,14 +156,16 @@ impl Pages {
     }
 
     /// The head of the folio `pa` belongs to (Linux: page_folio): the 2 MiB-aligned frame
-    /// below it when that is an order-9 head, else `pa`'s own frame.
+    /// below it when that is an order-9 head, the 1 GiB-aligned one when it is part of a
+    /// 1 GiB hugetlb folio (whose every 2 MiB boundary says order 18), else `pa`'s own
+    /// frame.
     #[inline]
     pub fn folio(&self, pa: PhysAddr) -> PhysAddr {
         let head = PhysAddr::new(pa.as_u64() & !((2 << 20) - 1));
-        if self.meta[head.frame() as usize].order == 9 {
-            head
-        } else {
-            PhysAddr::new(pa.as_u64() & !0xfff)
+        match self.meta[head.frame() as usize].order {
+            9 => head,
+            18 => PhysAddr::new(pa.as_u64() & !((1 << 30) - 1)),
+            _ => PhysAddr::new(pa.as_u64() & !0xfff),
         }
     }
 
@@ -223,7 +233,17 @@ impl Pages {
         debug_assert!(m.refcount > 0, "put of a free page {pa:?}");
         m.refcount = m.refcount.saturating_sub(1);
         if m.refcount == 0 {
-            if m.order == 9 {
+            if m.hugetlb {
+                let size = if m.order == 18 { super::hugetlb::HugeSize::G1 } else { super::hugetlb::HugeSize::M2 };
+                let restore_reserve = m.restore_reserve;
+                *m = PageMeta::default();
+                if size == super::hugetlb::HugeSize::G1 {
+                    for i in 1..512 {
+                        self.meta[fi + i * 512].order = 0;
+                    }
+                }
+                super::hugetlb::free_huge_folio(self, f, size, restore_reserve);
+            } else if m.order == 9 {
                 self.meta[fi..fi + 512].fill(PageMeta::default());
                 self.alloc.free(f, PageSize::Size2M);
                 self.allocated -= 512;

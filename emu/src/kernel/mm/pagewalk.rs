@@ -88,6 +88,15 @@ pub trait MmWalkOps {
     /// every PTE of every page table in the range, none ones included.
     fn pte_entry(&mut self, pte: Entry, slot: Slot, addr: u64) -> ControlFlow<Self::Break>;
 
+    /// The huge PTE `pte` in `slot` (a PD entry for 2 MiB, a PDPT entry for 1 GiB) of the
+    /// hugetlb page covering [addr, next), none or not (Linux: hugetlb_entry). Called by
+    /// [`walk_page_vma`] for a hugetlb VMA only. Default: nothing.
+    #[inline]
+    fn hugetlb_entry(&mut self, pte: Entry, slot: Slot, addr: u64, next: u64) -> ControlFlow<Self::Break> {
+        let _ = (pte, slot, addr, next);
+        ControlFlow::Continue(())
+    }
+
     /// [addr, next) has no table at `level`: the entry in `slot` (a table at `level`) is
     /// not present (Linux: pte_hole, whose depth is our level). Default: skip it.
     #[inline]
@@ -137,6 +146,57 @@ pub fn walk_page_range<W: MmWalkOps>(pml4: PhysAddr, start: u64, end: u64, ops: 
         addr = next;
     }
     ControlFlow::Continue(())
+}
+
+/// Walks [start, end) of `vma` (Linux: walk_page_range's per-VMA step): a hugetlb VMA
+/// goes huge page by huge page to `hugetlb_entry` (walk_hugetlb_range; a missing table
+/// above a huge slot is a `pte_hole` of the whole huge page, which may fill it), any other
+/// through `walk_page_range`.
+pub fn walk_page_vma<W: MmWalkOps>(pml4: PhysAddr, vma: &super::Vma, start: u64, end: u64, ops: &mut W) -> ControlFlow<W::Break> {
+    let Some(size) = super::hugetlb::vma_hsize(vma) else {
+        return walk_page_range(pml4, start, end, ops);
+    };
+    let mut addr = start;
+    while addr < end {
+        let haddr = addr & size.mask();
+        let next = (haddr + size.bytes()).min(end);
+        loop {
+            match hugetlb_slot(ops.mem(), pml4, haddr, size.level()) {
+                Ok(slot) => {
+                    let e = read(ops, slot);
+                    ops.hugetlb_entry(e, slot, addr, next)?;
+                }
+                Err(hole) => {
+                    if let Hole::Filled = ops.pte_hole(addr, next, hole.level, hole)? {
+                        if hugetlb_slot(ops.mem(), pml4, haddr, size.level()).is_ok() {
+                            continue;
+                        }
+                    }
+                }
+            }
+            break;
+        }
+        addr = next;
+    }
+    ControlFlow::Continue(())
+}
+
+/// The slot at `level` over `va`, or the not-present entry above it (Linux: hugetlb_walk).
+fn hugetlb_slot(mem: &PhysMem, pml4: PhysAddr, va: u64, level: Level) -> Result<Slot, Slot> {
+    let mut table = pml4;
+    let mut l = Level::Pml4;
+    loop {
+        let slot = Slot { pa: index_slot(table, va, l), level: l };
+        if l == level {
+            return Ok(slot);
+        }
+        let e = Entry::new(mem.read_u64(slot.pa));
+        if !e.is_present() || e.is_leaf(l) {
+            return Err(slot);
+        }
+        table = e.addr(l, 52);
+        l = l.next_lower().unwrap();
+    }
 }
 
 /// Linux: pmd_present, which is true for a PROT_NONE huge PMD too (P clear, PS and

@@ -50,6 +50,9 @@ pub struct ShmemObject {
     /// A host file's contents: the page cache of a read-only host file is filled from
     /// them on first touch (Linux: filemap_fault reading the page); None for shmem.
     pub source: Option<std::sync::Arc<Vec<u8>>>,
+    /// A hugetlbfs file (MAP_HUGETLB memory, MFD_HUGETLB memfds): its page size and
+    /// reservations; the page cache is then indexed by huge page.
+    pub huge: Option<super::hugetlb::HugetlbInode>,
 }
 
 /// A handle on a shmem object: each VMA that maps it (the original, the pieces a split
@@ -80,7 +83,7 @@ impl Shmem {
     }
 
     pub fn with_size(id: u64, pages: &Pages, size: u64) -> Self {
-        Shmem(Rc::new(RefCell::new(ShmemObject { id, mapping: AddressSpace::new(pages), size, seals: F_SEAL_SEAL, mode: 0o600, nlink: 0, name: b"/dev/zero (deleted)".to_vec(), source: None })))
+        Shmem(Rc::new(RefCell::new(ShmemObject { id, mapping: AddressSpace::new(pages), size, seals: F_SEAL_SEAL, mode: 0o600, nlink: 0, name: b"/dev/zero (deleted)".to_vec(), source: None, huge: None })))
     }
 
     /// The page cache of a read-only host file: `data` is its contents.
@@ -98,9 +101,50 @@ impl Shmem {
     }
 
     /// A shmem object (anonymous shared memory, memfd, tmpfs), not a host file's cache
-    /// (Linux: shmem_mapping).
+    /// nor a hugetlbfs file (Linux: shmem_mapping).
     pub fn is_shmem(&self) -> bool {
-        self.0.borrow().source.is_none()
+        let o = self.0.borrow();
+        o.source.is_none() && o.huge.is_none()
+    }
+
+    /// A hugetlbfs file of `size` bytes with pages of `hsize` (Linux: hugetlb_file_setup
+    /// for MAP_HUGETLB, hugetlbfs_file_setup for memfd_create(MFD_HUGETLB)).
+    pub fn hugetlb(id: u64, pages: &Pages, size: u64, hsize: super::hugetlb::HugeSize, name: Vec<u8>) -> Self {
+        let f = Self::with_size(id, pages, size);
+        {
+            let mut i = f.inode_mut();
+            i.mapping = super::hugetlb::hugetlb_address_space(pages);
+            i.name = name;
+            i.huge = Some(super::hugetlb::HugetlbInode::new(hsize, &pages.hugetlb));
+        }
+        f
+    }
+
+    /// The huge-page size of a hugetlbfs file, None for any other.
+    pub fn hugetlb_size(&self) -> Option<super::hugetlb::HugeSize> {
+        self.0.borrow().huge.as_ref().map(|h| h.size)
+    }
+
+    /// Runs `f` on the page cache and the hugetlbfs inode of a hugetlb file.
+    pub fn with_hugetlb<R>(&self, f: impl FnOnce(&mut AddressSpace, &mut super::hugetlb::HugetlbInode) -> R) -> R {
+        let mut o = self.0.borrow_mut();
+        let o = &mut *o;
+        f(&mut o.mapping, o.huge.as_mut().expect("a hugetlb file"))
+    }
+
+    /// The file size (Linux: i_size).
+    pub fn size(&self) -> u64 {
+        self.0.borrow().size
+    }
+
+    /// The cached page at index `idx` (a huge-page index in a hugetlb file).
+    pub fn cache_get(&self, idx: u64) -> Option<PhysAddr> {
+        self.0.borrow().mapping.get(idx)
+    }
+
+    /// Adds `pa` at index `idx`, with the caller's reference becoming the cache's.
+    pub fn cache_add(&self, idx: u64, pa: PhysAddr) {
+        self.0.borrow_mut().mapping.add(idx, pa, true);
     }
 
     pub fn id(&self) -> u64 {

@@ -67,6 +67,9 @@ pub fn mfill_atomic(mm: &mut Mm, hw: &mut Hw, dst: u64, len: u64, mode: Mfill, m
     if wp && !vma.flags.has(VmFlags::UFFD_WP) {
         return Err(Errno::EINVAL);
     }
+    if vma.is_hugetlb() {
+        return mfill_atomic_hugetlb(mm, hw, &vma, dst, len, mode, copy_from_user);
+    }
     if !vma.is_anonymous() && !vma_is_shmem(&vma) {
         return Err(Errno::EINVAL);
     }
@@ -95,6 +98,47 @@ pub fn mfill_atomic(mm: &mut Mm, hw: &mut Hw, dst: u64, len: u64, mode: Mfill, m
         }
     }
     tracing::debug!(target: "pagelab::uffd", dst = format_args!("{dst:#x}"), len, mode = ?mode, copied, err = ?err, "mfill");
+    match (copied, err) {
+        (0, Some(e)) => Err(e),
+        _ => Ok(copied),
+    }
+}
+
+/// Linux: mfill_atomic_hugetlb: ZEROPAGE and POISON are EINVAL, so are a destination or
+/// length not huge-page aligned; then huge page by huge page (hugetlb_mfill_atomic_pte),
+/// the source of a COPY read 4 KiB at a time into the new page. Returns the bytes filled,
+/// or the error when none was.
+fn mfill_atomic_hugetlb(mm: &mut Mm, hw: &mut Hw, vma: &Vma, dst: u64, len: u64, mode: Mfill, copy_from_user: &mut CopyFromUser) -> KResult<u64> {
+    let ps = vma.page_size();
+    let (is_continue, wp, src) = match mode {
+        Mfill::Copy { src, wp } => (false, wp, src),
+        Mfill::Continue { wp } => (true, wp, 0),
+        Mfill::Zeropage | Mfill::Poison => return Err(Errno::EINVAL),
+    };
+    if dst % ps != 0 || len % ps != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut copied = 0u64;
+    let mut err = None;
+    while copied < len {
+        let from = src + copied;
+        let mut fill = |hw: &mut Hw, mm: &mut Mm, page: mmu::PhysAddr| -> KResult<()> {
+            let mut buf = [0u8; 4096];
+            for off in (0..ps).step_by(4096) {
+                copy_from_user(hw, mm, from + off, &mut buf).map_err(|_| Errno::EFAULT)?;
+                hw.mem.write(mmu::PhysAddr::new(page.as_u64() + off), &buf);
+            }
+            Ok(())
+        };
+        match super::hugetlb::hugetlb_mfill_atomic_pte(mm, hw, vma, dst + copied, is_continue, wp, &mut fill) {
+            Ok(()) => copied += ps,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    tracing::debug!(target: "pagelab::uffd", dst = format_args!("{dst:#x}"), len, mode = ?mode, copied, err = ?err, "mfill hugetlb");
     match (copied, err) {
         (0, Some(e)) => Err(e),
         _ => Ok(copied),
@@ -339,6 +383,10 @@ pub fn mwriteprotect_range(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, enabl
         let v = mm.vmas[&k].clone();
         if !v.flags.has(VmFlags::UFFD_WP) {
             return Err(Errno::ENOENT);
+        }
+        // hugetlb: the whole range in huge pages (start and len, as given).
+        if v.is_hugetlb() && (start % v.page_size() != 0 || len % v.page_size() != 0) {
+            return Err(Errno::EINVAL);
         }
         uffd_wp_range(mm, hw, &v, v.start.max(start), v.end.min(end), enable_wp)?;
         r = Ok(());

@@ -29,6 +29,8 @@ bitflags::bitflags! {
         const WIPEONFORK = 0x200_0000;
         const ACCOUNT = 0x10_0000;
         const NORESERVE = 0x20_0000;
+        /// A hugetlb mapping (MAP_HUGETLB, an MFD_HUGETLB memfd).
+        const HUGETLB = 0x40_0000;
         /// MADV_HUGEPAGE: THP wanted here (the "madvise" policy).
         const HUGEPAGE = 0x2000_0000;
         /// MADV_NOHUGEPAGE: never THP here.
@@ -126,6 +128,14 @@ pub struct Vma {
     /// anonymous (COW) page, so fork must copy its page tables (vma_needs_copy). Private
     /// anonymous VMAs are always copied and do not track it.
     pub anon_vma: bool,
+    /// A private hugetlb mapping's reservations, held by the process that made them
+    /// (Linux: the resv_map with HPAGE_RESV_OWNER; `hugetlb`); None for every other VMA.
+    pub hugetlb_resv: Option<super::hugetlb::ResvMap>,
+    /// Linux: HPAGE_RESV_UNMAPPED. The owner of the reservations took a page of this
+    /// (private, non-owner) hugetlb mapping back to complete its own copy-on-write when
+    /// the pool was empty (`hugetlb::unmap_ref_private`): a later fault on an empty slot
+    /// here is SIGBUS.
+    pub hugetlb_unmapped: bool,
 }
 
 impl Vma {
@@ -154,6 +164,14 @@ impl Vma {
     pub fn is_shmem(&self) -> bool {
         matches!(&self.backing, Backing::Shmem { obj, .. } if obj.is_shmem())
     }
+    /// Linux: is_vm_hugetlb_page.
+    pub fn is_hugetlb(&self) -> bool {
+        self.flags.has(VmFlags::HUGETLB)
+    }
+    /// The size of the pages that map it (Linux: vma_kernel_pagesize).
+    pub fn page_size(&self) -> u64 {
+        super::hugetlb::vma_hsize(self).map_or(4096, |h| h.bytes())
+    }
     pub fn len(&self) -> u64 {
         self.end - self.start
     }
@@ -181,7 +199,9 @@ impl Vma {
     }
     /// Linux merges VMAs with identical flags and compatible backing.
     pub fn can_merge(&self, next: &Vma) -> bool {
-        self.flags == next.flags
+        // VM_SPECIAL (hugetlb mappings are VM_DONTEXPAND) never merges.
+        !self.flags.has(VmFlags::DONTEXPAND)
+            && self.flags == next.flags
             && self.userfaultfd_ctx == next.userfaultfd_ctx
             && self.shared_id == next.shared_id
             && match (&self.backing, &next.backing) {

@@ -19,7 +19,15 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    let at = if flags & MAP_ANONYMOUS != 0 {
+    let at = if flags & (MAP_ANONYMOUS | mmap::MAP_HUGETLB) == MAP_ANONYMOUS | mmap::MAP_HUGETLB {
+        // ksys_mmap_pgoff: a hugetlbfs file of the rounded-up length (hugetlb_file_setup).
+        let size = crate::kernel::mm::hugetlb::HugeSize::from_flags(flags).ok_or(Errno::EINVAL)?;
+        let len = len.checked_add(size.bytes() - 1).ok_or(Errno::ENOMEM)? & size.mask();
+        let id = s.k.new_obj_id();
+        let obj = crate::kernel::mm::shmem::Shmem::hugetlb(id, &s.hw.pages, len, size, b"/anon_hugepage (deleted)".to_vec());
+        let (hw, mm) = s.hw_mm();
+        mmap::do_mmap_hugetlb(mm, hw, addr, len, prot, flags, obj, 0, crate::kernel::mm::vma::VmFlags::empty())?
+    } else if flags & MAP_ANONYMOUS != 0 {
         let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.new_obj_id()) } else { None };
         let (hw, mm) = s.hw_mm();
         mmap::do_mmap(mm, hw, addr, len, prot, flags, Backing::Anon, shared_id)?
@@ -39,6 +47,15 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
 /// The file half of mmap: the object and its checks, then do_mmap_file.
 fn mmap_file(s: &mut Sys, addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> crate::kernel::errno::KResult<u64> {
     let (obj, deny) = file_mapping(s, fd, prot, flags)?;
+    if let Some(size) = obj.hugetlb_size() {
+        // A hugetlbfs file: the length rounded up to its page size (ksys_mmap_pgoff).
+        let len = len.checked_add(size.bytes() - 1).ok_or(Errno::ENOMEM)? & size.mask();
+        let (hw, mm) = s.hw_mm();
+        return mmap::do_mmap_hugetlb(mm, hw, addr, len, prot, flags, obj, off, deny);
+    }
+    if flags & mmap::MAP_HUGETLB != 0 {
+        return Err(Errno::EINVAL);
+    }
     // The page offset must not wrap (Linux: EOVERFLOW).
     if (off >> 12).checked_add(mmap::page_align(len).ok_or(Errno::ENOMEM)? >> 12).is_none() {
         return Err(Errno::EOVERFLOW);

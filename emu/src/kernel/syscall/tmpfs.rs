@@ -70,9 +70,9 @@ pub fn sys_memfd_create(s: &mut Sys, a: Args) -> SysResult {
     if name.len() > MFD_NAME_MAX_LEN {
         return Err(Errno::EINVAL);
     }
-    if flags & MFD_HUGETLB != 0 {
-        // No hugetlb pool: Linux fails the fault later; pagelab has no hugetlbfs yet.
-        return Err(Errno::EINVAL);
+    if flags & MFD_HUGETLB != 0 && crate::kernel::mm::hugetlb::HugeSize::from_flags(flags).is_none() {
+        // A huge page size x86-64 has not (Linux: hugetlb_file_setup's hstate_sizelog).
+        return Err(Errno::ENODEV);
     }
     let id = s.k.new_obj_id();
     let inode = shmemfs::memfd_inode(id, &s.hw.pages, &name, flags);
@@ -180,10 +180,13 @@ fn put_punched(s: &mut Sys, inode: &Shmem, dropped: shmemfs::Dropped, first: u64
 }
 
 pub fn shmem_stat(inode: &Shmem) -> [u8; 144] {
+    let page = inode.hugetlb_size().map_or(4096, |h| h.bytes());
     let i = inode.inode();
-    let mut st = stat_bytes(S_IFREG | i.mode, i.size, 4096, 0, i.id);
+    // st_blksize: the page size (a hugetlbfs file's is its huge page size); st_blocks in
+    // 512-byte units.
+    let mut st = stat_bytes(S_IFREG | i.mode, i.size, page, 0, i.id);
     st[16..24].copy_from_slice(&(i.nlink as u64).to_le_bytes());
-    st[64..72].copy_from_slice(&(i.mapping.nr_pages() as u64 * 8).to_le_bytes());
+    st[64..72].copy_from_slice(&(i.mapping.nr_pages() as u64 * (page / 512)).to_le_bytes());
     st
 }
 
@@ -431,6 +434,13 @@ pub fn sys_fallocate(s: &mut Sys, a: Args) -> SysResult {
         FileKind::TmpfsDir(_) => return Err(Errno::EISDIR),
         _ => return Err(Errno::ENODEV),
     };
+    if inode.hugetlb_size().is_some() {
+        let (dropped, hs, he) = crate::kernel::mm::hugetlb::hugetlbfs_fallocate(&mut s.hw.pages, &mut s.hw.mem, &inode, mode, off as u64, len as u64)?;
+        if hs < he {
+            put_punched(s, &inode, dropped, hs >> 12, he >> 12, ZapDetails::PUNCH);
+        }
+        return ok(0);
+    }
     let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, &inode, mode, off as u64, len as u64)?;
     if mode & shmemfs::FALLOC_FL_PUNCH_HOLE != 0 {
         // The whole pages of the hole (partial ones were zeroed in place).
@@ -477,6 +487,13 @@ pub fn madvise_remove(s: &mut Sys, start: u64, len: u64) -> SysResult {
             return Err(Errno::EACCES);
         }
         let (a, b) = (v.object_offset(start.max(v.start)), v.object_offset(end.min(v.end)));
+        if obj.hugetlb_size().is_some() {
+            let (dropped, hs, he) = crate::kernel::mm::hugetlb::hugetlbfs_fallocate(&mut s.hw.pages, &mut s.hw.mem, obj, shmemfs::FALLOC_FL_PUNCH_HOLE | shmemfs::FALLOC_FL_KEEP_SIZE, a, b - a)?;
+            if hs < he {
+                put_punched(s, obj, dropped, hs >> 12, he >> 12, ZapDetails::PUNCH);
+            }
+            continue;
+        }
         let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, obj, shmemfs::FALLOC_FL_PUNCH_HOLE | shmemfs::FALLOC_FL_KEEP_SIZE, a, b - a)?;
         put_punched(s, obj, dropped, a >> 12, b >> 12, ZapDetails::PUNCH);
     }

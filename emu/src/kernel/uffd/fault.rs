@@ -33,7 +33,13 @@ pub enum Userfault {
 pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write: bool, user: bool, reason: UffdReason) -> Userfault {
     let mm_id = k.tasks[&tid].mm;
     let _ = hw;
-    let Some(ctx) = k.mms[mm_id].as_ref().and_then(|m| m.find_vma(addr)).and_then(vma_ctx) else {
+    let Some(vma) = k.mms[mm_id].as_ref().and_then(|m| m.find_vma(addr)) else {
+        return Userfault::Sigbus;
+    };
+    // vmf->address: page-aligned, which for hugetlb means huge-page aligned
+    // (hugetlb_handle_userfault).
+    let page_mask = !(vma.page_size() - 1);
+    let Some(ctx) = vma_ctx(vma) else {
         return Userfault::Sigbus;
     };
     let features = ctx.features();
@@ -46,7 +52,7 @@ pub fn handle_userfault(k: &mut Kernel, hw: &mut Hw, tid: Tid, addr: u64, write:
     if ctx.st.borrow().released {
         return Userfault::Retry;
     }
-    let address = if features & UFFD_FEATURE_EXACT_ADDRESS != 0 { addr } else { addr & !0xfff };
+    let address = if features & UFFD_FEATURE_EXACT_ADDRESS != 0 { addr } else { addr & page_mask };
     let mut flags = 0;
     if write {
         flags |= UFFD_PAGEFAULT_FLAG_WRITE;

@@ -128,7 +128,7 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
 /// offer it). Anonymous and shmem VMAs are capable; MINOR needs shmem (or hugetlb).
 pub fn vma_can_userfault(v: &crate::kernel::mm::Vma, vm_flags: VmFlags) -> bool {
     let vm_flags = vm_flags & VM_UFFD_FLAGS;
-    let shmem = v.is_shmem();
+    let shmem = v.is_shmem() || v.is_hugetlb();
     if vm_flags.contains(VmFlags::UFFD_MINOR) && !shmem {
         return false;
     }
@@ -162,8 +162,19 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
     if keys.is_empty() {
         return Err(Errno::EINVAL);
     }
+    // A hugetlb first VMA: start huge-aligned; a hugetlb VMA holding the end: end too.
+    if mm.vmas[&keys[0]].is_hugetlb() && start % mm.vmas[&keys[0]].page_size() != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut basic_ioctls = false;
     for k in &keys {
         let v = &mm.vmas[k];
+        if v.is_hugetlb() {
+            basic_ioctls = true;
+            if end <= v.end && end > v.start && end % v.page_size() != 0 {
+                return Err(Errno::EINVAL);
+            }
+        }
         if !vma_can_userfault(v, vm_flags) {
             return Err(Errno::EINVAL);
         }
@@ -194,7 +205,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         }
         mm.merge_around(a, z);
     }
-    let mut ioctls = UFFD_API_RANGE_IOCTLS;
+    let mut ioctls = if basic_ioctls { UFFD_API_RANGE_IOCTLS_BASIC } else { UFFD_API_RANGE_IOCTLS };
     if mode & UFFDIO_REGISTER_MODE_WP == 0 {
         ioctls &= !(1 << _UFFDIO_WRITEPROTECT);
     }

@@ -27,6 +27,7 @@ pub const UFFD_FEATURE_MISSING_SHMEM: u64 = 1 << 5;
 pub const UFFD_FEATURE_EVENT_UNMAP: u64 = 1 << 6;
 pub const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
 pub const UFFD_FEATURE_THREAD_ID: u64 = 1 << 8;
+pub const UFFD_FEATURE_MINOR_HUGETLBFS: u64 = 1 << 9;
 pub const UFFD_FEATURE_MINOR_SHMEM: u64 = 1 << 10;
 pub const UFFD_FEATURE_EXACT_ADDRESS: u64 = 1 << 11;
 pub const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
@@ -36,10 +37,11 @@ pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 pub const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 
 /// The features pagelab implements, which UFFDIO_API reports (Linux reports 0x1FFFF on
-/// 6.18; MISSING_HUGETLBFS, MINOR_HUGETLBFS and WP_ASYNC are not here yet, and asking for
-/// one is EINVAL as for any unsupported feature). WP_HUGETLBFS_SHMEM stands for the shmem
-/// half only until hugetlbfs exists.
+/// 6.18; WP_ASYNC is not here yet, and asking for it is EINVAL as for any unsupported
+/// feature).
 pub const UFFD_API_FEATURES: u64 = UFFD_FEATURE_PAGEFAULT_FLAG_WP
+    | UFFD_FEATURE_MISSING_HUGETLBFS
+    | UFFD_FEATURE_MINOR_HUGETLBFS
     | UFFD_FEATURE_MISSING_SHMEM
     | UFFD_FEATURE_MINOR_SHMEM
     | UFFD_FEATURE_WP_HUGETLBFS_SHMEM
@@ -64,7 +66,7 @@ pub const _UFFDIO_API: u64 = 63;
 pub const UFFD_API_IOCTLS: u64 = 1 << _UFFDIO_REGISTER | 1 << _UFFDIO_UNREGISTER | 1 << _UFFDIO_API;
 pub const UFFD_API_RANGE_IOCTLS: u64 =
     1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_ZEROPAGE | 1 << _UFFDIO_MOVE | 1 << _UFFDIO_WRITEPROTECT | 1 << _UFFDIO_CONTINUE | 1 << _UFFDIO_POISON;
-/// For ranges that contain hugetlb (not modelled yet, kept for the mask's definition).
+/// For ranges that contain hugetlb: no ZEROPAGE, no MOVE.
 pub const UFFD_API_RANGE_IOCTLS_BASIC: u64 = 1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_WRITEPROTECT | 1 << _UFFDIO_CONTINUE | 1 << _UFFDIO_POISON;
 
 pub const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
