@@ -37,7 +37,7 @@ use pagelab_tests::transcript::*;
 use pagelab_tests::{first_difference, hugetlb_pool_is_empty, run_native_hugetlb, Outcome};
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["htlb_basic"];
+const COVERED: &[&str] = &["htlb_basic", "htlb_uffd"];
 
 /// The machine shapes of tests/tests/thp.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -78,8 +78,19 @@ fn htlb_basic_native() {
 }
 
 #[test]
+fn htlb_uffd_native() {
+    native_matches("htlb_uffd");
+}
+
+#[test]
 #[ignore = "issue 10: hugetlb in the guest kernel"]
 fn htlb_basic_pagelab() {
     pagelab_matches_expected("htlb_basic", SHAPES);
+}
+
+#[test]
+#[ignore = "issue 10: hugetlb in the guest kernel"]
+fn htlb_uffd_pagelab() {
+    pagelab_matches_expected("htlb_uffd", SHAPES);
 }
 
