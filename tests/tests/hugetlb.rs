@@ -37,7 +37,7 @@ use pagelab_tests::transcript::*;
 use pagelab_tests::{first_difference, hugetlb_pool_is_empty, run_native_hugetlb, Outcome};
 
 /// Every guest program this file tests (checked by differential.rs).
-const COVERED: &[&str] = &["htlb_basic", "htlb_uffd"];
+const COVERED: &[&str] = &["htlb_basic", "htlb_uffd", "htlb_1g"];
 
 /// The machine shapes of tests/tests/thp.rs: (vCPUs, policy, seed, TLB checking).
 const SHAPES: &[Shape] = &[
@@ -48,6 +48,9 @@ const SHAPES: &[Shape] = &[
     (2, SchedPolicy::Random, 11, true),
     (3, SchedPolicy::Random, 5, true),
 ];
+
+/// Guest memory for htlb_1g under pagelab: its 1 GiB pool page and the rest.
+const MEM_1G: u64 = 4 << 30;
 
 #[test]
 fn covered_programs_exist_and_have_transcripts() {
@@ -83,6 +86,11 @@ fn htlb_uffd_native() {
 }
 
 #[test]
+fn htlb_1g_native() {
+    native_matches("htlb_1g");
+}
+
+#[test]
 #[ignore = "issue 10: hugetlb in the guest kernel"]
 fn htlb_basic_pagelab() {
     pagelab_matches_expected("htlb_basic", SHAPES);
@@ -94,3 +102,8 @@ fn htlb_uffd_pagelab() {
     pagelab_matches_expected("htlb_uffd", SHAPES);
 }
 
+#[test]
+#[ignore = "issue 10: hugetlb in the guest kernel"]
+fn htlb_1g_pagelab() {
+    pagelab_matches_expected_from(|| pagelab_tests::Config { mem_bytes: MEM_1G, ..pagelab_tests::test_config() }, "htlb_1g", &[], SHAPES);
+}
