@@ -8,9 +8,11 @@
  *
  * The pool. Every program manages the host's (natively) or the guest
  * kernel's (under pagelab) hugetlb pool itself, the same way in both:
- * htlb_setup reads nr_hugepages of both sizes (and nr_overcommit_hugepages);
- * if any is not 0 it prints "HUGETLB POOL NOT EMPTY" (or "HUGETLB OVERCOMMIT
- * NOT 0") and exits 4, since the transcript counts pages from an empty pool.
+ * htlb_setup reads nr_hugepages and surplus_hugepages of both sizes (and
+ * nr_overcommit_hugepages); if any is not 0 it prints "HUGETLB POOL NOT
+ * EMPTY" (or "HUGETLB OVERCOMMIT NOT 0") and exits 4, since the transcript
+ * counts pages from an empty pool (a file it cannot read: "HUGETLB POOL NOT
+ * AVAILABLE", exit 4, after a line naming the file).
  * Otherwise it writes the count the program needs and checks it took (else
  * "HUGETLB POOL NOT AVAILABLE", exit 4: natively the host could not allocate
  * that many huge pages). The pool is put back to 0 by htlb_finish at the
@@ -290,11 +292,19 @@ static inline void htlb_pool_set(unsigned long size, long n) {
 static inline void htlb_setup(long n2m, long n1g) {
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     htlb_owner = getpid();
-    long a = htlb_read(HTLB_NR_PATH), b = htlb_sys(HTLB_2M, "nr_hugepages"), c = htlb_sys(HTLB_1G, "nr_hugepages");
-    long sa = htlb_sys(HTLB_2M, "surplus_hugepages"), sb = htlb_sys(HTLB_1G, "surplus_hugepages");
-    if (a != 0 || b != 0 || c != 0 || sa != 0 || sb != 0) htlb_bail("HUGETLB POOL NOT EMPTY");
-    long o = htlb_read(HTLB_OVC_PATH), o1 = htlb_sys(HTLB_1G, "nr_overcommit_hugepages");
-    if (o != 0 || o1 != 0) htlb_bail("HUGETLB OVERCOMMIT NOT 0");
+    static const char *files[] = { HTLB_NR_PATH, HTLB_SYS_2M "nr_hugepages", HTLB_SYS_2M "surplus_hugepages",
+                                   HTLB_SYS_1G "nr_hugepages", HTLB_SYS_1G "surplus_hugepages", HTLB_OVC_PATH,
+                                   HTLB_SYS_1G "nr_overcommit_hugepages" };
+    long v[sizeof files / sizeof *files];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        v[i] = htlb_read(files[i]);
+        if (v[i] < 0) {
+            printf("(cannot read %s: %s)\n", files[i], uffd_err((int)-v[i]));
+            htlb_bail("HUGETLB POOL NOT AVAILABLE");
+        }
+    }
+    if (v[0] || v[1] || v[2] || v[3] || v[4]) htlb_bail("HUGETLB POOL NOT EMPTY");
+    if (v[5] || v[6]) htlb_bail("HUGETLB OVERCOMMIT NOT 0");
     atexit(htlb_atexit);
     if (n2m) htlb_pool_set(HTLB_2M, n2m);
     if (n1g) htlb_pool_set(HTLB_1G, n1g);
