@@ -22,7 +22,9 @@
 //     exact with EXACT_ADDRESS; COPY of 2 MiB resolves it; with MISSING|WP and
 //     COPY_MODE_WP the retried write gives a WP message;
 //   * WRITEPROTECT of a populated page (all 512 subpages wp), a read does not
-//     fault, a write gives one WP message at the huge page's start;
+//     fault, a write gives one WP message at the huge page's start; after
+//     un-protect the huge PTE stays read-only (the next write takes one minor
+//     fault, no message);
 //   * WRITEPROTECT of an unpopulated huge page: a marker (wp alone), a read
 //     maps the page wp'd without a message, a write faults WP; un-protect
 //     clears a marker;
@@ -36,6 +38,7 @@
 //   * UNREGISTER and close clear wp bits and markers.
 #define _GNU_SOURCE
 #include "htlb.h"
+#include <sys/resource.h>
 
 #define HP (MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB)
 #define HS (MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB)
@@ -142,6 +145,12 @@ static void rd(char *p, size_t page, size_t off, long msgs) {
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
+
+static long minflt(void) {
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return r.ru_minflt;
+}
 
 static const char *mode_name(uint64_t m) {
     static char b[32];
@@ -421,6 +430,19 @@ static void wp_populated(int shared) {
     wr(p, 9, 0, 2, 0);
     wr(p, 700, 0, 2, 1);
     pm("after", p, 2 * NR);
+    /* Un-protect leaves the huge PTE read-only: the next write takes a
+     * (minor) fault, without a message, and keeps the frame. */
+    protect(fd, p, 0, NR);
+    unprotect(fd, p, 0, NR);
+    f0 = htlb_pfn(p, 0);
+    long m0 = minflt();
+    *(volatile char *)(p + 11 * UPAGE) = thp_byte(11, 2);
+    long m1 = minflt();
+    *(volatile char *)(p + 12 * UPAGE) = thp_byte(12, 2);
+    long m2 = minflt();
+    printf("after protect and un-protect of pages 0-511: a write to page 11 takes %ld minor fault(s), then one to page 12 %ld; frame %s\n",
+           m1 - m0, m2 - m1, htlb_pfn(p, 0) == f0 ? "kept" : "new");
+    thp_fill(p, 11, 13, 2);
     thp_data("data", p, 0, 2 * NR, G123, 3);
     htlb_pool("after");
     printf("messages: %ld\n", h.nmsgs);
