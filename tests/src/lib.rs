@@ -110,7 +110,80 @@ pub fn matches_expect(o: &Outcome, e: Expect) -> bool {
 
 /// Runs guest program `prog` natively with `args`, argv[0] = `prog`, environment [`ENV`]
 /// only, stdin empty.
+///
+/// The hugetlb programs (`htlb_*`) set the host's hugetlb pool themselves and put it back to
+/// 0 at exit: they run under [`run_native_hugetlb`], which holds an exclusive lock on
+/// [`HUGETLB_LOCK`] for the run, so two of them (from parallel test threads or from other
+/// test processes on the host) never share the pool, and which panics if the pool is not
+/// empty after the run.
 pub fn run_native(prog: &str, args: &[&str]) -> Run {
+    if prog.starts_with("htlb_") {
+        let (run, pool) = run_native_hugetlb(prog, args);
+        assert!(
+            hugetlb_pool_is_empty(&pool),
+            "{prog} {args:?} natively left the host's hugetlb pool at {pool:?} (now reset to 0)\nstdout:\n{}",
+            run.stdout_str()
+        );
+        return run;
+    }
+    run_native_unlocked(prog, args)
+}
+
+/// The host file a native run of an `htlb_*` program holds an exclusive lock (flock) on:
+/// anyone else who uses the host's hugetlb pool by hand can take it too (`flock
+/// /tmp/pagelab-hugetlb.lock PROG`).
+pub const HUGETLB_LOCK: &str = "/tmp/pagelab-hugetlb.lock";
+
+/// The host's hugetlb pool files (sysctl and sysfs, both sizes) with their values (None:
+/// unreadable, e.g. no such huge page size).
+pub fn host_hugetlb_pool() -> Vec<(String, Option<u64>)> {
+    let mut files = vec!["/proc/sys/vm/nr_hugepages".to_string()];
+    for size in ["2048kB", "1048576kB"] {
+        for f in ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages"] {
+            files.push(format!("/sys/kernel/mm/hugepages/hugepages-{size}/{f}"));
+        }
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let v = std::fs::read_to_string(&f).ok().and_then(|s| s.trim().parse().ok());
+            (f, v)
+        })
+        .collect()
+}
+
+/// Whether every readable file of a [`host_hugetlb_pool`] snapshot says 0.
+pub fn hugetlb_pool_is_empty(pool: &[(String, Option<u64>)]) -> bool {
+    pool.iter().all(|(_, v)| v.unwrap_or(0) == 0)
+}
+
+/// Runs an `htlb_*` program natively (as [`run_native`] runs any other) while holding an
+/// exclusive lock on [`HUGETLB_LOCK`], and returns the run with the host's hugetlb pool as it
+/// was right after the run, read under the lock. If the pool is not empty then (the program
+/// died before it could restore it), it is put back to 0 before the lock is released, so the
+/// next program does not stop on "HUGETLB POOL NOT EMPTY"; the snapshot still shows what
+/// was left.
+pub fn run_native_hugetlb(prog: &str, args: &[&str]) -> (Run, Vec<(String, Option<u64>)>) {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(HUGETLB_LOCK)
+        .unwrap_or_else(|e| panic!("cannot open {HUGETLB_LOCK}: {e}"));
+    lock.lock().unwrap_or_else(|e| panic!("cannot lock {HUGETLB_LOCK}: {e}"));
+    let run = run_native_unlocked(prog, args);
+    let pool = host_hugetlb_pool();
+    if !hugetlb_pool_is_empty(&pool) {
+        for f in ["/proc/sys/vm/nr_hugepages", "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"] {
+            let _ = std::fs::write(f, "0\n");
+        }
+    }
+    drop(lock);
+    (run, pool)
+}
+
+/// [`run_native`] without the hugetlb lock.
+fn run_native_unlocked(prog: &str, args: &[&str]) -> Run {
     let path = guest_progs::path(prog);
     let mut cmd = Command::new(&path);
     cmd.arg0(prog).args(args).env_clear().stdin(Stdio::null());

@@ -51,10 +51,17 @@ pub fn pagelab_matches_expected(prog: &str, shapes: &[Shape]) {
 
 /// [`pagelab_matches_expected`] for `prog args`.
 pub fn pagelab_matches_expected_with(prog: &str, args: &[&str], shapes: &[Shape]) {
+    pagelab_matches_expected_from(test_config, prog, args, shapes);
+}
+
+/// [`pagelab_matches_expected_with`] on machines built from `base()` instead of
+/// [`test_config`] (each shape sets the vCPUs, policy, seed and TLB checking): for a program
+/// that needs more guest memory, say.
+pub fn pagelab_matches_expected_from(base: impl Fn() -> Config, prog: &str, args: &[&str], shapes: &[Shape]) {
     let want = expected_for(prog, args);
     for &(vcpus, sched, seed, check_tlb) in shapes {
         let what = format!("{prog} {args:?} on {vcpus} vCPU(s), {sched:?} seed {seed}, check_tlb {check_tlb}");
-        let cfg = Config { vcpus, sched, seed, check_tlb, ..test_config() };
+        let cfg = Config { vcpus, sched, seed, check_tlb, ..base() };
         let emu = try_run_pagelab_with(cfg, prog, args).unwrap_or_else(|e| panic!("{what}: {e}"));
         if emu.stdout_str() != want {
             panic!("{what}: stdout differs from Linux's\n{}\n--- pagelab stderr:\n{}", first_difference(want.as_bytes(), &emu.stdout), emu.stderr_str());
