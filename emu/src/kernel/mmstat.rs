@@ -337,7 +337,9 @@ enum PoolCounter {
     Overcommit,
 }
 
-fn pool_show(s: &Sys, size: HugeSize, c: PoolCounter) -> Vec<u8> {
+fn pool_show(s: &mut Sys, size: HugeSize, c: PoolCounter) -> Vec<u8> {
+    // Deferred frees first, as meminfo does: Linux frees at once.
+    s.hw.pages.drain_deferred();
     let p = s.hw.pages.hugetlb.borrow();
     let h = p.h(size);
     let v = match c {

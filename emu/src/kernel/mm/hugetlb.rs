@@ -906,7 +906,8 @@ pub fn hugetlbfs_fallocate(pages: &mut Pages, mem: &mut PhysMem, obj: &Shmem, mo
     const KEEP_SIZE: u32 = 1;
     const PUNCH_HOLE: u32 = 2;
     let size = obj.hugetlb_size().expect("a hugetlb file");
-    if mode & !(KEEP_SIZE | PUNCH_HOLE) != 0 {
+    // vfs_fallocate: PUNCH_HOLE only with KEEP_SIZE; hugetlbfs knows no other mode.
+    if mode & !(KEEP_SIZE | PUNCH_HOLE) != 0 || mode & (PUNCH_HOLE | KEEP_SIZE) == PUNCH_HOLE {
         return Err(Errno::EOPNOTSUPP);
     }
     let end = off.checked_add(len).ok_or(Errno::EFBIG)?;

@@ -345,6 +345,9 @@ pub fn do_munmap(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64) -> KResult<()> 
     mm.split_at(end);
     let removed: Vec<Vma> = mm.vmas_in(start, end).into_iter().filter_map(|k| mm.vmas.remove(&k)).collect();
     unmap_hugetlb_vmas(mm, hw, &removed);
+    // The VMAs' hold on their files goes before the final drain: a file whose last
+    // mapping this was frees its pages now.
+    drop(removed);
     zap_and_flush(mm, hw, start, end);
     Ok(())
 }

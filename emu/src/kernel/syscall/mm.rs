@@ -26,7 +26,8 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
         let id = s.k.new_obj_id();
         let obj = crate::kernel::mm::shmem::Shmem::hugetlb(id, &s.hw.pages, len, size, b"/anon_hugepage (deleted)".to_vec());
         let (hw, mm) = s.hw_mm();
-        mmap::do_mmap_hugetlb(mm, hw, addr, len, prot, flags, obj, 0, crate::kernel::mm::vma::VmFlags::empty())?
+        // The offset is the new file's, so it must be huge-aligned (hugetlbfs_file_mmap).
+        mmap::do_mmap_hugetlb(mm, hw, addr, len, prot, flags, obj, off, crate::kernel::mm::vma::VmFlags::empty())?
     } else if flags & MAP_ANONYMOUS != 0 {
         let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.new_obj_id()) } else { None };
         let (hw, mm) = s.hw_mm();

@@ -230,8 +230,15 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
     if keys.is_empty() {
         return Err(Errno::EINVAL);
     }
+    // The hugetlb alignment rules of REGISTER.
+    if mm.vmas[&keys[0]].is_hugetlb() && start % mm.vmas[&keys[0]].page_size() != 0 {
+        return Err(Errno::EINVAL);
+    }
     for k in &keys {
         let v = &mm.vmas[k];
+        if v.is_hugetlb() && end <= v.end && end > v.start && end % v.page_size() != 0 {
+            return Err(Errno::EINVAL);
+        }
         // "userfaultfd: prevent unregistering VMAs through a different userfaultfd".
         if v.userfaultfd_ctx.as_ref().is_some_and(|c| *c != me) {
             return Err(Errno::EINVAL);
