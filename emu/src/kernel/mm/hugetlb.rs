@@ -502,13 +502,13 @@ fn hugetlb_no_page(mm: &mut Mm, hw: &mut Hw, vma: &Vma, size: HugeSize, slot: Sl
     }
     let cached = obj.cache_get(idx);
     let shared = vma.flags.has(VmFlags::MAYSHARE);
-    let (page, anon) = match cached {
+    let page = match cached {
         Some(p) => {
             if vma.flags.has(VmFlags::UFFD_MINOR) {
                 return FaultOutcome::Userfault(UffdReason::Minor);
             }
             hw.pages.get(p);
-            (p, false)
+            p
         }
         None => {
             if vma.flags.has(VmFlags::UFFD_MISSING) {
@@ -522,15 +522,8 @@ fn hugetlb_no_page(mm: &mut Mm, hw: &mut Hw, vma: &Vma, size: HugeSize, slot: Sl
                 }
                 return FaultOutcome::Bus;
             };
-            if shared {
-                hw.pages.meta_mut(p).file = true;
-                hw.pages.get(p);
-                obj.cache_add(idx, p);
-            } else {
-                hw.pages.meta_mut(p).anon_exclusive = true;
-                mm.anon_vma_prepare(vma.start);
-            }
-            (p, !shared)
+            add_new_folio(mm, hw, vma, obj, idx, p);
+            p
         }
     };
     hw.pages.meta_mut(page).mapcount += 1;
@@ -542,10 +535,23 @@ fn hugetlb_no_page(mm: &mut Mm, hw: &mut Hw, vma: &Vma, size: HugeSize, slot: Sl
     if write && !shared {
         // "Optimization, do the COW without a second fault": a new private page is reused,
         // a file page copied.
-        let _ = anon;
         return hugetlb_wp(mm, hw, vma, size, slot, haddr, e);
     }
     FaultOutcome::Handled
+}
+
+/// A new page for the huge page `idx` of `vma`: a shared mapping adds it to the file's
+/// page cache (hugetlb_add_to_page_cache, the cache taking a reference of its own), a
+/// private one makes it the process's own anonymous page (hugetlb_add_new_anon_rmap).
+fn add_new_folio(mm: &mut Mm, hw: &mut Hw, vma: &Vma, obj: &Shmem, idx: u64, p: PhysAddr) {
+    if vma.flags.has(VmFlags::MAYSHARE) {
+        hw.pages.meta_mut(p).file = true;
+        hw.pages.get(p);
+        obj.cache_add(idx, p);
+    } else {
+        hw.pages.meta_mut(p).anon_exclusive = true;
+        mm.anon_vma_prepare(vma.start);
+    }
 }
 
 fn give_back_reservation(vma: &Vma, obj: &Shmem, idx: u64, pool: &Pool, size: HugeSize) {
@@ -666,19 +672,7 @@ pub fn change_huge_pte(mem: &mut PhysMem, slot: Slot, haddr: u64, old: Entry, pr
         SoftLeaf::None => return None,
         SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) && uffd_wp_resolve => Entry::new(0),
         SoftLeaf::Marker(_) | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => return None,
-        SoftLeaf::Present | SoftLeaf::ProtNone => {
-            let keep = old.raw() & (_PAGE_CHG_MASK | _PAGE_PSE);
-            let mut n = if prot == 0 { Entry::new(keep | _PAGE_PROTNONE | _PAGE_USER) } else { Entry::new(keep | prot) };
-            if uffd_wp {
-                n = n.with(_PAGE_UFFD_WP);
-            } else if uffd_wp_resolve {
-                n = n.without(_PAGE_UFFD_WP);
-            }
-            if n.has(_PAGE_UFFD_WP) {
-                n = n.without(_PAGE_RW);
-            }
-            n
-        }
+        SoftLeaf::Present | SoftLeaf::ProtNone => super::mprotect::huge_modify_uffd(old, prot, uffd_wp, uffd_wp_resolve),
     };
     if new == old {
         return None;
@@ -812,18 +806,11 @@ pub fn hugetlb_mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, haddr: u64,
             }
             return Err(e);
         }
-        if shared {
-            hw.pages.meta_mut(p).file = true;
-            hw.pages.get(p);
-            obj.cache_add(idx, p);
-        } else {
-            hw.pages.meta_mut(p).anon_exclusive = true;
-            mm.anon_vma_prepare(vma.start);
-        }
+        add_new_folio(mm, hw, vma, obj, idx, p);
         p
     };
     hw.pages.meta_mut(page).mapcount += 1;
-    let writable = !wp && !(is_continue && !shared);
+    let writable = !wp && (!is_continue || shared);
     let mut e = make_huge_pte(vma, page, size, writable).with(_PAGE_DIRTY);
     if wp {
         e = huge_pte_mkuffd_wp(e);
@@ -837,9 +824,7 @@ impl Pages {
     /// unmapped, its order on the head (and, for 1 GiB, on every 2 MiB boundary inside
     /// it, so `folio` finds the head in one look).
     pub fn init_hugetlb_folio(&mut self, head: PhysAddr, size: HugeSize) {
-        let f = head.frame() as usize;
         *self.meta_mut(head) = PageMeta { refcount: 1, order: size.order(), hugetlb: true, ..PageMeta::default() };
-        let _ = f;
         if size == HugeSize::G1 {
             for i in 1..512u64 {
                 self.meta_mut(PhysAddr::new(head.as_u64() + (i << 21))).order = size.order();

@@ -674,7 +674,7 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
         // expansion (the reservation cannot be split).
         let ps = vma.page_size();
         let (ol, nl) = (old_len.div_ceil(ps) * ps, new_len.div_ceil(ps) * ps);
-        if old % ps != 0 || (flags & MREMAP_FIXED != 0 && new_addr % ps != 0) || nl > ol {
+        if !old.is_multiple_of(ps) || (flags & MREMAP_FIXED != 0 && !new_addr.is_multiple_of(ps)) || nl > ol {
             return Err(Errno::EINVAL);
         }
         (ol, nl)

@@ -124,7 +124,7 @@ impl Mm {
     /// hugetlb VMA only at a huge-page boundary (else EINVAL).
     pub fn may_split(&self, addr: u64) -> bool {
         match self.find_vma(addr) {
-            Some(v) if v.start != addr && v.is_hugetlb() => addr % v.page_size() == 0,
+            Some(v) if v.start != addr && v.is_hugetlb() => addr.is_multiple_of(v.page_size()),
             _ => true,
         }
     }

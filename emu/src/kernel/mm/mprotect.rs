@@ -101,6 +101,24 @@ pub fn change_protection(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, vma: &Vm
     }
 }
 
+/// Linux: pmd_modify (huge_pte_modify) then the uffd-wp step of change_huge_pmd and
+/// hugetlb_change_protection, for a present or PROT_NONE huge leaf: the protection `prot`
+/// (the _PAGE_PROTNONE form for 0) keeping the frame, PS and the _PAGE_CHG_MASK bits, then
+/// uffd-wp set or cleared; a uffd-wp'd entry is never writable.
+pub fn huge_modify_uffd(old: Entry, prot: u64, uffd_wp: bool, uffd_wp_resolve: bool) -> Entry {
+    let keep = old.raw() & (_PAGE_CHG_MASK | _PAGE_PSE);
+    let mut n = if prot == 0 { Entry::new(keep | _PAGE_PROTNONE | _PAGE_USER) } else { Entry::new(keep | prot) };
+    if uffd_wp {
+        n = n.with(_PAGE_UFFD_WP);
+    } else if uffd_wp_resolve {
+        n = n.without(_PAGE_UFFD_WP);
+    }
+    if n.has(_PAGE_UFFD_WP) {
+        n = n.without(_PAGE_RW);
+    }
+    n
+}
+
 /// One change_protection walk: the VMA's new protection and what to do with uffd-wp.
 struct ChangeProt<'a> {
     hw: &'a mut Hw,
@@ -125,19 +143,9 @@ impl ChangeProt<'_> {
     /// restored where can_change_pmd_writable allows (an exclusive anonymous folio, as for
     /// a PTE); PROT_NONE keeps the huge leaf in the _PAGE_PROTNONE form. 512 pages count.
     fn change_huge_pmd(&mut self, old: Entry, slot: Slot, haddr: u64) {
-        let keep = old.raw() & (_PAGE_CHG_MASK | _PAGE_PSE);
-        let mut n = if self.prot == 0 { Entry::new(keep | _PAGE_PROTNONE | _PAGE_USER) } else { Entry::new(keep | self.prot) };
-        if self.uffd_wp {
-            n = n.with(_PAGE_UFFD_WP);
-        } else if self.uffd_wp_resolve {
-            n = n.without(_PAGE_UFFD_WP);
-        }
-        if self.prot != 0 {
-            if n.has(_PAGE_UFFD_WP) {
-                n = n.without(_PAGE_RW);
-            } else if self.cp_flags.contains(MM_CP_TRY_CHANGE_WRITABLE) && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
-                n = n.with(_PAGE_RW);
-            }
+        let mut n = huge_modify_uffd(old, self.prot, self.uffd_wp, self.uffd_wp_resolve);
+        if self.prot != 0 && !n.has(_PAGE_UFFD_WP) && self.cp_flags.contains(MM_CP_TRY_CHANGE_WRITABLE) && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
+            n = n.with(_PAGE_RW);
         }
         self.pages += super::huge_memory::HPAGE_PMD_NR;
         if self.uffd_wp || self.uffd_wp_resolve {

@@ -115,7 +115,7 @@ fn mfill_atomic_hugetlb(mm: &mut Mm, hw: &mut Hw, vma: &Vma, dst: u64, len: u64,
         Mfill::Continue { wp } => (true, wp, 0),
         Mfill::Zeropage | Mfill::Poison => return Err(Errno::EINVAL),
     };
-    if dst % ps != 0 || len % ps != 0 {
+    if !dst.is_multiple_of(ps) || !len.is_multiple_of(ps) {
         return Err(Errno::EINVAL);
     }
     let mut copied = 0u64;
@@ -385,7 +385,7 @@ pub fn mwriteprotect_range(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, enabl
             return Err(Errno::ENOENT);
         }
         // hugetlb: the whole range in huge pages (start and len, as given).
-        if v.is_hugetlb() && (start % v.page_size() != 0 || len % v.page_size() != 0) {
+        if v.is_hugetlb() && (!start.is_multiple_of(v.page_size()) || !len.is_multiple_of(v.page_size())) {
             return Err(Errno::EINVAL);
         }
         uffd_wp_range(mm, hw, &v, v.start.max(start), v.end.min(end), enable_wp)?;
