@@ -144,7 +144,6 @@ fn thp_move_pagelab() {
 /// MADV_COLLAPSE of shmem, recorded with shmem_enabled `never` (the transcript's first
 /// lines): the oracle for file THPs in pagelab.
 #[test]
-#[ignore = "issue 10: shmem THP (MADV_COLLAPSE of shmem)"]
 fn thp_shmem_pagelab() {
     pagelab_matches_expected("thp_shmem", SHAPES);
 }

@@ -93,6 +93,8 @@ struct MemInfo {
     swap_free: u64,
     anon_pages: u64,
     anon_huge: u64,
+    shmem_thps: u64,
+    shmem_pmdmapped: u64,
     mapped: u64,
     shmem: u64,
     page_tables: u64,
@@ -147,6 +149,8 @@ fn gather(s: &mut Sys) -> MemInfo {
         swap_free: kb(swap_free),
         anon_pages: kb(anon),
         anon_huge: kb(st.anon_thps.get()),
+        shmem_thps: kb(st.shmem_thps.get()),
+        shmem_pmdmapped: kb(st.shmem_pmdmapped.get()),
         mapped: kb(mapped),
         shmem: kb(shmem),
         page_tables: kb(page_tables),
@@ -224,8 +228,8 @@ pub fn meminfo_proc_show(s: &mut Sys, _t: Target) -> Vec<u8> {
         ("VmallocChunk", 0),
         ("Percpu", 0),
         ("AnonHugePages", m.anon_huge),
-        ("ShmemHugePages", 0),
-        ("ShmemPmdMapped", 0),
+        ("ShmemHugePages", m.shmem_thps),
+        ("ShmemPmdMapped", m.shmem_pmdmapped),
         ("FileHugePages", 0),
         ("FilePmdMapped", 0),
         ("Balloon", 0),
@@ -402,4 +406,10 @@ pool_counter_files! {
     resv_hugepages_1g_show, HugeSize::G1, PoolCounter::Resv;
     surplus_hugepages_1g_show, HugeSize::G1, PoolCounter::Surplus;
     nr_overcommit_hugepages_1g_show, HugeSize::G1, PoolCounter::Overcommit;
+}
+
+/// /sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled (Linux:
+/// thpsize_shmem_enabled_show): the PMD size follows the top-level shmem_enabled.
+pub fn thp_2m_shmem_enabled_show(_s: &mut Sys, _t: Target) -> Vec<u8> {
+    choices(&["always", "inherit", "within_size", "advise", "never"], "inherit")
 }

@@ -96,6 +96,7 @@ pub const GLOBAL_FILES: &[GlobalFile] = &[
     GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/use_zero_page", mode: 0o644, kind: EntryKind::File(super::mmstat::thp_use_zero_page_show) },
     GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", mode: 0o444, kind: EntryKind::File(super::mmstat::thp_hpage_pmd_size_show) },
     GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/shmem_enabled", mode: 0o644, kind: EntryKind::File(super::mmstat::thp_shmem_enabled_show) },
+    GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled", mode: 0o644, kind: EntryKind::File(super::mmstat::thp_2m_shmem_enabled_show) },
     // The hugetlb pools: nr_hugepages is writable (root grows or shrinks the pool).
     GlobalFile { path: "/proc/sys/vm/nr_hugepages", mode: 0o644, kind: EntryKind::Live(super::mmstat::proc_nr_hugepages_read, Some(super::mmstat::proc_nr_hugepages_write)) },
     GlobalFile { path: "/proc/sys/vm/nr_overcommit_hugepages", mode: 0o644, kind: EntryKind::File(super::mmstat::nr_overcommit_hugepages_2m_show) },
@@ -777,6 +778,7 @@ struct MemSizeStats {
     swap_pss: u64,
     shared_hugetlb: u64,
     private_hugetlb: u64,
+    shmem_pmd: u64,
 }
 
 impl MemSizeStats {
@@ -814,7 +816,8 @@ impl MemSizeStats {
     }
 
     fn add(&mut self, o: &MemSizeStats) {
-        let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, anon_thp, swp, swap_pss, shared_hugetlb, private_hugetlb } = o;
+        let MemSizeStats { rss, pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked, sh_clean, sh_dirty, pr_clean, pr_dirty, refd, anon, anon_thp, swp, swap_pss, shared_hugetlb, private_hugetlb, shmem_pmd } = o;
+        self.shmem_pmd += shmem_pmd;
         self.shared_hugetlb += shared_hugetlb;
         self.private_hugetlb += private_hugetlb;
         self.rss += rss;
@@ -871,10 +874,17 @@ impl MmWalkOps for SmapsWalk<'_> {
         if is_huge_zero_pmd(hw, pmd) {
             return ControlFlow::Continue(Action::Continue);
         }
-        let mapcount = hw.pages.meta(pmd_pfn(pmd)).entire_mapcount.max(1) as u64;
-        self.mss.anon_thp += HPAGE_PMD_SIZE;
+        let head = hw.pages.meta(pmd_pfn(pmd));
+        let mapcount = head.entire_mapcount.max(1) as u64;
         let (shmem, locked) = (self.shmem, self.locked);
-        self.mss.account(HPAGE_PMD_SIZE, mapcount, pmd.is_dirty(), pmd.is_accessed(), true, shmem, locked);
+        if head.file {
+            // A shmem folio (MADV_COLLAPSE): ShmemPmdMapped, dirty by the PMD or the folio.
+            self.mss.shmem_pmd += HPAGE_PMD_SIZE;
+            self.mss.account(HPAGE_PMD_SIZE, mapcount, pmd.is_dirty() || head.dirty, pmd.is_accessed(), false, shmem, locked);
+        } else {
+            self.mss.anon_thp += HPAGE_PMD_SIZE;
+            self.mss.account(HPAGE_PMD_SIZE, mapcount, pmd.is_dirty(), pmd.is_accessed(), true, shmem, locked);
+        }
         ControlFlow::Continue(Action::Continue)
     }
 
@@ -910,7 +920,10 @@ impl MmWalkOps for SmapsWalk<'_> {
         // The PTE's dirty bit or the page's own (a page-cache page written through
         // write(2) or another mapping: folio_test_dirty). Anonymous by the page: a private
         // COW copy in a file mapping is anonymous, the page-cache page it copied is not.
-        mss.account(4096, meta.mapcount.max(1) as u64, pte.is_dirty() || meta.dirty, pte.is_accessed(), !meta.file, self.shmem, self.locked);
+        // folio_precise_page_mapcount: a page of a large folio is mapped by its PTEs and by
+        // every PMD mapping the whole folio.
+        let mapcount = meta.mapcount + hw.pages.meta(hw.pages.folio(pa)).entire_mapcount;
+        mss.account(4096, mapcount.max(1) as u64, pte.is_dirty() || meta.dirty, pte.is_accessed(), !meta.file, self.shmem, self.locked);
         ControlFlow::Continue(())
     }
 }
@@ -942,7 +955,7 @@ fn show_smap(o: &mut String, m: &MemSizeStats, rollup: bool) {
         ("KSM", 0),
         ("LazyFree", 0),
         ("AnonHugePages", kb(m.anon_thp)),
-        ("ShmemPmdMapped", 0),
+        ("ShmemPmdMapped", kb(m.shmem_pmd)),
         ("FilePmdMapped", 0),
         ("Shared_Hugetlb", kb(m.shared_hugetlb)),
         ("Private_Hugetlb", kb(m.private_hugetlb)),
@@ -1210,8 +1223,9 @@ impl PagemapWalk<'_> {
         // !folio_maybe_mapped_shared: this PMD is the folio's only mapping.
         let head = mmu::PhysAddr::new(base << 12);
         let exclusive = normal && self.hw.pages.meta(head).entire_mapcount == 1 && (0..512).all(|i| self.hw.pages.meta(mmu::PhysAddr::new(head.as_u64() + (i << 12))).mapcount == 0);
-        if level == mmu::Level::Pd && !normal {
-            // pmd_page of the huge zero page: not anonymous, so "file" (measured on 6.18).
+        if level == mmu::Level::Pd && (!normal || self.hw.pages.meta(head).file) {
+            // pmd_page of the huge zero page: not anonymous, so "file" (measured on 6.18);
+            // a shmem folio is a file page.
             flags |= PM_FILE;
         }
         for va in (addr..next).step_by(4096) {

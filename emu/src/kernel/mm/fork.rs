@@ -170,6 +170,10 @@ impl MmWalkOps for CopyPtes<'_> {
         if !pmd_trans_huge(pmd) {
             return ControlFlow::Continue(Action::Subtree);
         }
+        if super::huge_memory::is_file_pmd(self.hw, pmd) {
+            // copy_huge_pmd: a file folio is not copied; the child refaults it.
+            return ControlFlow::Continue(Action::Continue);
+        }
         let hw = &mut *self.hw;
         let Some(dslot) = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut self.dst.table_frames, self.dst.pml4, addr) else {
             return ControlFlow::Break(Errno::ENOMEM);

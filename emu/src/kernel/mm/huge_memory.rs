@@ -112,6 +112,13 @@ pub fn is_huge_zero_pmd(hw: &Hw, pmd: Entry) -> bool {
 pub fn split_huge_pmd(hw: &mut Hw, tables: &mut Vec<PhysAddr>, cr3: u64, slot: Slot, haddr: u64) -> bool {
     let pmd = pgtable::get_entry(&hw.mem, slot);
     debug_assert!(pmd_trans_huge(pmd), "split of a PMD that is not huge: {:#x}", pmd.raw());
+    if is_file_pmd(hw, pmd) {
+        // __split_huge_pmd_locked for a file folio: the PMD is just zapped; the pages
+        // refault from the page cache (measured on 6.18 for shmem: whatever split the
+        // mapping, the whole PMD goes).
+        zap_file_pmd(hw, cr3, slot, haddr, pmd);
+        return true;
+    }
     let Some(pt) = hw.pages.alloc_zeroed(&mut hw.mem) else {
         return false;
     };
@@ -178,6 +185,68 @@ pub fn split_huge_pmds(mm: &mut super::Mm, hw: &mut Hw, start: u64, end: u64, wh
     walk_page_range(pml4, start, end, &mut w).is_continue()
 }
 
+/// Whether a huge PMD maps a page-cache (shmem) folio rather than an anonymous one or
+/// the huge zero page.
+pub fn is_file_pmd(hw: &Hw, pmd: Entry) -> bool {
+    !is_huge_zero_pmd(hw, pmd) && hw.pages.meta(pmd_pfn(pmd)).file
+}
+
+/// Removes the huge PMD mapping a shmem folio and flushes it from every vCPU running
+/// `cr3`; the folio stays in its page cache.
+pub fn zap_file_pmd(hw: &mut Hw, cr3: u64, slot: Slot, haddr: u64, pmd: Entry) {
+    let f = pgtable::set_entry(&mut hw.mem, slot, haddr, Entry::new(0));
+    if pmd.is_present() {
+        hw.flush(f, cr3);
+    } else {
+        f.not_needed();
+    }
+    let head = pmd_pfn(pmd);
+    if pmd.is_dirty() {
+        hw.pages.mark_folio_dirty(head);
+    }
+    hw.pages.remove_rmap_pmd(head);
+    hw.pages.put(head);
+}
+
+/// Linux: do_set_pmd, from finish_fault / filemap_map_pmd: a fault on a none PMD of a
+/// shmem VMA whose page cache holds a 2 MiB folio for the aligned 2 MiB around `addr`
+/// maps it with one huge PMD (read-only unless the VMA's protection is writable) — but not
+/// with VM_NOHUGEPAGE or PR_SET_THP_DISABLE, not where the VMA or the file offset does not
+/// cover the aligned 2 MiB, not in a MINOR-registered VMA (the fault goes to the monitor
+/// page by page), and not for a write to a private mapping (which copies a 4 KiB page).
+pub fn do_set_pmd(hw: &mut Hw, thp_disable: u8, vma: &Vma, slot: Slot, addr: u64, write: bool) -> bool {
+    let haddr = addr & !(HPAGE_PMD_SIZE - 1);
+    let super::vma::Backing::Shmem { obj, .. } = &vma.backing else { return false };
+    if !vma.is_shmem() || vma.flags.has(VmFlags::NOHUGEPAGE | VmFlags::UFFD_MINOR) || (write && !vma.shared()) {
+        return false;
+    }
+    if thp_disable == 1 || (thp_disable == 3 && !vma.flags.has(VmFlags::HUGEPAGE)) {
+        return false;
+    }
+    if haddr < vma.start || haddr + HPAGE_PMD_SIZE > vma.end {
+        return false;
+    }
+    let off = vma.object_offset(haddr);
+    if off & (HPAGE_PMD_SIZE - 1) != 0 || off + HPAGE_PMD_SIZE > obj.size() {
+        return false;
+    }
+    let Some(first) = obj.find_page(off >> 12) else { return false };
+    let head = hw.pages.folio(first);
+    if head != first || !hw.pages.is_huge(head) {
+        return false;
+    }
+    hw.pages.get(head);
+    hw.pages.map_pmd(head);
+    let mut e = mk_huge_pmd(head, vma.page_prot()).with(_PAGE_ACCESSED);
+    if write {
+        e = e.with(_PAGE_DIRTY);
+    }
+    tracing::trace!(target: "pagelab::fault", addr = format_args!("{addr:#x}"), decision = "do_set_pmd", pmd = format_args!("{:#x}", e.raw()));
+    // The old entry was none.
+    pgtable::set_entry(&mut hw.mem, slot, haddr, e).not_needed();
+    true
+}
+
 /// Linux: zap_huge_pmd: the PMD cleared and its flush gathered; the folio loses the PMD
 /// mapping now and the reference once no TLB reaches it. The huge zero page holds none.
 pub fn zap_huge_pmd(hw: &mut Hw, tlb: &mut MmuGather, slot: Slot, haddr: u64, pmd: Entry) {
@@ -190,7 +259,7 @@ pub fn zap_huge_pmd(hw: &mut Hw, tlb: &mut MmuGather, slot: Slot, haddr: u64, pm
     if !is_huge_zero_pmd(hw, pmd) {
         let head = pmd_pfn(pmd);
         if pmd.is_dirty() && hw.pages.meta(head).file {
-            hw.pages.mark_dirty(head);
+            hw.pages.mark_folio_dirty(head);
         }
         hw.pages.remove_rmap_pmd(head);
         tlb.remove_page(head);

@@ -180,8 +180,8 @@ impl MmWalkOps for ZapWalk<'_> {
             return ControlFlow::Continue(Action::Subtree);
         }
         if next - addr == HPAGE_PMD_SIZE {
-            // Without even_cows (a hole punch) an anonymous THP stays.
-            if self.details.even_cows {
+            // Without even_cows (a hole punch) an anonymous THP stays; a file folio goes.
+            if self.details.even_cows || super::huge_memory::is_file_pmd(self.hw, pmd) {
                 zap_huge_pmd(self.hw, self.tlb, slot, addr, pmd);
             }
             return ControlFlow::Continue(Action::Continue);
@@ -784,13 +784,6 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         // can_madv_lru_vma / thp_vma_allowable: never hugetlb.
         return Err(Errno::EINVAL);
     }
-    if advice == MADV_COLLAPSE {
-        // madvise_walk_vmas: VMA by VMA, the first failure ends the call.
-        for k in mm.vmas_in(start, end) {
-            let v = mm.vmas[&k].clone();
-            super::huge_memory::madvise_collapse(mm, hw, &v, start.max(v.start), end.min(v.end))?;
-        }
-    }
     if matches!(advice, MADV_COLD | MADV_PAGEOUT) {
         // A THP covered in part is split (both); a whole one too for PAGEOUT, whose
         // reclaim splits it (measured on 6.18: AnonHugePages drops even without swap).
@@ -801,6 +794,42 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     }
     if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_HUGEPAGE | MADV_NOHUGEPAGE) {
         madvise_vma_flags(mm, start, end, advice)?;
+    }
+    unmapped_error
+}
+
+/// MADV_COLLAPSE (Linux: madvise_collapse through madvise_walk_vmas) of [start,
+/// start+len) in the address space `me` of `mms`: VMA by VMA, the first failure ending
+/// the call — anonymous memory in `huge_memory::madvise_collapse`, shmem in
+/// `khugepaged::madvise_collapse_file` (which reaches every address space mapping the
+/// file); hugetlb and other files are EINVAL. A hole in the range is ENOMEM at the end,
+/// as for any advice.
+pub fn do_madvise_collapse(mms: &mut [Option<Mm>], me: super::MmId, hw: &mut Hw, start: u64, len: u64) -> KResult<()> {
+    if start & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_align(len).ok_or(Errno::EINVAL)?;
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    if len == 0 {
+        return Ok(());
+    }
+    let mm = mms[me].as_ref().expect("the caller's mm");
+    let keys = mm.vmas_in(start, end);
+    if keys.is_empty() {
+        return Err(Errno::ENOMEM);
+    }
+    let unmapped_error = if mm.range_is_mapped(start, end) { Ok(()) } else { Err(Errno::ENOMEM) };
+    if keys.iter().any(|k| mm.vmas[k].is_hugetlb()) {
+        return Err(Errno::EINVAL);
+    }
+    for k in keys {
+        let Some(v) = mms[me].as_ref().and_then(|m| m.vmas.get(&k)).cloned() else { continue };
+        let (a, b) = (start.max(v.start), end.min(v.end));
+        if v.is_shmem() {
+            super::khugepaged::madvise_collapse_file(mms, me, hw, &v, a, b)?;
+        } else {
+            super::huge_memory::madvise_collapse(mms[me].as_mut().unwrap(), hw, &v, a, b)?;
+        }
     }
     unmapped_error
 }

@@ -32,6 +32,7 @@ pub mod filemap;
 pub mod fork;
 pub mod gup;
 pub mod huge_memory;
+pub mod khugepaged;
 pub mod hugetlb;
 pub mod memory;
 pub mod mmap;

@@ -181,7 +181,10 @@ impl MmWalkOps for ChangeProt<'_> {
     fn pmd_entry(&mut self, pmd: Entry, slot: Slot, addr: u64, next: u64) -> ControlFlow<Errno, Action> {
         use super::huge_memory::{pmd_trans_huge, split_huge_pmd, HPAGE_PMD_SIZE};
         if pmd_trans_huge(pmd) {
-            if next - addr == HPAGE_PMD_SIZE {
+            // A file folio cannot be uffd-wp'd at the PMD level: change_huge_pmd splits
+            // it (for shmem: zaps the PMD), and the PTE level then installs markers.
+            let file_wp = self.uffd_wp && super::huge_memory::is_file_pmd(self.hw, pmd);
+            if next - addr == HPAGE_PMD_SIZE && !file_wp {
                 self.change_huge_pmd(pmd, slot, addr);
                 return ControlFlow::Continue(Action::Continue);
             }

@@ -62,6 +62,12 @@ pub struct NodeStat {
     /// Anonymous 2 MiB folios mapped by at least one huge PMD, in pages (Linux:
     /// NR_ANON_THPS, "AnonHugePages").
     pub anon_thps: std::cell::Cell<u64>,
+    /// Pages of 2 MiB shmem folios in a page cache (Linux: NR_SHMEM_THPS,
+    /// "ShmemHugePages"): what MADV_COLLAPSE of shmem makes.
+    pub shmem_thps: std::cell::Cell<u64>,
+    /// Pages of 2 MiB shmem folios mapped by at least one huge PMD (Linux:
+    /// NR_SHMEM_PMDMAPPED, "ShmemPmdMapped").
+    pub shmem_pmdmapped: std::cell::Cell<u64>,
 }
 
 impl NodeStat {
@@ -186,8 +192,10 @@ impl Pages {
         let m = &mut self.meta[head.frame() as usize];
         m.entire_mapcount += 1;
         if m.entire_mapcount == 1 {
-            NodeStat::add(&self.stat.anon_thps, 512);
-            NodeStat::add(&self.stat.anon_mapped, 512);
+            // A shmem folio counts as mapped file memory (folio_add_file_rmap_pmd).
+            let (thps, mapped) = if m.file { (&self.stat.shmem_pmdmapped, &self.stat.file_mapped) } else { (&self.stat.anon_thps, &self.stat.anon_mapped) };
+            NodeStat::add(thps, 512);
+            NodeStat::add(mapped, 512);
         }
     }
 
@@ -196,8 +204,9 @@ impl Pages {
     pub fn remove_rmap_pmd(&mut self, head: PhysAddr) {
         let m = &mut self.meta[head.frame() as usize];
         if m.entire_mapcount == 1 {
-            NodeStat::add(&self.stat.anon_thps, -512);
-            NodeStat::add(&self.stat.anon_mapped, -512);
+            let (thps, mapped) = if m.file { (&self.stat.shmem_pmdmapped, &self.stat.file_mapped) } else { (&self.stat.anon_thps, &self.stat.anon_mapped) };
+            NodeStat::add(thps, -512);
+            NodeStat::add(mapped, -512);
         }
         m.entire_mapcount = m.entire_mapcount.saturating_sub(1);
     }
@@ -244,6 +253,10 @@ impl Pages {
                 }
                 super::hugetlb::free_huge_folio(self, f, size, restore_reserve);
             } else if m.order == 9 {
+                if m.file {
+                    // A shmem THP left its page cache whole (Linux: NR_SHMEM_THPS).
+                    NodeStat::add(&self.stat.shmem_thps, -512);
+                }
                 self.meta[fi..fi + 512].fill(PageMeta::default());
                 self.alloc.free(f, PageSize::Size2M);
                 self.allocated -= 512;
@@ -282,6 +295,59 @@ impl Pages {
                 NodeStat::add(c, -1);
             }
             m.mapcount = m.mapcount.saturating_sub(1);
+        }
+    }
+
+    /// A new shmem folio for the page cache: order 9, `refs` references (one per cache
+    /// entry), every page a dirty file page (collapse_file marks the folio dirty).
+    /// None when no aligned 2 MiB is free.
+    pub fn alloc_shmem_thp(&mut self, mem: &mut PhysMem, refs: u32) -> Option<PhysAddr> {
+        let head = self.alloc_huge_zeroed(mem)?;
+        let f = head.frame() as usize;
+        for m in &mut self.meta[f..f + 512] {
+            m.anon_exclusive = false;
+            m.file = true;
+            m.dirty = true;
+        }
+        self.meta[f].refcount = refs;
+        NodeStat::add(&self.stat.shmem_thps, 512);
+        Some(head)
+    }
+
+    /// Splits the shmem folio at `head` into 512 pages (Linux: split_folio, for a
+    /// truncation or hole punch that takes part of it): each page's references are
+    /// `cached(i)` (the page cache's) plus its PTE mappings. The folio must not be
+    /// PMD-mapped, and nothing else may hold a reference.
+    pub fn split_shmem_thp(&mut self, head: PhysAddr, cached: impl Fn(u64) -> bool) {
+        let f = head.frame() as usize;
+        debug_assert!(self.meta[f].order == 9 && self.meta[f].entire_mapcount == 0, "split of a mapped or non-huge folio");
+        let total = self.meta[f].refcount;
+        let mut sum = 0;
+        for i in 0..512usize {
+            let m = &mut self.meta[f + i];
+            m.order = 0;
+            m.refcount = u32::from(cached(i as u64)) + m.mapcount;
+            sum += m.refcount;
+        }
+        debug_assert_eq!(sum, total, "shmem THP split with references unaccounted for");
+        NodeStat::add(&self.stat.shmem_thps, -512);
+        // Pages nothing refers to any more go back now.
+        for i in 0..512u64 {
+            let pa = PhysAddr::new(head.as_u64() + (i << 12));
+            if self.meta[f + i as usize].refcount == 0 {
+                self.meta[f + i as usize] = PageMeta::default();
+                self.alloc.free(pa, PageSize::Size4K);
+                self.allocated -= 1;
+            }
+        }
+    }
+
+    /// Marks every page of `pa`'s folio dirty (a dirty huge PMD unmapped).
+    pub fn mark_folio_dirty(&mut self, pa: PhysAddr) {
+        let head = self.folio(pa);
+        let n = if self.meta[head.frame() as usize].order == 9 { 512 } else { 1 };
+        for i in 0..n {
+            self.meta[head.frame() as usize + i].dirty = true;
         }
     }
 

@@ -172,6 +172,11 @@ pub fn sys_madvise(s: &mut Sys, a: Args) -> SysResult {
             uffd::remove_prep(s.k, mm, a.u(0), end, &mut ev);
         }
     }
+    if a.u32(2) == mmap::MADV_COLLAPSE {
+        let me = s.k.tasks[&s.tid].mm;
+        mmap::do_madvise_collapse(&mut s.k.mms, me, s.hw, a.u(0), a.u(1))?;
+        return ok(0);
+    }
     let (hw, mm) = s.hw_mm();
     mmap::do_madvise(mm, hw, a.u(0), a.u(1), a.u32(2))?;
     uffd::events_complete(s, ev, 0)

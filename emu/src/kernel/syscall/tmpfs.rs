@@ -399,7 +399,34 @@ pub fn sys_ftruncate(s: &mut Sys, a: Args) -> SysResult {
     truncate_to(s, &inode, len as u64)
 }
 
+/// Splits each 2 MiB shmem folio of `inode` that the page range [first, last) covers in
+/// part (Linux: truncate_inode_partial_folio → split_folio): its mappings go first, in
+/// every address space (the PMD and the PTEs: the pages refault as 4 KiB pages), then it
+/// becomes 512 pages, so that the range's pages can leave the page cache alone.
+fn split_partial_thps(s: &mut Sys, inode: &Shmem, first: u64, last: u64) {
+    if first >= last {
+        return;
+    }
+    for base in [first & !511, (last - 1) & !511] {
+        if base >= first && base.saturating_add(512) <= last {
+            continue;
+        }
+        let Some(p) = inode.find_page(base) else { continue };
+        if s.hw.pages.folio(p) != p || !s.hw.pages.is_huge(p) {
+            continue;
+        }
+        crate::kernel::mm::mmap::unmap_mapping_range(&mut s.k.mms, s.hw, inode, base, base.saturating_add(512), ZapDetails::PUNCH);
+        s.hw.pages.drain_deferred();
+        if s.hw.pages.is_huge(p) {
+            s.hw.pages.split_shmem_thp(p, |i| inode.find_page(base.saturating_add(i)).is_some());
+        }
+    }
+}
+
 fn truncate_to(s: &mut Sys, inode: &Shmem, len: u64) -> SysResult {
+    if inode.hugetlb_size().is_none() {
+        split_partial_thps(s, inode, len.div_ceil(4096), u64::MAX);
+    }
     let dropped = shmemfs::shmem_truncate(&mut s.hw.mem, inode, len)?;
     put_dropped(s, inode, dropped, len >> 12);
     ok(0)
@@ -440,6 +467,9 @@ pub fn sys_fallocate(s: &mut Sys, a: Args) -> SysResult {
             put_punched(s, &inode, dropped, hs >> 12, he >> 12, ZapDetails::PUNCH);
         }
         return ok(0);
+    }
+    if mode & shmemfs::FALLOC_FL_PUNCH_HOLE != 0 && mode & shmemfs::FALLOC_FL_KEEP_SIZE != 0 {
+        split_partial_thps(s, &inode, (off as u64).div_ceil(4096), (off as u64 + len as u64) >> 12);
     }
     let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, &inode, mode, off as u64, len as u64)?;
     if mode & shmemfs::FALLOC_FL_PUNCH_HOLE != 0 {
@@ -494,6 +524,7 @@ pub fn madvise_remove(s: &mut Sys, start: u64, len: u64) -> SysResult {
             }
             continue;
         }
+        split_partial_thps(s, obj, a.div_ceil(4096), b >> 12);
         let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, obj, shmemfs::FALLOC_FL_PUNCH_HOLE | shmemfs::FALLOC_FL_KEEP_SIZE, a, b - a)?;
         put_punched(s, obj, dropped, a >> 12, b >> 12, ZapDetails::PUNCH);
     }
