@@ -342,6 +342,36 @@ impl Pages {
         }
     }
 
+    /// Splits the anonymous 2 MiB folio at `head`, mapped only by PTEs now, into 512 pages
+    /// (Linux: split_folio on the reclaim path, which swaps a THP out page by page): each
+    /// page keeps the references of its own PTE mappings. False, and nothing changed,
+    /// when a huge PMD still maps it or something besides its PTEs holds a reference (a
+    /// pin, an in-flight copy).
+    pub fn split_anon_folio(&mut self, head: PhysAddr) -> bool {
+        let f = head.frame() as usize;
+        let m = self.meta[f];
+        if m.order != 9 || m.file || m.hugetlb || m.entire_mapcount != 0 {
+            return false;
+        }
+        let sum: u32 = self.meta[f..f + 512].iter().map(|p| p.mapcount).sum();
+        if sum != m.refcount {
+            return false;
+        }
+        for i in 0..512 {
+            let p = &mut self.meta[f + i];
+            p.order = 0;
+            p.refcount = p.mapcount;
+        }
+        for i in 0..512u64 {
+            if self.meta[f + i as usize].refcount == 0 {
+                self.meta[f + i as usize] = PageMeta::default();
+                self.alloc.free(PhysAddr::new(head.as_u64() + (i << 12)), PageSize::Size4K);
+                self.allocated -= 1;
+            }
+        }
+        true
+    }
+
     /// Marks every page of `pa`'s folio dirty (a dirty huge PMD unmapped).
     pub fn mark_folio_dirty(&mut self, pa: PhysAddr) {
         let head = self.folio(pa);
