@@ -5,7 +5,11 @@
 //! page number. A slot holds one 4 KiB *fragment* of a translation: a 2 MiB or 1 GiB
 //! translation is cached 4 KiB at a time, each fragment remembering the size of the
 //! translation it came from, so invalidating any address of a large page drops all of its
-//! fragments (SDM 4.10.2.3). The hot fields (tag, frame, PCID, rights, key) are packed in a
+//! fragments (SDM 4.10.2.3). A large translation is also kept whole in a small array of
+//! large-page slots (16 for 2 MiB, 16 for 1 GiB, direct-mapped by large page number), as
+//! hardware keeps large pages in their own TLB: a miss in the main array that a large slot
+//! covers installs that 4 KiB fragment and counts as a hit, with no walk. Every
+//! invalidation applies to both arrays. The hot fields (tag, frame, PCID, rights, key) are packed in a
 //! 24-byte `Slot`; the full [`Translation`] of each slot lives in a parallel cold array that
 //! only fills and [`Tlb::entries`] touch.
 //!
@@ -40,6 +44,10 @@ use crate::walk::{pkru_denies, walk, walk_peek, Access, AccessKind, ControlRegs,
 
 /// Number of slots (a power of two).
 pub const SLOTS: usize = 1024;
+
+/// Large-page slots: 2 MiB translations in the first half, 1 GiB ones in the second,
+/// each half direct-mapped by the large page number.
+const LARGE_SLOTS: usize = 32;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TlbStats {
@@ -149,6 +157,10 @@ pub struct Tlb {
     slots: Box<[Slot; SLOTS]>,
     /// The full translation behind each slot, for [`Tlb::entries`].
     cold: Box<[Option<(u16, Translation)>]>,
+    /// Whole 2 MiB and 1 GiB translations (see the module documentation), with their full
+    /// translations.
+    large: [Slot; LARGE_SLOTS],
+    large_cold: [Option<(u16, Translation)>; LARGE_SLOTS],
     /// Some slot may hold a large-page fragment: page invalidations must then scan every
     /// slot, since a large page's fragments are spread over the array. Cleared by full scans.
     any_large: bool,
@@ -171,6 +183,8 @@ impl Tlb {
             generation: 0,
             slots: Box::new([Slot::default(); SLOTS]),
             cold: vec![None; SLOTS].into_boxed_slice(),
+            large: [Slot::default(); LARGE_SLOTS],
+            large_cold: [None; LARGE_SLOTS],
             any_large: false,
             checking: false,
             stale: None,
@@ -259,7 +273,58 @@ impl Tlb {
                 return Ok(pa);
             }
         }
+        if let Some(pa) = self.large_hit(mem, ctl, la, acc) {
+            return Ok(pa);
+        }
         self.translate_full(mem, ctl, la, acc).map(|t| t.pa.as_u64())
+    }
+
+    /// The index of the large slot for `la` at page size `shift` (21 or 30).
+    #[inline]
+    fn large_index(la: u64, shift: u32) -> usize {
+        let half = LARGE_SLOTS / 2;
+        let base = if shift == 30 { half } else { 0 };
+        base + ((la >> shift) as usize & (half - 1))
+    }
+
+    /// A miss in the main array answered by a cached whole large page: the 4 KiB fragment
+    /// of `la` is installed in the main array (as a walk would have filled it) and the
+    /// caller's counted miss becomes a hit — no walk. While checking, the fragment is first
+    /// compared with the tables, as any checked hit is.
+    #[cold]
+    #[inline(never)]
+    fn large_hit(&mut self, mem: &PhysMem, ctl: &ControlRegs, la: u64, acc: Access) -> Option<u64> {
+        let tag_bits = VALID | if self.checking { CHECKED } else { 0 };
+        for shift in [21u32, 30] {
+            let i = Self::large_index(la, shift);
+            let s = self.large[i];
+            let req = required(ctl, acc);
+            if s.tag != (la & !((1u64 << shift) - 1)) | tag_bits
+                || (s.pcid ^ ctl.pcid()) & s.pcid_mask != 0
+                || s.rights & req != req
+                || (ctl.pke() && s.rights & rights::U != 0 && pkru_denies(ctl, acc, s.pkey))
+            {
+                continue;
+            }
+            let Some((pcid, t)) = self.large_cold[i] else { continue };
+            let frag = Slot { tag: (la & !0xfff) | tag_bits, frame: s.frame + (la & ((1u64 << shift) - 1) & !0xfff), ..s };
+            if self.checking && self.stale.is_none() {
+                let now = walk_peek(mem, ctl, la).expect("a TLB tag is a canonical address");
+                if let Some(reason) = stale_reason(ctl, &frag, &now, la, acc) {
+                    self.stale = Some(StaleHit { la, kind: acc.kind, reason, frame: frag.frame, rights: frag.rights, pkey: frag.pkey, shift: frag.shift, now, maxphyaddr: ctl.maxphyaddr });
+                }
+            }
+            let idx = Self::index(la);
+            self.slots[idx] = frag;
+            let mut ft = t;
+            ft.pa = crate::addr::PhysAddr::new(frag.frame);
+            self.cold[idx] = Some((pcid, ft));
+            self.any_large = true;
+            self.stats.misses -= 1;
+            self.stats.hits += 1;
+            return Some(frag.frame | (la & 0xfff));
+        }
+        None
     }
 
     /// The hit test of a checking TLB, and the check. The caller's lookup counted a miss;
@@ -342,6 +407,14 @@ impl Tlb {
         frag.pa = crate::addr::PhysAddr::new(t.pa.as_u64() & !0xfff);
         self.cold[idx] = Some((pcid, frag));
         self.any_large |= t.size != PageSize::Size4K;
+        if t.size != PageSize::Size4K {
+            // The whole large page too: its other fragments then need no walk.
+            let shift = t.size.shift();
+            let mask = (1u64 << shift) - 1;
+            let li = Self::large_index(la, shift);
+            self.large[li] = Slot { tag: (la & !mask) | (self.slots[idx].tag & (VALID | CHECKED)), frame: (t.pa.as_u64() & !0xfff) - (la & mask & !0xfff), ..self.slots[idx] };
+            self.large_cold[li] = Some((pcid, *t));
+        }
         self.stats.fills += 1;
         tracing::trace!(target: "pagelab::tlb", op = "fill", la = format_args!("{page:#x}"), pcid,
             pa = format_args!("{:#x}", t.pa.as_u64() & !0xfff), size = ?t.size, rights = r);
@@ -349,7 +422,7 @@ impl Tlb {
 
     /// Drops every valid slot for which `drop` is true, scanning the whole array. Returns how many.
     fn drop_where(&mut self, mut drop: impl FnMut(&Slot) -> bool) -> usize {
-        let mut n = 0;
+        let mut n = self.drop_large_where(&mut drop);
         let mut large = false;
         for (s, c) in self.slots.iter_mut().zip(self.cold.iter_mut()) {
             if s.tag != 0 && drop(s) {
@@ -363,11 +436,29 @@ impl Tlb {
         n
     }
 
+    /// Drops the large slots for which `drop` is true. Returns how many.
+    fn drop_large_where(&mut self, mut drop: impl FnMut(&Slot) -> bool) -> usize {
+        let mut n = 0;
+        for (s, c) in self.large.iter_mut().zip(self.large_cold.iter_mut()) {
+            if s.tag != 0 && drop(s) {
+                *s = Slot::default();
+                *c = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Drops the slots whose translation contains `la` and that satisfy `pred`: the slot `la`
-    /// indexes, plus, if large pages may be cached, every fragment of a large page containing it.
+    /// indexes, plus, if large pages may be cached, every fragment of a large page containing it
+    /// (and the large page's own slot).
     fn invalidate_page(&mut self, la: u64, pred: impl Fn(&Slot) -> bool) -> usize {
         if self.any_large {
             return self.drop_where(|s| s.covers(la) && pred(s));
+        }
+        let n = self.drop_large_where(|s| s.covers(la) && pred(s));
+        if n > 0 {
+            return n + self.drop_where(|s| s.covers(la) && pred(s));
         }
         let idx = Self::index(la);
         let s = &self.slots[idx];
@@ -449,7 +540,10 @@ impl Tlb {
         let first = start & !0xfff;
         let pages = end.saturating_sub(first).div_ceil(4096);
         let n = if !self.any_large && pages < SLOTS as u64 {
-            let mut n = 0;
+            let mut n = self.drop_large_where(|s| {
+                let (b, e) = s.range();
+                b < end && start < e
+            });
             for p in 0..pages {
                 n += self.invalidate_page(first + (p << 12), |_| true);
             }

@@ -384,3 +384,34 @@ fn non_canonical_never_hits() {
     assert_eq!(tlb.lookup(&ctl, 0x0000_8000_0000_0000, ur()), None);
     assert_eq!(tlb.translate(&mut t.mem, &ctl, 0x8000_0000_0000, ur()), Err(WalkFault::NonCanonical { addr: 0x8000_0000_0000 }));
 }
+
+/// A large page is cached whole as well: after one walk, every other 4 KiB of it is a hit
+/// (its fragment installed without a walk), until an invalidation of any part of it.
+#[test]
+fn large_page_fragments_hit_without_walks() {
+    for (size, pa) in [(PageSize::Size2M, 0x4000_0000u64), (PageSize::Size1G, 0x8000_0000)] {
+        let mut t = Tables::new();
+        t.map(VA, pa, size, PWU, [PWU; 3]);
+        let ctl = t.ctl();
+        let mut tlb = Tlb::new();
+        let offs = [0u64, 0x1000, 0x10_0000, size.bytes() - 0x1000];
+        for off in offs {
+            assert_eq!(tlb.translate(&mut t.mem, &ctl, VA + off, ur()), Ok(pa + off), "{size:?} {off:#x}");
+        }
+        let s = tlb.stats;
+        assert_eq!((s.walks, s.misses, s.hits), (1, 1, 3), "{size:?}: one walk for the whole page");
+        assert_eq!(tlb.entries().len(), 4, "{size:?}: a fragment per 4 KiB used");
+        tlb.invlpg(&ctl, VA + 0x5000);
+        assert!(tlb.entries().is_empty());
+        assert_eq!(tlb.translate(&mut t.mem, &ctl, VA + 0x2000, ur()), Ok(pa + 0x2000));
+        assert_eq!(tlb.stats.walks, 2, "{size:?}: INVLPG dropped the whole large page");
+        tlb.flush_range(VA + 0x3000, VA + 0x4000);
+        tlb.translate(&mut t.mem, &ctl, VA + 0x7000, ur()).unwrap();
+        assert_eq!(tlb.stats.walks, 3, "{size:?}: a flush of part of it drops it whole");
+        // A write through a clean large page walks (to set D), then hits.
+        tlb.translate(&mut t.mem, &ctl, VA + 0x9000, uw()).unwrap();
+        assert_eq!(tlb.stats.walks, 4);
+        tlb.translate(&mut t.mem, &ctl, VA + 0xa000, uw()).unwrap();
+        assert_eq!(tlb.stats.walks, 4, "{size:?}: D is set now for the whole page");
+    }
+}

@@ -132,3 +132,21 @@ fn walk_peek_reads_without_side_effects() {
     assert_eq!(walk_peek(&t.mem, &ctl, VA + (1 << 30)).unwrap().end, PathEnd::NotPresent);
     assert!(walk_peek(&t.mem, &ctl, 0x8000_0000_0000).is_none(), "non-canonical");
 }
+
+/// A stale large page is caught on a fragment it never cached: the checker compares the
+/// fragment a large-page hit installs with the tables too.
+#[test]
+fn stale_large_page_caught_on_another_fragment() {
+    let mut t = Tables::new();
+    t.map(VA, 0x4000_0000, PageSize::Size2M, PWU | A | D, [PWU; 3]);
+    let ctl = t.ctl();
+    let mut tlb = Tlb::new();
+    tlb.set_checking(true);
+    tlb.translate(&mut t.mem, &ctl, VA, acc(AccessKind::Write)).unwrap();
+    // Remapped to another 2 MiB without a flush.
+    t.map(VA, 0x6000_0000, PageSize::Size2M, PWU | A | D, [PWU; 3]);
+    assert_eq!(tlb.translate(&mut t.mem, &ctl, VA + 0x3000, acc(AccessKind::Read)), Ok(0x4000_3000), "the stale entry is served");
+    let s = tlb.stale.take().expect("reported").to_string();
+    assert!(s.contains("another frame"), "{s}");
+    assert_eq!(tlb.stats.walks, 1, "the checker's walk is not counted");
+}
