@@ -8,7 +8,7 @@
 //!   emulator bug (the first lines of `thp_fault` print the policy files);
 //! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine
 //!   shape (2 and 3 vCPUs with `--check-tlb` among them: a stale 2 MiB TLB entry is the
-//!   classic bug here). Only WP_ASYNC (issue 11) is still ignored.
+//!   classic bug here). `thp_wp async` covers WP_ASYNC on a THP.
 //!
 //! The transcripts are deterministic by construction (each program verified natively 200
 //! times or more, half of them with a CPU hog on each core, back to back and in a loop of
@@ -121,7 +121,6 @@ fn thp_wp_native_async() {
 }
 
 #[test]
-#[ignore = "issue 11: needs UFFD_FEATURE_WP_ASYNC (and issue 10: THP)"]
 fn thp_wp_pagelab_async() {
     pagelab_matches_expected_with("thp_wp", &["async"], SHAPES);
 }

@@ -6,8 +6,8 @@
 //! * `<name>_native` runs only the native side and checks it against the committed
 //!   transcript, so a changed host kernel shows up here and not as an emulator bug;
 //! * `<name>_pagelab` asserts pagelab prints the committed transcript on every machine shape.
-//!   The one test still ignored, the full `shm_errno` table, waits for WP_ASYNC (issue
-//!   11); `shm_errno no-async` leaves those rows out and runs on both sides.
+//!   The full `shm_errno` table includes the WP_ASYNC registrations (any file mapping
+//!   with exactly MODE_WP); `shm_errno no-async` leaves those rows out.
 //!
 //! The transcripts are deterministic by construction (each verified natively 25 times or
 //! more, also with a CPU hog on each core): page indexes relative to a region, never
@@ -170,7 +170,6 @@ fn shm_errno_pagelab_no_async() {
 
 /// The whole table, WP_ASYNC registrations included.
 #[test]
-#[ignore = "issue 11: needs UFFD_FEATURE_WP_ASYNC (registering WP on a non-shmem file mapping)"]
 fn shm_errno_pagelab() {
     pagelab_matches_expected("shm_errno", SHAPES);
 }

@@ -466,9 +466,15 @@ pub fn hugetlb_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: F
         SoftLeaf::Marker(_) => FaultOutcome::Bus,
         SoftLeaf::ProtNone | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => FaultOutcome::Bus,
         SoftLeaf::Present if write && !e.is_writable() => {
+            let mut e = e;
             if vma.flags.has(VmFlags::UFFD_WP) && e.has(_PAGE_UFFD_WP) {
-                tracing::trace!(target: "pagelab::fault", addr = format_args!("{address:#x}"), decision = "hugetlb_uffd_wp");
-                return FaultOutcome::Userfault(UffdReason::Wp);
+                if !super::userfaultfd::userfaultfd_wp_async(vma) {
+                    tracing::trace!(target: "pagelab::fault", addr = format_args!("{address:#x}"), decision = "hugetlb_uffd_wp");
+                    return FaultOutcome::Userfault(UffdReason::Wp);
+                }
+                // WP_ASYNC: the bit goes in place (still read-only), then the write fault.
+                e = e.without(_PAGE_UFFD_WP);
+                pgtable::set_entry(&mut hw.mem, slot, haddr, e).not_needed();
             }
             hugetlb_wp(mm, hw, vma, size, slot, haddr, e)
         }

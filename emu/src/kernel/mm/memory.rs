@@ -308,6 +308,13 @@ fn do_huge_pmd_wp_page(vmf: &mut VmFault, tables: &mut Vec<PhysAddr>, pmd: Entry
     use super::huge_memory::{is_huge_zero_pmd, pmd_pfn, split_huge_pmd, HPAGE_PMD_SIZE};
     let (vma, haddr) = (vmf.vma, vmf.address & !(HPAGE_PMD_SIZE - 1));
     if vma.flags.has(VmFlags::UFFD_WP) && pmd.has(_PAGE_UFFD_WP) {
+        if super::userfaultfd::userfaultfd_wp_async(vma) {
+            // WP_ASYNC: split, and the PTE level resolves the written page alone.
+            if !split_huge_pmd(vmf.hw, tables, vmf.pml4.as_u64(), vmf.pmd, haddr) {
+                return Some(FaultOutcome::Oom);
+            }
+            return None;
+        }
         tracing::trace!(target: "pagelab::fault", addr = format_args!("{:#x}", vmf.address), decision = "uffd_wp", pmd = format_args!("{:#x}", pmd.raw()));
         return Some(FaultOutcome::Userfault(UffdReason::Wp));
     }
@@ -630,11 +637,23 @@ fn pte_marker_handle_uffd_wp(vmf: &mut VmFault) -> FaultOutcome {
 /// mprotect); an anonymous page this process owns is reused — PageAnonExclusive, or
 /// (wp_can_reuse_anon_folio) no other reference: after fork, once the other side has
 /// copied or exited; anything else is copied (the zero page always is).
+///
+/// With UFFD_FEATURE_WP_ASYNC the kernel resolves the uffd-wp fault itself: the bit is
+/// cleared in place (the PTE stays read-only, so no TLB can hold more than it grants) and
+/// the write goes on as any write fault.
 pub fn do_wp_page(vmf: &mut VmFault) -> FaultOutcome {
-    let (vma, va, pte) = (vmf.vma, vmf.address, vmf.orig_pte);
+    let (vma, va, mut pte) = (vmf.vma, vmf.address, vmf.orig_pte);
     if vma.flags.has(VmFlags::UFFD_WP) && pte.has(_PAGE_UFFD_WP) {
-        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_wp", pte = format_args!("{:#x}", pte.raw()));
-        return FaultOutcome::Userfault(UffdReason::Wp);
+        if !super::userfaultfd::userfaultfd_wp_async(vma) {
+            tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_wp", pte = format_args!("{:#x}", pte.raw()));
+            return FaultOutcome::Userfault(UffdReason::Wp);
+        }
+        tracing::trace!(target: "pagelab::fault", addr = format_args!("{va:#x}"), decision = "uffd_wp_async", pte = format_args!("{:#x}", pte.raw()));
+        pte = pte.without(_PAGE_UFFD_WP);
+        // Read-only before and after: the rights a TLB may cache are unchanged.
+        let slot = vmf.pte_slot();
+        pgtable::set_entry(&mut vmf.hw.mem, slot, va, pte).not_needed();
+        vmf.orig_pte = pte;
     }
     if vma.shared() {
         // Linux: wp_page_shared (shmem has no page_mkwrite), whose

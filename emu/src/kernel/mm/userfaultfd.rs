@@ -304,6 +304,11 @@ pub fn userfaultfd_wp_use_markers(vma: &Vma) -> bool {
     !vma.is_anonymous() || userfaultfd_wp_unpopulated(vma)
 }
 
+/// Linux: userfaultfd_wp_async. The VMA's context resolves uffd-wp faults itself.
+pub fn userfaultfd_wp_async(vma: &Vma) -> bool {
+    vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.wp_async())
+}
+
 /// Linux: userfaultfd_wp_unpopulated.
 pub fn userfaultfd_wp_unpopulated(vma: &Vma) -> bool {
     vma.userfaultfd_ctx.as_ref().is_some_and(|c| c.wp_unpopulated())

@@ -58,6 +58,9 @@ pub trait UserfaultfdCtx: Any + fmt::Debug {
     /// The context asked for UFFD_FEATURE_WP_UNPOPULATED (or WP_ASYNC, which implies
     /// it): write-protecting anonymous memory marks its none PTEs too.
     fn wp_unpopulated(&self) -> bool;
+    /// The context asked for UFFD_FEATURE_WP_ASYNC: the kernel resolves a write to a
+    /// uffd-wp'd page itself, without a message.
+    fn wp_async(&self) -> bool;
 }
 
 /// Linux: struct vm_userfaultfd_ctx, a VMA's reference to the userfaultfd context it is
@@ -82,6 +85,9 @@ impl VmUserfaultfdCtx {
     }
     pub fn wp_unpopulated(&self) -> bool {
         self.0.wp_unpopulated()
+    }
+    pub fn wp_async(&self) -> bool {
+        self.0.wp_async()
     }
 }
 

@@ -106,6 +106,9 @@ impl UserfaultfdCtx for UffdCtx {
     fn wp_unpopulated(&self) -> bool {
         self.features() & UFFD_FEATURE_WP_UNPOPULATED != 0
     }
+    fn wp_async(&self) -> bool {
+        self.features() & UFFD_FEATURE_WP_ASYNC != 0
+    }
 }
 
 impl std::fmt::Debug for UffdCtx {

@@ -124,10 +124,14 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
     Err(err)
 }
 
-/// Linux: vma_can_userfault for the modes in `vm_flags` (no WP_ASYNC: pagelab does not
-/// offer it). Anonymous and shmem VMAs are capable; MINOR needs shmem (or hugetlb).
-pub fn vma_can_userfault(v: &crate::kernel::mm::Vma, vm_flags: VmFlags) -> bool {
+/// Linux: vma_can_userfault for the modes in `vm_flags`: with WP_ASYNC (`wp_async`) and
+/// exactly MODE_WP any VMA is capable (a host file's mapping, private or not); otherwise
+/// anonymous, shmem and hugetlb VMAs are; MINOR needs shmem or hugetlb.
+pub fn vma_can_userfault(v: &crate::kernel::mm::Vma, vm_flags: VmFlags, wp_async: bool) -> bool {
     let vm_flags = vm_flags & VM_UFFD_FLAGS;
+    if wp_async && vm_flags == VmFlags::UFFD_WP {
+        return true;
+    }
     let shmem = v.is_shmem() || v.is_hugetlb();
     if vm_flags.contains(VmFlags::UFFD_MINOR) && !shmem {
         return false;
@@ -175,7 +179,7 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
                 return Err(Errno::EINVAL);
             }
         }
-        if !vma_can_userfault(v, vm_flags) {
+        if !vma_can_userfault(v, vm_flags, ctx.features() & UFFD_FEATURE_WP_ASYNC != 0) {
             return Err(Errno::EINVAL);
         }
         if !v.flags.has(VmFlags::MAYWRITE) {
@@ -243,7 +247,7 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
         if v.userfaultfd_ctx.as_ref().is_some_and(|c| *c != me) {
             return Err(Errno::EINVAL);
         }
-        if !vma_can_userfault(v, v.flags) {
+        if !vma_can_userfault(v, v.flags, ctx.features() & UFFD_FEATURE_WP_ASYNC != 0) {
             return Err(Errno::EINVAL);
         }
     }

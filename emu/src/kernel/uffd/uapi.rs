@@ -36,10 +36,9 @@ pub const UFFD_FEATURE_POISON: u64 = 1 << 14;
 pub const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 pub const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 
-/// The features pagelab implements, which UFFDIO_API reports (Linux reports 0x1FFFF on
-/// 6.18; WP_ASYNC is not here yet, and asking for it is EINVAL as for any unsupported
-/// feature).
+/// The features UFFDIO_API reports: every one Linux 6.18 has, 0x1FFFF.
 pub const UFFD_API_FEATURES: u64 = UFFD_FEATURE_PAGEFAULT_FLAG_WP
+    | UFFD_FEATURE_WP_ASYNC
     | UFFD_FEATURE_MISSING_HUGETLBFS
     | UFFD_FEATURE_MINOR_HUGETLBFS
     | UFFD_FEATURE_MISSING_SHMEM
@@ -374,3 +373,5 @@ mod tests {
         assert_eq!(m.arg.get::<UffdMsgPagefault>().flags, 7);
     }
 }
+
+const _: () = assert!(UFFD_API_FEATURES == 0x1ffff, "UFFDIO_API reports Linux 6.18's features exactly");
