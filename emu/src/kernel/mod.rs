@@ -18,6 +18,7 @@ pub mod hw;
 pub mod itimer;
 pub mod mm;
 pub mod mmstat;
+pub mod pagemap_scan;
 pub mod pipe;
 pub mod procfs;
 pub mod sched;

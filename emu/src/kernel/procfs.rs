@@ -503,7 +503,7 @@ fn fdinfo(s: &Sys, t: Target, fd: i32) -> String {
 }
 
 /// The live address space of a target (None for a zombie).
-fn mm_of(s: &Sys, t: Target) -> Option<usize> {
+pub(crate) fn mm_of(s: &Sys, t: Target) -> Option<usize> {
     let p = s.k.procs.get(&t.tgid)?;
     let tid = if s.k.tasks.contains_key(&t.tid) { t.tid } else { p.threads.iter().copied().find(|x| s.k.tasks.contains_key(x))? };
     let mm = s.k.tasks[&tid].mm;

@@ -101,7 +101,12 @@ pub fn huge_zero_page(hw: &mut Hw) -> Option<PhysAddr> {
 
 /// Whether `pmd` maps the huge zero page (Linux: is_huge_zero_pmd).
 pub fn is_huge_zero_pmd(hw: &Hw, pmd: Entry) -> bool {
-    hw.pages.huge_zero_page == Some(pmd_pfn(pmd))
+    is_huge_zero_pmd_pages(&hw.pages, pmd)
+}
+
+/// [`is_huge_zero_pmd`] for a caller holding only the page metadata.
+pub fn is_huge_zero_pmd_pages(pages: &super::Pages, pmd: Entry) -> bool {
+    pages.huge_zero_page == Some(pmd_pfn(pmd))
 }
 
 /// Linux: __split_huge_pmd for the huge PMD in `slot` covering `haddr`: a new page table

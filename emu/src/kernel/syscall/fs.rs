@@ -643,6 +643,10 @@ pub fn sys_ioctl(s: &mut Sys, a: Args) -> SysResult {
                 crate::kernel::uffd::userfaultfd_ioctl(s, ctx, cmd, a.u(2))
             }
             FileKind::DevUserfaultfd => crate::kernel::uffd::dev_ioctl(s, cmd, a.u(2)),
+            FileKind::ProcLive(lf) => {
+                let (t, path) = (lf.target, lf.path.clone());
+                crate::kernel::pagemap_scan::proc_ioctl(s, t, &path, cmd, a.u(2))
+            }
             _ => Err(Errno::ENOTTY),
         },
     }
