@@ -1062,6 +1062,8 @@ pub const PM_PFRAME_MASK: u64 = (1 << 55) - 1;
 pub const PM_SOFT_DIRTY: u64 = 1 << 55;
 pub const PM_MMAP_EXCLUSIVE: u64 = 1 << 56;
 pub const PM_UFFD_WP: u64 = 1 << 57;
+/// A guard region page (MADV_GUARD_INSTALL).
+pub const PM_GUARD_REGION: u64 = 1 << 58;
 pub const PM_FILE: u64 = 1 << 61;
 pub const PM_SWAP: u64 = 1 << 62;
 pub const PM_PRESENT: u64 = 1 << 63;
@@ -1338,6 +1340,9 @@ fn pte_to_pagemap_entry(hw: &super::hw::Hw, pte: mmu::Entry) -> u64 {
     let mut v = PM_SWAP | ((e.swp_type() | (e.swp_offset() << MAX_SWAPFILES_SHIFT)) & PM_PFRAME_MASK);
     if uffd_wp {
         v |= PM_UFFD_WP;
+    }
+    if matches!(super::mm::swapops::softleaf_from_pte(pte), SoftLeaf::Marker(m) if m.contains(PteMarker::GUARD)) {
+        v |= PM_GUARD_REGION;
     }
     v
 }

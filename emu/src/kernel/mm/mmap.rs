@@ -64,6 +64,8 @@ pub const MADV_KEEPONFORK: u32 = 19;
 pub const MADV_COLD: u32 = 20;
 pub const MADV_PAGEOUT: u32 = 21;
 pub const MADV_COLLAPSE: u32 = 25;
+pub const MADV_GUARD_INSTALL: u32 = 102;
+pub const MADV_GUARD_REMOVE: u32 = 103;
 
 pub const fn page_align(len: u64) -> Option<u64> {
     match len.checked_add(0xfff) {
@@ -746,6 +748,7 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED
         | MADV_DONTDUMP | MADV_DODUMP | MADV_COLD | MADV_PAGEOUT | MADV_MERGEABLE | MADV_UNMERGEABLE => {}
         MADV_DONTNEED | MADV_FREE | MADV_COLLAPSE => {}
+        MADV_GUARD_INSTALL | MADV_GUARD_REMOVE => {}
         _ => return Err(Errno::EINVAL),
     }
     if len == 0 {
@@ -779,6 +782,9 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         tlb.finish_mmu(hw);
         hw.pages.drain_deferred();
         r?;
+    }
+    if matches!(advice, MADV_GUARD_INSTALL | MADV_GUARD_REMOVE) {
+        return madvise_guard(mm, hw, start, end, advice == MADV_GUARD_INSTALL).and(unmapped_error);
     }
     if matches!(advice, MADV_COLD | MADV_PAGEOUT | MADV_COLLAPSE) && mm.vmas_in(start, end).iter().any(|k| mm.vmas[k].is_hugetlb()) {
         // can_madv_lru_vma / thp_vma_allowable: never hugetlb.
@@ -832,6 +838,58 @@ pub fn do_madvise_collapse(mms: &mut [Option<Mm>], me: super::MmId, hw: &mut Hw,
         }
     }
     unmapped_error
+}
+
+/// Linux: madvise_guard_install / madvise_guard_remove (6.13). Install: every page of
+/// the range becomes a guard marker — whatever is mapped there is zapped first (a huge
+/// PMD split), page tables are allocated as needed — and any access to it then raises
+/// SIGSEGV; guard markers survive MADV_DONTNEED and fork, and go with munmap. Remove:
+/// the range's guard markers become none again. EINVAL for a VMA that cannot have them:
+/// hugetlb, VM_DONTEXPAND|VM_PFNMAP-style special mappings, and (install only) VM_LOCKED.
+fn madvise_guard(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, install: bool) -> KResult<()> {
+    for k in mm.vmas_in(start, end) {
+        let v = &mm.vmas[&k];
+        if v.is_hugetlb() || v.flags.has(VmFlags::DONTEXPAND) || (install && v.flags.has(VmFlags::LOCKED)) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    for k in mm.vmas_in(start, end) {
+        let v = mm.vmas[&k].clone();
+        let (a, b) = (start.max(v.start), end.min(v.end));
+        if install {
+            // zap_page_range_single first: nothing mapped may stay under a guard.
+            let mut tlb = MmuGather::new(mm);
+            zap_range(&mut tlb, mm, hw, Some(&v), a, b, ZapDetails::KEEP_MARKERS);
+            tlb.finish_mmu(hw);
+            hw.pages.drain_deferred();
+        }
+        let mut va = a;
+        while va < b {
+            let slot = if install {
+                pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va).ok_or(Errno::ENOMEM)?
+            } else {
+                match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
+                    Some(s) => s,
+                    None => {
+                        va += 4096;
+                        continue;
+                    }
+                }
+            };
+            if slot.level == mmu::Level::Pt {
+                let e = pgtable::get_entry(&hw.mem, slot);
+                let guard = matches!(softleaf_from_pte(e), SoftLeaf::Marker(m) if m.contains(PteMarker::GUARD));
+                if install && !guard {
+                    // The slot is none (zapped) or a uffd-wp marker; neither is cached.
+                    pgtable::set_entry(&mut hw.mem, slot, va, make_pte_marker(PteMarker::GUARD)).not_needed();
+                } else if !install && guard {
+                    pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
+                }
+            }
+            va += 4096;
+        }
+    }
+    Ok(())
 }
 
 /// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,
