@@ -68,7 +68,10 @@ struct q {
 
 static void pidx(uint64_t a) {
     long d = (long)((int64_t)(a - (uintptr_t)cur));
-    if (d % (long)UPAGE == 0 && d > -(1l << 32) && d < (1l << 32)) printf("%ld", d / (long)UPAGE);
+    /* The top of the user address space is printed as such: its distance from the
+     * region depends on the address layout (pagelab maps just below the stack). */
+    if (a == 0x7ffffffff000ull || a >= (1ull << 47)) printf("abs %#llx", (unsigned long long)a);
+    else if (d % (long)UPAGE == 0 && d > -(1l << 32) && d < (1l << 32)) printf("%ld", d / (long)UPAGE);
     else if (a == WSENT * UPAGE + (uintptr_t)cur) printf("unwritten");
     else printf("abs %#llx", (unsigned long long)a);
 }

@@ -5,7 +5,7 @@
 //! * `pm_scan_native` runs only the native side and checks it against the committed
 //!   transcript, so a changed host kernel shows up here and not as an emulator bug;
 //! * `pm_scan_pagelab` asserts pagelab prints the committed transcript on every machine
-//!   shape (ignored until the emulator implements PAGEMAP_SCAN).
+//!   shape.
 //!
 //! The transcript is deterministic by construction (verified natively 30 times or more, also
 //! with a CPU hog on each core): page indexes relative to a 2 MiB-aligned base inside a
@@ -44,7 +44,6 @@ fn pm_scan_native() {
 }
 
 #[test]
-#[ignore = "issue 11: PAGEMAP_SCAN"]
 fn pm_scan_pagelab() {
     pagelab_matches_expected("pm_scan", SHAPES);
 }

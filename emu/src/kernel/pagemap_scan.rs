@@ -100,15 +100,15 @@ pub fn pagemap_scan(s: &mut Sys, mm_id: usize, arg: u64) -> SysResult {
     if a.start & 0xfff != 0 {
         return Err(Errno::EINVAL);
     }
-    let user_end = super::mm::TASK_SIZE + 0x1000;
-    if a.end.wrapping_sub(a.start) > user_end || a.start > user_end || a.end > user_end {
+    let top = super::mm::TASK_SIZE;
+    if a.end < a.start || a.end > top {
         // access_ok(start, end - start): end before start, or past the user half.
         return Err(Errno::EFAULT);
     }
     if a.vec == 0 && a.vec_len != 0 {
         return Err(Errno::EINVAL);
     }
-    if a.vec != 0 && a.vec_len.checked_mul(24).and_then(|n| n.checked_add(a.vec)).is_none_or(|e| e > user_end) {
+    if a.vec != 0 && a.vec_len.checked_mul(24).and_then(|n| n.checked_add(a.vec)).is_none_or(|e| e > top) {
         return Err(Errno::EFAULT);
     }
     a.end = (a.end + 0xfff) & !0xfff;
@@ -117,23 +117,38 @@ pub fn pagemap_scan(s: &mut Sys, mm_id: usize, arg: u64) -> SysResult {
     }
     let (hw, mm) = (&mut *s.hw, s.k.mms[mm_id].as_mut().expect("the target's mm"));
     let outcome = scan(mm, hw, &a)?;
-    // The regions, then walk_end.
+    // The regions found (before an EPERM too), then walk_end; a failed write of either is
+    // EFAULT, which wins over the walk's EPERM (measured on 6.18).
     let mut out = Vec::with_capacity(outcome.regions.len() * 24);
     for (st, en, c) in &outcome.regions {
         for v in [st, en, c] {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    if !out.is_empty() {
-        s.copy_to_user(a.vec, &out)?;
+    let vec_ok = out.is_empty() || s.copy_to_user(a.vec, &out).is_ok();
+    let arg_ok = s.copy_to_user(arg + WALK_END_OFFSET, &outcome.walk_end.to_le_bytes()).is_ok();
+    if !vec_ok || !arg_ok {
+        return Err(Errno::EFAULT);
     }
-    s.copy_to_user(arg + WALK_END_OFFSET, &outcome.walk_end.to_le_bytes())?;
+    if let Some(e) = outcome.err {
+        return Err(e);
+    }
     ok(outcome.regions.len() as u64)
 }
 
 struct ScanOutcome {
     regions: Vec<(u64, u64, u64)>,
     walk_end: u64,
+    /// The walk stopped on a VMA PM_SCAN_CHECK_WPASYNC refuses (EPERM).
+    err: Option<Errno>,
+}
+
+/// What a run of the walk is: PTEs, a huge PMD, or a range without a page table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunKind {
+    Pte,
+    Huge,
+    Hole,
 }
 
 /// The walk, the output and the protection (see the module documentation).
@@ -143,13 +158,15 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
     let mut found = 0u64;
     let mut to_protect: Vec<(u64, u64, u64)> = Vec::new(); // (vma start, start, end)
     let mut walk_end = a.end;
+    let mut err = None;
     'vmas: for key in mm.vmas_in(a.start, a.end) {
         let vma = mm.vmas[&key].clone();
         // pagemap_scan_test_walk.
         let cur = if super::mm::userfaultfd::userfaultfd_wp_async(&vma) && super::mm::userfaultfd::userfaultfd_wp_use_markers(&vma) {
             PAGE_IS_WPALLOWED
         } else if a.flags & PM_SCAN_CHECK_WPASYNC != 0 {
-            return Err(Errno::EPERM);
+            err = Some(Errno::EPERM);
+            break;
         } else {
             0
         };
@@ -159,19 +176,27 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
         let (lo, hi) = (a.start.max(vma.start), a.end.min(vma.end));
         let mut w = CategoryWalk { mem: &hw.mem, pages: &hw.pages, vma: &vma, cur, runs: Vec::new() };
         let ControlFlow::Continue(()) = walk_page_vma(mm.pml4, &vma, lo, hi, &mut w);
-        for (st, en, cats) in w.runs {
+        for (st, en, cats, kind) in w.runs {
             if !a.interesting(cats) {
+                // The fast path of a protect-only scan (no vector) write-protects every PTE
+                // of the range, interesting or not (measured on 6.18); holes and huge PMDs
+                // follow the masks.
+                if wp && a.vec_len == 0 && kind == RunKind::Pte {
+                    push_protect(&mut to_protect, vma.start, st, en);
+                }
                 continue;
             }
             let mut e2 = en;
             let mut full = false;
             if a.vec_len != 0 {
-                let rc = cats & a.return_mask;
                 let n = (en - st) >> 12;
                 if found.saturating_add(n) > a.max_pages {
                     e2 = st + ((a.max_pages - found) << 12);
                     full = true;
                 }
+                // A huge PMD write-protected in part is split first: its pages are then
+                // reported as PTEs, without HUGE.
+                let rc = if wp && kind == RunKind::Huge && e2 - st < super::mm::huge_memory::HPAGE_PMD_SIZE { cats & !PAGE_IS_HUGE } else { cats } & a.return_mask;
                 if e2 > st {
                     let n_regions = regions.len() as u64;
                     match regions.last_mut() {
@@ -186,10 +211,7 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
                 found += (e2 - st) >> 12;
             }
             if wp && e2 > st {
-                match to_protect.last_mut() {
-                    Some(l) if l.0 == vma.start && l.2 == st => l.2 = e2,
-                    _ => to_protect.push((vma.start, st, e2)),
-                }
+                push_protect(&mut to_protect, vma.start, st, e2);
             }
             if full {
                 walk_end = e2;
@@ -200,8 +222,33 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
     for (vstart, st, en) in to_protect {
         let Some(vma) = mm.vmas.get(&vstart).cloned() else { continue };
         super::mm::userfaultfd::uffd_wp_range(mm, hw, &vma, st, en, true)?;
+        // make_uffd_wp_pte sets the swap uffd-wp bit on any swap-style entry, a guard
+        // marker included (change_protection leaves guards alone): 0x460000000000009f.
+        let mut va = st;
+        while va < en {
+            if let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va).filter(|s| s.level == Level::Pt) {
+                let e = pgtable::get_entry(&hw.mem, slot);
+                if matches!(softleaf_from_pte(e), SoftLeaf::Marker(m) if m.contains(PteMarker::GUARD)) {
+                    // Not present before or after: nothing cached.
+                    pgtable::set_entry(&mut hw.mem, slot, va, super::mm::swapops::pte_swp_mkuffd_wp(e)).not_needed();
+                }
+            }
+            va += 4096;
+        }
     }
-    Ok(ScanOutcome { regions, walk_end })
+    if err.is_some() {
+        walk_end = a.end;
+    }
+    Ok(ScanOutcome { regions, walk_end, err })
+}
+
+/// Adds [st, en) of the VMA at `vstart` to the ranges to write-protect, merged with the
+/// previous one when adjacent.
+fn push_protect(to_protect: &mut Vec<(u64, u64, u64)>, vstart: u64, st: u64, en: u64) {
+    match to_protect.last_mut() {
+        Some(l) if l.0 == vstart && l.2 == st => l.2 = en,
+        _ => to_protect.push((vstart, st, en)),
+    }
 }
 
 /// The walk of one VMA: runs of pages with their categories (Linux: pagemap_scan_ops,
@@ -212,14 +259,14 @@ struct CategoryWalk<'a> {
     vma: &'a Vma,
     /// The VMA's own category: WPALLOWED when registered WP in a WP_ASYNC context.
     cur: u64,
-    runs: Vec<(u64, u64, u64)>,
+    runs: Vec<(u64, u64, u64, RunKind)>,
 }
 
 impl CategoryWalk<'_> {
-    fn push(&mut self, start: u64, end: u64, categories: u64) {
+    fn push(&mut self, start: u64, end: u64, categories: u64, kind: RunKind) {
         match self.runs.last_mut() {
-            Some(l) if l.1 == start && l.2 == categories => l.1 = end,
-            _ => self.runs.push((start, end, categories)),
+            Some(l) if l.1 == start && l.2 == categories && l.3 == kind && kind != RunKind::Huge => l.1 = end,
+            _ => self.runs.push((start, end, categories, kind)),
         }
     }
 }
@@ -247,7 +294,7 @@ impl MmWalkOps for CategoryWalk<'_> {
         } else if self.pages.meta(pmd_pfn(pmd)).file {
             c |= PAGE_IS_FILE;
         }
-        self.push(addr, next, c);
+        self.push(addr, next, c, RunKind::Huge);
         ControlFlow::Continue(Action::Continue)
     }
 
@@ -272,7 +319,7 @@ impl MmWalkOps for CategoryWalk<'_> {
                 }
                 SoftLeaf::Marker(m) => {
                     let mut c = PAGE_IS_SWAPPED;
-                    if !m.contains(PteMarker::UFFD_WP) {
+                    if !pte_swp_uffd_wp_any(pte) {
                         c |= PAGE_IS_WRITTEN;
                     }
                     if m.contains(PteMarker::GUARD) {
@@ -288,7 +335,7 @@ impl MmWalkOps for CategoryWalk<'_> {
                     c
                 }
             };
-        self.push(addr, addr + 4096, c);
+        self.push(addr, addr + 4096, c, RunKind::Pte);
         ControlFlow::Continue(())
     }
 
@@ -311,7 +358,7 @@ impl MmWalkOps for CategoryWalk<'_> {
                 SoftLeaf::Marker(m) => PAGE_IS_SWAPPED | if m.contains(PteMarker::UFFD_WP) { 0 } else { PAGE_IS_WRITTEN },
                 SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => PAGE_IS_SWAPPED | if pte_swp_uffd_wp_any(e) { 0 } else { PAGE_IS_WRITTEN },
             };
-        self.push(addr, next, c);
+        self.push(addr, next, c, RunKind::Huge);
         ControlFlow::Continue(())
     }
 
@@ -320,15 +367,19 @@ impl MmWalkOps for CategoryWalk<'_> {
     /// holes" fix, as measured), nothing otherwise.
     fn pte_hole(&mut self, addr: u64, next: u64, _level: Level, _slot: Slot) -> ControlFlow<Infallible, Hole> {
         let c = if self.cur & PAGE_IS_WPALLOWED != 0 { self.cur | PAGE_IS_WRITTEN } else { self.cur };
-        self.push(addr, next, c);
+        self.push(addr, next, c, RunKind::Hole);
         ControlFlow::Continue(Hole::Skip)
     }
 }
 
 /// For `FileKind::ProcLive` ioctls: PAGEMAP_SCAN on a pagemap file of `t`.
 pub fn proc_ioctl(s: &mut Sys, t: Target, path: &str, cmd: u32, arg: u64) -> SysResult {
-    if !path.ends_with("/pagemap") || cmd != PAGEMAP_SCAN {
+    if !path.ends_with("/pagemap") {
         return Err(Errno::ENOTTY);
+    }
+    if cmd != PAGEMAP_SCAN {
+        // do_pagemap_cmd: any other command on a pagemap file.
+        return Err(Errno::EINVAL);
     }
     let Some(mm) = super::procfs::mm_of(s, t) else { return Err(Errno::ESRCH) };
     pagemap_scan(s, mm, arg)

@@ -1335,7 +1335,7 @@ fn pte_to_pagemap_entry(hw: &super::hw::Hw, pte: mmu::Entry) -> u64 {
         }
         SoftLeaf::Swap { entry, uffd_wp, .. } | SoftLeaf::Migration { entry, uffd_wp } => (entry, uffd_wp),
         // Type 31 with the marker bits as the offset.
-        SoftLeaf::Marker(m) => (make_pte_marker_entry(m), m.contains(PteMarker::UFFD_WP)),
+        SoftLeaf::Marker(m) => (make_pte_marker_entry(m), super::mm::swapops::pte_swp_uffd_wp_any(pte)),
     };
     let mut v = PM_SWAP | ((e.swp_type() | (e.swp_offset() << MAX_SWAPFILES_SHIFT)) & PM_PFRAME_MASK);
     if uffd_wp {

@@ -351,7 +351,41 @@ pub fn do_munmap(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64) -> KResult<()> 
     // mapping this was frees its pages now.
     drop(removed);
     zap_and_flush(mm, hw, start, end);
+    free_pgtables(mm, hw, start, end);
     Ok(())
+}
+
+/// Linux: free_pgtables for [start, end), just unmapped: each page table whose whole
+/// 2 MiB no VMA covers any more is freed and its PMD cleared (so a later mapping there
+/// can take a huge PMD: a THP fault needs a none PMD). Tables shared with a
+/// neighbouring VMA stay.
+pub fn free_pgtables(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
+    const PMD: u64 = 2 << 20;
+    let mut freed = Vec::new();
+    let mut haddr = start & !(PMD - 1);
+    while haddr < end {
+        let next = haddr + PMD;
+        if mm.vmas_in(haddr, next).is_empty() {
+            if let Some(slot) = super::hugetlb::hugetlb_walk(&hw.mem, mm.pml4, haddr, super::hugetlb::HugeSize::M2) {
+                let pmd = pgtable::get_entry(&hw.mem, slot);
+                if pmd.is_present() && !pmd.is_leaf(mmu::Level::Pd) {
+                    let pt = pmd.addr(mmu::Level::Pd, 52);
+                    // Every entry is none after the zap (markers of the gone VMAs included).
+                    let f = pgtable::set_entry(&mut hw.mem, slot, haddr, Entry::new(0));
+                    hw.flush(f, mm.pml4.as_u64());
+                    freed.push(pt);
+                }
+            }
+        }
+        haddr = next;
+    }
+    if freed.is_empty() {
+        return;
+    }
+    mm.table_frames.retain(|t| !freed.contains(t));
+    for t in freed {
+        hw.pages.put(t);
+    }
 }
 
 /// The hugetlb VMAs among `vmas`, just removed from `mm`, lose their huge entries and

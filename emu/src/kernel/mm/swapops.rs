@@ -252,11 +252,12 @@ pub fn pte_swp_clear_exclusive(pte: Entry) -> Entry {
 
 // ---- uffd-wp in any form ----
 
-/// Linux: pte_swp_uffd_wp_any: a swap-style entry with bit 2, or a uffd-wp marker.
+/// Linux: pte_swp_uffd_wp_any: a swap-style entry with bit 2 (a marker too: PAGEMAP_SCAN's
+/// WP_MATCHING sets it on a guard marker), or a uffd-wp marker.
 pub fn pte_swp_uffd_wp_any(pte: Entry) -> bool {
     match softleaf_from_pte(pte) {
         SoftLeaf::Swap { uffd_wp, .. } | SoftLeaf::Migration { uffd_wp, .. } => uffd_wp,
-        SoftLeaf::Marker(m) => m.contains(PteMarker::UFFD_WP),
+        SoftLeaf::Marker(m) => m.contains(PteMarker::UFFD_WP) || pte.has(_PAGE_SWP_UFFD_WP),
         SoftLeaf::None | SoftLeaf::Present | SoftLeaf::ProtNone => false,
     }
 }
