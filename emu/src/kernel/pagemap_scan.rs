@@ -224,22 +224,33 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
         super::mm::userfaultfd::uffd_wp_range(mm, hw, &vma, st, en, true)?;
         // make_uffd_wp_pte sets the swap uffd-wp bit on any swap-style entry, a guard
         // marker included (change_protection leaves guards alone): 0x460000000000009f.
-        let mut va = st;
-        while va < en {
-            if let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va).filter(|s| s.level == Level::Pt) {
-                let e = pgtable::get_entry(&hw.mem, slot);
-                if matches!(softleaf_from_pte(e), SoftLeaf::Marker(m) if m.contains(PteMarker::GUARD)) {
-                    // Not present before or after: nothing cached.
-                    pgtable::set_entry(&mut hw.mem, slot, va, super::mm::swapops::pte_swp_mkuffd_wp(e)).not_needed();
-                }
-            }
-            va += 4096;
-        }
+        let ControlFlow::Continue(()) = walk_page_vma(mm.pml4, &vma, st, en, &mut GuardWp { mem: &mut hw.mem });
     }
     if err.is_some() {
         walk_end = a.end;
     }
     Ok(ScanOutcome { regions, walk_end, err })
+}
+
+/// The swap uffd-wp bit on the guard markers of a range WP_MATCHING protected.
+struct GuardWp<'a> {
+    mem: &'a mut PhysMem,
+}
+
+impl MmWalkOps for GuardWp<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        self.mem
+    }
+
+    fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        if matches!(softleaf_from_pte(e), SoftLeaf::Marker(m) if m.contains(PteMarker::GUARD)) {
+            // Not present before or after: nothing cached.
+            pgtable::set_entry(self.mem, slot, va, super::mm::swapops::pte_swp_mkuffd_wp(e)).not_needed();
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Adds [st, en) of the VMA at `vstart` to the ranges to write-protect, merged with the

@@ -5,7 +5,7 @@
 //! `MmuGather`, which flushes every vCPU running the mm before a page is freed.
 
 use super::mmu_gather::MmuGather;
-use super::pagewalk::{walk_page_vma, walk_page_range, Action, MmWalkOps};
+use super::pagewalk::{walk_page_vma, walk_page_range, Action, Hole, MmWalkOps};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{make_pte_marker, pte_swp_uffd_wp_any, softleaf_from_pte, PteMarker, SoftLeaf};
 use super::vma::{Backing, Vma, VmFlags};
@@ -897,33 +897,52 @@ fn madvise_guard(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, install: bool) 
             tlb.finish_mmu(hw);
             hw.pages.drain_deferred();
         }
-        let mut va = a;
-        while va < b {
-            let slot = if install {
-                pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, va).ok_or(Errno::ENOMEM)?
-            } else {
-                match pgtable::walk_lookup(&hw.mem, mm.pml4, va) {
-                    Some(s) => s,
-                    None => {
-                        va += 4096;
-                        continue;
-                    }
-                }
-            };
-            if slot.level == mmu::Level::Pt {
-                let e = pgtable::get_entry(&hw.mem, slot);
-                let guard = matches!(softleaf_from_pte(e), SoftLeaf::Marker(m) if m.contains(PteMarker::GUARD));
-                if install && !guard {
-                    // The slot is none (zapped) or a uffd-wp marker; neither is cached.
-                    pgtable::set_entry(&mut hw.mem, slot, va, make_pte_marker(PteMarker::GUARD)).not_needed();
-                } else if !install && guard {
-                    pgtable::set_entry(&mut hw.mem, slot, va, Entry::new(0)).not_needed();
-                }
-            }
-            va += 4096;
+        let pml4 = mm.pml4;
+        let mut w = GuardWalk { hw, tables: &mut mm.table_frames, install };
+        if let ControlFlow::Break(e) = walk_page_range(pml4, a, b, &mut w) {
+            return Err(e);
         }
     }
     Ok(())
+}
+
+/// The walk of madvise_guard_install / _remove (Linux: guard_install_walk_ops and
+/// guard_remove_walk_ops): installing allocates the page tables a hole lacks and puts a
+/// guard marker in every none PTE (the range was zapped: a uffd-wp marker is replaced);
+/// removing turns guard markers back into none.
+struct GuardWalk<'a> {
+    hw: &'a mut Hw,
+    tables: &'a mut Vec<mmu::PhysAddr>,
+    install: bool,
+}
+
+impl MmWalkOps for GuardWalk<'_> {
+    type Break = Errno;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Errno> {
+        let guard = matches!(softleaf_from_pte(e), SoftLeaf::Marker(m) if m.contains(PteMarker::GUARD));
+        // Not present before or after (the range was zapped): nothing cached.
+        if self.install && !guard {
+            pgtable::set_entry(&mut self.hw.mem, slot, va, make_pte_marker(PteMarker::GUARD)).not_needed();
+        } else if !self.install && guard {
+            pgtable::set_entry(&mut self.hw.mem, slot, va, Entry::new(0)).not_needed();
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pte_hole(&mut self, addr: u64, _next: u64, _level: mmu::Level, slot: Slot) -> ControlFlow<Errno, Hole> {
+        if !self.install {
+            return ControlFlow::Continue(Hole::Skip);
+        }
+        match pgtable::table_alloc(&mut self.hw.mem, &mut self.hw.pages, self.tables, slot, addr) {
+            Some(_) => ControlFlow::Continue(Hole::Filled),
+            None => ControlFlow::Break(Errno::ENOMEM),
+        }
+    }
 }
 
 /// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,
