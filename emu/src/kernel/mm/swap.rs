@@ -215,10 +215,8 @@ impl MmWalkOps for Pageout<'_> {
         // A page of a (PTE-mapped) THP: reclaim splits the folio and swaps its pages one by
         // one (measured on 6.18 with swap: 512 swap entries, each keeping uffd-wp).
         let head = hw.pages.folio(pa);
-        if head != pa || hw.pages.is_huge(head) {
-            if hw.pages.is_huge(head) && !hw.pages.split_anon_folio(head) {
-                return ControlFlow::Continue(());
-            }
+        if hw.pages.is_huge(head) && !hw.pages.split_anon_folio(head) {
+            return ControlFlow::Continue(());
         }
         let m = *hw.pages.meta(pa);
         // folio_maybe_mapped_shared / folio_mapcount: only pages this PTE alone maps; an
