@@ -17,6 +17,9 @@
 //! | `userfaultfd` | mm/userfaultfd.c (fill, write-protect)  |
 //! | `swap`        | mm/swapfile.c, do_swap_page, pageout    |
 //! | `swapops`     | swapops.h / leafops.h: what an entry is |
+//! | `huge_memory` | mm/huge_memory.c: anonymous THP, file PMDs |
+//! | `khugepaged`  | mm/khugepaged.c: MADV_COLLAPSE of shmem  |
+//! | `hugetlb`     | mm/hugetlb.c, fs/hugetlbfs: pools, faults |
 //!
 //! Invariant: page-table entries are only changed through `pgtable`, which returns a
 //! `#[must_use]` [`mmu::Flush`] for every change that may leave a stale TLB entry.
