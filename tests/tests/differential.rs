@@ -8,7 +8,7 @@ use pagelab_tests::{assert_same, assert_same_default};
 /// machine) name theirs in a `COVERED` list of their own; `every_program_has_a_test`
 /// checks that every guest program appears in one of them.
 const COVERED: &[&str] =
-    &["args_env", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx"];
+    &["args_env", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx", "mlock_basic"];
 
 #[test]
 fn enosys() {
@@ -134,4 +134,11 @@ fn segv_null() {
 #[test]
 fn ud() {
     assert_same_default("ud");
+}
+
+/// mlock, munlock, mlock2 and MAP_LOCKED: results, VmFlags (lo, lf, and gu after a guard),
+/// Locked in smaps, the split and merge of the VMA, fork dropping the lock.
+#[test]
+fn mlock_basic() {
+    assert_same_default("mlock_basic");
 }

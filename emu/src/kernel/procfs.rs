@@ -999,7 +999,7 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         let f = v.flags;
         // accountable_mapping: never a hugetlb one.
         let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE | VmFlags::HUGETLB) == VmFlags::WRITE);
-        let names: [(bool, &str); 23] = [
+        let names: [(bool, &str); 25] = [
             (f.has(VmFlags::READ), "rd"),
             (f.has(VmFlags::WRITE), "wr"),
             (f.has(VmFlags::EXEC), "ex"),
@@ -1010,10 +1010,12 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
             (f.has(VmFlags::MAYSHARE), "ms"),
             (f.has(VmFlags::GROWSDOWN), "gd"),
             (f.has(VmFlags::UFFD_MISSING), "um"),
+            (f.has(VmFlags::MAYBE_GUARD), "gu"),
             (f.has(VmFlags::UFFD_WP), "uw"),
             (f.has(VmFlags::LOCKED), "lo"),
             (f.has(VmFlags::DONTCOPY), "dc"),
             (f.has(VmFlags::DONTEXPAND), "de"),
+            (f.has(VmFlags::LOCKONFAULT), "lf"),
             (account, "ac"),
             (f.has(VmFlags::NORESERVE), "nr"),
             (f.has(VmFlags::HUGETLB), "ht"),

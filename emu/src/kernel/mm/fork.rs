@@ -79,7 +79,7 @@ pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserf
         // mlock is not inherited; userfaultfd registrations go unless the context asked
         // for fork events (dup_userfaultfd), in which case the child's VMA keeps its
         // modes with the child's new context.
-        cv.flags.remove(VmFlags::LOCKED);
+        cv.flags.remove(VmFlags::LOCKED | VmFlags::LOCKONFAULT);
         // hugetlb_dup_vma_private: the child owns no reservation.
         cv.hugetlb_resv = None;
         cv.hugetlb_unmapped = false;

@@ -453,6 +453,10 @@ pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, fl
     if flags & MAP_NORESERVE != 0 {
         vf |= VmFlags::NORESERVE;
     }
+    if flags & MAP_LOCKED != 0 {
+        // mlock at mmap time (the caller populates).
+        vf |= VmFlags::LOCKED;
+    }
     vf -= deny;
     // MAP_SHARED|MAP_ANONYMOUS is backed by a fresh shmem object (shmem_zero_setup).
     let backing = match (backing, shared_id) {
@@ -888,6 +892,9 @@ fn madvise_guard(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, install: bool) 
         }
     }
     for k in mm.vmas_in(start, end) {
+        if install {
+            mm.vmas.get_mut(&k).unwrap().flags |= VmFlags::MAYBE_GUARD;
+        }
         let v = mm.vmas[&k].clone();
         let (a, b) = (start.max(v.start), end.min(v.end));
         if install {
@@ -943,6 +950,42 @@ impl MmWalkOps for GuardWalk<'_> {
             None => ControlFlow::Break(Errno::ENOMEM),
         }
     }
+}
+
+/// Linux: do_mlock / munlock (mm/mlock.c) for [start, start+len), the start rounded down
+/// and the length up to pages: VM_LOCKED (and VM_LOCKONFAULT for MLOCK_ONFAULT) set on
+/// every VMA of the range, split at its ends, or cleared (`lock` false); ENOMEM when the
+/// range has a hole or runs past the user space. The caller populates a locked range
+/// (mm_populate) unless it is on-fault. Root has no RLIMIT_MEMLOCK.
+pub fn do_mlock(mm: &mut Mm, start: u64, len: u64, lock: bool, onfault: bool) -> KResult<(u64, u64)> {
+    let end = start.checked_add(len).and_then(page_align).ok_or(Errno::ENOMEM)?;
+    let start = start & !0xfff;
+    if end > TASK_SIZE {
+        return Err(Errno::ENOMEM);
+    }
+    if end == start {
+        return Ok((start, end));
+    }
+    if !mm.range_is_mapped(start, end) {
+        return Err(Errno::ENOMEM);
+    }
+    if !mm.may_split(start) || !mm.may_split(end) {
+        return Err(Errno::EINVAL);
+    }
+    mm.split_at(start);
+    mm.split_at(end);
+    for k in mm.vmas_in(start, end) {
+        let v = mm.vmas.get_mut(&k).unwrap();
+        v.flags.remove(VmFlags::LOCKED | VmFlags::LOCKONFAULT);
+        if lock {
+            v.flags |= VmFlags::LOCKED;
+            if onfault {
+                v.flags |= VmFlags::LOCKONFAULT;
+            }
+        }
+    }
+    mm.merge_around(start, end);
+    Ok((start, end))
 }
 
 /// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,

@@ -21,6 +21,9 @@ bitflags::bitflags! {
         const MAYSHARE = 0x80;
         const GROWSDOWN = 0x100;
         const UFFD_MISSING = 0x200;
+        /// VM_MAYBE_GUARD (6.18): MADV_GUARD_INSTALL was used on the VMA; sticky, so such
+        /// a VMA no longer merges with one that never had guards (smaps "gu").
+        const MAYBE_GUARD = 0x800;
         const UFFD_WP = 0x1000;
         const LOCKED = 0x2000;
         const DONTCOPY = 0x2_0000;
@@ -35,6 +38,8 @@ bitflags::bitflags! {
         const HUGEPAGE = 0x2000_0000;
         /// MADV_NOHUGEPAGE: never THP here.
         const NOHUGEPAGE = 0x4000_0000;
+        /// MLOCK_ONFAULT: locked pages are faulted in on access, not at mlock time.
+        const LOCKONFAULT = 0x8_0000;
         const UFFD_MINOR = 0x2_0000_0000;
         const _ = !0;
     }

@@ -37,7 +37,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     };
     // vm_mmap_pgoff → mm_populate: MAP_POPULATE without MAP_NONBLOCK faults the range in,
     // each fault counting to the caller (drained at the syscall's end).
-    if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
+    if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || flags & mmap::MAP_LOCKED != 0 {
         let (hw, mm) = s.hw_mm();
         let n = crate::kernel::mm::gup::mm_populate(mm, hw, at, at + mmap::page_align(len).unwrap_or(0));
         s.hw.uaccess_faults += n;
@@ -198,4 +198,32 @@ pub fn sys_msync(s: &mut Sys, a: Args) -> SysResult {
 pub fn sys_brk(s: &mut Sys, a: Args) -> SysResult {
     let (hw, mm) = s.hw_mm();
     ok(mmap::do_brk(mm, hw, a.u(0)))
+}
+
+/// mlock(2), munlock(2) and mlock2(2) (Linux: mm/mlock.c): see `mmap::do_mlock`; mlock2
+/// takes MLOCK_ONFAULT (1) and nothing else (EINVAL). A locked range is faulted in.
+fn mlock_common(s: &mut Sys, start: u64, len: u64, lock: bool, onfault: bool) -> SysResult {
+    let (hw, mm) = s.hw_mm();
+    let (a, b) = mmap::do_mlock(mm, start, len, lock, onfault)?;
+    if lock && !onfault {
+        let n = crate::kernel::mm::gup::mm_populate(mm, hw, a, b);
+        s.hw.uaccess_faults += n;
+    }
+    ok(0)
+}
+
+pub fn sys_mlock(s: &mut Sys, a: Args) -> SysResult {
+    mlock_common(s, a.u(0), a.u(1), true, false)
+}
+
+pub fn sys_munlock(s: &mut Sys, a: Args) -> SysResult {
+    mlock_common(s, a.u(0), a.u(1), false, false)
+}
+
+pub fn sys_mlock2(s: &mut Sys, a: Args) -> SysResult {
+    let flags = a.u32(2);
+    if flags & !1 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    mlock_common(s, a.u(0), a.u(1), true, flags & 1 != 0)
 }
