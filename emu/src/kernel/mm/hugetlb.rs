@@ -678,7 +678,7 @@ pub fn change_huge_pte(mem: &mut PhysMem, slot: Slot, haddr: u64, old: Entry, pr
         SoftLeaf::None => return None,
         SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) && uffd_wp_resolve => Entry::new(0),
         SoftLeaf::Marker(_) | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => return None,
-        SoftLeaf::Present | SoftLeaf::ProtNone => super::mprotect::huge_modify_uffd(old, prot, uffd_wp, uffd_wp_resolve),
+        SoftLeaf::Present | SoftLeaf::ProtNone => super::mprotect::modify_uffd(old, prot, uffd_wp, uffd_wp_resolve),
     };
     if new == old {
         return None;

@@ -101,11 +101,14 @@ pub fn change_protection(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, vma: &Vm
     }
 }
 
-/// Linux: pmd_modify (huge_pte_modify) then the uffd-wp step of change_huge_pmd and
-/// hugetlb_change_protection, for a present or PROT_NONE huge leaf: the protection `prot`
-/// (the _PAGE_PROTNONE form for 0) keeping the frame, PS and the _PAGE_CHG_MASK bits, then
-/// uffd-wp set or cleared; a uffd-wp'd entry is never writable.
-pub fn huge_modify_uffd(old: Entry, prot: u64, uffd_wp: bool, uffd_wp_resolve: bool) -> Entry {
+/// Linux: pte_modify / pmd_modify / huge_pte_modify, then the uffd-wp step of
+/// change_pte_range, change_huge_pmd and hugetlb_change_protection, for a present or
+/// PROT_NONE leaf: the protection `prot` (the _PAGE_PROTNONE form for 0) keeping the
+/// frame, bit 7 (PS of a huge leaf, PAT of a PTE, which _PAGE_CHG_MASK keeps anyway) and
+/// the _PAGE_CHG_MASK bits, then uffd-wp set or cleared; a uffd-wp'd entry is never
+/// writable.
+#[inline]
+pub fn modify_uffd(old: Entry, prot: u64, uffd_wp: bool, uffd_wp_resolve: bool) -> Entry {
     let keep = old.raw() & (_PAGE_CHG_MASK | _PAGE_PSE);
     let mut n = if prot == 0 { Entry::new(keep | _PAGE_PROTNONE | _PAGE_USER) } else { Entry::new(keep | prot) };
     if uffd_wp {
@@ -143,7 +146,7 @@ impl ChangeProt<'_> {
     /// restored where can_change_pmd_writable allows (an exclusive anonymous folio, as for
     /// a PTE); PROT_NONE keeps the huge leaf in the _PAGE_PROTNONE form. 512 pages count.
     fn change_huge_pmd(&mut self, old: Entry, slot: Slot, haddr: u64) {
-        let mut n = huge_modify_uffd(old, self.prot, self.uffd_wp, self.uffd_wp_resolve);
+        let mut n = modify_uffd(old, self.prot, self.uffd_wp, self.uffd_wp_resolve);
         if self.prot != 0 && !n.has(_PAGE_UFFD_WP) && self.cp_flags.contains(MM_CP_TRY_CHANGE_WRITABLE) && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
             n = n.with(_PAGE_RW);
         }
@@ -292,31 +295,12 @@ impl MmWalkOps for ChangeProt<'_> {
             }
             SoftLeaf::Migration { .. } => return ControlFlow::Continue(()),
         };
-        let new = if self.prot == 0 {
-            // PROT_NONE: Linux's _PAGE_PROTNONE form, P clear so the hardware denies
-            // every access while the entry keeps its frame.
-            let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | _PAGE_PROTNONE | _PAGE_USER);
-            if uffd_wp {
-                n = n.with(_PAGE_UFFD_WP);
-            } else if uffd_wp_resolve {
-                n = n.without(_PAGE_UFFD_WP);
-            }
-            n
-        } else {
-            let mut n = Entry::new((old.raw() & _PAGE_CHG_MASK) | self.prot);
-            if uffd_wp {
-                n = n.with(_PAGE_UFFD_WP);
-            } else if uffd_wp_resolve {
-                n = n.without(_PAGE_UFFD_WP);
-            }
-            if n.has(_PAGE_UFFD_WP) {
-                // pte_mkuffd_wp: never writable while protected.
-                n = n.without(_PAGE_RW);
-            } else if self.cp_flags.contains(MM_CP_TRY_CHANGE_WRITABLE) && !n.is_writable() && can_change_pte_writable(self.hw, self.vma, n) {
-                n = n.with(_PAGE_RW);
-            }
-            n
-        };
+        // PROT_NONE (prot 0) gives Linux's _PAGE_PROTNONE form: P clear, so the hardware
+        // denies every access while the entry keeps its frame.
+        let mut new = modify_uffd(old, self.prot, uffd_wp, uffd_wp_resolve);
+        if self.prot != 0 && !new.has(_PAGE_UFFD_WP) && self.cp_flags.contains(MM_CP_TRY_CHANGE_WRITABLE) && !new.is_writable() && can_change_pte_writable(self.hw, self.vma, new) {
+            new = new.with(_PAGE_RW);
+        }
         self.pages += 1;
         if uffd_wp || uffd_wp_resolve {
             tracing::trace!(target: "pagelab::uffd", addr = format_args!("{va:#x}"), old = format_args!("{:#x}", old.raw()), new = format_args!("{:#x}", new.raw()), uffd_wp = new.has(_PAGE_UFFD_WP), writable = new.is_writable(), "change_pte");
