@@ -695,12 +695,13 @@ pub fn change_huge_pte(mem: &mut PhysMem, slot: Slot, haddr: u64, old: Entry, pr
 /// Linux: copy_hugetlb_page_range for one huge PTE of the parent (`e` in `src_slot`):
 /// the child's entry (none to leave it empty). A private (COW) mapping write-protects
 /// both and shares the page, which stops being exclusive; a shared one copies the entry.
-/// The child keeps uffd-wp only when its VMA is registered WP (EVENT_FORK).
+/// The child keeps uffd-wp only when its VMA is registered WP (EVENT_FORK); a poison
+/// marker is always copied (measured: the child of a private mapping gets SIGBUS).
 #[allow(clippy::too_many_arguments)]
 pub fn copy_huge_pte(hw: &mut Hw, tlb: &mut MmuGather, src_slot: Slot, haddr: u64, e: Entry, size: HugeSize, cow: bool, dst_wp: bool) -> Option<Entry> {
     match softleaf_from_pte(e) {
         SoftLeaf::None => None,
-        SoftLeaf::Marker(m) => (m.contains(PteMarker::UFFD_WP) && dst_wp).then_some(e),
+        SoftLeaf::Marker(m) => super::swap::copy_pte_marker(m, dst_wp),
         SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => None,
         SoftLeaf::Present | SoftLeaf::ProtNone => {
             let head = huge_pte_pfn(e, size);
@@ -822,6 +823,21 @@ pub fn hugetlb_mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, haddr: u64,
         e = huge_pte_mkuffd_wp(e);
     }
     set_huge_pte_new(&mut hw.mem, slot, haddr, e);
+    Ok(())
+}
+
+/// Linux: hugetlb_mfill_atomic_pte for UFFDIO_POISON: a poison marker in the none slot
+/// (any other entry, a marker included, is EEXIST). No page and no reservation is used;
+/// a later access gets SIGBUS, a zap removes the marker, fork copies it.
+pub fn hugetlb_mfill_atomic_poison(mm: &mut Mm, hw: &mut Hw, vma: &Vma, haddr: u64) -> KResult<()> {
+    let size = vma_hsize(vma).expect("a hugetlb VMA");
+    let Some(slot) = huge_pte_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, haddr, size) else {
+        return Err(Errno::ENOMEM);
+    };
+    if softleaf_from_pte(pgtable::get_entry(&hw.mem, slot)) != SoftLeaf::None {
+        return Err(Errno::EEXIST);
+    }
+    set_huge_pte_new(&mut hw.mem, slot, haddr, make_pte_marker(PteMarker::POISONED));
     Ok(())
 }
 

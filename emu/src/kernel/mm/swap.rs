@@ -129,6 +129,14 @@ pub fn swap_free(hw: &mut Hw, e: SwpEntry) {
     }
 }
 
+/// Linux: mm/memory.c copy_pte_marker: the child's marker at fork, for a PTE or a huge
+/// PTE. Poison and guard markers are always copied; uffd-wp only into a VMA registered WP
+/// (`keep_uffd_wp`, EVENT_FORK). None when nothing is left.
+pub fn copy_pte_marker(m: PteMarker, keep_uffd_wp: bool) -> Option<Entry> {
+    let m = if keep_uffd_wp { m } else { m.difference(PteMarker::UFFD_WP) };
+    (!m.is_empty()).then(|| make_pte_marker(m))
+}
+
 /// Linux: copy_nonpresent_pte for a swap PTE, migration entry or marker (`pte`,
 /// classified as `leaf`) being copied to a child at fork. A swap entry takes one more slot
 /// reference; `keep_uffd_wp` (the child VMA has VM_UFFD_WP) decides whether the child's
@@ -138,12 +146,7 @@ pub fn swap_free(hw: &mut Hw, e: SwpEntry) {
 /// Returns (the child's entry, the parent's new entry if it changed).
 pub fn copy_nonpresent_pte(hw: &mut Hw, pte: Entry, leaf: SoftLeaf, keep_uffd_wp: bool) -> (Option<Entry>, Option<Entry>) {
     match leaf {
-        SoftLeaf::Marker(mut m) => {
-            if !keep_uffd_wp {
-                m = m.difference(PteMarker::UFFD_WP);
-            }
-            ((!m.is_empty()).then(|| make_pte_marker(m)), None)
-        }
+        SoftLeaf::Marker(m) => (copy_pte_marker(m, keep_uffd_wp), None),
         SoftLeaf::Migration { .. } => (Some(pte), None),
         SoftLeaf::Swap { entry, exclusive, .. } => {
             swap_duplicate(hw, entry);

@@ -53,8 +53,15 @@ pub type CopyFromUser<'a> = dyn FnMut(&mut Hw, &mut Mm, u64, &mut [u8; 4096]) ->
 pub fn mfill_atomic(mm: &mut Mm, hw: &mut Hw, dst: u64, len: u64, mode: Mfill, mmap_changing: bool, copy_from_user: &mut CopyFromUser) -> KResult<u64> {
     let vma = {
         // uffd_mfill_lock / validate_dst_vma: ENOENT for no VMA, a range past its end,
-        // or a VMA without a userfaultfd.
-        let v = mm.find_vma(dst).ok_or(Errno::ENOENT)?;
+        // or a VMA without a userfaultfd. The lookup (find_vma_and_prepare_anon) gives a
+        // private VMA its anon_vma first, whatever the ioctl then does: fork copies its
+        // page tables from then on (measured: a poison marker in a private hugetlb
+        // mapping reaches the child).
+        let v = mm.find_vma_mut(dst).ok_or(Errno::ENOENT)?;
+        if !v.shared() {
+            v.anon_vma = true;
+        }
+        let v = &*v;
         if dst + len > v.end || v.userfaultfd_ctx.is_none() {
             return Err(Errno::ENOENT);
         }
@@ -104,7 +111,7 @@ pub fn mfill_atomic(mm: &mut Mm, hw: &mut Hw, dst: u64, len: u64, mode: Mfill, m
     }
 }
 
-/// Linux: mfill_atomic_hugetlb: ZEROPAGE and POISON are EINVAL, so are a destination or
+/// Linux: mfill_atomic_hugetlb: ZEROPAGE is EINVAL, so are a destination or
 /// length not huge-page aligned; then huge page by huge page (hugetlb_mfill_atomic_pte),
 /// the source of a COPY read 4 KiB at a time into the new page. Returns the bytes filled,
 /// or the error when none was.
@@ -113,7 +120,8 @@ fn mfill_atomic_hugetlb(mm: &mut Mm, hw: &mut Hw, vma: &Vma, dst: u64, len: u64,
     let (is_continue, wp, src) = match mode {
         Mfill::Copy { src, wp } => (false, wp, src),
         Mfill::Continue { wp } => (true, wp, 0),
-        Mfill::Zeropage | Mfill::Poison => return Err(Errno::EINVAL),
+        Mfill::Poison => (false, false, 0),
+        Mfill::Zeropage => return Err(Errno::EINVAL),
     };
     if !dst.is_multiple_of(ps) || !len.is_multiple_of(ps) {
         return Err(Errno::EINVAL);
@@ -130,7 +138,12 @@ fn mfill_atomic_hugetlb(mm: &mut Mm, hw: &mut Hw, vma: &Vma, dst: u64, len: u64,
             }
             Ok(())
         };
-        match super::hugetlb::hugetlb_mfill_atomic_pte(mm, hw, vma, dst + copied, is_continue, wp, &mut fill) {
+        let r = if matches!(mode, Mfill::Poison) {
+            super::hugetlb::hugetlb_mfill_atomic_poison(mm, hw, vma, dst + copied)
+        } else {
+            super::hugetlb::hugetlb_mfill_atomic_pte(mm, hw, vma, dst + copied, is_continue, wp, &mut fill)
+        };
+        match r {
             Ok(()) => copied += ps,
             Err(e) => {
                 err = Some(e);
@@ -159,11 +172,6 @@ fn mfill_atomic_pte(mm: &mut Mm, hw: &mut Hw, vma: &Vma, va: u64, mode: Mfill, d
     let prot = vma.page_prot();
     if let (Backing::Shmem { obj, .. }, true) = (&vma.backing, matches!(mode, Mfill::Continue { .. }) || (vma.shared() && matches!(mode, Mfill::Copy { .. } | Mfill::Zeropage))) {
         return shmem_mfill_atomic_pte(hw, vma, obj, slot, va, old, prot, mode, data);
-    }
-    if !vma.is_anonymous() && matches!(mode, Mfill::Copy { .. }) {
-        // An anonymous page in a private file mapping (mfill_atomic_pte_copy's
-        // anon_vma_prepare).
-        mm.anon_vma_prepare(vma.start);
     }
     let entry = match mode {
         Mfill::Copy { wp, .. } => {
