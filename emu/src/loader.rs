@@ -114,6 +114,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
         exe: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
         table_frames: vec![pml4],
         thp_disable: 0,
+        def_flags: crate::kernel::mm::vma::VmFlags::empty(),
     };
 
     let mut max_end = 0u64;

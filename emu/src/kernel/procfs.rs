@@ -999,7 +999,7 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         let f = v.flags;
         // accountable_mapping: never a hugetlb one.
         let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE | VmFlags::HUGETLB) == VmFlags::WRITE);
-        let names: [(bool, &str); 25] = [
+        let names: [(bool, &str); 26] = [
             (f.has(VmFlags::READ), "rd"),
             (f.has(VmFlags::WRITE), "wr"),
             (f.has(VmFlags::EXEC), "ex"),
@@ -1020,11 +1020,12 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
             (f.has(VmFlags::NORESERVE), "nr"),
             (f.has(VmFlags::HUGETLB), "ht"),
             (f.has(VmFlags::WIPEONFORK), "wf"),
-            (false, "dd"),
+            (f.has(VmFlags::DONTDUMP), "dd"),
             (f.has(VmFlags::HUGEPAGE), "hg"),
             (f.has(VmFlags::NOHUGEPAGE), "nh"),
             (false, "mg"),
             (f.has(VmFlags::UFFD_MINOR), "ui"),
+            (f.has(VmFlags::DROPPABLE), "dp"),
         ];
         o.push_str("VmFlags:");
         for (on, n) in names {

@@ -66,6 +66,8 @@ pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserf
         exe: src.exe.clone(),
         table_frames: vec![pml4],
         thp_disable: src.thp_disable,
+        // mm_init: only VM_INIT_DEF_MASK (VM_NOHUGEPAGE, not modelled here) is kept.
+        def_flags: VmFlags::empty(),
     };
     // The parent's write-protections, flushed once at the end (dup_mmap's flush_tlb_mm).
     let mut tlb = MmuGather::new(src);

@@ -19,7 +19,8 @@ pub fn mm_populate(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) -> u64 {
     let mut faults = 0;
     for key in mm.vmas_in(start, end) {
         let vma = mm.vmas[&key].clone();
-        if !vma.is_accessible() {
+        // populate_vma_page_range: an on-fault lock faults nothing in.
+        if !vma.is_accessible() || vma.flags.has(VmFlags::LOCKONFAULT) {
             continue;
         }
         let write = vma.flags & (VmFlags::WRITE | VmFlags::SHARED) == VmFlags::WRITE;

@@ -26,6 +26,13 @@ pub const MAP_SHARED: u32 = 0x01;
 pub const MAP_PRIVATE: u32 = 0x02;
 pub const MAP_SHARED_VALIDATE: u32 = 0x03;
 pub const MAP_TYPE: u32 = 0x0f;
+/// MAP_DROPPABLE (6.11): private anonymous memory the kernel may free under pressure.
+pub const MAP_DROPPABLE: u32 = 0x08;
+
+/// The mapping type shares its pages (MAP_SHARED, MAP_SHARED_VALIDATE).
+pub const fn map_shared(flags: u32) -> bool {
+    matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE)
+}
 pub const MAP_FIXED: u32 = 0x10;
 pub const MAP_ANONYMOUS: u32 = 0x20;
 pub const MAP_GROWSDOWN: u32 = 0x0100;
@@ -444,8 +451,13 @@ pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, fl
         }
     };
     let mut vf = VmFlags::from_prot(prot) | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
-    if flags & MAP_TYPE != MAP_PRIVATE {
+    if map_shared(flags) {
         vf |= VmFlags::SHARED | VmFlags::MAYSHARE;
+    }
+    if flags & MAP_TYPE == MAP_DROPPABLE {
+        // Dropped under memory pressure (never, here), so not copied at fork, not
+        // dumped, not reserved.
+        vf |= VmFlags::DROPPABLE | VmFlags::WIPEONFORK | VmFlags::DONTDUMP | VmFlags::NORESERVE;
     }
     if flags & MAP_GROWSDOWN != 0 {
         vf |= VmFlags::GROWSDOWN;
@@ -456,6 +468,11 @@ pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, fl
     if flags & MAP_LOCKED != 0 {
         // mlock at mmap time (the caller populates).
         vf |= VmFlags::LOCKED;
+    }
+    vf |= mm.def_flags;
+    if vf.has(VmFlags::DROPPABLE) {
+        // mmap_region: never locked (populated all the same, measured).
+        vf -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
     }
     vf -= deny;
     // MAP_SHARED|MAP_ANONYMOUS is backed by a fresh shmem object (shmem_zero_setup).
@@ -570,7 +587,7 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
         let vma = Vma {
             start: old_end,
             end: new_end,
-            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC,
+            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | mm.def_flags,
             backing: Backing::Heap,
             shared_id: None,
             userfaultfd_ctx: None,
@@ -836,7 +853,7 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
     if advice == MADV_PAGEOUT {
         madvise_pageout(mm, hw, start, end);
     }
-    if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_HUGEPAGE | MADV_NOHUGEPAGE) {
+    if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_DONTDUMP | MADV_DODUMP | MADV_HUGEPAGE | MADV_NOHUGEPAGE) {
         madvise_vma_flags(mm, start, end, advice)?;
     }
     unmapped_error
@@ -969,13 +986,22 @@ pub fn do_mlock(mm: &mut Mm, start: u64, len: u64, lock: bool, onfault: bool) ->
     if !mm.range_is_mapped(start, end) {
         return Err(Errno::ENOMEM);
     }
-    if !mm.may_split(start) || !mm.may_split(end) {
-        return Err(Errno::EINVAL);
+    // mlock_fixup leaves VM_SPECIAL, hugetlb and droppable VMAs as they are (not split,
+    // not locked, no error).
+    let skipped = |v: &Vma| v.flags.has(VmFlags::DONTEXPAND | VmFlags::HUGETLB | VmFlags::DROPPABLE);
+    for at in [start, end] {
+        if mm.find_vma(at).is_some_and(|v| !skipped(v)) {
+            if !mm.may_split(at) {
+                return Err(Errno::EINVAL);
+            }
+            mm.split_at(at);
+        }
     }
-    mm.split_at(start);
-    mm.split_at(end);
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&k).unwrap();
+        if skipped(v) {
+            continue;
+        }
         v.flags.remove(VmFlags::LOCKED | VmFlags::LOCKONFAULT);
         if lock {
             v.flags |= VmFlags::LOCKED;
@@ -986,6 +1012,38 @@ pub fn do_mlock(mm: &mut Mm, start: u64, len: u64, lock: bool, onfault: bool) ->
     }
     mm.merge_around(start, end);
     Ok((start, end))
+}
+
+/// Linux: apply_mlockall_flags (mm/mlock.c) for mlockall(`flags`), munlockall with 0:
+/// MCL_FUTURE (2) sets the address space's def_flags (VM_LOCKED, and VM_LOCKONFAULT with
+/// MCL_ONFAULT, 4), which are cleared otherwise; unless it is MCL_FUTURE alone, every VMA
+/// loses its lock and gets it again with MCL_CURRENT (1), skipping the VMAs mlock_fixup
+/// skips. The caller checks the flags and populates.
+pub fn apply_mlockall_flags(mm: &mut Mm, flags: u32) {
+    let onfault = flags & 4 != 0;
+    mm.def_flags -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
+    if flags & 2 != 0 {
+        mm.def_flags |= VmFlags::LOCKED;
+        if onfault {
+            mm.def_flags |= VmFlags::LOCKONFAULT;
+        }
+        if flags & 1 == 0 {
+            return;
+        }
+    }
+    for v in mm.vmas.values_mut() {
+        if v.flags.has(VmFlags::DONTEXPAND | VmFlags::HUGETLB | VmFlags::DROPPABLE) {
+            continue;
+        }
+        v.flags -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
+        if flags & 1 != 0 {
+            v.flags |= VmFlags::LOCKED;
+            if onfault {
+                v.flags |= VmFlags::LOCKONFAULT;
+            }
+        }
+    }
+    mm.merge_around(0, TASK_SIZE);
 }
 
 /// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,
@@ -1021,9 +1079,20 @@ fn madvise_vma_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult<
                 break;
             }
             MADV_WIPEONFORK => v.flags |= VmFlags::WIPEONFORK,
+            MADV_KEEPONFORK if v.flags.has(VmFlags::DROPPABLE) => {
+                r = Err(Errno::EINVAL);
+                break;
+            }
+            MADV_DONTDUMP => v.flags |= VmFlags::DONTDUMP,
+            MADV_DODUMP if (!v.is_hugetlb() && v.flags.has(VmFlags::DONTEXPAND)) || v.flags.has(VmFlags::DROPPABLE) => {
+                r = Err(Errno::EINVAL);
+                break;
+            }
+            MADV_DODUMP => v.flags.remove(VmFlags::DONTDUMP),
             MADV_HUGEPAGE => v.flags = (v.flags - VmFlags::NOHUGEPAGE) | VmFlags::HUGEPAGE,
             MADV_NOHUGEPAGE => v.flags = (v.flags - VmFlags::HUGEPAGE) | VmFlags::NOHUGEPAGE,
-            _ => v.flags.remove(VmFlags::WIPEONFORK),
+            MADV_KEEPONFORK => v.flags.remove(VmFlags::WIPEONFORK),
+            _ => unreachable!("advice {advice} sets no VMA flag"),
         }
     }
     mm.merge_around(start, end);

@@ -90,6 +90,9 @@ pub struct Mm {
     /// MMF_DISABLE_THP_EXCEPT_ADVISED): 0, or what PR_GET_THP_DISABLE returns — 1 (no THP
     /// at all), 3 (THP only in MADV_HUGEPAGE VMAs). Inherited across fork.
     pub thp_disable: u8,
+    /// Linux: mm->def_flags, the VM_LOCKED (and VM_LOCKONFAULT) of mlockall(MCL_FUTURE)
+    /// that every new mapping gets. Not inherited across fork.
+    pub def_flags: super::mm::vma::VmFlags,
 }
 
 impl Mm {

@@ -30,6 +30,8 @@ bitflags::bitflags! {
         const DONTEXPAND = 0x4_0000;
         /// MADV_WIPEONFORK: the child gets the range empty (zero-filled on demand).
         const WIPEONFORK = 0x200_0000;
+        /// MADV_DONTDUMP (and MAP_DROPPABLE): left out of core dumps (smaps "dd").
+        const DONTDUMP = 0x400_0000;
         const ACCOUNT = 0x10_0000;
         const NORESERVE = 0x20_0000;
         /// A hugetlb mapping (MAP_HUGETLB, an MFD_HUGETLB memfd).
@@ -41,6 +43,9 @@ bitflags::bitflags! {
         /// MLOCK_ONFAULT: locked pages are faulted in on access, not at mlock time.
         const LOCKONFAULT = 0x8_0000;
         const UFFD_MINOR = 0x2_0000_0000;
+        /// MAP_DROPPABLE: pages the kernel may drop under pressure; never uffd-capable,
+        /// never locked (smaps "dp").
+        const DROPPABLE = 0x100_0000_0000;
         const _ = !0;
     }
 }

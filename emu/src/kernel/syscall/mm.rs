@@ -14,6 +14,8 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     }
     match flags & MAP_TYPE {
         MAP_PRIVATE | MAP_SHARED | MAP_SHARED_VALIDATE => {}
+        // do_mmap: anonymous only, and never locked, hugetlb or a stack.
+        mmap::MAP_DROPPABLE if flags & MAP_ANONYMOUS != 0 && flags & (mmap::MAP_LOCKED | mmap::MAP_HUGETLB | mmap::MAP_GROWSDOWN) == 0 => {}
         _ => return Err(Errno::EINVAL),
     }
     if len == 0 {
@@ -29,7 +31,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
         // The offset is the new file's, so it must be huge-aligned (hugetlbfs_file_mmap).
         mmap::do_mmap_hugetlb(mm, hw, addr, len, prot, flags, obj, off, crate::kernel::mm::vma::VmFlags::empty())?
     } else if flags & MAP_ANONYMOUS != 0 {
-        let shared_id = if flags & MAP_TYPE != MAP_PRIVATE { Some(s.k.new_obj_id()) } else { None };
+        let shared_id = if mmap::map_shared(flags) { Some(s.k.new_obj_id()) } else { None };
         let (hw, mm) = s.hw_mm();
         mmap::do_mmap(mm, hw, addr, len, prot, flags, Backing::Anon, shared_id)?
     } else {
@@ -37,7 +39,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     };
     // vm_mmap_pgoff → mm_populate: MAP_POPULATE without MAP_NONBLOCK faults the range in,
     // each fault counting to the caller (drained at the syscall's end).
-    if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || flags & mmap::MAP_LOCKED != 0 {
+    if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || flags & mmap::MAP_LOCKED != 0 || s.mm().def_flags.has(crate::kernel::mm::vma::VmFlags::LOCKED) {
         let (hw, mm) = s.hw_mm();
         let n = crate::kernel::mm::gup::mm_populate(mm, hw, at, at + mmap::page_align(len).unwrap_or(0));
         s.hw.uaccess_faults += n;
@@ -218,6 +220,27 @@ pub fn sys_mlock(s: &mut Sys, a: Args) -> SysResult {
 
 pub fn sys_munlock(s: &mut Sys, a: Args) -> SysResult {
     mlock_common(s, a.u(0), a.u(1), false, false)
+}
+
+/// mlockall(2): `flags` a non-empty subset of MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT, not
+/// MCL_ONFAULT alone (EINVAL); MCL_CURRENT without MCL_ONFAULT faults everything in.
+pub fn sys_mlockall(s: &mut Sys, a: Args) -> SysResult {
+    let flags = a.u32(0);
+    if flags == 0 || flags & !7 != 0 || flags == 4 {
+        return Err(Errno::EINVAL);
+    }
+    let (hw, mm) = s.hw_mm();
+    mmap::apply_mlockall_flags(mm, flags);
+    if flags & 5 == 1 {
+        let n = crate::kernel::mm::gup::mm_populate(mm, hw, 0, crate::kernel::mm::TASK_SIZE);
+        s.hw.uaccess_faults += n;
+    }
+    ok(0)
+}
+
+pub fn sys_munlockall(s: &mut Sys, _a: Args) -> SysResult {
+    mmap::apply_mlockall_flags(s.mm(), 0);
+    ok(0)
 }
 
 pub fn sys_mlock2(s: &mut Sys, a: Args) -> SysResult {

@@ -270,6 +270,8 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         149 => mm::sys_mlock(s, a),
         150 => mm::sys_munlock(s, a),
         325 => mm::sys_mlock2(s, a),
+        151 => mm::sys_mlockall(s, a),
+        152 => mm::sys_munlockall(s, a),
         32 => fs::sys_dup(s, a),
         33 => fs::sys_dup3(s, a.i32(0), a.i32(1), 0, true),
         39 => ok(s.tgid() as u64),

@@ -129,6 +129,9 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
 /// anonymous, shmem and hugetlb VMAs are; MINOR needs shmem or hugetlb.
 pub fn vma_can_userfault(v: &crate::kernel::mm::Vma, vm_flags: VmFlags, wp_async: bool) -> bool {
     let vm_flags = vm_flags & VM_UFFD_FLAGS;
+    if v.flags.has(VmFlags::DROPPABLE) {
+        return false;
+    }
     if wp_async && vm_flags == VmFlags::UFFD_WP {
         return true;
     }
