@@ -10,9 +10,13 @@
 //   queued and the pipe keeps its data.
 // argv[1] "vmwritev": the same with process_vm_writev into our own page;
 // argv[1] "procmem": pwrite to /proc/self/mem at a protected page gives EIO.
+// argv[1] "span": a pipe read and a memfd read that cross from a writable page into a
+// protected one wait in the middle and return the full count; an eventfd read into a
+// protected page returns the counter once the page is un-protected.
 #define _GNU_SOURCE
 #include "uffd.h"
 #include <sys/uio.h>
+#include <sys/eventfd.h>
 
 static char *r;
 
@@ -114,6 +118,50 @@ static int other_modes(const char *mode) {
         n = pwrite(mfd, "xyz", 3, (off_t)(uintptr_t)(r + UPAGE + 5));
         printf("pwrite after unprotect: %zd %s, data %.3s\n", n, uffd_err(n < 0 ? errno : 0), r + UPAGE + 5);
         close(mfd);
+    } else if (strcmp(mode, "span") == 0) {
+        /* Copies that cross from a writable page into a protected one: Linux faults
+         * in the middle of the copy, waits there, and finishes with the full count. */
+        int p[2];
+        if (pipe(p)) return 2;
+        printf("unprotect page 0: %s\n", uffd_err(-uffd_unprotect(fd, r, UPAGE)));
+        fill_pipe(p[1], 'k', 200);
+        struct rd a = { p[0], r + UPAGE - 100, 200, 0, 0, 0, 0 };
+        pthread_create(&a.t, NULL, reader, &a);
+        expect_msg(fd, "pipe read() across pages 0-1");
+        printf("reader done %d (waiting)\n", uffd_wait_flag(&a.done, 100));
+        printf("unprotect page 1: %s\n", uffd_err(-uffd_unprotect(fd, r + UPAGE, UPAGE)));
+        pthread_join(a.t, NULL);
+        printf("read returned %zd (%s), data %c%c%c\n", a.ret, uffd_err(a.err), r[UPAGE - 101], r[UPAGE - 100], r[UPAGE + 99]);
+        printf("protect pages 0-1: %s\n", uffd_err(-uffd_protect(fd, r, 2 * UPAGE)));
+        printf("unprotect page 0: %s\n", uffd_err(-uffd_unprotect(fd, r, UPAGE)));
+        int mfd = memfd_create("span", 0);
+        char fbuf[300];
+        memset(fbuf, 'f', sizeof fbuf);
+        if (write(mfd, fbuf, sizeof fbuf) != (ssize_t)sizeof fbuf) return 2;
+        struct rd b = { mfd, r + UPAGE - 150, 300, 0, 0, 0, 0 };
+        lseek(mfd, 0, SEEK_SET);
+        pthread_create(&b.t, NULL, reader, &b);
+        expect_msg(fd, "memfd read() across pages 0-1");
+        printf("reader done %d (waiting)\n", uffd_wait_flag(&b.done, 100));
+        printf("unprotect page 1: %s\n", uffd_err(-uffd_unprotect(fd, r + UPAGE, UPAGE)));
+        pthread_join(b.t, NULL);
+        printf("read returned %zd (%s), offset %ld, data %c%c\n", b.ret, uffd_err(b.err), (long)lseek(mfd, 0, SEEK_CUR), r[UPAGE - 150], r[UPAGE + 149]);
+        /* eventfd: the counter is read once, into a protected page. */
+        printf("protect page 1: %s\n", uffd_err(-uffd_protect(fd, r + UPAGE, UPAGE)));
+        int efd = eventfd(5, 0);
+        struct rd c = { efd, r + UPAGE + 8, 8, 0, 0, 0, 0 };
+        pthread_create(&c.t, NULL, reader, &c);
+        expect_msg(fd, "eventfd read() into protected page 1");
+        printf("reader done %d (waiting)\n", uffd_wait_flag(&c.done, 100));
+        printf("unprotect page 1: %s\n", uffd_err(-uffd_unprotect(fd, r + UPAGE, UPAGE)));
+        pthread_join(c.t, NULL);
+        uint64_t v;
+        memcpy(&v, r + UPAGE + 8, 8);
+        printf("eventfd read returned %zd (%s), value %llu\n", c.ret, uffd_err(c.err), (unsigned long long)v);
+        int fl = fcntl(efd, F_GETFL);
+        fcntl(efd, F_SETFL, fl | O_NONBLOCK);
+        ssize_t n = read(efd, &v, 8);
+        printf("eventfd after: %zd %s\n", n, uffd_err(n < 0 ? errno : 0));
     } else {
         printf("unknown mode %s\n", mode);
         return 2;

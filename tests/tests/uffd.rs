@@ -149,6 +149,20 @@ fn uffd_kernel_process_vm_writev_pagelab() {
     pagelab_matches_expected_with("uffd_kernel", &["vmwritev"], SHAPES);
 }
 
+/// Copies that stop at a userfault part-way (a pipe read and a memfd read crossing into a
+/// protected page) wait there and return the full count; an eventfd read into a protected
+/// page returns the counter after the un-protect (issue 11: pagelab used to return the
+/// short count, and the eventfd read lost its counter).
+#[test]
+fn uffd_kernel_span_native() {
+    native_matches_expected_with("uffd_kernel", &["span"]);
+}
+
+#[test]
+fn uffd_kernel_span_pagelab() {
+    pagelab_matches_expected_with("uffd_kernel", &["span"], SHAPES);
+}
+
 #[test]
 fn uffd_kernel_proc_self_mem_native() {
     native_matches_expected_with("uffd_kernel", &["procmem"]);

@@ -54,10 +54,17 @@ pub fn eventfd_read(s: &mut Sys, e: &EventFd, nonblock: bool, fd: i32, mut to: U
         return s.block_retry(vec![e.wq.key()], WaitWhat::Read { fd }, None);
     }
     let ucnt = if e.semaphore { 1 } else { e.count.get() };
+    // Linux consumes the counter, then copies, sleeping inside the copy on a userfault.
+    // pagelab re-runs the whole call once such a fault is resolved, so the copy comes
+    // first here and a userfault leaves the counter as it was: the re-run reads the same
+    // value. Any other fault consumes it, as in Linux (EFAULT).
+    let copied = to.copy_to(s, &ucnt.to_le_bytes());
+    if copied != 8 && s.hw.uffd_kfault.is_some() {
+        return Err(Errno::EFAULT);
+    }
     e.count.set(e.count.get() - ucnt);
     e.wq.wake_up_poll(EPOLLOUT);
-    // The counter is consumed even if the copy faults, as in Linux.
-    if to.copy_to(s, &ucnt.to_le_bytes()) != 8 {
+    if copied != 8 {
         return Err(Errno::EFAULT);
     }
     ok(8)

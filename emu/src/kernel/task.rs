@@ -129,6 +129,15 @@ pub struct Blocked {
     pub seq: u64,
 }
 
+/// See `Task::uaccess_progress`: the syscall (number and original arguments) and the bytes
+/// it had moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UaccessProgress {
+    pub nr: u64,
+    pub args: [u64; 6],
+    pub done: u64,
+}
+
 /// Handed to a re-executed syscall: the deadline it computed the first time and why it
 /// was woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +203,10 @@ pub struct Task {
     /// its completion counts as a fault — at its next fault, or at its next system call if
     /// the retried access no longer faults.
     pub fault_retried: bool,
+    /// A read or write whose copy stopped at a userfault after moving `done` bytes: it is
+    /// re-executed from where it stopped once the fault is resolved, and returns the sum
+    /// (Linux sleeps inside the copy and finishes it).
+    pub uaccess_progress: Option<UaccessProgress>,
     /// The vCPUs this thread may run on (sched_setaffinity), bit i = vCPU i.
     pub cpus_allowed: u64,
     /// For the sigcontext of the next signal frame.
@@ -226,6 +239,7 @@ impl Task {
             min_flt: 0,
             maj_flt: 0,
             fault_retried: false,
+            uaccess_progress: None,
             cpus_allowed: u64::MAX,
             trap: TrapInfo::default(),
         }

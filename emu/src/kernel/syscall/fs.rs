@@ -140,6 +140,17 @@ fn target(f: &File) -> Target {
     }
 }
 
+/// Moves the position of a seekable file back by `n` bytes that `file_read` read but
+/// the copy to the user did not deliver (stdin's bytes are gone).
+fn unread(f: &Rc<RefCell<File>>, n: u64) {
+    match &mut f.borrow_mut().kind {
+        FileKind::ProcLive(lf) => lf.pos -= n,
+        FileKind::HostFile { pos, .. } => *pos -= n,
+        FileKind::Shmem(sf) => sf.pos -= n,
+        _ => {}
+    }
+}
+
 /// Files that refuse positioned I/O (Linux: no FMODE_PREAD, stream_open).
 fn is_stream(f: &File) -> bool {
     matches!(f.kind, FileKind::Pipe(_) | FileKind::Stdin | FileKind::Output(_))
@@ -166,6 +177,10 @@ fn do_read(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, mut to: UserIter, at: Op
         Target::Plain => {
             let data = file_read(s, f, to.count.min(MAX_RW_COUNT) as usize, at)?;
             let n = to.copy_to(s, &data);
+            if n < data.len() && at.is_none() {
+                // A short copy: the file position counts only what reached the user.
+                unread(f, (data.len() - n) as u64);
+            }
             if n < data.len() && n == 0 {
                 return Err(Errno::EFAULT);
             }

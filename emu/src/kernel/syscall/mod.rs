@@ -16,6 +16,7 @@ pub mod wait;
 
 use super::errno::{Errno, KResult};
 use super::hw::Hw;
+use super::task::UaccessProgress;
 use super::Kernel;
 use crate::cpu::reg::*;
 use std::io::Write;
@@ -189,16 +190,42 @@ pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
         t.orig_rax = nr;
         t.restart.take().filter(|r| r.nr == nr && r.args == args.0)
     };
-    let mut s = Sys { k, hw, tid, nr, args, restart };
+    // A read or write resumed after a userfault stopped its copy: the rest of the buffer.
+    let progress = k.tasks.get_mut(&tid).unwrap().uaccess_progress.take().filter(|p| p.nr == nr && p.args == args.0);
+    let dargs = progress.map_or(args, |p| resume_args(nr, args, p.done));
+    let mut s = Sys { k, hw, tid, nr, args: dargs, restart };
     s.hw.uffd_kfault = None;
     s.hw.uaccess_faults = 0;
-    let r = dispatch(&mut s, nr, args);
+    let r = dispatch(&mut s, nr, dargs);
     for _ in 0..std::mem::take(&mut s.hw.uaccess_faults) {
         s.k.account_fault(s.tid, false);
     }
-    let r = match s.hw.uffd_kfault.take() {
-        Some(f) => super::uffd::kernel_fault(&mut s, f, r),
-        None => r,
+    let done = progress.map_or(0, |p| p.done);
+    let r = match (s.hw.uffd_kfault.take(), r) {
+        // The copy moved `v` bytes and stopped at a userfault: wait for it like a copy
+        // that moved nothing, then go on from there.
+        (Some(f), Ok(Ret::Val(v))) if RESUMABLE.contains(&nr) && v as i64 > 0 => match super::uffd::kernel_fault(&mut s, f, Ok(Ret::Val(0))) {
+            Ok(Ret::Block(b)) => {
+                s.k.tasks.get_mut(&tid).unwrap().uaccess_progress = Some(UaccessProgress { nr, args: args.0, done: done + v });
+                Ok(Ret::Block(b))
+            }
+            _ => Ok(Ret::Val(v)),
+        },
+        (Some(f), r) => match super::uffd::kernel_fault(&mut s, f, r) {
+            Ok(Ret::Block(b)) if done > 0 => {
+                s.k.tasks.get_mut(&tid).unwrap().uaccess_progress = progress;
+                Ok(Ret::Block(b))
+            }
+            r => r,
+        },
+        (None, r) => r,
+    };
+    // What a resumed call moved before adds to its result; a later error returns the
+    // bytes moved, as a short copy does.
+    let r = match r {
+        Ok(Ret::Val(v)) if done > 0 => Ok(Ret::Val(done + v)),
+        Err(_) if done > 0 => Ok(Ret::Val(done)),
+        r => r,
     };
     let r = match r {
         Err(e) if e == Errno::ENOSYS => {
@@ -226,6 +253,22 @@ pub fn do_syscall(k: &mut Kernel, hw: &mut Hw) -> Result<(), crate::Error> {
         }
     }
     Ok(())
+}
+
+/// The syscalls whose copy may stop at a userfault after moving some bytes and resume
+/// (`Task::uaccess_progress`): read, write, pread64, pwrite64.
+const RESUMABLE: &[u64] = &[0, 1, 17, 18];
+
+/// The arguments of a RESUMABLE call `done` bytes on: the buffer and count advanced, and
+/// the file offset of pread64/pwrite64.
+fn resume_args(nr: u64, a: Args, done: u64) -> Args {
+    let mut r = a.0;
+    r[1] += done;
+    r[2] -= done;
+    if nr == 17 || nr == 18 {
+        r[3] += done;
+    }
+    Args(r)
 }
 
 fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
