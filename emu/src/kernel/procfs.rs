@@ -99,6 +99,10 @@ pub const GLOBAL_FILES: &[GlobalFile] = &[
     GlobalFile { path: "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled", mode: 0o644, kind: EntryKind::File(super::mmstat::thp_2m_shmem_enabled_show) },
     // The hugetlb pools: nr_hugepages is writable (root grows or shrinks the pool).
     GlobalFile { path: "/proc/sys/vm/nr_hugepages", mode: 0o644, kind: EntryKind::Live(super::mmstat::proc_nr_hugepages_read, Some(super::mmstat::proc_nr_hugepages_write)) },
+    // mmap_min_addr (MMAP_MIN_ADDR) and unprivileged_userfaultfd (0: userfaultfd(2) needs
+    // CAP_SYS_PTRACE, which every guest task has, or UFFD_USER_MODE_ONLY).
+    GlobalFile { path: "/proc/sys/vm/mmap_min_addr", mode: 0o644, kind: EntryKind::File(|_, _| format!("{}\n", super::mm::MMAP_MIN_ADDR).into_bytes()) },
+    GlobalFile { path: "/proc/sys/vm/unprivileged_userfaultfd", mode: 0o644, kind: EntryKind::File(|_, _| b"0\n".to_vec()) },
     GlobalFile { path: "/proc/sys/vm/nr_overcommit_hugepages", mode: 0o644, kind: EntryKind::File(super::mmstat::nr_overcommit_hugepages_2m_show) },
     GlobalFile { path: "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", mode: 0o644, kind: EntryKind::Live(super::mmstat::nr_hugepages_2m_read, Some(super::mmstat::nr_hugepages_2m_write)) },
     // Without NUMA policies, the same pool (Linux: nr_hugepages_mempolicy_store with the

@@ -157,7 +157,7 @@ fn fault_in(mm: &mut Mm, hw: &mut Hw, error_code: PfErrorCode, address: u64) -> 
     }
     match handle_mm_fault(mm, hw, &vma, address, fault_flags(error_code)) {
         FaultOutcome::Handled => Decision::Handled,
-        FaultOutcome::Bus => Decision::Bus,
+        FaultOutcome::Bus | FaultOutcome::HwPoison => Decision::Bus,
         // VM_FAULT_SIGSEGV: mm_fault_error → bad_area_nosemaphore.
         FaultOutcome::Segv => Decision::SegvMaperr,
         FaultOutcome::Oom => Decision::Oom,

@@ -462,6 +462,7 @@ pub fn hugetlb_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: F
     let write = flags.contains(FaultFlags::WRITE);
     let r = match softleaf_from_pte(e) {
         SoftLeaf::None => hugetlb_no_page(mm, hw, vma, size, slot, haddr, flags, false),
+        SoftLeaf::Marker(m) if m.contains(PteMarker::POISONED) => FaultOutcome::HwPoison,
         SoftLeaf::Marker(m) if m.contains(PteMarker::UFFD_WP) => hugetlb_no_page(mm, hw, vma, size, slot, haddr, flags, true),
         SoftLeaf::Marker(_) => FaultOutcome::Bus,
         SoftLeaf::ProtNone | SoftLeaf::Swap { .. } | SoftLeaf::Migration { .. } => FaultOutcome::Bus,

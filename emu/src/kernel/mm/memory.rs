@@ -81,6 +81,10 @@ pub enum FaultOutcome {
     /// VM_FAULT_SIGBUS (BUS_ADRERR): e.g. a poison marker, or a file mapping beyond end of
     /// file.
     Bus,
+    /// VM_FAULT_HWPOISON: a poison marker (UFFDIO_POISON). A user access gets SIGBUS as
+    /// for `Bus` (this kernel has no MEMORY_FAILURE: BUS_ADRERR, measured); a GUP that
+    /// asks (FOLL_HWPOISON: MADV_POPULATE_*) gets EHWPOISON, others EFAULT.
+    HwPoison,
     /// VM_FAULT_SIGSEGV (SEGV_MAPERR): a guard marker.
     Segv,
     /// Guest memory exhausted (VM_FAULT_OOM).
@@ -598,7 +602,7 @@ pub fn handle_pte_marker(vmf: &mut VmFault) -> FaultOutcome {
         unreachable!("handle_pte_marker on a PTE that is not a marker");
     };
     if marker.contains(PteMarker::POISONED) {
-        return FaultOutcome::Bus;
+        return FaultOutcome::HwPoison;
     }
     if marker.contains(PteMarker::GUARD) {
         return FaultOutcome::Segv;

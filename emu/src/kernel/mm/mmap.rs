@@ -68,6 +68,8 @@ pub const MADV_DONTDUMP: u32 = 16;
 pub const MADV_DODUMP: u32 = 17;
 pub const MADV_WIPEONFORK: u32 = 18;
 pub const MADV_KEEPONFORK: u32 = 19;
+pub const MADV_POPULATE_READ: u32 = 22;
+pub const MADV_POPULATE_WRITE: u32 = 23;
 pub const MADV_COLD: u32 = 20;
 pub const MADV_PAGEOUT: u32 = 21;
 pub const MADV_COLLAPSE: u32 = 25;
@@ -831,8 +833,17 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
                 }
                 e &= !(ps - 1);
                 s = s.min(e);
+            } else if v.flags.has(VmFlags::LOCKED) || (advice == MADV_FREE && (!v.is_anonymous() || v.shared())) {
+                // madvise_dontneed_free_valid_vma: never a locked VMA; MADV_FREE only
+                // private anonymous memory (measured: a memfd mapping is EINVAL).
+                r = Err(Errno::EINVAL);
+                break;
             }
-            zap_range(&mut tlb, mm, hw, Some(&v), s, e, ZapDetails::KEEP_MARKERS);
+            if advice == MADV_FREE {
+                madvise_free(&mut tlb, mm, hw, s, e);
+            } else {
+                zap_range(&mut tlb, mm, hw, Some(&v), s, e, ZapDetails::KEEP_MARKERS);
+            }
         }
         tlb.finish_mmu(hw);
         hw.pages.drain_deferred();
@@ -1044,6 +1055,52 @@ pub fn apply_mlockall_flags(mm: &mut Mm, flags: u32) {
         }
     }
     mm.merge_around(0, TASK_SIZE);
+}
+
+/// Linux: madvise_free_single_vma → madvise_free_pte_range / madvise_free_huge_pmd over
+/// [start, end) of a private anonymous VMA: the pages stay mapped and keep their data
+/// (only reclaim, which never runs here, would drop them), made clean and old when the
+/// process is their only mapper; a THP covered in part is split first, a whole one just
+/// cleaned. A swap entry is freed and cleared, and so is a poison marker; uffd-wp and
+/// guard markers and the zero page are left alone.
+fn madvise_free(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
+    super::huge_memory::split_huge_pmds(mm, hw, start, end, false);
+    let mut va = start;
+    while va < end {
+        let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
+            va += 4096;
+            continue;
+        };
+        let step = if slot.level == mmu::Level::Pd { super::huge_memory::HPAGE_PMD_SIZE - (va & (super::huge_memory::HPAGE_PMD_SIZE - 1)) } else { 4096 };
+        let e = pgtable::get_entry(&hw.mem, slot);
+        let new = match softleaf_from_pte(e) {
+            SoftLeaf::Present if slot.level == mmu::Level::Pd => {
+                let head = super::huge_memory::pmd_pfn(e);
+                (!super::huge_memory::is_huge_zero_pmd(hw, e) && hw.pages.meta(head).anon_exclusive).then(|| e.without(_PAGE_DIRTY | _PAGE_ACCESSED))
+            }
+            SoftLeaf::Present => {
+                let pa = pgtable::pte_pfn(e);
+                let exclusive = !e.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) && hw.pages.meta(pa).mapcount <= 1;
+                exclusive.then(|| e.without(_PAGE_DIRTY | _PAGE_ACCESSED))
+            }
+            SoftLeaf::Swap { entry, .. } => {
+                super::swap::swap_free(hw, entry);
+                Some(Entry::new(0))
+            }
+            SoftLeaf::Marker(m) if m.contains(PteMarker::POISONED) => Some(Entry::new(0)),
+            _ => None,
+        };
+        if let Some(n) = new.filter(|n| *n != e) {
+            let at = if slot.level == mmu::Level::Pd { va & !(super::huge_memory::HPAGE_PMD_SIZE - 1) } else { va };
+            let f = pgtable::set_entry(&mut hw.mem, slot, at, n);
+            if e.is_present() {
+                tlb.flush_pte(f);
+            } else {
+                f.not_needed();
+            }
+        }
+        va += step;
+    }
 }
 
 /// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,

@@ -167,7 +167,11 @@ pub fn set_entry(mem: &mut PhysMem, slot: Slot, va: u64, new: Entry) -> Flush {
 }
 
 /// A present PTE for `frame` with protection bits `prot`.
+///
+/// The protection 0 of a PROT_NONE VMA (`vm_page_prot`) gives the _PAGE_PROTNONE form, as
+/// Linux's PAGE_NONE: a UFFDIO_COPY into a PROT_NONE VMA maps its page not present.
 pub fn mk_pte(frame: PhysAddr, prot: u64) -> Entry {
+    let prot = if prot == 0 { _PAGE_PROTNONE | _PAGE_USER | _PAGE_ACCESSED } else { prot };
     Entry::new(prot).with_addr(frame, mmu::Level::Pt)
 }
 

@@ -526,7 +526,13 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &VmUserfaultfdCtx, dst: u64, sr
                 }
                 swapops::pte_swp_clear_uffd_wp(spte)
             }
-            SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => {
+            // move_pages_pte: a non-swap entry that is not a migration entry (a marker:
+            // uffd-wp, poison, guard) is EFAULT (measured).
+            SoftLeaf::Marker(_) => {
+                err = Some(Errno::EFAULT);
+                break;
+            }
+            SoftLeaf::ProtNone | SoftLeaf::Migration { .. } => {
                 err = Some(Errno::EBUSY);
                 break;
             }

@@ -151,9 +151,27 @@ fn unread(f: &Rc<RefCell<File>>, n: u64) {
     }
 }
 
-/// Files that refuse positioned I/O (Linux: no FMODE_PREAD, stream_open).
+/// Files that refuse positioned I/O (Linux: no FMODE_PREAD, stream_open; anonymous
+/// inodes never get it: measured for a userfaultfd).
 fn is_stream(f: &File) -> bool {
+    matches!(f.kind, FileKind::Pipe(_) | FileKind::Stdin | FileKind::Output(_) | FileKind::Userfaultfd(_) | FileKind::EventFd(_) | FileKind::Epoll(_))
+}
+
+/// Files with an ->fasync (pipes, terminals): the only ones whose O_ASYNC can be set.
+fn has_fasync(f: &File) -> bool {
     matches!(f.kind, FileKind::Pipe(_) | FileKind::Stdin | FileKind::Output(_))
+}
+
+/// fsync(2) and fdatasync(2) (Linux: vfs_fsync_range): EBADF for a bad descriptor, EINVAL
+/// for a file without ->fsync (pipes, anonymous inodes, procfs; a terminal or pipe as
+/// stdout), 0 for tmpfs and host files (nothing to write back).
+pub fn sys_fsync(s: &mut Sys, a: Args) -> SysResult {
+    let f = file(s, a.i32(0))?;
+    let f = f.borrow();
+    match f.kind {
+        FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::HostFile { .. } => ok(0),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 /// Linux: vfs_read / do_iter_read, after the buffer checks. `at`: pread's offset.
@@ -532,7 +550,10 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
                     return Err(Errno::EINVAL);
                 }
             }
-            f.flags = (arg & SETFL_MASK) | (f.flags & !SETFL_MASK);
+            // ->fasync sets FASYNC; a file without one keeps it clear (measured: a
+            // userfaultfd's O_ASYNC stays 0).
+            let mask = if has_fasync(&f) { SETFL_MASK } else { SETFL_MASK & !FASYNC };
+            f.flags = (arg & mask) | (f.flags & !mask);
             ok(0)
         }
         F_GETOWN => ok(0),
@@ -600,6 +621,7 @@ const FIONBIO: u32 = 0x5421;
 const FIONREAD: u32 = 0x541b;
 const FIONCLEX: u32 = 0x5450;
 const FIOCLEX: u32 = 0x5451;
+const FIOASYNC: u32 = 0x5452;
 
 pub fn sys_ioctl(s: &mut Sys, a: Args) -> SysResult {
     let f = file(s, a.i32(0))?;
@@ -620,6 +642,20 @@ pub fn sys_ioctl(s: &mut Sys, a: Args) -> SysResult {
                 _ => 0,
             };
             s.copy_to_user(a.u(2), &n.to_le_bytes())?;
+            ok(0)
+        }
+        FIOASYNC => {
+            // ioctl_fioasync: a change of state needs an ->fasync (else ENOTTY).
+            let mut v = [0u8; 4];
+            s.copy_from_user(a.u(2), &mut v)?;
+            let on = u32::from_le_bytes(v) != 0;
+            let mut f = f.borrow_mut();
+            if on != (f.flags & FASYNC != 0) {
+                if !has_fasync(&f) {
+                    return Err(Errno::ENOTTY);
+                }
+                f.flags ^= FASYNC;
+            }
             ok(0)
         }
         FIONBIO => {

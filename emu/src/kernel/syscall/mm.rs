@@ -41,7 +41,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     // each fault counting to the caller (drained at the syscall's end).
     if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || flags & mmap::MAP_LOCKED != 0 || s.mm().def_flags.has(crate::kernel::mm::vma::VmFlags::LOCKED) {
         let (hw, mm) = s.hw_mm();
-        let n = crate::kernel::mm::gup::mm_populate(mm, hw, at, at + mmap::page_align(len).unwrap_or(0));
+        let (n, _) = crate::kernel::mm::gup::mm_populate(mm, hw, at, at + mmap::page_align(len).unwrap_or(0));
         s.hw.uaccess_faults += n;
     }
     ok(at)
@@ -174,6 +174,9 @@ pub fn sys_madvise(s: &mut Sys, a: Args) -> SysResult {
             uffd::remove_prep(s.k, mm, a.u(0), end, &mut ev);
         }
     }
+    if matches!(a.u32(2), mmap::MADV_POPULATE_READ | mmap::MADV_POPULATE_WRITE) {
+        return madvise_populate(s, a.u(0), a.u(1), a.u32(2) == mmap::MADV_POPULATE_WRITE);
+    }
     if a.u32(2) == mmap::MADV_COLLAPSE {
         let me = s.k.tasks[&s.tid].mm;
         mmap::do_madvise_collapse(&mut s.k.mms, me, s.hw, a.u(0), a.u(1))?;
@@ -182,6 +185,28 @@ pub fn sys_madvise(s: &mut Sys, a: Args) -> SysResult {
     let (hw, mm) = s.hw_mm();
     mmap::do_madvise(mm, hw, a.u(0), a.u(1), a.u32(2))?;
     uffd::events_complete(s, ev, 0)
+}
+
+/// Linux: madvise_populate (MADV_POPULATE_READ 22, MADV_POPULATE_WRITE 23): the range
+/// faulted in for reading or writing (`gup::faultin_page_range` has the errnos). A page
+/// that needs a userfaultfd is waited for like a kernel-mode access's, then the call runs
+/// again (what is in stays in).
+fn madvise_populate(s: &mut Sys, start: u64, len: u64, write: bool) -> SysResult {
+    if start & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = mmap::page_align(len).and_then(|l| start.checked_add(l)).ok_or(Errno::EINVAL)?;
+    let (hw, mm) = s.hw_mm();
+    let (n, r) = crate::kernel::mm::gup::faultin_page_range(mm, hw, start, end, write);
+    s.hw.uaccess_faults += n;
+    match r {
+        Ok(()) => ok(0),
+        Err(crate::kernel::mm::gup::PopulateStop::Errno(e)) => Err(e),
+        Err(crate::kernel::mm::gup::PopulateStop::Userfault { addr, write, reason }) => {
+            s.hw.uffd_kfault = Some(crate::kernel::mm::memory::KernelFault { addr, write, reason });
+            Err(Errno::EFAULT)
+        }
+    }
 }
 
 pub fn sys_msync(s: &mut Sys, a: Args) -> SysResult {
@@ -208,8 +233,16 @@ fn mlock_common(s: &mut Sys, start: u64, len: u64, lock: bool, onfault: bool) ->
     let (hw, mm) = s.hw_mm();
     let (a, b) = mmap::do_mlock(mm, start, len, lock, onfault)?;
     if lock && !onfault {
-        let n = crate::kernel::mm::gup::mm_populate(mm, hw, a, b);
+        let (n, stop) = crate::kernel::mm::gup::mm_populate(mm, hw, a, b);
         s.hw.uaccess_faults += n;
+        // __mlock_posix_error_return: a fault that failed (SIGBUS, poison: EFAULT) is
+        // ENOMEM, no memory EAGAIN. The range stays locked.
+        use crate::kernel::mm::memory::FaultOutcome;
+        match stop {
+            Some(FaultOutcome::Bus | FaultOutcome::HwPoison | FaultOutcome::Segv) => return Err(Errno::ENOMEM),
+            Some(FaultOutcome::Oom) => return Err(Errno::EAGAIN),
+            _ => {}
+        }
     }
     ok(0)
 }
@@ -232,7 +265,7 @@ pub fn sys_mlockall(s: &mut Sys, a: Args) -> SysResult {
     let (hw, mm) = s.hw_mm();
     mmap::apply_mlockall_flags(mm, flags);
     if flags & 5 == 1 {
-        let n = crate::kernel::mm::gup::mm_populate(mm, hw, 0, crate::kernel::mm::TASK_SIZE);
+        let (n, _) = crate::kernel::mm::gup::mm_populate(mm, hw, 0, crate::kernel::mm::TASK_SIZE);
         s.hw.uaccess_faults += n;
     }
     ok(0)

@@ -302,6 +302,7 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         297 => signal::sys_rt_tgsigqueueinfo(s, a),
         16 => fs::sys_ioctl(s, a),
         17 => fs::sys_pread(s, a),
+        74 | 75 => fs::sys_fsync(s, a),
         18 => fs::sys_pwrite(s, a),
         19 => fs::sys_readv(s, a),
         20 => fs::sys_writev(s, a),
