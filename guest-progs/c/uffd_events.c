@@ -8,6 +8,7 @@
 // worker thread; the main thread reads the events one by one. Page indexes
 // are relative to one reserved 64-page area.
 // argv[1] "none": the same operations on a uffd without event features.
+// argv[1] "remove-order": a REMOVE per VMA, each sent before its VMA is zapped.
 #define _GNU_SOURCE
 #include "uffd.h"
 
@@ -123,9 +124,46 @@ static int no_events(void) {
     return 0;
 }
 
+/* "remove-order": MADV_DONTNEED over two registered VMAs sends one REMOVE per VMA,
+ * each before that VMA is zapped: while the first is unread both VMAs still hold their
+ * data; after it is read the first is zapped and the second still holds its data until
+ * its own event is read. A 4-message read returns one event at a time. */
+static int remove_order(void) {
+    fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE);
+    base = mmap(NULL, 64 * UPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED || mprotect(base, 4 * UPAGE, PROT_READ | PROT_WRITE)) return 2;
+    /* Pages 0-1 and 2-3 are two VMAs (2-3 also executable). */
+    if (mprotect(base + 2 * UPAGE, 2 * UPAGE, PROT_READ | PROT_WRITE | PROT_EXEC)) return 2;
+    for (int i = 0; i < 4; i++) base[i * UPAGE] = (char)('A' + i);
+    printf("register pages 0-3: %s\n", uffd_err(-uffd_register(fd, base, 4 * UPAGE, UFFDIO_REGISTER_MODE_WP, NULL)));
+    struct op o = { OP_DONTNEED, 0, 4, 0, 0, 0, 0 };
+    pthread_create(&o.t, NULL, op_main, &o);
+    for (int ev = 0; ev < 2; ev++) {
+        while (!uffd_pending(fd, 20)) {}
+        /* Only the PTEs of a zapped VMA are compared: Linux flushes the TLBs once, at
+         * the end of the whole madvise, so a read of page 0 here may still hit its
+         * old translation. Page 2 is not zapped before its own event is read. */
+        int done = __atomic_load_n(&o.done, __ATOMIC_ACQUIRE);
+        char c2 = base[2 * UPAGE];
+        if (ev == 0) printf("event 0 pending: page 0 %c page 2 %c, done %d\n", base[0], c2, done);
+        else printf("event 1 pending: page 2 %c, done %d\n", c2, done);
+        uffd_pm_line("  page 0", base);
+        uffd_pm_line("  page 2", base + 2 * UPAGE);
+        struct uffd_msg m[4];
+        ssize_t n = read(fd, m, sizeof m);
+        char b[128];
+        if (n > 0) uffd_msg_str(&m[0], base, b, sizeof b);
+        printf("  read: %zd bytes, %s\n", n, n > 0 ? b : uffd_err(errno));
+    }
+    pthread_join(o.t, NULL);
+    printf("DONTNEED returned %ld: page 0 %c page 2 %c, pending %d\n", o.ret, base[0] ? base[0] : '0', base[2 * UPAGE] ? base[2 * UPAGE] : '0', uffd_pending(fd, 0));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "none") == 0) return no_events();
+    if (argc > 1 && strcmp(argv[1], "remove-order") == 0) return remove_order();
     fd = uffd_open(O_CLOEXEC | O_NONBLOCK, UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE |
                                                UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP);
     base = mmap(NULL, 64 * UPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

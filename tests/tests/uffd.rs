@@ -173,6 +173,18 @@ fn uffd_kernel_proc_self_mem_pagelab() {
     pagelab_matches_expected_with("uffd_kernel", &["procmem"], SHAPES);
 }
 
+/// REMOVE events are sent VMA by VMA, each before its VMA is zapped (issue 11: pagelab
+/// zapped the whole range first and queued every event after).
+#[test]
+fn uffd_events_remove_order_native() {
+    native_matches_expected_with("uffd_events", &["remove-order"]);
+}
+
+#[test]
+fn uffd_events_remove_order_pagelab() {
+    pagelab_matches_expected_with("uffd_events", &["remove-order"], SHAPES);
+}
+
 #[test]
 fn uffd_events_none_native() {
     native_matches_expected_with("uffd_events", &["none"]);

@@ -138,6 +138,13 @@ pub struct UaccessProgress {
     pub done: u64,
 }
 
+/// See `Task::madvise_progress`: the call's arguments and where its REMOVE event was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MadviseProgress {
+    pub args: [u64; 6],
+    pub at: u64,
+}
+
 /// Handed to a re-executed syscall: the deadline it computed the first time and why it
 /// was woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +214,10 @@ pub struct Task {
     /// re-executed from where it stopped once the fault is resolved, and returns the sum
     /// (Linux sleeps inside the copy and finishes it).
     pub uaccess_progress: Option<UaccessProgress>,
+    /// An madvise that drops memory (DONTNEED, FREE, REMOVE) waiting for the REMOVE event
+    /// of the VMA part starting at `at`: re-executed, it drops that part (without a second
+    /// event) and goes on (`syscall::mm::madvise_walk_remove`).
+    pub madvise_progress: Option<MadviseProgress>,
     /// The vCPUs this thread may run on (sched_setaffinity), bit i = vCPU i.
     pub cpus_allowed: u64,
     /// For the sigcontext of the next signal frame.
@@ -240,6 +251,7 @@ impl Task {
             maj_flt: 0,
             fault_retried: false,
             uaccess_progress: None,
+            madvise_progress: None,
             cpus_allowed: u64::MAX,
             trap: TrapInfo::default(),
         }

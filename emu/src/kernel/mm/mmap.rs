@@ -825,19 +825,14 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         for k in mm.vmas_in(start, end) {
             let v = mm.vmas[&k].clone();
             let (mut s, mut e) = (start.max(v.start), end.min(v.end));
-            if v.is_hugetlb() {
-                let ps = v.page_size();
-                if advice != MADV_DONTNEED || s % ps != 0 {
-                    r = Err(Errno::EINVAL);
-                    break;
-                }
-                e &= !(ps - 1);
-                s = s.min(e);
-            } else if v.flags.has(VmFlags::LOCKED) || (advice == MADV_FREE && (!v.is_anonymous() || v.shared())) {
-                // madvise_dontneed_free_valid_vma: never a locked VMA; MADV_FREE only
-                // private anonymous memory (measured: a memfd mapping is EINVAL).
+            if !madvise_dontneed_free_valid_vma(&v, s, advice) {
                 r = Err(Errno::EINVAL);
                 break;
+            }
+            if v.is_hugetlb() {
+                let ps = v.page_size();
+                e &= !(ps - 1);
+                s = s.min(e);
             }
             if advice == MADV_FREE {
                 madvise_free(&mut tlb, mm, hw, s, e);
@@ -1055,6 +1050,17 @@ pub fn apply_mlockall_flags(mm: &mut Mm, flags: u32) {
         }
     }
     mm.merge_around(0, TASK_SIZE);
+}
+
+/// Linux: madvise_dontneed_free_valid_vma (and madvise_free_single_vma's check), for the
+/// part of `v` from `start`: in a hugetlb VMA only DONTNEED, from a huge-page boundary;
+/// never a locked VMA; MADV_FREE only private anonymous memory (measured: a memfd
+/// mapping is EINVAL).
+pub fn madvise_dontneed_free_valid_vma(v: &Vma, start: u64, advice: u32) -> bool {
+    if v.is_hugetlb() {
+        return advice == MADV_DONTNEED && start % v.page_size() == 0;
+    }
+    !v.flags.has(VmFlags::LOCKED) && (advice != MADV_FREE || (v.is_anonymous() && !v.shared()))
 }
 
 /// Linux: madvise_free_single_vma → madvise_free_pte_range / madvise_free_huge_pmd over

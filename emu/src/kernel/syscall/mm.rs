@@ -4,7 +4,7 @@ use super::{ok, Args, Sys, SysResult};
 use crate::kernel::errno::{Errno, KResult};
 use crate::kernel::mm::mmap::{self, MAP_ANONYMOUS, MAP_NONBLOCK, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE};
 use crate::kernel::mm::mprotect;
-use crate::kernel::mm::vma::Backing;
+use crate::kernel::mm::vma::{Backing, Vma};
 use crate::kernel::uffd;
 
 pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
@@ -166,12 +166,21 @@ pub fn sys_madvise(s: &mut Sys, a: Args) -> SysResult {
     if a.u32(2) == super::tmpfs::MADV_REMOVE {
         return super::tmpfs::madvise_remove(s, a.u(0), a.u(1));
     }
-    // userfaultfd_remove: REMOVE events for MADV_DONTNEED/MADV_FREE of registered VMAs.
-    let mut ev = uffd::PendingEvents::default();
-    if matches!(a.u32(2), mmap::MADV_DONTNEED | mmap::MADV_FREE) && a.u(0) & 0xfff == 0 {
-        if let Some(end) = mmap::page_align(a.u(1)).and_then(|l| a.u(0).checked_add(l)) {
-            let mm = s.k.tasks[&s.tid].mm;
-            uffd::remove_prep(s.k, mm, a.u(0), end, &mut ev);
+    // MADV_DONTNEED and MADV_FREE: VMA by VMA, the REMOVE event (userfaultfd_remove) and
+    // its wait before the zap.
+    let advice = a.u32(2);
+    if matches!(advice, mmap::MADV_DONTNEED | mmap::MADV_FREE) && a.u(0) & 0xfff == 0 {
+        if let Some(end) = mmap::page_align(a.u(1)).and_then(|l| a.u(0).checked_add(l)).filter(|&e| e > a.u(0)) {
+            return madvise_walk_remove(
+                s,
+                a.u(0),
+                end,
+                &|v, from| if mmap::madvise_dontneed_free_valid_vma(v, from, advice) { Ok(()) } else { Err(Errno::EINVAL) },
+                &mut |s, _, from, to| {
+                    let (hw, mm) = s.hw_mm();
+                    mmap::do_madvise(mm, hw, from, to - from, advice)
+                },
+            );
         }
     }
     if matches!(a.u32(2), mmap::MADV_POPULATE_READ | mmap::MADV_POPULATE_WRITE) {
@@ -184,7 +193,43 @@ pub fn sys_madvise(s: &mut Sys, a: Args) -> SysResult {
     }
     let (hw, mm) = s.hw_mm();
     mmap::do_madvise(mm, hw, a.u(0), a.u(1), a.u32(2))?;
-    uffd::events_complete(s, ev, 0)
+    ok(0)
+}
+
+/// Linux: madvise_walk_vmas for the advice that drops memory (MADV_DONTNEED, MADV_FREE,
+/// MADV_REMOVE) over the page-aligned, non-empty [start, end): VMA by VMA, `check` (its
+/// errno stops the walk), then `uffd::userfaultfd_remove` — which may send a REMOVE event
+/// and make the call wait for it to be read; re-executed, the call drops that part
+/// without a second event — then `drop` of the part in the VMA. Parts done before an
+/// error stay done. A hole anywhere is ENOMEM at the end; no VMA at all ENOMEM at once.
+pub fn madvise_walk_remove(s: &mut Sys, start: u64, end: u64, check: &dyn Fn(&Vma, u64) -> Result<(), Errno>, drop: &mut dyn FnMut(&mut Sys, &Vma, u64, u64) -> Result<(), Errno>) -> SysResult {
+    let args = s.args.0;
+    let prog = s.k.tasks.get_mut(&s.tid).unwrap().madvise_progress.take().filter(|p| p.args == args);
+    let mut cur = prog.map_or(start, |p| p.at);
+    let mut event_read_at = prog.map(|p| p.at);
+    if s.mm().vmas_in(start, end).is_empty() {
+        return Err(Errno::ENOMEM);
+    }
+    while cur < end {
+        let Some(&k) = s.mm().vmas_in(cur, end).first() else { break };
+        let v = s.mm().vmas[&k].clone();
+        let (from, to) = (cur.max(v.start), end.min(v.end));
+        check(&v, from)?;
+        if event_read_at != Some(from) {
+            if let Some(b) = uffd::userfaultfd_remove(s, &v, from, to) {
+                s.k.tasks.get_mut(&s.tid).unwrap().madvise_progress = Some(crate::kernel::task::MadviseProgress { args, at: from });
+                return Ok(super::Ret::Block(b));
+            }
+        }
+        event_read_at = None;
+        drop(s, &v, from, to)?;
+        cur = to;
+    }
+    if s.mm().range_is_mapped(start, end) {
+        ok(0)
+    } else {
+        Err(Errno::ENOMEM)
+    }
 }
 
 /// Linux: madvise_populate (MADV_POPULATE_READ 22, MADV_POPULATE_WRITE 23): the range

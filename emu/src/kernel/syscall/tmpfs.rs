@@ -496,40 +496,32 @@ pub fn madvise_remove(s: &mut Sys, start: u64, len: u64) -> SysResult {
     if len == 0 {
         return ok(0);
     }
-    let vmas: Vec<_> = {
-        let mm = s.mm();
-        mm.vmas_in(start, end).iter().map(|k| mm.vmas[k].clone()).collect()
-    };
-    if vmas.is_empty() {
-        return Err(Errno::ENOMEM);
-    }
-    let mut ev = crate::kernel::uffd::PendingEvents::default();
-    let mm_id = s.k.tasks[&s.tid].mm;
-    crate::kernel::uffd::remove_prep(s.k, mm_id, start, end, &mut ev);
-    for v in &vmas {
-        if v.flags.contains(VmFlags::LOCKED) {
+    // madvise_remove, VMA by VMA: never locked, a shared writable file mapping (else
+    // EACCES), the REMOVE event first, then the punch of the file range.
+    let check = |v: &crate::kernel::mm::Vma, _from: u64| {
+        if v.flags.contains(VmFlags::LOCKED) || !matches!(v.backing, Backing::Shmem { .. }) {
             return Err(Errno::EINVAL);
         }
-        let Backing::Shmem { obj, .. } = &v.backing else {
-            return Err(Errno::EINVAL);
-        };
         if !v.flags.contains(VmFlags::SHARED | VmFlags::MAYWRITE) {
             return Err(Errno::EACCES);
         }
-        let (a, b) = (v.object_offset(start.max(v.start)), v.object_offset(end.min(v.end)));
+        Ok(())
+    };
+    super::mm::madvise_walk_remove(s, start, end, &check, &mut |s, v, from, to| {
+        let Backing::Shmem { obj, .. } = &v.backing else { unreachable!("checked") };
+        let (a, b) = (v.object_offset(from), v.object_offset(to));
         if obj.hugetlb_size().is_some() {
             let (dropped, hs, he) = crate::kernel::mm::hugetlb::hugetlbfs_fallocate(&mut s.hw.pages, &mut s.hw.mem, obj, shmemfs::FALLOC_FL_PUNCH_HOLE | shmemfs::FALLOC_FL_KEEP_SIZE, a, b - a)?;
             if hs < he {
                 put_punched(s, obj, dropped, hs >> 12, he >> 12, ZapDetails::PUNCH);
             }
-            continue;
+            return Ok(());
         }
         split_partial_thps(s, obj, a.div_ceil(4096), b >> 12);
         let dropped = shmemfs::shmem_fallocate(&mut s.hw.pages, &mut s.hw.mem, obj, shmemfs::FALLOC_FL_PUNCH_HOLE | shmemfs::FALLOC_FL_KEEP_SIZE, a, b - a)?;
         put_punched(s, obj, dropped, a >> 12, b >> 12, ZapDetails::PUNCH);
-    }
-    let unmapped = if s.mm().range_is_mapped(start, end) { 0 } else { -(Errno::ENOMEM.0 as i64) as u64 };
-    crate::kernel::uffd::events_complete(s, ev, unmapped)
+        Ok(())
+    })
 }
 
 /// statfs / fstatfs of a tmpfs (Linux: shmem_statfs): TMPFS_MAGIC, 4 KiB blocks; the

@@ -138,18 +138,15 @@ pub fn unmap_prep(k: &Kernel, mm: MmId, start: u64, end: u64, ev: &mut PendingEv
     }
 }
 
-/// Linux: userfaultfd_remove for MADV_DONTNEED / MADV_FREE: a REMOVE event per VMA of a
-/// context with EVENT_REMOVE, for the part of [start, end) in it. (Linux sends it before
-/// the zap and zaps once it is read; here the zap happens first and the caller then
-/// waits: the monitor sees the same event, the same order, the same waiting.)
-pub fn remove_prep(k: &Kernel, mm: MmId, start: u64, end: u64, ev: &mut PendingEvents) {
-    let Some(m) = k.mms[mm].as_ref() else { return };
-    for key in m.vmas_in(start, end) {
-        let v = &m.vmas[&key];
-        if let Some(c) = ctx_with(v, UFFD_FEATURE_EVENT_REMOVE) {
-            ev.0.push((c, remove_msg(UFFD_EVENT_REMOVE, v.start.max(start), v.end.min(end))));
-        }
-    }
+/// Linux: userfaultfd_remove, for the part [start, end) of the VMA `v` that MADV_DONTNEED,
+/// MADV_FREE or MADV_REMOVE is about to drop: with a context that asked for EVENT_REMOVE,
+/// the REMOVE event is queued before anything is dropped (mmap_changing set) and the
+/// caller must wait until it is read — the returned wait, which re-executes the call
+/// (Linux waits with mmap_lock dropped, then looks the VMA up again and drops it).
+pub fn userfaultfd_remove(s: &mut Sys, v: &crate::kernel::mm::Vma, start: u64, end: u64) -> Option<Blocked> {
+    let c = ctx_with(v, UFFD_FEATURE_EVENT_REMOVE)?;
+    let key = queue_event(s.k, &c, s.tid, remove_msg(UFFD_EVENT_REMOVE, start, end), None)?;
+    event_wait(&[key]).map(|b| Blocked { retry: true, ..b })
 }
 
 /// Sends the gathered events and returns the wait for them to be read (the syscall's
