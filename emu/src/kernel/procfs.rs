@@ -624,9 +624,10 @@ fn proc_pid_status(s: &mut Sys, t: Target) -> Vec<u8> {
     let _ = writeln!(o, "SigBlk:\t{blocked:016x}");
     let _ = writeln!(o, "SigIgn:\t{ign:016x}");
     let _ = writeln!(o, "SigCgt:\t{cgt:016x}");
-    let _ = writeln!(o, "CapInh:\t0000000000000000");
-    let _ = writeln!(o, "CapPrm:\t000001ffffffffff");
-    let _ = writeln!(o, "CapEff:\t000001ffffffffff");
+    let caps = task.map_or(p.leader_caps, |x| x.caps);
+    let _ = writeln!(o, "CapInh:\t{:016x}", caps.inheritable);
+    let _ = writeln!(o, "CapPrm:\t{:016x}", caps.permitted);
+    let _ = writeln!(o, "CapEff:\t{:016x}", caps.effective);
     let _ = writeln!(o, "CapBnd:\t000001ffffffffff");
     let _ = writeln!(o, "CapAmb:\t0000000000000000");
     let _ = writeln!(o, "NoNewPrivs:\t0");
