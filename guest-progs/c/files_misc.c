@@ -429,7 +429,7 @@ static int host_paths(const char *dir) {
     T("open symlink out of dir", open(p, O_RDONLY));
     T("open /etc/passwd", open("/etc/passwd", O_RDONLY));
     T("open /etc/passwd O_WRONLY", open("/etc/passwd", O_WRONLY));
-    T("open / ", open("/", O_RDONLY));
+    T("open / ", open("/", O_RDONLY) >= 0);
     T("access /etc/passwd", access("/etc/passwd", R_OK));
     struct stat st;
     T("stat /etc/passwd", stat("/etc/passwd", &st));

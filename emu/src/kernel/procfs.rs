@@ -488,6 +488,7 @@ fn fd_link(s: &Sys, t: Target, fd: i32) -> Option<String> {
         FileKind::Shmem(f) => String::from_utf8_lossy(&f.name).into_owned(),
         FileKind::TmpfsDir(d) => String::from_utf8_lossy(&d.name).into_owned(),
         FileKind::DevUserfaultfd => "/dev/userfaultfd".to_string(),
+        FileKind::DevNull => "/dev/null".to_string(),
     })
 }
 
