@@ -11,8 +11,11 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,6 +40,7 @@ static const char *en(long r) {
     case ETXTBSY: return "ETXTBSY";
     case EISDIR: return "EISDIR";
     case ENOTDIR: return "ENOTDIR";
+    case ENODEV: return "ENODEV";
     default: return pl_errname(errno);
     }
 }
@@ -404,6 +408,130 @@ static void paths(void) {
     close(fd);
 }
 
+static void link_of(const char *what, int fd) {
+    char p[64], l[256];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(p, l, sizeof l - 1);
+    l[n > 0 ? n : 0] = 0;
+    printf("%-40s %s\n", what, n > 0 ? l : en(n));
+}
+
+/* /dev/null (Linux: drivers/char/mem.c null_fops). */
+static void devnull(void) {
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC), n = -1, on = 1;
+    char b[16] = "abc";
+    struct stat st;
+    T("open /dev/null", fd >= 0);
+    T("/dev/null read", read(fd, b, sizeof b));
+    T("/dev/null write", write(fd, b, sizeof b));
+    T("/dev/null write NULL buffer", syscall(SYS_write, fd, NULL, 16));
+    T("/dev/null writev", ({ struct iovec v[2] = { { b, 3 }, { NULL, 5 } }; writev(fd, v, 2); }));
+    T("/dev/null readv", ({ struct iovec v[2] = { { b, 3 }, { b, 5 } }; readv(fd, v, 2); }));
+    T("/dev/null pread", pread(fd, b, sizeof b, 100));
+    T("/dev/null pwrite", pwrite(fd, b, sizeof b, 100));
+    T("/dev/null lseek SEEK_SET 100", lseek(fd, 100, SEEK_SET));
+    T("/dev/null lseek SEEK_END 7", lseek(fd, 7, SEEK_END));
+    T("/dev/null lseek SEEK_SET -7", lseek(fd, -7, SEEK_SET));
+    T("/dev/null lseek SEEK_HOLE", lseek(fd, 5, SEEK_HOLE));
+    T("/dev/null lseek whence 5", lseek(fd, 0, 5));
+    T("/dev/null fstat", fstat(fd, &st));
+    printf("%-40s %o %u:%u %lld\n", "/dev/null mode rdev size", st.st_mode, major(st.st_rdev), minor(st.st_rdev), (long long)st.st_size);
+    T("/dev/null F_GETFL", fcntl(fd, F_GETFL));
+    T("/dev/null F_SETFL O_DIRECT", fcntl(fd, F_SETFL, O_DIRECT));
+    T("/dev/null FIONREAD", ioctl(fd, FIONREAD, &n));
+    T("/dev/null TCGETS", ioctl(fd, TCGETS, b));
+    T("/dev/null FIONBIO", ioctl(fd, FIONBIO, &on));
+    T("/dev/null FIOASYNC on", ioctl(fd, FIOASYNC, &on));
+    T("/dev/null poll", ({ struct pollfd pf = { fd, POLLIN | POLLOUT, 0 }; poll(&pf, 1, 0) == 1 ? pf.revents : -1; }));
+    T("/dev/null epoll_ctl ADD", ({ int ep = epoll_create1(0); struct epoll_event ev = { EPOLLIN, { 0 } }; long r = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev); int e = errno; close(ep); errno = e; r; }));
+    T("/dev/null fsync", fsync(fd));
+    T("/dev/null ftruncate", ftruncate(fd, 0));
+    T("/dev/null mmap", mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED ? -1 : 0);
+    T("/dev/null getdents64", syscall(SYS_getdents64, fd, b, sizeof b));
+    link_of("/dev/null /proc/self/fd link", fd);
+    close(fd);
+    fd = open("/dev/null", O_RDONLY);
+    T("/dev/null O_RDONLY write", write(fd, b, 1));
+    close(fd);
+    fd = open("/dev/null", O_WRONLY);
+    T("/dev/null O_WRONLY read", read(fd, b, 1));
+    close(fd);
+    fd = open("/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    T("/dev/null O_CREAT|O_TRUNC|O_APPEND", fd >= 0);
+    T("  F_GETFL", fcntl(fd, F_GETFL));
+    close(fd);
+    T("/dev/null O_CREAT|O_EXCL", open("/dev/null", O_RDWR | O_CREAT | O_EXCL, 0644));
+    T("/dev/null O_DIRECTORY", open("/dev/null", O_RDONLY | O_DIRECTORY));
+    T("/dev/null O_DIRECT", open("/dev/null", O_RDWR | O_DIRECT));
+    T("/dev/null/", open("/dev/null/", O_RDWR));
+    T("/dev/null/.", open("/dev/null/.", O_RDONLY));
+    fd = open("//dev/./null", O_RDWR);
+    T("//dev/./null", fd >= 0);
+    close(fd);
+    T("stat /dev/null", stat("/dev/null", &st));
+    printf("%-40s %o %u:%u\n", "  mode rdev", st.st_mode, major(st.st_rdev), minor(st.st_rdev));
+    T("access /dev/null R_OK|W_OK", access("/dev/null", R_OK | W_OK));
+}
+
+/* The root directory: its mode, link count and listing are the host's, so only the
+ * type and the entries every root has are shown. */
+static void rootdir(void) {
+    int d = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = -1;
+    char b[4096];
+    struct stat st;
+    T("open / O_DIRECTORY", d >= 0);
+    T("/ fstat S_ISDIR", fstat(d, &st) == 0 && S_ISDIR(st.st_mode));
+    T("/ F_GETFL", fcntl(d, F_GETFL));
+    T("/ read", read(d, b, 16));
+    T("/ write", write(d, b, 16));
+    T("/ lseek SEEK_SET 0", lseek(d, 0, SEEK_SET));
+    T("/ FIONREAD", ioctl(d, FIONREAD, &n));
+    T("/ fsync", fsync(d));
+    link_of("/ /proc/self/fd link", d);
+    long len = syscall(SYS_getdents64, d, b, sizeof b);
+    int dot = 0, dotdot = 0, dev = 0, proc = 0, tmp = 0;
+    for (long off = 0; off < len;) {
+        struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *e = (void *)(b + off);
+        dot |= !strcmp(e->name, ".") && e->type == DT_DIR;
+        dotdot |= !strcmp(e->name, "..") && e->type == DT_DIR;
+        dev |= !strcmp(e->name, "dev");
+        proc |= !strcmp(e->name, "proc");
+        tmp |= !strcmp(e->name, "tmp");
+        off += e->reclen;
+    }
+    printf("%-40s . %d .. %d dev %d proc %d tmp %d\n", "/ getdents64", dot, dotdot, dev, proc, tmp);
+    int f = openat(d, "dev/null", O_RDWR);
+    T("openat(/, dev/null)", f >= 0);
+    T("  fstat S_ISCHR", fstat(f, &st) == 0 && S_ISCHR(st.st_mode));
+    close(f);
+    f = openat(d, "tmp", O_RDONLY | O_DIRECTORY);
+    T("openat(/, tmp)", f >= 0);
+    close(f);
+    T("fstatat(/, dev/null) S_ISCHR", fstatat(d, "dev/null", &st, 0) == 0 && S_ISCHR(st.st_mode));
+    close(d);
+    d = open("/", O_RDONLY);
+    T("open / O_RDONLY", d >= 0);
+    T("  F_GETFL", fcntl(d, F_GETFL));
+    close(d);
+    T("open / O_RDWR", open("/", O_RDWR));
+    T("open / O_WRONLY", open("/", O_WRONLY));
+    T("open / O_CREAT", open("/", O_RDONLY | O_CREAT, 0644));
+    T("open / O_CREAT|O_EXCL", open("/", O_RDONLY | O_CREAT | O_EXCL, 0644));
+    T("open / O_TRUNC", open("/", O_RDONLY | O_TRUNC));
+    T("open / O_DIRECTORY|O_CREAT", open("/", O_RDONLY | O_DIRECTORY | O_CREAT, 0644));
+    T("open /nonexistent O_DIRECTORY|O_CREAT", open("/nonexistent", O_RDONLY | O_DIRECTORY | O_CREAT, 0644));
+    const char *same[] = { "//", "/.", "/..", "/tmp/.." };
+    for (int i = 0; i < 4; i++) {
+        d = open(same[i], O_RDONLY);
+        char w[64];
+        snprintf(w, sizeof w, "open %s S_ISDIR", same[i]);
+        T(w, d >= 0 && fstat(d, &st) == 0 && S_ISDIR(st.st_mode));
+        close(d);
+    }
+    T("stat / S_ISDIR", stat("/", &st) == 0 && S_ISDIR(st.st_mode));
+    T("access /", access("/", R_OK | X_OK));
+}
+
 /* `files_misc paths DIR`: the host-file rules under pagelab (not compared with Linux,
  * where everything is open to root): DIR is allowed and holds data.txt ("hello\n") and
  * a symlink `escape` to a file outside it. */
@@ -429,7 +557,7 @@ static int host_paths(const char *dir) {
     T("open symlink out of dir", open(p, O_RDONLY));
     T("open /etc/passwd", open("/etc/passwd", O_RDONLY));
     T("open /etc/passwd O_WRONLY", open("/etc/passwd", O_WRONLY));
-    T("open / ", open("/", O_RDONLY));
+    T("open / ", open("/", O_RDONLY) >= 0);
     T("access /etc/passwd", access("/etc/passwd", R_OK));
     struct stat st;
     T("stat /etc/passwd", stat("/etc/passwd", &st));
@@ -448,5 +576,7 @@ int main(int argc, char **argv) {
     epolls();
     polls();
     paths();
+    devnull();
+    rootdir();
     return 0;
 }

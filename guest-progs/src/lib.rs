@@ -45,6 +45,7 @@ pub struct Meta {
 /// Metadata for every program in [`ALL`] (a unit test checks that the two agree).
 pub const META: &[Meta] = &[
     Meta { name: "args_env", about: "argv, auxv (AT_PAGESZ, AT_CLKTCK, ...) and environment", test_args: &["one", "two words", ""], bench_args: &[], expect: Expect::Exit(0) },
+    Meta { name: "capability", about: "capget/capset as root: versions (_1 one struct, _2/_3 two, unknown: _3 written back, EINVAL or 0 with data NULL), pids (own, a live, zombie or reaped child, another thread; EINVAL, ESRCH, EPERM), EFAULTs, cap_capset's subset rules with and without CAP_SETPCAP, bits past CAP_LAST_CAP dropped, per-thread sets inherited by threads and fork, /proc/PID/status Cap lines, and CAP_SYS_PTRACE for userfaultfd(2) without UFFD_USER_MODE_ONLY and UFFDIO_API EVENT_FORK (not for /dev/userfaultfd)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "cpu_model", about: "CPUID (vendor, features, brand) and the results the SDM leaves open (RCR by 9, SHL OF, BSF of 0, REP MOVSB a32 with ECX = 0, MXCSR_MASK): the model under pagelab, the host natively (cpu_model.pagelab.expected)", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "enosys", about: "an unknown syscall returns ENOSYS", test_args: &[], bench_args: &[], expect: Expect::Exit(0) },
     Meta { name: "exit_code", about: "exit(42) after atexit and buffered stdout", test_args: &[], bench_args: &[], expect: Expect::Exit(42) },

@@ -8,13 +8,26 @@ use pagelab_tests::{assert_same, assert_same_default};
 /// machine) name theirs in a `COVERED` list of their own; `every_program_has_a_test`
 /// checks that every guest program appears in one of them.
 const COVERED: &[&str] =
-    &["args_env", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx", "mlock_basic"];
+    &["args_env", "capability", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx", "mlock_basic"];
 
 #[test]
 fn enosys() {
     let (_, emu) = assert_same_default("enosys");
     // Reported once, with number and name, however often it is called.
     assert_eq!(emu.stderr_str().matches("unimplemented syscall 499").count(), 1, "{}", emu.stderr_str());
+}
+
+/// Capabilities, with threads: also on 2 vCPUs and under the random scheduler.
+#[test]
+fn capability() {
+    use emu::SchedPolicy;
+    let (native, _) = assert_same_default("capability");
+    for (vcpus, sched, seed) in [(2, SchedPolicy::RoundRobin, 0), (1, SchedPolicy::Random, 5), (2, SchedPolicy::Random, 17)] {
+        let cfg = pagelab_tests::Config { vcpus, sched, seed, ..pagelab_tests::test_config() };
+        let r = pagelab_tests::try_run_pagelab_with(cfg, "capability", &[]).unwrap();
+        assert!(r.stdout == native.stdout, "capability on {vcpus} vCPU(s), {sched:?} seed {seed}\n{}", pagelab_tests::first_difference(&native.stdout, &r.stdout));
+        assert_eq!(r.outcome, pagelab_tests::Outcome::Exited(0));
+    }
 }
 
 /// Not differential: the host runs AVX2, pagelab's CPU does not (CPUID says so), and must

@@ -72,6 +72,12 @@ pub fn do_group_exit(k: &mut Kernel, hw: &mut Hw, tid: Tid, outcome: Outcome) {
 fn exit_thread(k: &mut Kernel, hw: &mut Hw, tid: Tid, clear_tid: bool) {
     let Some(t) = k.tasks.get(&tid) else { return };
     let (mm_id, ctid, vfork_parent) = (t.mm, t.clear_child_tid, t.vfork_parent);
+    if t.tid == t.tgid {
+        let caps = t.caps;
+        if let Some(p) = k.procs.get_mut(&tid) {
+            p.leader_caps = caps;
+        }
+    }
     tracing::debug!(target: "pagelab::sched", tid, "exit");
     super::syscall::futex::exit_robust_list(k, hw, tid);
     // Linux's mm_release: only when another user of the mm can see the word.

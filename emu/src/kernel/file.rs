@@ -57,8 +57,11 @@ pub enum FileKind {
     Shmem(super::shmemfs::ShmemFile),
     /// A tmpfs directory (see `shmemfs`).
     TmpfsDir(super::shmemfs::TmpfsDir),
-    /// A /proc or /sys directory: its listing (see `procfs::ProcDir`).
+    /// A /proc or /sys directory, or the root directory: its listing (see
+    /// `procfs::ProcDir`).
     ProcDir(super::procfs::ProcDir),
+    /// /dev/null (Linux: drivers/char/mem.c null_fops).
+    DevNull,
 }
 
 pub struct File {
@@ -77,7 +80,7 @@ impl File {
     pub fn poll(&self) -> u32 {
         match &self.kind {
             // Reads of the host's stdin do not sleep in the guest kernel: always ready.
-            FileKind::Stdin | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_) => DEFAULT_POLLMASK,
+            FileKind::Stdin | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_) | FileKind::DevNull => DEFAULT_POLLMASK,
             FileKind::Output(_) => EPOLLOUT | EPOLLWRNORM,
             FileKind::Pipe(end) => end.poll(),
             FileKind::EventFd(e) => e.poll(),
@@ -93,7 +96,7 @@ impl File {
     pub fn can_poll(&self, tty: &[bool; 3]) -> bool {
         match &self.kind {
             FileKind::Stdin => tty[0],
-            FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::DevUserfaultfd | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_) => false,
+            FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::DevUserfaultfd | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_) | FileKind::DevNull => false,
             _ => true,
         }
     }

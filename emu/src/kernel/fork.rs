@@ -208,6 +208,7 @@ pub fn kernel_clone(s: &mut Sys, args: CloneArgs) -> SysResult {
     };
     child.sigmask = parent.sigmask;
     child.cpus_allowed = parent.cpus_allowed;
+    child.caps = parent.caps;
     // A thread sharing the mm (but not vfork) starts without the alternate stack.
     child.altstack = if f & (CLONE_VM | CLONE_VFORK) == CLONE_VM { super::task::AltStack { sp: 0, flags: 2, size: 0 } } else { parent.altstack };
     if f & CLONE_CHILD_CLEARTID != 0 {

@@ -8,6 +8,7 @@
 //! queueing and delivery).
 
 pub mod arch;
+pub mod capability;
 pub mod errno;
 pub mod eventfd;
 pub mod eventpoll;

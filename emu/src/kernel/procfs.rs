@@ -488,6 +488,7 @@ fn fd_link(s: &Sys, t: Target, fd: i32) -> Option<String> {
         FileKind::Shmem(f) => String::from_utf8_lossy(&f.name).into_owned(),
         FileKind::TmpfsDir(d) => String::from_utf8_lossy(&d.name).into_owned(),
         FileKind::DevUserfaultfd => "/dev/userfaultfd".to_string(),
+        FileKind::DevNull => "/dev/null".to_string(),
     })
 }
 
@@ -624,9 +625,10 @@ fn proc_pid_status(s: &mut Sys, t: Target) -> Vec<u8> {
     let _ = writeln!(o, "SigBlk:\t{blocked:016x}");
     let _ = writeln!(o, "SigIgn:\t{ign:016x}");
     let _ = writeln!(o, "SigCgt:\t{cgt:016x}");
-    let _ = writeln!(o, "CapInh:\t0000000000000000");
-    let _ = writeln!(o, "CapPrm:\t000001ffffffffff");
-    let _ = writeln!(o, "CapEff:\t000001ffffffffff");
+    let caps = task.map_or(p.leader_caps, |x| x.caps);
+    let _ = writeln!(o, "CapInh:\t{:016x}", caps.inheritable);
+    let _ = writeln!(o, "CapPrm:\t{:016x}", caps.permitted);
+    let _ = writeln!(o, "CapEff:\t{:016x}", caps.effective);
     let _ = writeln!(o, "CapBnd:\t000001ffffffffff");
     let _ = writeln!(o, "CapAmb:\t0000000000000000");
     let _ = writeln!(o, "NoNewPrivs:\t0");

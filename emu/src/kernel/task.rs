@@ -222,6 +222,8 @@ pub struct Task {
     pub cpus_allowed: u64,
     /// For the sigcontext of the next signal frame.
     pub trap: TrapInfo,
+    /// Its capability sets (Linux: the cred's; see `capability`).
+    pub caps: super::capability::Caps,
 }
 
 impl Task {
@@ -254,6 +256,7 @@ impl Task {
             madvise_progress: None,
             cpus_allowed: u64::MAX,
             trap: TrapInfo::default(),
+            caps: super::capability::Caps::ROOT,
         }
     }
 }
@@ -304,6 +307,9 @@ pub struct Process {
     pub exit_signal: i32,
     /// Pending siginfo for waitid, etc., kept by the exit path.
     pub last_siginfo: Option<SigInfo>,
+    /// The leader's capability sets once it exited: a zombie leader keeps its pid, and
+    /// capget still finds its credentials, until reaped.
+    pub leader_caps: super::capability::Caps,
 }
 
 impl Process {
@@ -329,6 +335,7 @@ impl Process {
             cmaj_flt: 0,
             exit_signal: 17,
             last_siginfo: None,
+            leader_caps: super::capability::Caps::ROOT,
         }
     }
 }

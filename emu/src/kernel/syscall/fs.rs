@@ -79,6 +79,8 @@ fn file_read(s: &mut Sys, f: &Rc<RefCell<File>>, len: usize, at: Option<u64>) ->
             Ok(out)
         }
         FileKind::TmpfsDir(_) | FileKind::ProcDir(_) => Err(Errno::EISDIR),
+        // Linux: read_iter_null, end of file at once.
+        FileKind::DevNull => Ok(Vec::new()),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -170,6 +172,8 @@ pub fn sys_fsync(s: &mut Sys, a: Args) -> SysResult {
     let f = f.borrow();
     match f.kind {
         FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::HostFile { .. } => ok(0),
+        // The root directory is the host's (a disk filesystem's directory syncs).
+        FileKind::ProcDir(ref d) if d.path == "/" => ok(0),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -244,6 +248,10 @@ fn do_write(s: &mut Sys, fd: i32, f: &Rc<RefCell<File>>, segs: Vec<(u64, u64)>, 
             ok(total)
         }
         Target::NoRw | Target::Uffd(_) => Err(Errno::EINVAL),
+        Target::Plain if matches!(f.borrow().kind, FileKind::DevNull) => {
+            // Linux: write_iter_null, the whole count, the buffer never read.
+            ok(segs.iter().map(|s| s.1).sum::<u64>().min(MAX_RW_COUNT))
+        }
         Target::Plain => {
             if !plain_ok {
                 // A /proc file opened for writing (root may; host files never open so)
@@ -452,6 +460,9 @@ pub fn sys_lseek(s: &mut Sys, a: Args) -> SysResult {
         }
         FileKind::TmpfsDir(d) => dir_lseek(&mut d.pos, a),
         FileKind::ProcDir(d) => dir_lseek(&mut d.pos, a),
+        // Linux: null_lseek, any whence up to SEEK_HOLE puts the position at 0.
+        FileKind::DevNull if a.u32(2) <= 4 => ok(0),
+        FileKind::DevNull => Err(Errno::EINVAL),
         // Linux: noop_llseek, the position stays 0.
         FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => ok(0),
         _ => Err(Errno::ESPIPE),
@@ -531,7 +542,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
             let f = slot.file.borrow();
             // Files opened by path carry O_LARGEFILE (forced on 64-bit); pipes, eventfds and
             // epoll instances are made without it.
-            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_));
+            let large = matches!(f.kind, FileKind::Stdin | FileKind::Output(_) | FileKind::HostFile { .. } | FileKind::ProcLive(_) | FileKind::Shmem(_) | FileKind::TmpfsDir(_) | FileKind::ProcDir(_) | FileKind::DevNull);
             ok((f.flags | if large { O_LARGEFILE } else { 0 }) as u64)
         }
         F_SETFL => {
@@ -544,7 +555,7 @@ pub fn sys_fcntl(s: &mut Sys, a: Args) -> SysResult {
                     FileKind::Pipe(_) | FileKind::HostFile { .. } | FileKind::Shmem(_) | FileKind::TmpfsDir(_) => true,
                     FileKind::Stdin => !s.k.streams.tty[0],
                     FileKind::Output(n) => !s.k.streams.tty[*n as usize],
-                    FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) | FileKind::ProcDir(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd => false,
+                    FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::ProcLive(_) | FileKind::ProcDir(_) | FileKind::Userfaultfd(_) | FileKind::DevUserfaultfd | FileKind::DevNull => false,
                 };
                 if !can {
                     return Err(Errno::EINVAL);
@@ -735,6 +746,7 @@ fn stat_of(s: &Sys, f: &Rc<RefCell<File>>) -> [u8; 144] {
         FileKind::ProcDir(d) => d.stat,
         FileKind::Shmem(sf) => super::tmpfs::shmem_stat(&sf.inode),
         FileKind::TmpfsDir(d) => super::tmpfs::dir_stat(&d.dir),
+        FileKind::DevNull => dev_null_stat(),
     }
 }
 
@@ -780,6 +792,14 @@ pub fn sys_stat_path(s: &mut Sys, path: u64, buf: u64) -> SysResult {
 }
 
 fn sys_stat_bytes(s: &mut Sys, p: &[u8], buf: u64) -> SysResult {
+    if let Some(sp) = special(p) {
+        let st = match sp? {
+            Special::Root => root_stat(),
+            Special::DevNull => dev_null_stat(),
+        };
+        s.copy_to_user(buf, &st)?;
+        return ok(0);
+    }
     if let Some(st) = super::tmpfs::stat_path(s, p) {
         s.copy_to_user(buf, &st?)?;
         return ok(0);
@@ -837,10 +857,79 @@ pub fn resolve_allowed(s: &Sys, p: &[u8]) -> KResult<PathBuf> {
     Err(Errno::ENOENT)
 }
 
+/// The paths pagelab serves besides /proc, /sys, tmpfs, /dev/userfaultfd and the allowed
+/// host files: the root directory, listing pagelab's own top directories, and /dev/null.
+enum Special {
+    Root,
+    DevNull,
+}
+
+/// The special file an absolute path names, lexically ("//", ".", ".."), or None; a path
+/// through /dev/null ("/dev/null/", "/dev/null/.") is ENOTDIR.
+fn special(p: &[u8]) -> Option<KResult<Special>> {
+    let s = std::str::from_utf8(p).ok().filter(|s| s.starts_with('/'))?;
+    match normalize(Path::new(s)).to_str()? {
+        "/" => Some(Ok(Special::Root)),
+        "/dev/null" if p.ends_with(b"/null") => Some(Ok(Special::DevNull)),
+        "/dev/null" => Some(Err(Errno::ENOTDIR)),
+        _ => None,
+    }
+}
+
+/// crw-rw-rw- 1:3 (Linux: the mem driver's minor 3), size 0.
+fn dev_null_stat() -> [u8; 144] {
+    stat_bytes(S_IFCHR | 0o666, 0, 4096, (1 << 8) | 3, 4)
+}
+
+const S_IFDIR: u32 = 0o040000;
+const DT_DIR: u8 = 4;
+/// The root directory's entries: pagelab's top directories.
+const ROOT_DIRS: &[&str] = &["dev", "proc", "sys", "tmp"];
+
+/// drwxr-xr-x, inode 2 (a disk filesystem's root), one block, 2 + subdirectory links.
+fn root_stat() -> [u8; 144] {
+    let mut st = stat_bytes(S_IFDIR | 0o755, 4096, 4096, 0, 2);
+    st[16..24].copy_from_slice(&(2 + ROOT_DIRS.len() as u64).to_le_bytes());
+    st
+}
+
+/// Linux's do_open and may_open for the special files: O_CREAT|O_EXCL of an existing
+/// file is EEXIST; a directory opened for writing, creating or truncating is EISDIR; a
+/// device with O_DIRECTORY ENOTDIR; O_DIRECT (no FMODE_CAN_ODIRECT) EINVAL. The file
+/// keeps the open flags but the creation ones and O_CLOEXEC.
+fn open_special(s: &mut Sys, sp: Special, flags: u32) -> SysResult {
+    const O_DIRECTORY: u32 = 0o200000;
+    if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+        return Err(Errno::EEXIST);
+    }
+    let kind = match sp {
+        Special::Root => {
+            if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
+                return Err(Errno::EISDIR);
+            }
+            let mut entries = vec![(b".".to_vec(), 2, DT_DIR), (b"..".to_vec(), 2, DT_DIR)];
+            entries.extend(ROOT_DIRS.iter().enumerate().map(|(i, d)| (d.as_bytes().to_vec(), 3 + i as u64, DT_DIR)));
+            FileKind::ProcDir(crate::kernel::procfs::ProcDir { path: "/".into(), entries, pos: 0, stat: root_stat() })
+        }
+        Special::DevNull if flags & O_DIRECTORY != 0 => return Err(Errno::ENOTDIR),
+        Special::DevNull => FileKind::DevNull,
+    };
+    if flags & O_DIRECT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = File::new(kind, flags & !(O_CREAT | O_EXCL | 0o400 | O_TRUNC | O_CLOEXEC | O_LARGEFILE));
+    let fd = Fd { file: Rc::new(RefCell::new(f)), cloexec: flags & O_CLOEXEC != 0 };
+    ok(s.files().borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64)
+}
+
 /// open/openat. A relative path with a directory descriptor other than AT_FDCWD needs a
 /// directory, which no guest descriptor is: EBADF for a closed fd, else ENOTDIR. Host
 /// files open read-only; asking to write, create or truncate an allowed file is EACCES.
 pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
+    // Linux: build_open_flags, before any lookup.
+    if flags & (O_CREAT | 0o200000) == O_CREAT | 0o200000 {
+        return Err(Errno::EINVAL);
+    }
     let p = s.strncpy_from_user(path, 4096)?;
     let p = super::tmpfs::at_path(s, dirfd, &p)?;
     if crate::kernel::procfs::handles(&p) {
@@ -848,6 +937,9 @@ pub fn sys_open(s: &mut Sys, path: u64, flags: u32, dirfd: i32) -> SysResult {
     }
     if p == b"/dev/userfaultfd" {
         return crate::kernel::uffd::open_dev(s, flags);
+    }
+    if let Some(sp) = special(&p) {
+        return open_special(s, sp?, flags);
     }
     if let Some(r) = super::tmpfs::open(s, &p, flags) {
         return r;
@@ -866,6 +958,9 @@ pub fn sys_access(s: &mut Sys, path: u64) -> SysResult {
     let p = s.strncpy_from_user(path, 4096)?;
     if crate::kernel::procfs::handles(&p) {
         return crate::kernel::procfs::access(s, &p);
+    }
+    if let Some(sp) = special(&p) {
+        return sp.map(|_| super::Ret::Val(0));
     }
     if let Some(st) = super::tmpfs::stat_path(s, &p) {
         return st.map(|_| super::Ret::Val(0));

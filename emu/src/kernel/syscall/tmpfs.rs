@@ -39,7 +39,7 @@ pub fn at_path(s: &Sys, dirfd: i32, p: &[u8]) -> KResult<Vec<u8>> {
     let f = f.borrow();
     match &f.kind {
         FileKind::TmpfsDir(d) => Ok([d.name.as_slice(), b"/", p].concat()),
-        FileKind::ProcDir(d) => Ok([d.path.as_bytes(), b"/", p].concat()),
+        FileKind::ProcDir(d) => Ok([d.path.trim_end_matches('/').as_bytes(), b"/", p].concat()),
         _ => Err(Errno::ENOTDIR),
     }
 }

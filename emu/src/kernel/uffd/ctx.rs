@@ -175,14 +175,19 @@ fn install_file(s: &mut Sys, ctx: Rc<UffdCtx>, flags: u32) -> SysResult {
     ok(s.files().borrow_mut().install(fd, 0).ok_or(Errno::EMFILE)? as u64)
 }
 
-/// userfaultfd(2). The caller is root (CAP_SYS_PTRACE), so the unprivileged_userfaultfd
-/// check passes.
+/// userfaultfd(2) (Linux: userfaultfd_syscall_allowed, before the flags are checked):
+/// without UFFD_USER_MODE_ONLY the context could handle kernel faults, which takes
+/// CAP_SYS_PTRACE, vm.unprivileged_userfaultfd being 0: EPERM.
 pub fn sys_userfaultfd(s: &mut Sys, flags: u32) -> SysResult {
+    if flags & UFFD_USER_MODE_ONLY == 0 && !crate::kernel::capability::capable(s, crate::kernel::capability::CAP_SYS_PTRACE) {
+        return Err(Errno::EPERM);
+    }
     new_userfaultfd(s, flags)
 }
 
 /// ioctl on /dev/userfaultfd (Linux: userfaultfd_dev_ioctl): USERFAULTFD_IOC_NEW makes a
-/// context with the flags given as the argument; anything else is EINVAL.
+/// context with the flags given as the argument, with no capability check (opening the
+/// device was the permission); anything else is EINVAL.
 pub fn dev_ioctl(s: &mut Sys, cmd: u32, arg: u64) -> SysResult {
     if cmd != USERFAULTFD_IOC_NEW {
         return Err(Errno::EINVAL);

@@ -104,7 +104,9 @@ fn userfaultfd_api(s: &mut Sys, ctx: &UffdCtx, arg: u64) -> SysResult {
         if api != UFFD_API {
             break 'check Errno::EINVAL;
         }
-        // EVENT_FORK needs CAP_SYS_PTRACE: the guest runs as root.
+        if features & UFFD_FEATURE_EVENT_FORK != 0 && !crate::kernel::capability::capable(s, crate::kernel::capability::CAP_SYS_PTRACE) {
+            break 'check Errno::EPERM;
+        }
         if features & UFFD_FEATURE_WP_ASYNC != 0 {
             features |= UFFD_FEATURE_WP_UNPOPULATED;
         }
