@@ -374,10 +374,11 @@ impl MmWalkOps for CategoryWalk<'_> {
     }
 
     /// Linux: pagemap_scan_pte_hole. No page table: the VMA's own category, written in a
-    /// VMA that allows async write-protection (6.18 with the "written state for PMD
-    /// holes" fix, as measured), nothing otherwise.
+    /// VMA registered for uffd-wp, async or not (6.18 with the "written state for PMD
+    /// holes" fix; measured for anon, memfd shared and private, with and without
+    /// WP_UNPOPULATED), nothing otherwise.
     fn pte_hole(&mut self, addr: u64, next: u64, _level: Level, _slot: Slot) -> ControlFlow<Infallible, Hole> {
-        let c = if self.cur & PAGE_IS_WPALLOWED != 0 { self.cur | PAGE_IS_WRITTEN } else { self.cur };
+        let c = if self.vma.flags.has(super::mm::VmFlags::UFFD_WP) { self.cur | PAGE_IS_WRITTEN } else { self.cur };
         self.push(addr, next, c, RunKind::Hole);
         ControlFlow::Continue(Hole::Skip)
     }

@@ -714,18 +714,34 @@ impl MmWalkOps for MovePtes<'_> {
     }
 }
 
-/// Linux: mremap(2).
+/// Linux: mremap(2) (mm/mremap.c do_mremap, 6.18): check_mremap_params — flags, the
+/// alignment, a new length of 0 or past TASK_SIZE (EINVAL); with a new address
+/// (MREMAP_FIXED, or MREMAP_DONTUNMAP, which always moves): its bounds and alignment,
+/// MAYMOVE, DONTUNMAP only without resizing, and no overlap with the source (EINVAL) —
+/// then the VMA at `old` (EFAULT), hugetlb's rounding, and check_prep_vma: a move or a
+/// growth must stay in that VMA (EFAULT), except a pure move (FIXED, same size), which
+/// since 6.17 may span several VMAs and gaps, none uffd-armed or hugetlb (EFAULT), each
+/// VMA moving to the same offset. Without a new address a shrink (or the same size)
+/// just unmaps the tail, across VMAs; a growth extends in place or moves (MAYMOVE, else
+/// ENOMEM). DONTUNMAP leaves the source VMA in place, empty.
 pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
     if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || old & 0xfff != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
-        return Err(Errno::EINVAL);
-    }
     let old_len = page_align(old_len).ok_or(Errno::EINVAL)?;
     let new_len = page_align(new_len).ok_or(Errno::EINVAL)?;
-    if new_len == 0 {
+    if new_len == 0 || new_len > TASK_SIZE {
         return Err(Errno::EINVAL);
+    }
+    let dontunmap = flags & MREMAP_DONTUNMAP != 0;
+    let implies_new = flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0;
+    if implies_new {
+        if new_addr > TASK_SIZE - new_len || new_addr & 0xfff != 0 || flags & MREMAP_MAYMOVE == 0 || (dontunmap && old_len != new_len) {
+            return Err(Errno::EINVAL);
+        }
+        if old.saturating_add(old_len) > new_addr && new_addr + new_len > old {
+            return Err(Errno::EINVAL);
+        }
     }
     let vma = mm.find_vma(old).cloned().ok_or(Errno::EFAULT)?;
     let (old_len, new_len) = if vma.is_hugetlb() {
@@ -740,25 +756,29 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
     } else {
         (old_len, new_len)
     };
-    if old_len != 0 && old + old_len > vma.end {
-        return Err(Errno::EFAULT);
-    }
-    if flags & MREMAP_FIXED != 0 {
-        if new_addr & 0xfff != 0 {
-            return Err(Errno::EINVAL);
-        }
-        let end = old + old_len.max(new_len);
-        if new_addr < end && old < new_addr + new_len {
-            return Err(Errno::EINVAL);
-        }
-        do_munmap(mm, hw, new_addr, new_len)?;
-        return move_vma(mm, hw, &vma, old, old_len, new_addr, new_len);
-    }
-    if new_len <= old_len {
+    if !implies_new && new_len <= old_len {
+        // mremap_at's shrink: the tail goes, whatever VMAs it covers.
         if new_len < old_len {
             do_munmap(mm, hw, old + new_len, old_len - new_len)?;
         }
         return Ok(old);
+    }
+    if dontunmap && vma.flags.has(VmFlags::DONTEXPAND) {
+        return Err(Errno::EINVAL);
+    }
+    let move_only = flags & MREMAP_FIXED != 0 && !dontunmap && old_len == new_len;
+    if old_len != 0 && old + old_len > vma.end {
+        if !move_only {
+            return Err(Errno::EFAULT);
+        }
+        return remap_move_multi(mm, hw, old, old_len, new_addr);
+    }
+    if implies_new {
+        if flags & MREMAP_FIXED != 0 {
+            do_munmap(mm, hw, new_addr, new_len)?;
+        }
+        let dst = if flags & MREMAP_FIXED != 0 { new_addr } else { get_unmapped_area(mm, new_len).ok_or(Errno::ENOMEM)? };
+        return move_vma(mm, hw, &vma, old, old_len, dst, new_len, dontunmap);
     }
     // Grow in place when the VMA ends at old+old_len and the space after it is free.
     if old + old_len == vma.end && mm.vmas_in(vma.end, old + new_len).is_empty() && old + new_len <= MMAP_BASE {
@@ -770,16 +790,50 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
         return Err(Errno::ENOMEM);
     }
     let dst = get_unmapped_area(mm, new_len).ok_or(Errno::ENOMEM)?;
-    move_vma(mm, hw, &vma, old, old_len, dst, new_len)
+    move_vma(mm, hw, &vma, old, old_len, dst, new_len, false)
 }
 
-fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u64, new_len: u64) -> KResult<u64> {
+/// Linux: remap_move (6.17) for a pure move of [old, old+len) that spans several VMAs or
+/// gaps: every VMA part moves to `new` plus its offset, the destination of each unmapped
+/// first; the gaps are left as they are at the destination. EFAULT, before anything
+/// moves, when one of the VMAs is uffd-armed or hugetlb (vma_multi_allowed).
+fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64) -> KResult<u64> {
+    let keys = mm.vmas_in(old, old + len);
+    if keys.iter().any(|k| {
+        let v = &mm.vmas[k];
+        v.is_hugetlb() || v.flags.intersects(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR)
+    }) {
+        return Err(Errno::EFAULT);
+    }
+    for k in keys {
+        let Some(v) = mm.vmas.get(&k).cloned() else { continue };
+        let (a, b) = (old.max(v.start), (old + len).min(v.end));
+        let dst = new + (a - old);
+        do_munmap(mm, hw, dst, b - a)?;
+        let v = mm.find_vma(a).cloned().ok_or(Errno::EFAULT)?;
+        move_vma(mm, hw, &v, a, b - a, dst, b - a, false)?;
+    }
+    Ok(new)
+}
+
+/// Linux: move_vma: the page tables of [old, old+old_len) move to `new`, then the VMA;
+/// the source goes, unless `dontunmap` (MREMAP_DONTUNMAP), which leaves it in place,
+/// empty and unlocked.
+#[allow(clippy::too_many_arguments)]
+fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u64, new_len: u64, dontunmap: bool) -> KResult<u64> {
     let moved = old_len.min(new_len);
     move_ptes(mm, hw, old, new, moved)?;
     mm.split_at(old);
     mm.split_at(old + old_len);
     for k in mm.vmas_in(old, old + old_len) {
-        mm.vmas.remove(&k);
+        if dontunmap {
+            mm.vmas.get_mut(&k).unwrap().flags -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
+        } else {
+            mm.vmas.remove(&k);
+        }
+    }
+    if dontunmap {
+        mm.merge_around(old, old + old_len);
     }
     let mut nv = vma.clone();
     nv.start = new;
@@ -892,6 +946,15 @@ pub fn do_madvise_collapse(mms: &mut [Option<Mm>], me: super::MmId, hw: &mut Hw,
     for k in keys {
         let Some(v) = mms[me].as_ref().and_then(|m| m.vmas.get(&k)).cloned() else { continue };
         let (a, b) = (start.max(v.start), end.min(v.end));
+        // madvise_collapse: a VMA with no aligned 2 MiB in it is not THP-capable
+        // (thp_vma_suitable_order), and a part inside one 2 MiB that does not start on
+        // its boundary (hstart > hend) fails the final count with SCAN_FAIL: EINVAL both
+        // (measured; an aligned start with less than 2 MiB collapses nothing, 0).
+        let h = super::huge_memory::HPAGE_PMD_SIZE;
+        let suitable = v.len() >= h && (v.end - h) & !(h - 1) >= v.start;
+        if !suitable || a.next_multiple_of(h) > b & !(h - 1) {
+            return Err(Errno::EINVAL);
+        }
         if v.is_shmem() {
             super::khugepaged::madvise_collapse_file(mms, me, hw, &v, a, b)?;
         } else {

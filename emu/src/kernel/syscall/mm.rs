@@ -21,6 +21,16 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
     if len == 0 {
         return Err(Errno::EINVAL);
     }
+    // MAP_FIXED replaces what is there: UNMAP events for the registered VMAs it unmaps
+    // (mmap_region's userfaultfd_unmap_prep), sent once the call has mapped.
+    let mut ev = uffd::PendingEvents::default();
+    if flags & mmap::MAP_FIXED != 0 && flags & mmap::MAP_FIXED_NOREPLACE == 0 {
+        let hlen = if flags & mmap::MAP_HUGETLB != 0 { crate::kernel::mm::hugetlb::HugeSize::from_flags(flags).and_then(|h| len.checked_add(h.bytes() - 1).map(|l| l & h.mask())) } else { mmap::page_align(len) };
+        if let Some(end) = hlen.and_then(|l| addr.checked_add(l)) {
+            let mm = s.k.tasks[&s.tid].mm;
+            uffd::unmap_prep(s.k, mm, addr, end, &mut ev);
+        }
+    }
     let at = if flags & (MAP_ANONYMOUS | mmap::MAP_HUGETLB) == MAP_ANONYMOUS | mmap::MAP_HUGETLB {
         // ksys_mmap_pgoff: a hugetlbfs file of the rounded-up length (hugetlb_file_setup).
         let size = crate::kernel::mm::hugetlb::HugeSize::from_flags(flags).ok_or(Errno::EINVAL)?;
@@ -44,7 +54,7 @@ pub fn sys_mmap(s: &mut Sys, a: Args) -> SysResult {
         let (n, _) = crate::kernel::mm::gup::mm_populate(mm, hw, at, at + mmap::page_align(len).unwrap_or(0));
         s.hw.uaccess_faults += n;
     }
-    ok(at)
+    uffd::events_complete(s, ev, at)
 }
 
 /// The file half of mmap: the object and its checks, then do_mmap_file.
@@ -147,17 +157,18 @@ pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
             uffd::unmap_prep(s.k, mm_id, a.u(4), end, &mut early);
         }
     }
-    let (hw, mm) = s.hw_mm();
-    let r = mmap::do_mremap(mm, hw, a.u(0), a.u(1), a.u(2), a.u32(3), a.u(4))?;
+    // A shrink in place unmaps the tail (its VMAs' UNMAP events, gathered before).
     let mut ev = uffd::PendingEvents::default();
-    if r != old && a.u32(3) & mmap::MREMAP_DONTUNMAP == 0 {
-        uffd::mremap_events(s.k, s.hw, mm_id, ctx, old, r, old_len, new_len, &mut ev);
-    } else if r == old && new_len < old_len {
-        if let Some(c) = ctx.filter(|c| c.features() & uffd::uapi::UFFD_FEATURE_EVENT_UNMAP != 0) {
-            let _ = c;
-            // The shrunk tail was unmapped: its VMA is gone, so name the range directly.
-            uffd::unmap_prep_ctx(&mut ev, s.k, mm_id, old, old + new_len, old + old_len);
-        }
+    let flags = a.u32(3);
+    let moves = flags & (mmap::MREMAP_FIXED | mmap::MREMAP_DONTUNMAP) != 0;
+    if !moves && new_len < old_len {
+        uffd::unmap_prep(s.k, mm_id, old + new_len, old + old_len, &mut ev);
+    }
+    let (hw, mm) = s.hw_mm();
+    let r = mmap::do_mremap(mm, hw, a.u(0), a.u(1), a.u(2), flags, a.u(4))?;
+    if r != old {
+        // DONTUNMAP leaves the source mapped: no UNMAP for it.
+        uffd::mremap_events(s.k, s.hw, mm_id, ctx, old, r, old_len, new_len, flags & mmap::MREMAP_DONTUNMAP == 0, &mut ev);
     }
     uffd::events_complete(s, ev.mremap_order(early), r)
 }

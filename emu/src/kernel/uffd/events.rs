@@ -171,16 +171,16 @@ pub fn events_complete(s: &mut Sys, ev: PendingEvents, rax: u64) -> SysResult {
 /// CVE-2025-21696 fix): after the move, with EVENT_REMAP a REMAP(from, to, old_len)
 /// event; without it the moved range loses its registration and every uffd-wp bit
 /// (present PTEs, swap entries; markers dropped). Then UNMAP of the vacated source for
-/// a context with EVENT_UNMAP.
+/// a context with EVENT_UNMAP, when it was unmapped (`unmapped`: not with MREMAP_DONTUNMAP).
 #[allow(clippy::too_many_arguments)]
-pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, ev: &mut PendingEvents) {
+pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, unmapped: bool, ev: &mut PendingEvents) {
     let Some(c) = ctx else { return };
     if c.features() & UFFD_FEATURE_EVENT_REMAP != 0 && !c.st.borrow().released {
         ev.0.push((c.clone(), remap_msg(from, to, old_len)));
     } else {
         clear_after_move(k, hw, mm, to, to + new_len);
     }
-    if c.features() & UFFD_FEATURE_EVENT_UNMAP != 0 && !c.st.borrow().released {
+    if unmapped && c.features() & UFFD_FEATURE_EVENT_UNMAP != 0 && !c.st.borrow().released {
         ev.0.push((c, remove_msg(UFFD_EVENT_UNMAP, from, from + old_len)));
     }
 }
