@@ -35,7 +35,9 @@ fn vma_needs_copy(v: &Vma) -> bool {
     if v.flags.has(VmFlags::WIPEONFORK) {
         return false;
     }
-    matches!(v.backing, Backing::Anon | Backing::Heap | Backing::Stack) && !v.shared() || v.anon_vma
+    // 6.18: a VMA that may hold guard markers (VM_MAYBE_GUARD) is copied too, so the
+    // child keeps them (measured: a shared or file VMA's child gets SIGSEGV there).
+    matches!(v.backing, Backing::Anon | Backing::Heap | Backing::Stack) && !v.shared() || v.anon_vma || v.flags.has(VmFlags::MAYBE_GUARD)
 }
 
 /// Linux: mm_alloc_pgd (mm_init, called by dup_mm before dup_mmap): the child's PML4,

@@ -46,6 +46,7 @@ use super::Mm;
 use crate::kernel::hw::Hw;
 use mmu::{Entry, PhysMem};
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 use std::ops::ControlFlow;
 
 // ---- The device (mm/swapfile.c) ----
@@ -172,11 +173,19 @@ pub fn copy_nonpresent_pte(hw: &mut Hw, pte: Entry, leaf: SoftLeaf, keep_uffd_wp
 /// fork), shmem and file VMAs (shmem swap comes with a later issue), and everything when
 /// no swap is configured or the device is full.
 pub fn madvise_pageout(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64) {
-    if !hw.swap.enabled() || !matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) || vma.shared() {
-        return;
-    }
     // VM_LOCKED pages are not reclaimed (can_madv_lru_vma: VM_LOCKED|VM_PFNMAP|VM_HUGETLB).
     if vma.flags.has(VmFlags::LOCKED) {
+        return;
+    }
+    if matches!(vma.backing, Backing::Shmem { .. }) {
+        // Page-cache pages (shmem is swap-backed but not anonymous): shrink_folio_list
+        // unmaps them (try_to_unmap) before the writeout, which without swap fails and
+        // leaves them in the cache — measured: the PTE goes, the data stays. pagelab
+        // does not write shmem to swap, so with a swap device it does the same.
+        let _: ControlFlow<Infallible> = walk_page_range(mm.pml4, start, end, &mut ShmemPageout { hw, tlb, wp: vma.flags.has(VmFlags::UFFD_WP) });
+        return;
+    }
+    if !hw.swap.enabled() || !matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) || vma.shared() {
         return;
     }
     let mut w = Pageout { hw, tlb, paged: 0 };
@@ -185,6 +194,47 @@ pub fn madvise_pageout(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, sta
     let (paged, hw) = (w.paged, w.hw);
     if paged > 0 {
         tracing::trace!(target: "pagelab::swap", start = format_args!("{start:#x}"), end = format_args!("{end:#x}"), paged, inuse = hw.swap.inuse(), "pageout");
+    }
+}
+
+/// MADV_PAGEOUT of the page-cache pages of a shmem VMA (see `madvise_pageout`).
+struct ShmemPageout<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+    /// The VMA is registered for uffd-wp: an unmapped wp'd PTE leaves a marker.
+    wp: bool,
+}
+
+impl MmWalkOps for ShmemPageout<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: madvise_cold_or_pageout_pte_range + try_to_unmap_one for a page-cache page
+    /// this PTE alone maps (folio_maybe_mapped_shared skips the others; anonymous COW
+    /// pages of a private mapping need swap, which shmem reclaim here never uses).
+    fn pte_entry(&mut self, pte: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        let hw = &mut *self.hw;
+        if softleaf_from_pte(pte) != SoftLeaf::Present || pte.has(_PAGE_SPECIAL) {
+            return ControlFlow::Continue(());
+        }
+        let pa = pgtable::pte_pfn(pte);
+        let m = *hw.pages.meta(pa);
+        if hw.pages.is_zero_page(pa) || !m.file || m.mapcount != 1 || hw.pages.is_huge(hw.pages.folio(pa)) {
+            return ControlFlow::Continue(());
+        }
+        // pte_install_uffd_wp_if_needed: a wp'd page leaves its protection as a marker.
+        let new = if self.wp && pte.has(_PAGE_UFFD_WP) { make_pte_marker(PteMarker::UFFD_WP) } else { Entry::new(0) };
+        let f = pgtable::set_entry(&mut hw.mem, slot, va, new);
+        self.tlb.flush_pte(f);
+        if pte.is_dirty() {
+            hw.pages.mark_dirty(pa);
+        }
+        hw.pages.remove_rmap(pa);
+        self.tlb.remove_page(pa);
+        ControlFlow::Continue(())
     }
 }
 
