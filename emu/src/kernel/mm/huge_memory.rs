@@ -75,6 +75,18 @@ pub fn pmd_trans_huge(pmd: Entry) -> bool {
     pmd.has(_PAGE_PSE) && (pmd.is_present() || pmd.has(_PAGE_PROTNONE))
 }
 
+/// Linux: vma_adjust_trans_huge → split_huge_pmd_if_needed: a VMA boundary at `addr` not
+/// on a 2 MiB boundary splits the huge PMD that maps `addr` (see `Mm::split_vma`).
+pub fn split_huge_pmd_at_boundary(mm: &mut super::Mm, hw: &mut Hw, addr: u64) {
+    if addr & (HPAGE_PMD_SIZE - 1) == 0 {
+        return;
+    }
+    let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, addr).filter(|s| s.level == Level::Pd) else { return };
+    if pmd_trans_huge(pgtable::get_entry(&hw.mem, slot)) && mm.find_vma(addr).is_some_and(|v| !v.is_hugetlb()) {
+        split_huge_pmd(hw, &mut mm.table_frames, mm.pml4.as_u64(), slot, addr & !(HPAGE_PMD_SIZE - 1));
+    }
+}
+
 /// A huge PMD for the 2 MiB frame `frame` with protection `prot` (Linux: folio_mk_pmd).
 pub fn mk_huge_pmd(frame: PhysAddr, prot: u64) -> Entry {
     Entry::new(prot | _PAGE_PSE).with_addr(frame, Level::Pd)

@@ -914,7 +914,7 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         madvise_pageout(mm, hw, start, end);
     }
     if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_DONTDUMP | MADV_DODUMP | MADV_HUGEPAGE | MADV_NOHUGEPAGE) {
-        madvise_vma_flags(mm, start, end, advice)?;
+        madvise_vma_flags(mm, hw, start, end, advice)?;
     }
     unmapped_error
 }
@@ -1043,7 +1043,7 @@ impl MmWalkOps for GuardWalk<'_> {
 /// every VMA of the range, split at its ends, or cleared (`lock` false); ENOMEM when the
 /// range has a hole or runs past the user space. The caller populates a locked range
 /// (mm_populate) unless it is on-fault. Root has no RLIMIT_MEMLOCK.
-pub fn do_mlock(mm: &mut Mm, start: u64, len: u64, lock: bool, onfault: bool) -> KResult<(u64, u64)> {
+pub fn do_mlock(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, lock: bool, onfault: bool) -> KResult<(u64, u64)> {
     let end = start.checked_add(len).and_then(page_align).ok_or(Errno::ENOMEM)?;
     let start = start & !0xfff;
     if end > TASK_SIZE {
@@ -1063,7 +1063,7 @@ pub fn do_mlock(mm: &mut Mm, start: u64, len: u64, lock: bool, onfault: bool) ->
             if !mm.may_split(at) {
                 return Err(Errno::EINVAL);
             }
-            mm.split_at(at);
+            mm.split_vma(hw, at);
         }
     }
     for k in mm.vmas_in(start, end) {
@@ -1188,12 +1188,12 @@ fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
 /// EINVAL) for MADV_WIPEONFORK, and their inverses; VM_HUGEPAGE for MADV_HUGEPAGE and
 /// VM_NOHUGEPAGE for MADV_NOHUGEPAGE, each clearing the other (hugepage_madvise). VMAs are
 /// split to the range and merged after.
-fn madvise_vma_flags(mm: &mut Mm, start: u64, end: u64, advice: u32) -> KResult<()> {
+fn madvise_vma_flags(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, advice: u32) -> KResult<()> {
     if !mm.may_split(start) || !mm.may_split(end) {
         return Err(Errno::EINVAL);
     }
-    mm.split_at(start);
-    mm.split_at(end);
+    mm.split_vma(hw, start);
+    mm.split_vma(hw, end);
     let mut r = Ok(());
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&k).unwrap();

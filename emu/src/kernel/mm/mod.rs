@@ -136,6 +136,15 @@ impl Mm {
         }
     }
     /// Splits VMAs so that `addr` is a boundary (if it lies inside one).
+    /// Splits the VMA containing `addr` there as Linux's __split_vma does: a huge PMD that
+    /// maps across the new boundary is split first (vma_adjust_trans_huge: an anonymous
+    /// THP into PTEs, the huge zero page into zero PTEs, a file THP's PMD zapped).
+    /// `split_at` is the VMA half alone, for callers that rewrite the entries anyway.
+    pub fn split_vma(&mut self, hw: &mut crate::kernel::hw::Hw, addr: u64) {
+        huge_memory::split_huge_pmd_at_boundary(self, hw, addr);
+        self.split_at(addr);
+    }
+
     pub fn split_at(&mut self, addr: u64) {
         let key = match self.vmas.range(..addr).next_back() {
             Some((&s, v)) if v.end > addr => s,

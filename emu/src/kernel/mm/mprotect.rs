@@ -334,32 +334,47 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
     if len == 0 {
         return Ok(());
     }
-    // The whole range must be mapped, without holes (ENOMEM otherwise).
-    if !mm.range_is_mapped(start, end) {
+    // do_mprotect_pkey: the start must be mapped (ENOMEM); then VMA by VMA in order, each
+    // changed before the next is looked at, so a hole (ENOMEM) or a VMA that may not
+    // get the access (EACCES: a write without VM_MAYWRITE) stops the walk with the
+    // earlier VMAs already changed, as on Linux. A VMA whose flags do not change is left
+    // alone: not split, its entries untouched (mprotect_fixup's early return).
+    if mm.find_vma(start).is_none() {
         return Err(Errno::ENOMEM);
     }
-    // A mapping can only become writable if it may be written (VM_MAYWRITE).
-    if prot & PROT_WRITE != 0 && mm.vmas_in(start, end).iter().any(|k| !mm.vmas[k].flags.has(VmFlags::MAYWRITE)) {
-        return Err(Errno::EACCES);
-    }
-    if !mm.may_split(start) || !mm.may_split(end) {
-        return Err(Errno::EINVAL);
-    }
-    mm.split_at(start);
-    mm.split_at(end);
     // One gather for every VMA of the range: one flush at the end (Linux: mprotect_fixup
     // under the tlb_gather_mmu of do_mprotect_pkey).
     let mut tlb = MmuGather::new(mm);
-    for k in mm.vmas_in(start, end) {
-        let v = mm.vmas.get_mut(&k).unwrap();
-        let keep = v.flags - (VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC);
-        v.flags = keep | VmFlags::from_prot(prot & 7);
-        let vma = v.clone();
-        let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { MmCpFlags::empty() };
-        // Plain mprotect never allocates page tables: it cannot fail.
-        let _ = change_protection(&mut tlb, mm, hw, &vma, vma.start, vma.end, cp);
+    let mut tmp = start;
+    let mut r = Ok(());
+    while tmp < end {
+        let Some(v) = mm.find_vma(tmp).cloned() else {
+            r = Err(Errno::ENOMEM);
+            break;
+        };
+        if prot & PROT_WRITE != 0 && !v.flags.has(VmFlags::MAYWRITE) {
+            r = Err(Errno::EACCES);
+            break;
+        }
+        let (a, b) = (tmp, end.min(v.end));
+        let newflags = (v.flags - (VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC)) | VmFlags::from_prot(prot & 7);
+        if newflags != v.flags {
+            if !mm.may_split(a) || !mm.may_split(b) {
+                r = Err(Errno::EINVAL);
+                break;
+            }
+            mm.split_vma(hw, a);
+            mm.split_vma(hw, b);
+            let v = mm.vmas.get_mut(&a).unwrap();
+            v.flags = newflags;
+            let vma = v.clone();
+            let cp = if super::userfaultfd::vma_wants_manual_pte_write_upgrade(&vma) { MM_CP_TRY_CHANGE_WRITABLE } else { MmCpFlags::empty() };
+            // Plain mprotect never allocates page tables: it cannot fail.
+            let _ = change_protection(&mut tlb, mm, hw, &vma, vma.start, vma.end, cp);
+        }
+        tmp = b;
     }
     tlb.finish_mmu(hw);
     mm.merge_around(start, end);
-    Ok(())
+    r
 }

@@ -287,7 +287,7 @@ pub fn sys_brk(s: &mut Sys, a: Args) -> SysResult {
 /// takes MLOCK_ONFAULT (1) and nothing else (EINVAL). A locked range is faulted in.
 fn mlock_common(s: &mut Sys, start: u64, len: u64, lock: bool, onfault: bool) -> SysResult {
     let (hw, mm) = s.hw_mm();
-    let (a, b) = mmap::do_mlock(mm, start, len, lock, onfault)?;
+    let (a, b) = mmap::do_mlock(mm, hw, start, len, lock, onfault)?;
     if lock && !onfault {
         let (n, stop) = crate::kernel::mm::gup::mm_populate(mm, hw, a, b);
         s.hw.uaccess_faults += n;

@@ -185,26 +185,16 @@ pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdC
     }
 }
 
-/// Drops uffd-wp state and registrations from a moved range (move_ptes with
-/// need_clear_uffd_wp, then userfaultfd_reset_ctx).
+/// Drops uffd-wp state from a moved range (move_ptes with need_clear_uffd_wp) and the
+/// registration of the VMA it is now part of (mremap_userfaultfd_prep on the new VMA,
+/// which copy_vma may have merged with registered neighbours at the destination: the
+/// whole merged VMA loses it, measured with a MREMAP_DONTUNMAP move inside one VMA).
 fn clear_after_move(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u64) {
     let Some(mm) = k.mms.get_mut(mm_id).and_then(|m| m.as_mut()) else { return };
     crate::kernel::mm::userfaultfd::clear_uffd_wp_range(mm, hw, start, end);
-    mm.split_at(start);
-    mm.split_at(end);
     for key in mm.vmas_in(start, end) {
         let v = mm.vmas.get_mut(&key).unwrap();
         v.flags.remove(VM_UFFD_FLAGS);
         v.userfaultfd_ctx = None;
-    }
-    mm.merge_around(start, end);
-}
-
-/// An UNMAP event for [start, end) on behalf of the context that had the VMA at `at`
-/// (used for an mremap that shrinks in place; the VMA at `at` keeps the context).
-pub fn unmap_prep_ctx(ev: &mut PendingEvents, k: &Kernel, mm: MmId, at: u64, start: u64, end: u64) {
-    let Some(m) = k.mms[mm].as_ref() else { return };
-    if let Some(c) = m.find_vma(at).and_then(|v| ctx_with(v, UFFD_FEATURE_EVENT_UNMAP)) {
-        ev.0.push((c, remove_msg(UFFD_EVENT_UNMAP, start, end)));
     }
 }

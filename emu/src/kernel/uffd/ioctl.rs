@@ -206,8 +206,8 @@ fn userfaultfd_register(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult {
         })
         .collect();
     for (a, z) in change {
-        mm.split_at(a);
-        mm.split_at(z);
+        mm.split_vma(s.hw, a);
+        mm.split_vma(s.hw, z);
         for k in mm.vmas_in(a, z) {
             let v = mm.vmas.get_mut(&k).unwrap();
             v.flags = (v.flags - VM_UFFD_FLAGS) | vm_flags;
@@ -279,8 +279,8 @@ fn userfaultfd_unregister(s: &mut Sys, ctx: &Rc<UffdCtx>, arg: u64) -> SysResult
 /// is wp'd (uffd_wp_range with enable_wp false), drop the flags and the context, merge.
 pub fn userfaultfd_clear_vma(k: &mut Kernel, hw: &mut Hw, mm_id: MmId, start: u64, end: u64) {
     let Some(mm) = k.mms.get_mut(mm_id).and_then(|m| m.as_mut()) else { return };
-    mm.split_at(start);
-    mm.split_at(end);
+    mm.split_vma(hw, start);
+    mm.split_vma(hw, end);
     for key in mm.vmas_in(start, end) {
         let v = mm.vmas[&key].clone();
         if v.flags.has(VmFlags::UFFD_WP) {

@@ -41,7 +41,7 @@ mod read;
 pub mod uapi;
 
 pub use ctx::{dev_ioctl, open_dev, process_released, show_fdinfo, sys_userfaultfd, vma_ctx, UffdCtx, UffdFile, UffdKernel};
-pub use events::{dup_userfaultfd, dup_userfaultfd_complete, dup_userfaultfd_set_mm, events_complete, mremap_events, unmap_prep, userfaultfd_remove, unmap_prep_ctx, PendingEvents};
+pub use events::{dup_userfaultfd, dup_userfaultfd_complete, dup_userfaultfd_set_mm, events_complete, mremap_events, unmap_prep, userfaultfd_remove, PendingEvents};
 pub use fault::{kernel_fault, prune_dead_waiters, user_fault, waiter_woken};
 pub use ioctl::userfaultfd_ioctl;
 pub use read::userfaultfd_read;
