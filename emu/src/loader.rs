@@ -169,7 +169,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
                 v.flags |= flags;
             }
             None => {
-                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false });
+                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false, pgoff: start >> 12 });
             }
         }
         max_end = max_end.max(end);
@@ -191,6 +191,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
             anon_vma: false,
             hugetlb_resv: None,
             hugetlb_unmapped: false,
+            pgoff: stack_lo >> 12,
         },
     );
 

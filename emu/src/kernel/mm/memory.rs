@@ -200,7 +200,7 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags:
         return super::hugetlb::hugetlb_fault(mm, hw, vma, address, flags);
     }
     let r = __handle_mm_fault(mm, hw, vma, address, flags);
-    if r == FaultOutcome::Handled && flags.contains(FaultFlags::WRITE) && !vma.shared() && !vma.is_anonymous() && !vma.anon_vma {
+    if r == FaultOutcome::Handled && flags.contains(FaultFlags::WRITE) && !vma.shared() && !vma.anon_vma {
         mm.anon_vma_prepare(vma.start);
     }
     r

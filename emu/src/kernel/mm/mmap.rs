@@ -483,7 +483,7 @@ pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, fl
         (Backing::Anon, Some(id)) if vf.contains(VmFlags::SHARED) => Backing::Shmem { obj: super::shmem::Shmem::with_size(id, &hw.pages, len), offset: 0 },
         (b, _) => b,
     };
-    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false };
+    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false, pgoff: start >> 12 };
     mm.vmas.insert(start, vma);
     mm.merge_around(start, start + len);
     Ok(start)
@@ -553,7 +553,7 @@ pub fn do_mmap_hugetlb(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32,
     if fixed {
         if let Err(e) = do_munmap(mm, hw, start, len) {
             if let Some(r) = &resv {
-                let v = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj: obj.clone(), offset }, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: Some(r.clone()), hugetlb_unmapped: false };
+                let v = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj: obj.clone(), offset }, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: Some(r.clone()), hugetlb_unmapped: false, pgoff: start >> 12 };
                 super::hugetlb::hugetlb_vm_op_close(hw, &v);
             }
             return Err(e);
@@ -563,7 +563,7 @@ pub fn do_mmap_hugetlb(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32,
         obj.inode_mut().size = offset + len;
     }
     let shared_id = vf.has(VmFlags::SHARED).then(|| obj.id());
-    let vma = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj, offset }, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: resv, hugetlb_unmapped: false };
+    let vma = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj, offset }, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: resv, hugetlb_unmapped: false, pgoff: start >> 12 };
     mm.vmas.insert(start, vma);
     Ok(start)
 }
@@ -596,6 +596,7 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
             anon_vma: false,
             hugetlb_resv: None,
             hugetlb_unmapped: false,
+            pgoff: old_end >> 12,
         };
         mm.vmas.insert(old_end, vma);
         mm.merge_around(old_end, new_end);
@@ -766,12 +767,13 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
     if dontunmap && vma.flags.has(VmFlags::DONTEXPAND) {
         return Err(Errno::EINVAL);
     }
-    let move_only = flags & MREMAP_FIXED != 0 && !dontunmap && old_len == new_len;
+    // vrm_move_only: MREMAP_FIXED without resizing (DONTUNMAP or not).
+    let move_only = flags & MREMAP_FIXED != 0 && old_len == new_len;
     if old_len != 0 && old + old_len > vma.end {
         if !move_only {
             return Err(Errno::EFAULT);
         }
-        return remap_move_multi(mm, hw, old, old_len, new_addr);
+        return remap_move_multi(mm, hw, old, old_len, new_addr, dontunmap);
     }
     if implies_new {
         if flags & MREMAP_FIXED != 0 {
@@ -797,11 +799,11 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
 /// gaps: every VMA part moves to `new` plus its offset, the destination of each unmapped
 /// first; the gaps are left as they are at the destination. EFAULT, before anything
 /// moves, when one of the VMAs is uffd-armed or hugetlb (vma_multi_allowed).
-fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64) -> KResult<u64> {
+fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64, dontunmap: bool) -> KResult<u64> {
     let keys = mm.vmas_in(old, old + len);
     if keys.iter().any(|k| {
         let v = &mm.vmas[k];
-        v.is_hugetlb() || v.flags.intersects(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR)
+        v.is_hugetlb() || v.flags.intersects(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR) || (dontunmap && v.flags.has(VmFlags::DONTEXPAND))
     }) {
         return Err(Errno::EFAULT);
     }
@@ -811,7 +813,7 @@ fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64) -> K
         let dst = new + (a - old);
         do_munmap(mm, hw, dst, b - a)?;
         let v = mm.find_vma(a).cloned().ok_or(Errno::EFAULT)?;
-        move_vma(mm, hw, &v, a, b - a, dst, b - a, false)?;
+        move_vma(mm, hw, &v, a, b - a, dst, b - a, dontunmap)?;
     }
     Ok(new)
 }
@@ -838,6 +840,9 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
     let mut nv = vma.clone();
     nv.start = new;
     nv.end = new + new_len;
+    // copy_vma: the pgoff of the moved part, or, for anonymous memory never faulted (no
+    // anon_vma), the new address's (so it may merge there).
+    nv.pgoff = if vma.is_anonymous() && !vma.anon_vma { new >> 12 } else { vma.pgoff + ((old - vma.start) >> 12) };
     if let Backing::Shmem { offset, .. } = &mut nv.backing {
         *offset += old - vma.start;
     }

@@ -154,6 +154,7 @@ impl Mm {
         let mut hi = v.clone();
         v.end = addr;
         hi.start = addr;
+        hi.pgoff += (addr - key) >> 12;
         if let vma::Backing::Shmem { offset, .. } = &mut hi.backing {
             *offset += addr - key;
         }

@@ -185,10 +185,10 @@ pub fn madvise_pageout(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, sta
         let _: ControlFlow<Infallible> = walk_page_range(mm.pml4, start, end, &mut ShmemPageout { hw, tlb, wp: vma.flags.has(VmFlags::UFFD_WP) });
         return;
     }
-    if !hw.swap.enabled() || !matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) || vma.shared() {
+    if !matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) || vma.shared() {
         return;
     }
-    let mut w = Pageout { hw, tlb, paged: 0 };
+    let mut w = Pageout { hw, tlb, paged: 0, pml4: mm.pml4 };
     // A break: the device is full, and the rest of the range stays resident.
     let _: ControlFlow<()> = walk_page_range(mm.pml4, start, end, &mut w);
     let (paged, hw) = (w.paged, w.hw);
@@ -242,6 +242,44 @@ struct Pageout<'a> {
     hw: &'a mut Hw,
     tlb: &'a mut MmuGather,
     paged: u64,
+    pml4: mmu::PhysAddr,
+}
+
+/// Linux: split_folio of an anonymous THP (madvise_cold_or_pageout_pte_range), then
+/// remap_page with RMP_USE_SHARED_ZEROPAGE (6.12): the PTE-mapped folio at `head`, whose
+/// page `pa` is mapped at `va`, becomes 512 small pages, and each subpage that holds only
+/// zeros and is mapped by this address space alone is replaced by the shared zero page
+/// (keeping uffd-wp) and freed — measured: after MADV_PAGEOUT of one page of a THP, the
+/// untouched pages read as present, not exclusive. False if the folio cannot be split.
+fn split_folio_remap_zero(hw: &mut Hw, tlb: &mut MmuGather, pml4: mmu::PhysAddr, head: mmu::PhysAddr, pa: mmu::PhysAddr, va: u64) -> bool {
+    if !hw.pages.split_anon_folio(head) {
+        return false;
+    }
+    let base = va - (pa.as_u64() - head.as_u64());
+    let zero = [0u8; 4096];
+    for i in 0..512u64 {
+        let (sva, spa) = (base + i * 4096, mmu::PhysAddr::new(head.as_u64() + i * 4096));
+        let Some(slot) = pgtable::walk_lookup(&hw.mem, pml4, sva).filter(|s| s.level == mmu::Level::Pt) else { continue };
+        let e = pgtable::get_entry(&hw.mem, slot);
+        if !e.is_present() || pgtable::pte_pfn(e) != spa || hw.pages.meta(spa).mapcount != 1 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        hw.mem.read(spa, &mut buf);
+        if buf != zero {
+            continue;
+        }
+        let prot = e.raw() & (_PAGE_USER | _PAGE_NX | _PAGE_PRESENT | _PAGE_ACCESSED);
+        let mut z = pgtable::mk_pte(hw.pages.zero_page, prot).with(_PAGE_SPECIAL);
+        if e.has(_PAGE_UFFD_WP) {
+            z = z.with(_PAGE_UFFD_WP);
+        }
+        let f = pgtable::set_entry(&mut hw.mem, slot, sva, z);
+        tlb.flush_pte(f);
+        hw.pages.remove_rmap(spa);
+        tlb.remove_page(spa);
+    }
+    true
 }
 
 impl MmWalkOps for Pageout<'_> {
@@ -268,7 +306,16 @@ impl MmWalkOps for Pageout<'_> {
         // A page of a (PTE-mapped) THP: reclaim splits the folio and swaps its pages one by
         // one (measured on 6.18 with swap: 512 swap entries, each keeping uffd-wp).
         let head = hw.pages.folio(pa);
-        if hw.pages.is_huge(head) && !hw.pages.split_anon_folio(head) {
+        if hw.pages.is_huge(head) && !split_folio_remap_zero(hw, self.tlb, self.pml4, head, pa, va) {
+            return ControlFlow::Continue(());
+        }
+        // Without swap, reclaim keeps anonymous pages where they are.
+        if !hw.swap.enabled() {
+            return ControlFlow::Continue(());
+        }
+        // The split may have made this page the zero page.
+        let pte = pgtable::get_entry(&hw.mem, slot);
+        if pte.has(_PAGE_SPECIAL) {
             return ControlFlow::Continue(());
         }
         let m = *hw.pages.meta(pa);

@@ -140,9 +140,10 @@ pub struct Vma {
     /// The userfaultfd this VMA is registered with (Linux: vm_userfaultfd_ctx); set
     /// exactly when one of the VM_UFFD_* flags is.
     pub userfaultfd_ctx: Option<VmUserfaultfdCtx>,
-    /// Linux: vma->anon_vma != NULL, for a private file or shmem mapping: it has had an
-    /// anonymous (COW) page, so fork must copy its page tables (vma_needs_copy). Private
-    /// anonymous VMAs are always copied and do not track it.
+    /// Linux: vma->anon_vma != NULL: the private VMA has had a write fault or a uffd fill.
+    /// A private file or shmem mapping then has anonymous (COW) pages, so fork must copy
+    /// its page tables (vma_needs_copy; private anonymous VMAs are always copied); an
+    /// anonymous one keeps its `pgoff` when mremap moves it.
     pub anon_vma: bool,
     /// A private hugetlb mapping's reservations, held by the process that made them
     /// (Linux: the resv_map with HPAGE_RESV_OWNER; `hugetlb`); None for every other VMA.
@@ -152,6 +153,12 @@ pub struct Vma {
     /// the pool was empty (`hugetlb::unmap_ref_private`): a later fault on an empty slot
     /// here is SIGBUS.
     pub hugetlb_unmapped: bool,
+    /// Linux: vm_pgoff of an anonymous VMA: the page index (address >> 12) its memory was
+    /// created at, advanced by a split and kept by an mremap move of faulted memory (an
+    /// unfaulted one takes its new address's), so two anonymous VMAs merge only at
+    /// contiguous pgoffs (measured: a page moved next to its old neighbours stays its own
+    /// VMA). File and shmem VMAs use `Backing::Shmem`'s offset instead.
+    pub pgoff: u64,
 }
 
 impl Vma {
@@ -221,7 +228,7 @@ impl Vma {
             && self.userfaultfd_ctx == next.userfaultfd_ctx
             && self.shared_id == next.shared_id
             && match (&self.backing, &next.backing) {
-                (Backing::Anon, Backing::Anon) | (Backing::Heap, Backing::Heap) => self.shared_id.is_none(),
+                (Backing::Anon, Backing::Anon) | (Backing::Heap, Backing::Heap) => self.shared_id.is_none() && self.pgoff + (self.len() >> 12) == next.pgoff,
                 // The same object at contiguous offsets (Linux: is_mergeable_vma with
                 // vma_pgoff + pages == next's pgoff).
                 (Backing::Shmem { obj: a, offset: oa }, Backing::Shmem { obj: b, offset: ob }) => a == b && oa + self.len() == *ob,

@@ -153,7 +153,19 @@ pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
     // MREMAP_FIXED unmaps the destination first (userfaultfd_unmap_prep on uf_unmap_early).
     let mut early = uffd::PendingEvents::default();
     if a.u32(3) & mmap::MREMAP_FIXED != 0 && a.u32(3) & mmap::MREMAP_MAYMOVE != 0 {
-        if let Some(end) = a.u(4).checked_add(new_len) {
+        let spans = s.mm().find_vma(old).is_some_and(|v| old_len != 0 && old + old_len > v.end);
+        if spans && old_len == new_len {
+            // A move of several VMAs (6.17) unmaps each one's destination on its own:
+            // one UNMAP per destination part.
+            let parts: Vec<(u64, u64)> = s.mm().vmas_in(old, old + old_len).iter().map(|k| {
+                let v = &s.mm().vmas[k];
+                (v.start.max(old), v.end.min(old + old_len))
+            }).collect();
+            for (pa, pb) in parts {
+                let to = a.u(4).wrapping_add(pa - old);
+                uffd::unmap_prep(s.k, mm_id, to, to + (pb - pa), &mut early);
+            }
+        } else if let Some(end) = a.u(4).checked_add(new_len) {
             uffd::unmap_prep(s.k, mm_id, a.u(4), end, &mut early);
         }
     }
