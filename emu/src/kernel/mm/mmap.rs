@@ -1194,37 +1194,47 @@ fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
 /// VM_NOHUGEPAGE for MADV_NOHUGEPAGE, each clearing the other (hugepage_madvise). VMAs are
 /// split to the range and merged after.
 fn madvise_vma_flags(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, advice: u32) -> KResult<()> {
-    if !mm.may_split(start) || !mm.may_split(end) {
-        return Err(Errno::EINVAL);
-    }
-    mm.split_vma(hw, start);
-    mm.split_vma(hw, end);
+    // madvise_walk_vmas → madvise_update_vma, VMA by VMA: an error stops the walk with the
+    // earlier VMAs changed; a VMA whose flags do not change is not split (so a huge PMD
+    // across the range's ends stays whole).
     let mut r = Ok(());
     for k in mm.vmas_in(start, end) {
-        let v = mm.vmas.get_mut(&k).unwrap();
-        match advice {
-            MADV_DONTFORK => v.flags |= VmFlags::DONTCOPY,
-            MADV_DOFORK => v.flags.remove(VmFlags::DONTCOPY),
+        let Some(v) = mm.vmas.get(&k) else { continue };
+        let f = v.flags;
+        let new = match advice {
+            MADV_DONTFORK => f | VmFlags::DONTCOPY,
+            MADV_DOFORK => f - VmFlags::DONTCOPY,
             MADV_WIPEONFORK if v.shared() || !v.is_anonymous() => {
                 r = Err(Errno::EINVAL);
                 break;
             }
-            MADV_WIPEONFORK => v.flags |= VmFlags::WIPEONFORK,
-            MADV_KEEPONFORK if v.flags.has(VmFlags::DROPPABLE) => {
+            MADV_WIPEONFORK => f | VmFlags::WIPEONFORK,
+            MADV_KEEPONFORK if f.has(VmFlags::DROPPABLE) => {
                 r = Err(Errno::EINVAL);
                 break;
             }
-            MADV_DONTDUMP => v.flags |= VmFlags::DONTDUMP,
-            MADV_DODUMP if (!v.is_hugetlb() && v.flags.has(VmFlags::DONTEXPAND)) || v.flags.has(VmFlags::DROPPABLE) => {
+            MADV_KEEPONFORK => f - VmFlags::WIPEONFORK,
+            MADV_DONTDUMP => f | VmFlags::DONTDUMP,
+            MADV_DODUMP if (!v.is_hugetlb() && f.has(VmFlags::DONTEXPAND)) || f.has(VmFlags::DROPPABLE) => {
                 r = Err(Errno::EINVAL);
                 break;
             }
-            MADV_DODUMP => v.flags.remove(VmFlags::DONTDUMP),
-            MADV_HUGEPAGE => v.flags = (v.flags - VmFlags::NOHUGEPAGE) | VmFlags::HUGEPAGE,
-            MADV_NOHUGEPAGE => v.flags = (v.flags - VmFlags::HUGEPAGE) | VmFlags::NOHUGEPAGE,
-            MADV_KEEPONFORK => v.flags.remove(VmFlags::WIPEONFORK),
+            MADV_DODUMP => f - VmFlags::DONTDUMP,
+            MADV_HUGEPAGE => (f - VmFlags::NOHUGEPAGE) | VmFlags::HUGEPAGE,
+            MADV_NOHUGEPAGE => (f - VmFlags::HUGEPAGE) | VmFlags::NOHUGEPAGE,
             _ => unreachable!("advice {advice} sets no VMA flag"),
+        };
+        if new == f {
+            continue;
         }
+        let (a, b) = (start.max(v.start), end.min(v.end));
+        if !mm.may_split(a) || !mm.may_split(b) {
+            r = Err(Errno::EINVAL);
+            break;
+        }
+        mm.split_vma(hw, a);
+        mm.split_vma(hw, b);
+        mm.vmas.get_mut(&a).unwrap().flags = new;
     }
     mm.merge_around(start, end);
     r
