@@ -85,7 +85,7 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // copies (0, 4096).
     (12, 40),
     // UFFDIO_ZEROPAGE of a 4-page block across a VMA boundary over a populated page:
-    // Linux ENOENT, pagelab EEXIST (order of checks).
+    // Linux ENOENT, pagelab EEXIST: a VMA merge difference (KNOWN_DIVERGENT).
     (174, 38),
     // A write after UFFDIO_REGISTER(WP) of a shmem region: Linux SIGSEGV ACCERR, pagelab
     // writes (not classified yet).
@@ -216,7 +216,26 @@ fn check_seed(seed: u64, nops: u32) -> Verdict {
     Verdict::Diverges(best)
 }
 
-/// Runs `seeds` on a few worker threads; reports and fails on any divergence.
+/// Seeds that still diverge, each with its class: reported by every run but not failures
+/// (a fix makes one match, and the run then fails until it leaves this list). Open
+/// work of issue 11.
+/// Entries are (seed, NOPS as run, class).
+const KNOWN_DIVERGENT: &[(u64, u32, &str)] = &[
+    // After mprotect(PROT_NONE) of one page of a faulted region and back to rw, Linux
+    // merges the page with the VMA before it but not the one after (the never-faulted
+    // part has no anon_vma); pagelab merges all three, so a later 4-page fill across
+    // that boundary is EEXIST instead of ENOENT.
+    (174, 38, "VMA merge after mprotect round trip (anon_vma)"),
+    (174, NOPS, "VMA merge after mprotect round trip (anon_vma)"),
+    (205, NOPS, "VMA merge after mprotect round trip (anon_vma)"),
+    (87, NOPS, "a MISSING fault Linux raises that pagelab does not (VMA layout)"),
+    (167, NOPS, "a MINOR fault pagelab raises that Linux does not (VMA layout)"),
+    (236, NOPS, "MADV_COLLAPSE of a PTE-mapped THP folio after a partial MADV_PAGEOUT: Linux EINVAL (the folio is not split), pagelab collapses"),
+    (277, NOPS, "huge zero PMD after MADV_COLLAPSE/fork: Linux pf, pagelab p"),
+];
+
+/// Runs `seeds` on a few worker threads; reports and fails on any divergence not in
+/// KNOWN_DIVERGENT, and on a KNOWN_DIVERGENT seed of the run that now matches.
 fn run_seeds(what: &str, seeds: Vec<(u64, u32)>) {
     let jobs = std::env::var("PAGELAB_FUZZ_JOBS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -240,6 +259,15 @@ fn run_seeds(what: &str, seeds: Vec<(u64, u32)>) {
     });
     let mut found = found.into_inner().unwrap();
     found.sort_by_key(|d| d.seed);
+    // The NOPS each seed was run with (a divergence reports its shrunk NOPS).
+    let ran = |seed: u64| seeds.iter().find(|s| s.0 == seed).map_or(NOPS, |s| s.1);
+    let known = |seed: u64| KNOWN_DIVERGENT.iter().find(|(s, n, _)| *s == seed && *n == ran(seed)).map(|(_, _, c)| *c);
+    for d in found.iter().filter(|d| known(d.seed).is_some()) {
+        eprintln!("{what}: known divergence, seed {} NOPS {}: {}", d.seed, d.nops, known(d.seed).unwrap());
+    }
+    let fixed: Vec<u64> = seeds.iter().map(|s| s.0).filter(|&s| known(s).is_some() && !found.iter().any(|d| d.seed == s)).collect();
+    assert!(fixed.is_empty(), "{what}: KNOWN_DIVERGENT seeds {fixed:?} now match Linux: take them off the list");
+    let found: Vec<Divergence> = found.into_iter().filter(|d| known(d.seed).is_none()).collect();
     let unusable = unusable.into_inner().unwrap();
     eprintln!("{what}: {} seeds in {:.1?}, {} divergent, {} with an unusable native run", seeds.len(), t0.elapsed(), found.len(), unusable.len());
     for m in &unusable {

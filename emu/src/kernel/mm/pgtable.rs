@@ -111,7 +111,9 @@ pub fn pmd_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr
             return Some(Slot { pa: slot, level });
         }
         let e = Entry::new(mem.read_u64(slot));
-        if e.is_present() && e.is_leaf(level) {
+        // A leaf, present or not (a PROT_NONE 1 GiB page, a hugetlb marker): only a none
+        // entry gets a table (Linux: pud_alloc allocates for pud_none alone).
+        if (e.is_present() && e.is_leaf(level)) || (!e.is_present() && e.raw() != 0) {
             return Some(Slot { pa: slot, level });
         }
         table = if e.is_present() { e.addr(level, 52) } else { table_alloc(mem, pages, tables, Slot { pa: slot, level }, va)? };
@@ -128,7 +130,10 @@ pub fn pte_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr
         return Some(pmd);
     }
     let e = Entry::new(mem.read_u64(pmd.pa));
-    if e.is_present() && e.is_leaf(Level::Pd) {
+    // A huge leaf, present or PROT_NONE, or any other non-none entry (a hugetlb marker):
+    // only pmd_none gets a page table (measured: a COPY under a PROT_NONE huge zero PMD
+    // is EEXIST; allocating there overwrote the huge mapping).
+    if (e.is_present() && e.is_leaf(Level::Pd)) || (!e.is_present() && e.raw() != 0) {
         return Some(pmd);
     }
     let table = if e.is_present() { e.addr(Level::Pd, 52) } else { table_alloc(mem, pages, tables, pmd, va)? };
