@@ -231,6 +231,7 @@ const KNOWN_DIVERGENT: &[(u64, u32, &str)] = &[
     (87, NOPS, "a MISSING fault Linux raises that pagelab does not (VMA layout)"),
     (167, NOPS, "a MINOR fault pagelab raises that Linux does not (VMA layout)"),
     (236, NOPS, "MADV_COLLAPSE of a PTE-mapped THP folio after a partial MADV_PAGEOUT: Linux EINVAL (the folio is not split), pagelab collapses"),
+    (54, NOPS, "VMA merge: two PROT_NONE parts of a slot Linux keeps apart, so MADV_COLLAPSE past the region meets a never-faulted VMA (EINVAL) where Linux meets a hole (ENOMEM)"),
     (277, NOPS, "huge zero PMD after MADV_COLLAPSE/fork: Linux pf, pagelab p"),
 ];
 

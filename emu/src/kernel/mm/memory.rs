@@ -193,15 +193,20 @@ pub fn pte_mkuffd_wp(e: Entry) -> Entry {
 /// here have nothing to check in pagelab: arch_vma_access_permitted (no protection keys
 /// on VMAs) and sanitize_fault_flags (nothing asks for FAULT_FLAG_UNSHARE).
 ///
-/// A write fault handled in a private file mapping left an anonymous COW page there
-/// (do_cow_fault or wp_page_copy): the VMA gets its anon_vma (Linux: anon_vma_prepare).
+/// A write fault handled in a private mapping left an anonymous page there (do_anonymous_page,
+/// do_cow_fault, wp_page_copy), and so did any huge PMD fault of anonymous memory, the huge
+/// zero page included (do_huge_pmd_anonymous_page prepares first): the VMA gets its
+/// anon_vma (Linux: anon_vma_prepare). A 4 KiB read fault maps the zero page without one.
 pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: FaultFlags) -> FaultOutcome {
     if vma.is_hugetlb() {
         return super::hugetlb::hugetlb_fault(mm, hw, vma, address, flags);
     }
     let r = __handle_mm_fault(mm, hw, vma, address, flags);
-    if r == FaultOutcome::Handled && flags.contains(FaultFlags::WRITE) && !vma.shared() && !vma.anon_vma {
-        mm.anon_vma_prepare(vma.start);
+    if r == FaultOutcome::Handled && !vma.shared() && !vma.anon_vma {
+        let huge = || vma.is_anonymous() && pgtable::walk_lookup(&hw.mem, mm.pml4, address).is_some_and(|s| s.level == mmu::Level::Pd);
+        if flags.contains(FaultFlags::WRITE) || huge() {
+            mm.anon_vma_prepare(vma.start);
+        }
     }
     r
 }

@@ -957,7 +957,9 @@ pub fn do_madvise_collapse(mms: &mut [Option<Mm>], me: super::MmId, hw: &mut Hw,
         // (measured; an aligned start with less than 2 MiB collapses nothing, 0).
         let h = super::huge_memory::HPAGE_PMD_SIZE;
         let suitable = v.len() >= h && (v.end - h) & !(h - 1) >= v.start;
-        if !suitable || a.next_multiple_of(h) > b & !(h - 1) {
+        // Anonymous memory never faulted (no anon_vma) is EINVAL too (measured).
+        let never_faulted = v.is_anonymous() && !v.shared() && !v.anon_vma;
+        if !suitable || never_faulted || a.next_multiple_of(h) > b & !(h - 1) {
             return Err(Errno::EINVAL);
         }
         if v.is_shmem() {
