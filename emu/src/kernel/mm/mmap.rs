@@ -1128,7 +1128,7 @@ pub fn apply_mlockall_flags(mm: &mut Mm, flags: u32) {
 /// mapping is EINVAL).
 pub fn madvise_dontneed_free_valid_vma(v: &Vma, start: u64, advice: u32) -> bool {
     if v.is_hugetlb() {
-        return advice == MADV_DONTNEED && start % v.page_size() == 0;
+        return advice == MADV_DONTNEED && start.is_multiple_of(v.page_size());
     }
     !v.flags.has(VmFlags::LOCKED) && (advice != MADV_FREE || (v.is_anonymous() && !v.shared()))
 }

@@ -219,13 +219,17 @@ pub fn sys_madvise(s: &mut Sys, a: Args) -> SysResult {
     ok(0)
 }
 
+/// What `madvise_walk_remove` does to the part [from, to) of a VMA once its REMOVE event,
+/// if any, has been read.
+pub type DropPart<'a> = dyn FnMut(&mut Sys, &Vma, u64, u64) -> Result<(), Errno> + 'a;
+
 /// Linux: madvise_walk_vmas for the advice that drops memory (MADV_DONTNEED, MADV_FREE,
 /// MADV_REMOVE) over the page-aligned, non-empty [start, end): VMA by VMA, `check` (its
 /// errno stops the walk), then `uffd::userfaultfd_remove` — which may send a REMOVE event
 /// and make the call wait for it to be read; re-executed, the call drops that part
 /// without a second event — then `drop` of the part in the VMA. Parts done before an
 /// error stay done. A hole anywhere is ENOMEM at the end; no VMA at all ENOMEM at once.
-pub fn madvise_walk_remove(s: &mut Sys, start: u64, end: u64, check: &dyn Fn(&Vma, u64) -> Result<(), Errno>, drop: &mut dyn FnMut(&mut Sys, &Vma, u64, u64) -> Result<(), Errno>) -> SysResult {
+pub fn madvise_walk_remove(s: &mut Sys, start: u64, end: u64, check: &dyn Fn(&Vma, u64) -> Result<(), Errno>, drop: &mut DropPart) -> SysResult {
     let args = s.args.0;
     let prog = s.k.tasks.get_mut(&s.tid).unwrap().madvise_progress.take().filter(|p| p.args == args);
     let mut cur = prog.map_or(start, |p| p.at);
