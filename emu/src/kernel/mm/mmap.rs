@@ -1141,19 +1141,54 @@ pub fn madvise_dontneed_free_valid_vma(v: &Vma, start: u64, advice: u32) -> bool
 /// guard markers and the zero page are left alone.
 fn madvise_free(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
     super::huge_memory::split_huge_pmds(mm, hw, start, end, false);
-    let mut va = start;
-    while va < end {
-        let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, va) else {
-            va += 4096;
-            continue;
-        };
-        let step = if slot.level == mmu::Level::Pd { super::huge_memory::HPAGE_PMD_SIZE - (va & (super::huge_memory::HPAGE_PMD_SIZE - 1)) } else { 4096 };
-        let e = pgtable::get_entry(&hw.mem, slot);
+    let _: ControlFlow<Infallible> = walk_page_range(mm.pml4, start, end, &mut MadvFree { hw, tlb });
+}
+
+/// The walker of `madvise_free`.
+struct MadvFree<'a> {
+    hw: &'a mut Hw,
+    tlb: &'a mut MmuGather,
+}
+
+impl MadvFree<'_> {
+    /// Replaces the entry `e` in `slot` (mapping `addr`) by `new`, flushing a present one.
+    fn set(&mut self, slot: Slot, addr: u64, e: Entry, new: Entry) {
+        if new == e {
+            return;
+        }
+        let f = pgtable::set_entry(&mut self.hw.mem, slot, addr, new);
+        if e.is_present() {
+            self.tlb.flush_pte(f);
+        } else {
+            f.not_needed();
+        }
+    }
+}
+
+impl MmWalkOps for MadvFree<'_> {
+    type Break = Infallible;
+
+    fn mem(&self) -> &PhysMem {
+        &self.hw.mem
+    }
+
+    /// Linux: madvise_free_huge_pmd for a whole THP of the range (a partial one was split
+    /// before the walk): cleaned and made old when the process alone maps it.
+    fn pmd_entry(&mut self, pmd: Entry, slot: Slot, addr: u64, _next: u64) -> ControlFlow<Infallible, Action> {
+        if !pmd.is_leaf(mmu::Level::Pd) {
+            return ControlFlow::Continue(Action::Subtree);
+        }
+        let head = super::huge_memory::pmd_pfn(pmd);
+        if !super::huge_memory::is_huge_zero_pmd(self.hw, pmd) && self.hw.pages.meta(head).anon_exclusive {
+            self.set(slot, addr, pmd, pmd.without(_PAGE_DIRTY | _PAGE_ACCESSED));
+        }
+        ControlFlow::Continue(Action::Continue)
+    }
+
+    /// Linux: madvise_free_pte_range for one PTE.
+    fn pte_entry(&mut self, e: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
+        let hw = &mut *self.hw;
         let new = match softleaf_from_pte(e) {
-            SoftLeaf::Present if slot.level == mmu::Level::Pd => {
-                let head = super::huge_memory::pmd_pfn(e);
-                (!super::huge_memory::is_huge_zero_pmd(hw, e) && hw.pages.meta(head).anon_exclusive).then(|| e.without(_PAGE_DIRTY | _PAGE_ACCESSED))
-            }
             SoftLeaf::Present => {
                 let pa = pgtable::pte_pfn(e);
                 let exclusive = !e.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa) && hw.pages.meta(pa).mapcount <= 1;
@@ -1166,16 +1201,10 @@ fn madvise_free(tlb: &mut MmuGather, mm: &mut Mm, hw: &mut Hw, start: u64, end: 
             SoftLeaf::Marker(m) if m.contains(PteMarker::POISONED) => Some(Entry::new(0)),
             _ => None,
         };
-        if let Some(n) = new.filter(|n| *n != e) {
-            let at = if slot.level == mmu::Level::Pd { va & !(super::huge_memory::HPAGE_PMD_SIZE - 1) } else { va };
-            let f = pgtable::set_entry(&mut hw.mem, slot, at, n);
-            if e.is_present() {
-                tlb.flush_pte(f);
-            } else {
-                f.not_needed();
-            }
+        if let Some(n) = new {
+            self.set(slot, va, e, n);
         }
-        va += step;
+        ControlFlow::Continue(())
     }
 }
 
