@@ -115,6 +115,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
         table_frames: vec![pml4],
         thp_disable: 0,
         def_flags: crate::kernel::mm::vma::VmFlags::empty(),
+        anon_vma_seq: 0,
     };
 
     let mut max_end = 0u64;
@@ -126,6 +127,8 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
         flags.set(VmFlags::READ, r);
         flags.set(VmFlags::WRITE, w);
         flags.set(VmFlags::EXEC, x);
+        // A writable segment is a private writable mapping (and its .bss a brk): charged.
+        flags.set(VmFlags::ACCOUNT, w);
         // Populate each page: file bytes, then zeros (the .bss part).
         for page in (start..end).step_by(4096) {
             let slot = pgtable::walk_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, page).ok_or_else(oom)?;
@@ -169,7 +172,7 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
                 v.flags |= flags;
             }
             None => {
-                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false, pgoff: start >> 12 });
+                mm.vmas.insert(start, Vma { start, end, flags, backing: Backing::Anon, shared_id: None, userfaultfd_ctx: None, anon_vma: None, hugetlb_resv: None, hugetlb_unmapped: false, pgoff: start >> 12 });
             }
         }
         max_end = max_end.max(end);
@@ -184,11 +187,12 @@ pub fn load_elf(hw: &mut Hw, path: &Path, argv: &[String], envp: &[String], rand
         Vma {
             start: stack_lo,
             end: STACK_TOP,
-            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::GROWSDOWN,
+            // VM_STACK_FLAGS includes VM_ACCOUNT.
+            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::GROWSDOWN | VmFlags::ACCOUNT,
             backing: Backing::Stack,
             shared_id: None,
             userfaultfd_ctx: None,
-            anon_vma: false,
+            anon_vma: None,
             hugetlb_resv: None,
             hugetlb_unmapped: false,
             pgoff: stack_lo >> 12,

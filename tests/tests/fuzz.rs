@@ -85,7 +85,8 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // copies (0, 4096).
     (12, 40),
     // UFFDIO_ZEROPAGE of a 4-page block across a VMA boundary over a populated page:
-    // Linux ENOENT, pagelab EEXIST: a VMA merge difference (KNOWN_DIVERGENT).
+    // Linux ENOENT, pagelab EEXIST: two separately faulted VMAs (two anon_vmas) that
+    // Linux does not merge after an mprotect round trip, pagelab did.
     (174, 38),
     // A write after UFFDIO_REGISTER(WP) of a shmem region: Linux SIGSEGV ACCERR, pagelab
     // writes (not classified yet).
@@ -221,16 +222,11 @@ fn check_seed(seed: u64, nops: u32) -> Verdict {
 /// work of issue 11.
 /// Entries are (seed, NOPS as run, class).
 const KNOWN_DIVERGENT: &[(u64, u32, &str)] = &[
-    // After mprotect(PROT_NONE) of one page of a faulted region and back to rw, Linux
-    // merges the page with the VMA before it but not the one after (the never-faulted
-    // part has no anon_vma); pagelab merges all three, so a later 4-page fill across
-    // that boundary is EEXIST instead of ENOENT.
-    (174, 38, "VMA merge after mprotect round trip (anon_vma)"),
-    (174, NOPS, "VMA merge after mprotect round trip (anon_vma)"),
+    // A VMA layout difference after mprotect round trips (was the anon_vma merge rule
+    // and VM_ACCOUNT; what is left is not classified yet).
     (205, NOPS, "VMA merge after mprotect round trip (anon_vma)"),
     (87, NOPS, "a MISSING fault Linux raises that pagelab does not (VMA layout)"),
     (167, NOPS, "a MINOR fault pagelab raises that Linux does not (VMA layout)"),
-    (236, NOPS, "MADV_COLLAPSE of a PTE-mapped THP folio after a partial MADV_PAGEOUT: Linux EINVAL (the folio is not split), pagelab collapses"),
     (54, NOPS, "VMA merge: two PROT_NONE parts of a slot Linux keeps apart, so MADV_COLLAPSE past the region meets a never-faulted VMA (EINVAL) where Linux meets a hole (ENOMEM)"),
     (277, NOPS, "huge zero PMD after MADV_COLLAPSE/fork: Linux pf, pagelab p"),
 ];

@@ -118,10 +118,8 @@ fn gather(s: &mut Sys) -> MemInfo {
     for mm in s.k.mms.iter().flatten() {
         page_tables += mm.table_frames.len() as u64;
         for v in mm.vmas.values() {
-            // VM_ACCOUNT as mmap sets it (smaps' "ac"): private, writable, not NORESERVE,
-            // not hugetlb (accountable_mapping).
             let f = v.flags;
-            if f.has(VmFlags::ACCOUNT) || f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE | VmFlags::HUGETLB) == VmFlags::WRITE {
+            if f.has(VmFlags::ACCOUNT) {
                 committed += v.len() >> 12;
             }
             if f.has(VmFlags::LOCKED) {

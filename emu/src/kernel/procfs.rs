@@ -982,8 +982,8 @@ fn show_smap(o: &mut String, m: &MemSizeStats, rollup: bool) {
 /// fault through a shared mapping), referenced by its A bit, anonymous unless a
 /// page-cache page; swap entries count in Swap (SwapPss divides by the slot's use count);
 /// a VM_LOCKED VMA's Pss counts in Locked. `VmFlags` uses Linux's two-letter names
-/// (show_smap_vma_flags) for the flags pagelab models; `ac` (VM_ACCOUNT) is derived as
-/// Linux sets it at mmap: a private writable mapping without MAP_NORESERVE.
+/// (show_smap_vma_flags) for the flags pagelab models; `ac` is VM_ACCOUNT, as mmap, brk
+/// and mprotect set and clear it.
 /// (The CPU model has no protection keys, so there is no ProtectionKey line.)
 fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
     use super::mm::VmFlags;
@@ -1003,8 +1003,7 @@ fn proc_pid_smaps(s: &mut Sys, t: Target) -> Vec<u8> {
         let _ = writeln!(o, "THPeligible:    {:>8}", eligible as u8);
         // show_smap_vma_flags: by bit number.
         let f = v.flags;
-        // accountable_mapping: never a hugetlb one.
-        let account = f.has(VmFlags::ACCOUNT) || (f & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE | VmFlags::HUGETLB) == VmFlags::WRITE);
+        let account = f.has(VmFlags::ACCOUNT);
         let names: [(bool, &str); 26] = [
             (f.has(VmFlags::READ), "rd"),
             (f.has(VmFlags::WRITE), "wr"),

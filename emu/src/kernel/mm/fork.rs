@@ -37,7 +37,7 @@ fn vma_needs_copy(v: &Vma) -> bool {
     }
     // 6.18: a VMA that may hold guard markers (VM_MAYBE_GUARD) is copied too, so the
     // child keeps them (measured: a shared or file VMA's child gets SIGSEGV there).
-    matches!(v.backing, Backing::Anon | Backing::Heap | Backing::Stack) && !v.shared() || v.anon_vma || v.flags.has(VmFlags::MAYBE_GUARD)
+    matches!(v.backing, Backing::Anon | Backing::Heap | Backing::Stack) && !v.shared() || v.anon_vma.is_some() || v.flags.has(VmFlags::MAYBE_GUARD)
 }
 
 /// Linux: mm_alloc_pgd (mm_init, called by dup_mm before dup_mmap): the child's PML4,
@@ -70,6 +70,7 @@ pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserf
         thp_disable: src.thp_disable,
         // mm_init: only VM_INIT_DEF_MASK (VM_NOHUGEPAGE, not modelled here) is kept.
         def_flags: VmFlags::empty(),
+        anon_vma_seq: 0,
     };
     // The parent's write-protections, flushed once at the end (dup_mmap's flush_tlb_mm).
     let mut tlb = MmuGather::new(src);
@@ -94,6 +95,11 @@ pub fn dup_mmap(src: &mut Mm, hw: &mut Hw, pml4: PhysAddr, fork_ctxs: &[(VmUserf
                 cv.flags.remove(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR);
                 cv.userfaultfd_ctx = None;
             }
+        }
+        // anon_vma_fork: the child's VMA gets an anon_vma of its own, chained to the
+        // parent's (so it is not reusable or freely mergeable: `AnonVma::forked`).
+        if v.anon_vma.is_some() {
+            cv.anon_vma = Some(child.new_anon_vma(true));
         }
         let child_wp = cv.flags.has(VmFlags::UFFD_WP);
         child.vmas.insert(cv.start, cv);

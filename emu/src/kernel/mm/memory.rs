@@ -202,7 +202,7 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags:
         return super::hugetlb::hugetlb_fault(mm, hw, vma, address, flags);
     }
     let r = __handle_mm_fault(mm, hw, vma, address, flags);
-    if r == FaultOutcome::Handled && !vma.shared() && !vma.anon_vma {
+    if r == FaultOutcome::Handled && !vma.shared() && vma.anon_vma.is_none() {
         let huge = || vma.is_anonymous() && pgtable::walk_lookup(&hw.mem, mm.pml4, address).is_some_and(|s| s.level == mmu::Level::Pd);
         if flags.contains(FaultFlags::WRITE) || huge() {
             mm.anon_vma_prepare(vma.start);
@@ -227,12 +227,22 @@ fn __handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags: F
         return r;
     }
     let hw = &mut *vmf.hw;
+    let new_table = pmd.level == mmu::Level::Pd && pgtable::get_entry(&hw.mem, pmd).raw() == 0;
     let Some(pte) = pgtable::pte_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, pmd, address) else {
         return FaultOutcome::Oom;
     };
     vmf.orig_pte = pgtable::get_entry(&hw.mem, pte);
     vmf.pte = Some(pte);
-    handle_pte_fault(&mut vmf)
+    let r = handle_pte_fault(&mut vmf);
+    // An object's fault installs the page table only once it maps something (Linux:
+    // do_fault preallocates it, and finish_fault or filemap_map_pages installs it): one
+    // that ended in a userfault, SIGBUS or an error leaves the PMD none (measured: a
+    // PAGEMAP_SCAN there reports a hole, category 0, not an unwritten pte_none). An
+    // anonymous fault installs it first (do_anonymous_page), so it stays.
+    if new_table && r != FaultOutcome::Handled && !vma.is_anonymous() {
+        pgtable::free_pte_table_if_empty(mm, vmf.hw, pmd, address);
+    }
+    r
 }
 
 /// The PMD level of a fault (Linux: __handle_mm_fault between pmd_alloc and

@@ -477,13 +477,16 @@ pub fn do_mmap_file(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32, fl
         vf -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
     }
     vf -= deny;
+    if super::vma::accountable_mapping(vf) {
+        vf |= VmFlags::ACCOUNT;
+    }
     // MAP_SHARED|MAP_ANONYMOUS is backed by a fresh shmem object (shmem_zero_setup).
     let backing = match (backing, shared_id) {
         // shmem_zero_setup: an object the size of the mapping.
         (Backing::Anon, Some(id)) if vf.contains(VmFlags::SHARED) => Backing::Shmem { obj: super::shmem::Shmem::with_size(id, &hw.pages, len), offset: 0 },
         (b, _) => b,
     };
-    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: None, hugetlb_unmapped: false, pgoff: start >> 12 };
+    let vma = Vma { start, end: start + len, flags: vf, backing, shared_id, userfaultfd_ctx: None, anon_vma: None, hugetlb_resv: None, hugetlb_unmapped: false, pgoff: start >> 12 };
     mm.vmas.insert(start, vma);
     mm.merge_around(start, start + len);
     Ok(start)
@@ -553,7 +556,7 @@ pub fn do_mmap_hugetlb(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32,
     if fixed {
         if let Err(e) = do_munmap(mm, hw, start, len) {
             if let Some(r) = &resv {
-                let v = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj: obj.clone(), offset }, shared_id: None, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: Some(r.clone()), hugetlb_unmapped: false, pgoff: start >> 12 };
+                let v = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj: obj.clone(), offset }, shared_id: None, userfaultfd_ctx: None, anon_vma: None, hugetlb_resv: Some(r.clone()), hugetlb_unmapped: false, pgoff: start >> 12 };
                 super::hugetlb::hugetlb_vm_op_close(hw, &v);
             }
             return Err(e);
@@ -563,7 +566,7 @@ pub fn do_mmap_hugetlb(mm: &mut Mm, hw: &mut Hw, addr: u64, len: u64, prot: u32,
         obj.inode_mut().size = offset + len;
     }
     let shared_id = vf.has(VmFlags::SHARED).then(|| obj.id());
-    let vma = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj, offset }, shared_id, userfaultfd_ctx: None, anon_vma: false, hugetlb_resv: resv, hugetlb_unmapped: false, pgoff: start >> 12 };
+    let vma = Vma { start, end: start + len, flags: vf, backing: Backing::Shmem { obj, offset }, shared_id, userfaultfd_ctx: None, anon_vma: None, hugetlb_resv: resv, hugetlb_unmapped: false, pgoff: start >> 12 };
     mm.vmas.insert(start, vma);
     Ok(start)
 }
@@ -589,11 +592,12 @@ pub fn do_brk(mm: &mut Mm, hw: &mut Hw, new: u64) -> u64 {
         let vma = Vma {
             start: old_end,
             end: new_end,
-            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | mm.def_flags,
+            // do_brk_flags: VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT.
+            flags: VmFlags::READ | VmFlags::WRITE | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC | VmFlags::ACCOUNT | mm.def_flags,
             backing: Backing::Heap,
             shared_id: None,
             userfaultfd_ctx: None,
-            anon_vma: false,
+            anon_vma: None,
             hugetlb_resv: None,
             hugetlb_unmapped: false,
             pgoff: old_end >> 12,
@@ -842,7 +846,7 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
     nv.end = new + new_len;
     // copy_vma: the pgoff of the moved part, or, for anonymous memory never faulted (no
     // anon_vma), the new address's (so it may merge there).
-    nv.pgoff = if vma.is_anonymous() && !vma.anon_vma { new >> 12 } else { vma.pgoff + ((old - vma.start) >> 12) };
+    nv.pgoff = if vma.is_anonymous() && vma.anon_vma.is_none() { new >> 12 } else { vma.pgoff + ((old - vma.start) >> 12) };
     if let Backing::Shmem { offset, .. } = &mut nv.backing {
         *offset += old - vma.start;
     }
@@ -958,7 +962,7 @@ pub fn do_madvise_collapse(mms: &mut [Option<Mm>], me: super::MmId, hw: &mut Hw,
         let h = super::huge_memory::HPAGE_PMD_SIZE;
         let suitable = v.len() >= h && (v.end - h) & !(h - 1) >= v.start;
         // Anonymous memory never faulted (no anon_vma) is EINVAL too (measured).
-        let never_faulted = v.is_anonymous() && !v.shared() && !v.anon_vma;
+        let never_faulted = v.is_anonymous() && !v.shared() && v.anon_vma.is_none();
         if !suitable || never_faulted || a.next_multiple_of(h) > b & !(h - 1) {
             return Err(Errno::EINVAL);
         }

@@ -93,6 +93,8 @@ pub struct Mm {
     /// Linux: mm->def_flags, the VM_LOCKED (and VM_LOCKONFAULT) of mlockall(MCL_FUTURE)
     /// that every new mapping gets. Not inherited across fork.
     pub def_flags: super::mm::vma::VmFlags,
+    /// The last anon_vma identity handed out (`new_anon_vma`).
+    pub anon_vma_seq: u64,
 }
 
 impl Mm {
@@ -161,11 +163,34 @@ impl Mm {
         self.vmas.insert(addr, hi);
     }
     /// Merges adjacent compatible VMAs around [start, end) (Linux: vma_merge).
-    /// Linux: anon_vma_prepare for the VMA starting at `start`: it now has anonymous
-    /// pages (see `Vma::anon_vma`).
+    /// A new anon_vma, never seen before in this mm.
+    pub fn new_anon_vma(&mut self, forked: bool) -> vma::AnonVma {
+        self.anon_vma_seq += 1;
+        vma::AnonVma { id: self.anon_vma_seq, forked }
+    }
+    /// Linux: mm/rmap.c __anon_vma_prepare for the VMA starting at `start`: it now has
+    /// anonymous pages (see `Vma::anon_vma`). find_mergeable_anon_vma: it takes the next
+    /// VMA's anon_vma, else the previous one's, where that neighbour is
+    /// `anon_vma_compatible` and its anon_vma has no parents (reusable_anon_vma); else a
+    /// new one.
     pub fn anon_vma_prepare(&mut self, start: u64) {
-        if let Some(v) = self.vmas.get_mut(&start) {
-            v.anon_vma = true;
+        let Some(v) = self.vmas.get(&start) else { return };
+        if v.anon_vma.is_some() {
+            return;
+        }
+        let reusable = |n: &Vma| n.anon_vma.filter(|a| !a.forked);
+        let next = self.vmas.get(&v.end).filter(|n| v.anon_vma_compatible(n)).and_then(reusable);
+        let prev = || self.vmas.range(..start).next_back().map(|(_, p)| p).filter(|p| p.anon_vma_compatible(v)).and_then(reusable);
+        let a = match next.or_else(prev) {
+            Some(a) => a,
+            None => self.new_anon_vma(false),
+        };
+        self.vmas.get_mut(&start).unwrap().anon_vma = Some(a);
+    }
+    /// Gives a private VMA found by `find_vma_mut` its anon_vma (Linux: vma_anon_prepare).
+    pub fn anon_vma_prepare_at(&mut self, addr: u64) {
+        if let Some(s) = self.find_vma(addr).map(|v| v.start) {
+            self.anon_vma_prepare(s);
         }
     }
 
@@ -183,8 +208,9 @@ impl Mm {
                     let b = self.vmas.remove(&k).unwrap();
                     let a = self.vmas.get_mut(&p).unwrap();
                     a.end = b.end;
-                    // is_mergeable_anon_vma: at most one side had one; the merged VMA keeps it.
-                    a.anon_vma |= b.anon_vma;
+                    // is_mergeable_anon_vma: the merged VMA keeps the one anon_vma (Linux:
+                    // dup_anon_vma when only the removed VMA had it).
+                    a.anon_vma = a.anon_vma.or(b.anon_vma);
                     continue;
                 }
             }

@@ -357,8 +357,20 @@ pub fn do_mprotect(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, prot: u32) ->
             break;
         }
         let (a, b) = (tmp, end.min(v.end));
-        let newflags = (v.flags - (VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC)) | VmFlags::from_prot(prot & 7);
+        let mut newflags = (v.flags - (VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC)) | VmFlags::from_prot(prot & 7);
         if newflags != v.flags {
+            // mprotect_fixup's commit charge: a private mapping turning writable is
+            // charged (VM_ACCOUNT) unless it already was or cannot be; an anonymous one
+            // with no pages yet (no anon_vma) turning read-only gives the charge back.
+            // The flag takes part in merging (measured: such a VMA stays apart from
+            // read-only neighbours that kept theirs).
+            if newflags.has(VmFlags::WRITE) {
+                if !v.flags.intersects(VmFlags::ACCOUNT | VmFlags::WRITE | VmFlags::HUGETLB | VmFlags::SHARED | VmFlags::NORESERVE) {
+                    newflags |= VmFlags::ACCOUNT;
+                }
+            } else if v.flags.has(VmFlags::ACCOUNT) && v.is_anonymous() && v.anon_vma.is_none() {
+                newflags -= VmFlags::ACCOUNT;
+            }
             if !mm.may_split(a) || !mm.may_split(b) {
                 r = Err(Errno::EINVAL);
                 break;

@@ -180,6 +180,23 @@ pub fn mk_pte(frame: PhysAddr, prot: u64) -> Entry {
     Entry::new(prot).with_addr(frame, mmu::Level::Pt)
 }
 
+/// Frees the page table under the PMD slot `pmd` (over `va`) if all its entries are
+/// none, leaving the PMD none: a table a fault allocated and did not use.
+pub fn free_pte_table_if_empty(mm: &mut super::Mm, hw: &mut crate::kernel::hw::Hw, pmd: Slot, va: u64) {
+    let e = get_entry(&hw.mem, pmd);
+    if !e.is_present() || e.is_leaf(Level::Pd) {
+        return;
+    }
+    let table = e.addr(Level::Pd, 52);
+    if (0..512).any(|i| !pte_none(Entry::new(hw.mem.read_u64(PhysAddr::new(table.as_u64() + 8 * i))))) {
+        return;
+    }
+    let f = set_entry(&mut hw.mem, pmd, va & !0x1f_ffff, Entry::new(0));
+    hw.flush(f, mm.pml4.as_u64());
+    mm.table_frames.retain(|&t| t != table);
+    hw.pages.put(table);
+}
+
 pub fn pte_none(e: Entry) -> bool {
     // The A/D bits may be set by hardware in not-present entries on some parts (Knights
     // Landing erratum); Linux ignores them in pte_none.

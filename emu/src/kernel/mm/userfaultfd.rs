@@ -57,11 +57,10 @@ pub fn mfill_atomic(mm: &mut Mm, hw: &mut Hw, dst: u64, len: u64, mode: Mfill, m
         // private VMA its anon_vma first, whatever the ioctl then does: fork copies its
         // page tables from then on (measured: a poison marker in a private hugetlb
         // mapping reaches the child).
-        let v = mm.find_vma_mut(dst).ok_or(Errno::ENOENT)?;
-        if !v.shared() {
-            v.anon_vma = true;
+        if mm.find_vma(dst).is_some_and(|v| !v.shared()) {
+            mm.anon_vma_prepare_at(dst);
         }
-        let v = &*v;
+        let v = mm.find_vma(dst).ok_or(Errno::ENOENT)?;
         if dst + len > v.end || v.userfaultfd_ctx.is_none() {
             return Err(Errno::ENOENT);
         }

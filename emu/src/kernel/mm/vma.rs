@@ -140,11 +140,12 @@ pub struct Vma {
     /// The userfaultfd this VMA is registered with (Linux: vm_userfaultfd_ctx); set
     /// exactly when one of the VM_UFFD_* flags is.
     pub userfaultfd_ctx: Option<VmUserfaultfdCtx>,
-    /// Linux: vma->anon_vma != NULL: the private VMA has had a write fault or a uffd fill.
+    /// Linux: vma->anon_vma: set once the private VMA has had a write fault or a uffd fill.
     /// A private file or shmem mapping then has anonymous (COW) pages, so fork must copy
     /// its page tables (vma_needs_copy; private anonymous VMAs are always copied); an
-    /// anonymous one keeps its `pgoff` when mremap moves it.
-    pub anon_vma: bool,
+    /// anonymous one keeps its `pgoff` when mremap moves it; and two VMAs merge only if
+    /// their anon_vmas allow it (`is_mergeable_anon_vma`).
+    pub anon_vma: Option<AnonVma>,
     /// A private hugetlb mapping's reservations, held by the process that made them
     /// (Linux: the resv_map with HPAGE_RESV_OWNER; `hugetlb`); None for every other VMA.
     pub hugetlb_resv: Option<super::hugetlb::ResvMap>,
@@ -159,6 +160,36 @@ pub struct Vma {
     /// contiguous pgoffs (measured: a page moved next to its old neighbours stays its own
     /// VMA). File and shmem VMAs use `Backing::Shmem`'s offset instead.
     pub pgoff: u64,
+}
+
+/// Linux: mm/mmap.c accountable_mapping: a private writable mapping (not NORESERVE, not
+/// hugetlb) is charged to the commit limit, and mmap gives it VM_ACCOUNT.
+pub fn accountable_mapping(flags: VmFlags) -> bool {
+    flags & (VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::WRITE | VmFlags::HUGETLB) == VmFlags::WRITE
+}
+
+/// Linux: a VMA's anon_vma, by identity (unique within its mm: `Mm::new_anon_vma`), and
+/// whether the VMA's anon_vma_chain also holds anon_vmas of a parent process (a fork
+/// child's copy of a VMA that had one; Linux: vma_had_uncowed_parents).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnonVma {
+    pub id: u64,
+    pub forked: bool,
+}
+
+/// Linux: mm/vma.c is_mergeable_anon_vma (6.18): two VMAs merge if they share their
+/// anon_vma, or if only one has one and it came with no parents (it is then used, or
+/// duplicated, for the whole). Symmetric, whichever side is the target. Measured on
+/// 6.18: two separately faulted neighbours stay apart, a never-faulted VMA merges with
+/// a faulted one on either side, and a middle range merges with both sides only if
+/// their anon_vmas are compatible with each other too (which the left-to-right merge
+/// of `Mm::merge_around` checks, as the merged VMA carries the left's anon_vma).
+pub fn is_mergeable_anon_vma(a: Option<AnonVma>, b: Option<AnonVma>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), None) | (None, Some(x)) => !x.forked,
+        (Some(x), Some(y)) => x.id == y.id,
+    }
 }
 
 impl Vma {
@@ -227,12 +258,25 @@ impl Vma {
             && self.flags == next.flags
             && self.userfaultfd_ctx == next.userfaultfd_ctx
             && self.shared_id == next.shared_id
-            && match (&self.backing, &next.backing) {
-                (Backing::Anon, Backing::Anon) | (Backing::Heap, Backing::Heap) => self.shared_id.is_none() && self.pgoff + (self.len() >> 12) == next.pgoff,
-                // The same object at contiguous offsets (Linux: is_mergeable_vma with
-                // vma_pgoff + pages == next's pgoff).
-                (Backing::Shmem { obj: a, offset: oa }, Backing::Shmem { obj: b, offset: ob }) => a == b && oa + self.len() == *ob,
-                _ => false,
-            }
+            && is_mergeable_anon_vma(self.anon_vma, next.anon_vma)
+            && self.continues_into(next)
+    }
+    /// `next` maps what follows this VMA's memory: anonymous memory at contiguous
+    /// pgoffs, or the same object at contiguous offsets (Linux: vm_file equal and
+    /// vma_pgoff + pages == next's pgoff).
+    fn continues_into(&self, next: &Vma) -> bool {
+        match (&self.backing, &next.backing) {
+            (Backing::Anon, Backing::Anon) | (Backing::Heap, Backing::Heap) => self.shared_id.is_none() && self.pgoff + (self.len() >> 12) == next.pgoff,
+            (Backing::Shmem { obj: a, offset: oa }, Backing::Shmem { obj: b, offset: ob }) => a == b && oa + self.len() == *ob,
+            _ => false,
+        }
+    }
+    /// Linux: mm/rmap.c anon_vma_compatible: `next` directly follows this VMA, maps what
+    /// follows its memory, and their flags differ at most in the access bits, so a first
+    /// fault in one may use the other's anon_vma (`Mm::anon_vma_prepare`).
+    pub fn anon_vma_compatible(&self, next: &Vma) -> bool {
+        self.end == next.start
+            && (self.flags ^ next.flags) - (VmFlags::READ | VmFlags::WRITE | VmFlags::EXEC) == VmFlags::empty()
+            && self.continues_into(next)
     }
 }
