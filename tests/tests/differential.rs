@@ -8,7 +8,7 @@ use pagelab_tests::{assert_same, assert_same_default};
 /// machine) name theirs in a `COVERED` list of their own; `every_program_has_a_test`
 /// checks that every guest program appears in one of them.
 const COVERED: &[&str] =
-    &["args_env", "capability", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx", "mlock_basic"];
+    &["args_env", "capability", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx", "mlock_basic", "vma_merge"];
 
 #[test]
 fn enosys() {
@@ -154,4 +154,11 @@ fn ud() {
 #[test]
 fn mlock_basic() {
     assert_same_default("mlock_basic");
+}
+
+/// Anonymous VMA merging (anon_vma identity, VM_ACCOUNT) and the mremap UNMAP events it
+/// decides.
+#[test]
+fn vma_merge() {
+    assert_same_default("vma_merge");
 }

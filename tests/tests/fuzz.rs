@@ -91,6 +91,31 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // A write after UFFDIO_REGISTER(WP) of a shmem region: Linux SIGSEGV ACCERR, pagelab
     // writes (not classified yet).
     (222, 43),
+    // PAGEMAP_SCAN after a write fault on a memfd MAP_PRIVATE page past EOF (SIGBUS):
+    // Linux has no page table there (category 0), pagelab kept the one it allocated
+    // (WRITTEN).
+    (2438, 2),
+    // mremap(FIXED) of never-faulted pages of a WP-registered anon VMA onto a place next
+    // to the rest of that VMA, with EVENT_UNMAP and no EVENT_REMAP: the new VMA merges
+    // into the source's, whose registration goes before the source is unmapped, so Linux
+    // sends no UNMAP for the source; pagelab did.
+    (3977, 1),
+    (8387, 1),
+    // The same after MADV_GUARD_INSTALL on the VMA (which gives it an anon_vma, so the
+    // moved pages keep their pgoff and do not merge): Linux sends the UNMAP.
+    (9500, 21),
+    // A pure mremap move over two VMAs, the second uffd-armed: Linux moves the first
+    // (UNMAP of its destination) and then fails EFAULT; pagelab failed before moving.
+    (1649, 4),
+    // MADV_PAGEOUT of part of a huge zero PMD: Linux leaves it (pagemap pf in the
+    // child), pagelab split it into zero PTEs (p).
+    (1436, 7),
+    // MADV_COLLAPSE in a MISSING-registered THP VMA whose 2 MiB holds zero-page PTEs:
+    // Linux EBUSY (pte_none_or_zero in a uffd-armed VMA), pagelab collapsed.
+    (5459, 5),
+    // MADV_COLLAPSE over a registered THP VMA: EBUSY at the first 2 MiB ends the call
+    // (Linux EBUSY); pagelab went on and reported the next one's EINVAL.
+    (9991, 8),
 ];
 
 /// The machine shape of a seed: (vCPUs, policy, scheduler seed, TLB checking).
@@ -227,7 +252,6 @@ const KNOWN_DIVERGENT: &[(u64, u32, &str)] = &[
     (205, NOPS, "VMA merge after mprotect round trip (anon_vma)"),
     (87, NOPS, "a MISSING fault Linux raises that pagelab does not (VMA layout)"),
     (167, NOPS, "a MINOR fault pagelab raises that Linux does not (VMA layout)"),
-    (54, NOPS, "VMA merge: two PROT_NONE parts of a slot Linux keeps apart, so MADV_COLLAPSE past the region meets a never-faulted VMA (EINVAL) where Linux meets a hole (ENOMEM)"),
     (277, NOPS, "huge zero PMD after MADV_COLLAPSE/fork: Linux pf, pagelab p"),
 ];
 

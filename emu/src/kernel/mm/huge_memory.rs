@@ -188,6 +188,12 @@ pub fn split_huge_pmds(mm: &mut super::Mm, hw: &mut Hw, start: u64, end: u64, wh
             if !pmd_trans_huge(pmd) || (!self.whole && next - addr == HPAGE_PMD_SIZE) {
                 return ControlFlow::Continue(Action::Continue);
             }
+            // The huge zero page is left alone, and so is a folio another mapping shares
+            // (folio_maybe_mapped_shared; measured: a huge zero PMD stays after a
+            // MADV_PAGEOUT of part of it).
+            if is_huge_zero_pmd(self.hw, pmd) || !pmd.is_present() || self.hw.pages.meta(pmd_pfn(pmd)).mapcount > 1 {
+                return ControlFlow::Continue(Action::Continue);
+            }
             if !split_huge_pmd(self.hw, self.tables, self.cr3, slot, addr & !(HPAGE_PMD_SIZE - 1)) {
                 return ControlFlow::Break(());
             }
@@ -310,43 +316,50 @@ pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, 
     let mut last_fail = None;
     let mut haddr = hstart;
     while haddr < hend {
-        let r = (|| -> crate::kernel::errno::KResult<()> {
+        // Err((errno, whether madvise_collapse stops there: only SCAN_PMD_NULL,
+        // SCAN_PTE_NON_PRESENT and SCAN_PTE_UFFD_WP let it go on to the next 2 MiB).
+        let r = (|| -> Result<(), (Errno, bool)> {
             match pgtable::walk_lookup(&hw.mem, mm.pml4, haddr) {
                 // No page table (SCAN_PMD_NULL).
-                None => return Err(Errno::EINVAL),
+                None => return Err((Errno::EINVAL, false)),
                 // A huge PMD: already collapsed (SCAN_PMD_MAPPED).
                 Some(s) if s.level != Level::Pt => return Ok(()),
                 Some(_) => {}
             }
             // The PD slot over haddr, and the page table below it.
-            let pd = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, haddr).ok_or(Errno::ENOMEM)?;
+            let pd = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, haddr).ok_or((Errno::ENOMEM, true))?;
             let pmd = pgtable::get_entry(&hw.mem, pd);
             if !pmd.is_present() {
-                return Err(Errno::EINVAL);
+                return Err((Errno::EINVAL, false));
             }
             let pt = pmd.addr(Level::Pd, 52);
             let mut present = 0;
             for i in 0..HPAGE_PMD_NR {
                 let e = Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i)));
+                // pte_none_or_zero: in a uffd-armed VMA any none or zero-page PTE is
+                // SCAN_EXCEED_NONE_PTE (EBUSY, the end of the call; measured).
+                let zero = e.is_present() && (e.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pgtable::pte_pfn(e)));
                 match softleaf_from_pte(e) {
-                    SoftLeaf::None if armed => return Err(Errno::EBUSY),
+                    SoftLeaf::None if armed => return Err((Errno::EBUSY, true)),
                     SoftLeaf::None => {}
+                    SoftLeaf::Present if zero && armed => return Err((Errno::EBUSY, true)),
                     SoftLeaf::Present => {
                         if e.has(_PAGE_UFFD_WP) {
-                            return Err(Errno::EINVAL);
+                            return Err((Errno::EINVAL, false));
                         }
-                        if !e.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pgtable::pte_pfn(e)) {
+                        if !zero {
                             present += 1;
                         }
                     }
-                    SoftLeaf::Swap { .. } => return Err(Errno::EAGAIN),
-                    SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return Err(Errno::EINVAL),
+                    SoftLeaf::Swap { .. } => return Err((Errno::EAGAIN, false)),
+                    SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return Err((Errno::EINVAL, false)),
                 }
             }
+            // Nothing mapped writable (SCAN_PAGE_RO): EINVAL, the end of the call.
             if present == 0 {
-                return Err(Errno::EINVAL);
+                return Err((Errno::EINVAL, true));
             }
-            let folio = hw.pages.alloc_huge_zeroed(&mut hw.mem).ok_or(Errno::ENOMEM)?;
+            let folio = hw.pages.alloc_huge_zeroed(&mut hw.mem).ok_or((Errno::ENOMEM, true))?;
             let mut tlb = MmuGather::new(mm);
             for i in 0..HPAGE_PMD_NR {
                 let e = Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i)));
@@ -377,8 +390,11 @@ pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, 
             tracing::trace!(target: "pagelab::thp", addr = format_args!("{haddr:#x}"), present, "collapse");
             Ok(())
         })();
-        if let Err(e) = r {
+        if let Err((e, stop)) = r {
             last_fail = Some(e);
+            if stop {
+                break;
+            }
         }
         haddr += HPAGE_PMD_SIZE;
     }

@@ -729,7 +729,7 @@ impl MmWalkOps for MovePtes<'_> {
 /// VMA moving to the same offset. Without a new address a shrink (or the same size)
 /// just unmaps the tail, across VMAs; a growth extends in place or moves (MAYMOVE, else
 /// ENOMEM). DONTUNMAP leaves the source VMA in place, empty.
-pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
+pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<Remapped> {
     if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || old & 0xfff != 0 {
         return Err(Errno::EINVAL);
     }
@@ -766,7 +766,7 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
         if new_len < old_len {
             do_munmap(mm, hw, old + new_len, old_len - new_len)?;
         }
-        return Ok(old);
+        return Ok(Remapped::at(old));
     }
     if dontunmap && vma.flags.has(VmFlags::DONTEXPAND) {
         return Err(Errno::EINVAL);
@@ -777,7 +777,7 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
         if !move_only {
             return Err(Errno::EFAULT);
         }
-        return remap_move_multi(mm, hw, old, old_len, new_addr, dontunmap);
+        return remap_move_multi(mm, hw, old, old_len, new_addr, dontunmap).map(Remapped::at);
     }
     if implies_new {
         if flags & MREMAP_FIXED != 0 {
@@ -790,7 +790,7 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
     if old + old_len == vma.end && mm.vmas_in(vma.end, old + new_len).is_empty() && old + new_len <= MMAP_BASE {
         mm.find_vma_mut(old).unwrap().end = old + new_len;
         mm.merge_around(old, old + new_len);
-        return Ok(old);
+        return Ok(Remapped::at(old));
     }
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::ENOMEM);
@@ -799,25 +799,49 @@ pub fn do_mremap(mm: &mut Mm, hw: &mut Hw, old: u64, old_len: u64, new_len: u64,
     move_vma(mm, hw, &vma, old, old_len, dst, new_len, false)
 }
 
-/// Linux: remap_move (6.17) for a pure move of [old, old+len) that spans several VMAs or
-/// gaps: every VMA part moves to `new` plus its offset, the destination of each unmapped
-/// first; the gaps are left as they are at the destination. EFAULT, before anything
-/// moves, when one of the VMAs is uffd-armed or hugetlb (vma_multi_allowed).
-fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64, dontunmap: bool) -> KResult<u64> {
-    let keys = mm.vmas_in(old, old + len);
-    if keys.iter().any(|k| {
-        let v = &mm.vmas[k];
-        v.is_hugetlb() || v.flags.intersects(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR) || (dontunmap && v.flags.has(VmFlags::DONTEXPAND))
-    }) {
-        return Err(Errno::EFAULT);
+/// Linux: vma_multi_allowed, for a VMA that is one of several a pure move spans: not
+/// uffd-armed (the notification would need the mmap lock dropped). pagelab also keeps
+/// hugetlb VMAs out, which 6.18 allows (not modelled: its per-part alignment).
+pub fn vma_multi_allowed(v: &Vma) -> bool {
+    !v.is_hugetlb() && !v.flags.intersects(VmFlags::UFFD_MISSING | VmFlags::UFFD_WP | VmFlags::UFFD_MINOR)
+}
+
+/// The parts of a pure move of [old, old+len) spanning several VMAs that remap_move
+/// moves before it stops: each VMA's part in order, up to the first one that
+/// `vma_multi_allowed` refuses (none if the first is refused). Returns the parts and
+/// whether it stopped (EFAULT).
+pub fn remap_move_parts(mm: &Mm, old: u64, len: u64) -> (Vec<(u64, u64)>, bool) {
+    let mut parts = Vec::new();
+    for k in mm.vmas_in(old, old + len) {
+        let v = &mm.vmas[&k];
+        if !vma_multi_allowed(v) {
+            return (parts, true);
+        }
+        parts.push((old.max(v.start), (old + len).min(v.end)));
     }
-    for k in keys {
-        let Some(v) = mm.vmas.get(&k).cloned() else { continue };
-        let (a, b) = (old.max(v.start), (old + len).min(v.end));
+    (parts, false)
+}
+
+/// Linux: remap_move (6.17) for a pure move of [old, old+len) that spans several VMAs or
+/// gaps: VMA by VMA, each part moves to `new` plus its offset, its destination unmapped
+/// first; the gaps are left as they are at the destination. A VMA that may not take part
+/// (`vma_multi_allowed`) stops it with EFAULT, the parts before it moved (measured: the
+/// first part's destination UNMAP event, then EFAULT); MREMAP_DONTUNMAP of a
+/// VM_DONTEXPAND part is EINVAL there (check_prep_vma).
+fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64, dontunmap: bool) -> KResult<u64> {
+    let (parts, stopped) = remap_move_parts(mm, old, len);
+    for (a, b) in parts {
+        let v = mm.find_vma(a).cloned().ok_or(Errno::EFAULT)?;
+        if dontunmap && v.flags.has(VmFlags::DONTEXPAND) {
+            return Err(Errno::EINVAL);
+        }
         let dst = new + (a - old);
         do_munmap(mm, hw, dst, b - a)?;
         let v = mm.find_vma(a).cloned().ok_or(Errno::EFAULT)?;
         move_vma(mm, hw, &v, a, b - a, dst, b - a, dontunmap)?;
+    }
+    if stopped {
+        return Err(Errno::EFAULT);
     }
     Ok(new)
 }
@@ -826,7 +850,7 @@ fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64, dont
 /// the source goes, unless `dontunmap` (MREMAP_DONTUNMAP), which leaves it in place,
 /// empty and unlocked.
 #[allow(clippy::too_many_arguments)]
-fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u64, new_len: u64, dontunmap: bool) -> KResult<u64> {
+fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u64, new_len: u64, dontunmap: bool) -> KResult<Remapped> {
     let moved = old_len.min(new_len);
     move_ptes(mm, hw, old, new, moved)?;
     mm.split_at(old);
@@ -850,9 +874,34 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
     if let Backing::Shmem { offset, .. } = &mut nv.backing {
         *offset += old - vma.start;
     }
+    // Linux's copy_vma runs before the source is unmapped: a new range that merges with
+    // the rest of the source's VMA (on either side) merges into that VMA, source range
+    // included (pagelab merges after the source is gone; the layout is the same).
+    let rest = |p: &Vma| p.start.max(vma.start) < p.end.min(vma.end);
+    let prev = mm.vmas.range(..new).next_back().map(|(_, p)| p).filter(|p| p.end == new && rest(p) && p.can_merge(&nv));
+    let next = mm.vmas.get(&(new + new_len)).filter(|n| rest(n) && nv.can_merge(n));
+    let merged_into_source = prev.is_some() || next.is_some();
     mm.vmas.insert(new, nv);
     mm.merge_around(new, new + new_len);
-    Ok(new)
+    Ok(Remapped { addr: new, merged_into_source })
+}
+
+/// What a successful mremap did.
+#[derive(Clone, Copy, Debug)]
+pub struct Remapped {
+    /// The address of the mapping now.
+    pub addr: u64,
+    /// A move whose new VMA merged with what is left of the source's VMA: Linux's
+    /// copy_vma then returns the source VMA itself, extended, so what happens to the new
+    /// VMA (mremap_userfaultfd_prep dropping the registration) happens to the source
+    /// range before it is unmapped.
+    pub merged_into_source: bool,
+}
+
+impl Remapped {
+    fn at(addr: u64) -> Self {
+        Remapped { addr, merged_into_source: false }
+    }
 }
 
 /// Linux: madvise(2) for the advice pagelab models.
@@ -991,6 +1040,11 @@ fn madvise_guard(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, install: bool) 
     for k in mm.vmas_in(start, end) {
         if install {
             mm.vmas.get_mut(&k).unwrap().flags |= VmFlags::MAYBE_GUARD;
+            // An anonymous VMA whose page tables get markers has an anon_vma (measured:
+            // an mremap of its never-faulted pages then keeps their pgoff, no merge).
+            if mm.vmas[&k].is_anonymous() {
+                mm.anon_vma_prepare(k);
+            }
         }
         let v = mm.vmas[&k].clone();
         let (a, b) = (start.max(v.start), end.min(v.end));

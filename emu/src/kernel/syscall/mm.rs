@@ -152,15 +152,14 @@ pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
     let ctx = s.mm().find_vma(old).and_then(uffd::vma_ctx);
     // MREMAP_FIXED unmaps the destination first (userfaultfd_unmap_prep on uf_unmap_early).
     let mut early = uffd::PendingEvents::default();
+    let mut stops_part_way = false;
     if a.u32(3) & mmap::MREMAP_FIXED != 0 && a.u32(3) & mmap::MREMAP_MAYMOVE != 0 {
         let spans = s.mm().find_vma(old).is_some_and(|v| old_len != 0 && old + old_len > v.end);
         if spans && old_len == new_len {
             // A move of several VMAs (6.17) unmaps each one's destination on its own:
-            // one UNMAP per destination part.
-            let parts: Vec<(u64, u64)> = s.mm().vmas_in(old, old + old_len).iter().map(|k| {
-                let v = &s.mm().vmas[k];
-                (v.start.max(old), v.end.min(old + old_len))
-            }).collect();
+            // one UNMAP per destination part, for the parts it gets to.
+            let (parts, stopped) = mmap::remap_move_parts(s.mm(), old, old_len);
+            stops_part_way = stopped && !parts.is_empty();
             for (pa, pb) in parts {
                 let to = a.u(4).wrapping_add(pa - old);
                 uffd::unmap_prep(s.k, mm_id, to, to + (pb - pa), &mut early);
@@ -177,10 +176,17 @@ pub fn sys_mremap(s: &mut Sys, a: Args) -> SysResult {
         uffd::unmap_prep(s.k, mm_id, old + new_len, old + old_len, &mut ev);
     }
     let (hw, mm) = s.hw_mm();
-    let r = mmap::do_mremap(mm, hw, a.u(0), a.u(1), a.u(2), flags, a.u(4))?;
+    let m = match mmap::do_mremap(mm, hw, a.u(0), a.u(1), a.u(2), flags, a.u(4)) {
+        Ok(m) => m,
+        // A multi-VMA move that stopped part-way still sends the UNMAP events of the
+        // destinations it unmapped.
+        Err(e) if e == Errno::EFAULT && stops_part_way => return uffd::events_complete(s, early, (-(e.0 as i64)) as u64),
+        Err(e) => return Err(e),
+    };
+    let r = m.addr;
     if r != old {
         // DONTUNMAP leaves the source mapped: no UNMAP for it.
-        uffd::mremap_events(s.k, s.hw, mm_id, ctx, old, r, old_len, new_len, flags & mmap::MREMAP_DONTUNMAP == 0, &mut ev);
+        uffd::mremap_events(s.k, s.hw, mm_id, ctx, old, r, old_len, new_len, flags & mmap::MREMAP_DONTUNMAP == 0, m.merged_into_source, &mut ev);
     }
     uffd::events_complete(s, ev.mremap_order(early), r)
 }

@@ -114,7 +114,7 @@ fn remap_msg(from: u64, to: u64, len: u64) -> UffdMsg {
 
 /// Events gathered before an mm change and sent after it.
 #[derive(Default)]
-pub struct PendingEvents(Vec<(Rc<UffdCtx>, UffdMsg)>);
+pub struct PendingEvents(pub Vec<(Rc<UffdCtx>, UffdMsg)>);
 
 impl PendingEvents {
     /// The mremap order seen natively: the UNMAP of `early` (the MREMAP_FIXED
@@ -173,12 +173,16 @@ pub fn events_complete(s: &mut Sys, ev: PendingEvents, rax: u64) -> SysResult {
 /// (present PTEs, swap entries; markers dropped). Then UNMAP of the vacated source for
 /// a context with EVENT_UNMAP, when it was unmapped (`unmapped`: not with MREMAP_DONTUNMAP).
 #[allow(clippy::too_many_arguments)]
-pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, unmapped: bool, ev: &mut PendingEvents) {
+pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, mut unmapped: bool, merged_into_source: bool, ev: &mut PendingEvents) {
     let Some(c) = ctx else { return };
     if c.features() & UFFD_FEATURE_EVENT_REMAP != 0 && !c.st.borrow().released {
         ev.0.push((c.clone(), remap_msg(from, to, old_len)));
     } else {
         clear_after_move(k, hw, mm, to, to + new_len);
+        // The registration went from the source's VMA before its unmap when the new VMA
+        // merged into it (measured: a never-faulted range moved next to the rest of its
+        // VMA gets no UNMAP, a faulted one, whose pgoff keeps it apart, does).
+        unmapped &= !merged_into_source;
     }
     if unmapped && c.features() & UFFD_FEATURE_EVENT_UNMAP != 0 && !c.st.borrow().released {
         ev.0.push((c, remove_msg(UFFD_EVENT_UNMAP, from, from + old_len)));
