@@ -252,7 +252,6 @@ const KNOWN_DIVERGENT: &[(u64, u32, &str)] = &[
     (205, NOPS, "VMA merge after mprotect round trip (anon_vma)"),
     (87, NOPS, "a MISSING fault Linux raises that pagelab does not (VMA layout)"),
     (167, NOPS, "a MINOR fault pagelab raises that Linux does not (VMA layout)"),
-    (277, NOPS, "huge zero PMD after MADV_COLLAPSE/fork: Linux pf, pagelab p"),
 ];
 
 /// Runs `seeds` on a few worker threads; reports and fails on any divergence not in
