@@ -21,10 +21,6 @@ pub fn field(line: &str, key: &str) -> String {
 /// with their decisions, the message queued and read, PTE and change_protection changes
 /// there, every uffd wake, and the thread's blocks and wake-ups.
 pub fn tokens(prog: &str, args: &[&str], nth: usize) -> Vec<String> {
-    // One traced run at a time in a test binary: `trace::install` flips a process-wide
-    // switch and tracing rebuilds callsite interest as scoped subscribers come and go.
-    static TRACED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = TRACED.lock().unwrap_or_else(|e| e.into_inner());
     let buf = SharedBuf::new();
     let r = {
         let _g = emu::trace::install(Box::new(buf.clone()));
