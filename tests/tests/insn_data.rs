@@ -187,3 +187,38 @@ fn control() {
         check_random(&sn, N, data_ptr);
     }
 }
+
+/// The hint-NOP space (0F 0D, 0F 18-1F) executes as NOPs, memory operands untouched (a
+/// wild pointer in RAX): prefetches, reserved NOPs, the BND* encodings, CLDEMOTE, ENDBR and
+/// RDSSPD/RDSSPQ, which leave their destination as it was. Natively this needs shadow
+/// stacks off for the process, which they are for the test binary (Linux enables them only
+/// on request, arch_prctl ARCH_SHSTK_ENABLE), on Intel and AMD hosts alike; libgcc's
+/// unwinder relies on it before every C++ throw or Rust panic.
+#[test]
+fn hint_nop_space() {
+    let wild = |rng: &mut Rng, st: &mut State| {
+        st.gpr[RAX] = 0xdead_0000_0000 + rng.below(0x1000) * 8;
+    };
+    for bytes in [
+        &[0x0f, 0x0d, 0x08][..],             // prefetchw [rax]
+        &[0x0f, 0x0d, 0x00],                 // prefetch [rax] (0F 0D /0)
+        &[0x0f, 0x18, 0x00],                 // prefetchnta [rax]
+        &[0x0f, 0x18, 0x20],                 // 0F 18 /4: reserved NOP
+        &[0x0f, 0x19, 0x04, 0x20],           // 0F 19 with SIB
+        &[0x0f, 0x1a, 0xc0],                 // 0F 1A (BNDLDX/BNDMOV without MPX)
+        &[0x66, 0x0f, 0x1a, 0x00],           // 66 0F 1A (BNDMOV bnd, m)
+        &[0xf3, 0x0f, 0x1b, 0x00],           // F3 0F 1B (BNDMK)
+        &[0x0f, 0x1c, 0x00],                 // CLDEMOTE [rax]
+        &[0x0f, 0x1d, 0xc1],                 // 0F 1D, register form
+        &[0x0f, 0x1e, 0x08],                 // 0F 1E /1 without F3
+        &[0xf3, 0x0f, 0x1e, 0xfa],           // ENDBR64
+        &[0xf3, 0x0f, 0x1e, 0xfb],           // ENDBR32
+        &[0xf3, 0x48, 0x0f, 0x1e, 0xc8],     // RDSSPQ rax
+        &[0xf3, 0x49, 0x0f, 0x1e, 0xcb],     // RDSSPQ r11
+        &[0xf3, 0x0f, 0x1e, 0xc9],           // RDSSPD ecx
+        &[0x0f, 0x1f, 0x44, 0x00, 0x00],     // the long NOP
+        &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0, 0, 0, 0],
+    ] {
+        check_random(&asm(|a| a.db(bytes)), 20, wild);
+    }
+}

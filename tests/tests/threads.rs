@@ -7,7 +7,7 @@ use emu::SchedPolicy;
 use std::time::{Duration, Instant};
 
 /// The programs with a test below (see differential.rs::every_program_has_a_test).
-const COVERED: &[&str] = &["qsort4", "futex_stress", "thr_misc", "thr_pingpong"];
+const COVERED: &[&str] = &["qsort4", "futex_stress", "thr_misc", "thr_pingpong", "cxx_except"];
 
 /// The machine shapes every program runs on: (vCPUs, policy, seed).
 const SHAPES: &[(usize, SchedPolicy, u64)] = &[
@@ -46,6 +46,13 @@ fn qsort4_sorts_the_same_on_every_interleaving() {
 fn qsort4_with_one_and_eight_threads() {
     same_everywhere("qsort4", &["100000", "1"], &SHAPES[..2]);
     same_everywhere("qsort4", &["100000", "8"], &[(2, SchedPolicy::RoundRobin, 0), (4, SchedPolicy::Random, 5)]);
+}
+
+/// C++ exceptions (libgcc's unwinder runs RDSSPQ, a NOP on our CPU without CET), thrown
+/// and caught on several threads at once.
+#[test]
+fn cxx_exceptions_unwind_as_natively() {
+    same_everywhere("cxx_except", guest_progs::meta("cxx_except").test_args, SHAPES);
 }
 
 #[test]

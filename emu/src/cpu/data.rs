@@ -34,8 +34,15 @@ pub fn select(ins: &Instruction) -> Option<Handler> {
         Mnemonic::Cmc => |e: &mut Exec, _: &Instruction| flag_op(e, CF, !e.s.rflags & CF),
         Mnemonic::Cld => |e: &mut Exec, _: &Instruction| flag_op(e, DF, 0),
         Mnemonic::Std => |e: &mut Exec, _: &Instruction| flag_op(e, DF, DF),
-        Mnemonic::Nop | Mnemonic::Endbr64 | Mnemonic::Endbr32 | Mnemonic::Pause | Mnemonic::Prefetchnta
-        | Mnemonic::Prefetcht0 | Mnemonic::Prefetcht1 | Mnemonic::Prefetcht2 | Mnemonic::Prefetchw => nop,
+        Mnemonic::Nop | Mnemonic::Pause | Mnemonic::Prefetchnta | Mnemonic::Prefetcht0 | Mnemonic::Prefetcht1
+        | Mnemonic::Prefetcht2 | Mnemonic::Prefetchw | Mnemonic::Prefetch => nop,
+        // The hint-NOP space (0F 0D, 0F 18-1F): on a CPU whose CPUID reports no CET, MPX or
+        // CLDEMOTE, as ours does (cpu::model), ENDBR, RDSSP (libgcc's unwinder reads the
+        // shadow-stack pointer with it before every C++ throw or Rust panic), the BND*
+        // encodings (decoded as reserved NOPs without DecoderOptions::MPX), CLDEMOTE and
+        // PREFETCHIT execute as NOPs, leaving even RDSSP's destination alone.
+        Mnemonic::Reservednop | Mnemonic::Endbr64 | Mnemonic::Endbr32 | Mnemonic::Rdsspd | Mnemonic::Rdsspq
+        | Mnemonic::Cldemote | Mnemonic::Prefetchit0 | Mnemonic::Prefetchit1 => nop,
         _ => {
             if ins.mnemonic() as u32 >= Mnemonic::Cmova as u32 && ins.mnemonic() as u32 <= Mnemonic::Cmovs as u32 {
                 cmovcc
