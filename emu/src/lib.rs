@@ -22,6 +22,9 @@ pub struct Config {
     pub sched: SchedPolicy,
     /// Seed of the random policy (and of nothing else: guest randomness is fixed).
     pub seed: u64,
+    /// Instructions a vCPU runs before the next busy vCPU's turn (`--slice`; see
+    /// `machine::DEFAULT_SLICE`).
+    pub slice: u64,
     /// Check every TLB hit against the page tables and stop on a stale entry.
     pub check_tlb: bool,
     /// Enable the pagelab test-hook syscall (see `kernel::syscall::hooks`).
@@ -60,6 +63,7 @@ impl Default for Config {
             vcpus: 1,
             sched: SchedPolicy::RoundRobin,
             seed: 0,
+            slice: machine::DEFAULT_SLICE,
             check_tlb: false,
             test_hooks: false,
             swap_bytes: kernel::mm::swap::DEFAULT_SWAP_BYTES,

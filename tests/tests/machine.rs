@@ -13,7 +13,7 @@ use pagelab_tests::{argv, assert_same, envp, run_native, test_config, try_run_pa
 /// The programs this file tests (differential.rs: every_program_has_a_test reads this list
 /// from the source text).
 #[allow(dead_code)]
-const COVERED: &[&str] = &["mach_deadlock", "mach_race", "mach_shootdown", "mach_stale_tlb"];
+const COVERED: &[&str] = &["mach_deadlock", "mach_race", "mach_shootdown", "mach_stale_tlb", "sched_overlap"];
 
 /// Runs `prog` under pagelab with `cfg` and returns its transcript and the machine's
 /// statistics.
@@ -269,6 +269,222 @@ fn changing_a_mapping_another_vcpu_uses_shoots_down_its_tlb() {
         assert_eq!(two.stdout_str(), expect, "{sched:?}");
         assert!(s2.shootdowns > 0, "{sched:?}: {s2:?}");
         assert_eq!(s2.vcpus, 2);
+        assert!(s2.vcpu_instructions.iter().all(|&n| n > 0), "{sched:?}: a vCPU never ran: {s2:?}");
         assert!(s2.context_switches >= 2, "{s2:?}");
+    }
+}
+
+// --- vCPUs that overlap ----------------------------------------------------------------
+//
+// The sched_overlap transcripts are compared with Linux; where the threads ran, and when in
+// virtual time, is read from the trace (pagelab-only by nature).
+
+/// One trace line's fields that the scheduling checks read.
+#[derive(Debug)]
+struct Ev {
+    t: u64,
+    kind: String,
+    message: String,
+    tid: Option<u64>,
+    vcpu: Option<u64>,
+    child: Option<u64>,
+    reason: Option<String>,
+}
+
+fn field_is(e: &Ev, reason: &str) -> bool {
+    e.reason.as_deref() == Some(reason)
+}
+
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("\"{name}\":");
+    let rest = &line[line.find(&key)? + key.len()..];
+    Some(match rest.strip_prefix('"') {
+        Some(r) => &r[..r.find('"')?],
+        None => &rest[..rest.find([',', '}'])?],
+    })
+}
+
+fn parse_trace(bytes: &[u8]) -> Vec<Ev> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| Ev {
+            t: field(l, "t").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no t: {l}")),
+            kind: field(l, "kind").unwrap_or("").to_string(),
+            message: field(l, "message").unwrap_or("").to_string(),
+            tid: field(l, "tid").and_then(|v| v.parse().ok()),
+            vcpu: field(l, "vcpu").and_then(|v| v.parse().ok()),
+            child: field(l, "child").and_then(|v| v.parse().ok()),
+            reason: field(l, "reason").map(str::to_string),
+        })
+        .collect()
+}
+
+/// Runs `prog args` under pagelab with a trace; returns the transcript, the statistics and
+/// the trace's raw bytes.
+fn run_traced(cfg: Config, prog: &str, args: &[&str]) -> (Run, Stats, Vec<u8>) {
+    let trace = SharedBuf::new();
+    let cfg = Config { trace: Some(Box::new(trace.clone())), ..cfg };
+    let (run, stats) = ok(run_stats(cfg, prog, args), prog);
+    (run, stats, trace.contents())
+}
+
+/// Virtual time stays causal (docs/machine.md): a woken or created thread is switched in
+/// no earlier than its wake, and each
+/// thread's own events never go back in time.
+fn check_causal(evs: &[Ev], what: &str) {
+    let mut last_t: std::collections::HashMap<u64, u64> = Default::default();
+    let mut woken: std::collections::HashMap<u64, u64> = Default::default();
+    for e in evs {
+        if e.kind == "sched" && (e.message == "wake" || e.message == "clone") {
+            let tid = if e.message == "clone" { e.child } else { e.tid };
+            woken.insert(tid.unwrap(), e.t);
+            continue;
+        }
+        if e.kind == "sched" && e.message == "switch in" {
+            if let Some(w) = woken.remove(&e.tid.unwrap()) {
+                assert!(e.t >= w, "{what}: tid {:?} switched in at {} before its wake at {w}", e.tid, e.t);
+            }
+        }
+        if e.kind == "syscall" {
+            let tid = e.tid.unwrap();
+            let prev = last_t.insert(tid, e.t).unwrap_or(0);
+            assert!(e.t >= prev, "{what}: tid {tid}'s syscall at {} after one at {prev}", e.t);
+        }
+    }
+}
+
+/// The wake-to-run latencies of `tid`: each wake's time to the next switch-in.
+fn wake_latencies(evs: &[Ev], tid: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut woken = None;
+    for e in evs.iter().filter(|e| e.kind == "sched" && e.tid == Some(tid)) {
+        match e.message.as_str() {
+            "wake" => woken = Some(e.t),
+            "switch in" => {
+                if let Some(w) = woken.take() {
+                    out.push(e.t - w);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn switch_in_vcpus(evs: &[Ev], tid: u64) -> std::collections::BTreeSet<u64> {
+    evs.iter().filter(|e| e.kind == "sched" && e.message == "switch in" && e.tid == Some(tid)).map(|e| e.vcpu.unwrap()).collect()
+}
+
+/// A uffd MISSING ping-pong on two vCPUs: the handler and the faulter run on different
+/// vCPUs, each wake of the faulter starts it within a slice (here: at once, on its idle
+/// vCPU), and both vCPUs retire instructions.
+#[test]
+fn uffd_handler_and_faulter_run_on_different_vcpus() {
+    let args = ["uffd", "32"];
+    let native = run_native("sched_overlap", &args);
+    assert_eq!(native.stdout_str(), "uffd ping-pong 32 pages: 32 messages, sum 496\n");
+    let (run, stats, trace) = run_traced(cfg(2, SchedPolicy::RoundRobin, 0), "sched_overlap", &args);
+    assert_eq!(run.stdout, native.stdout);
+    let evs = parse_trace(&trace);
+    let (faulter, handler) = (1000, 1001);
+    let (f, h) = (switch_in_vcpus(&evs, faulter), switch_in_vcpus(&evs, handler));
+    assert!(f.is_disjoint(&h), "faulter on vCPUs {f:?}, handler on {h:?}");
+    let lat = wake_latencies(&evs, faulter);
+    assert!(lat.len() >= 32, "{} wakes of the faulter", lat.len());
+    let slice = emu::machine::DEFAULT_SLICE;
+    assert!(lat.iter().all(|&l| l <= slice), "wake-to-run latencies over a slice: {lat:?}");
+    assert!(stats.vcpu_instructions.iter().all(|&n| n > 0), "{stats:?}");
+    check_causal(&evs, "uffd ping-pong");
+    // The same on every shape, and with a finer slice.
+    for (vcpus, sched, seed) in [(1, SchedPolicy::RoundRobin, 0), (2, SchedPolicy::Random, 3), (3, SchedPolicy::Random, 8), (4, SchedPolicy::RoundRobin, 0)] {
+        let (r, _, t) = run_traced(cfg(vcpus, sched, seed), "sched_overlap", &args);
+        assert_eq!(r.stdout, native.stdout, "{vcpus} vCPUs {sched:?} seed {seed}");
+        check_causal(&parse_trace(&t), &format!("{vcpus} vCPUs {sched:?} seed {seed}"));
+    }
+    let (r, _, t) = run_traced(Config { slice: 50, ..cfg(2, SchedPolicy::RoundRobin, 0) }, "sched_overlap", &args);
+    assert_eq!(r.stdout, native.stdout, "--slice 50");
+    assert!(wake_latencies(&parse_trace(&t), faulter).iter().all(|&l| l <= 50));
+}
+
+/// A CPU-bound thread created while vCPU 1 is idle starts there within a slice of its
+/// clone, and the two threads then share the work between the vCPUs.
+#[test]
+fn a_new_thread_starts_on_the_idle_vcpu_at_once() {
+    let args = ["spawn", "200000"];
+    let native = run_native("sched_overlap", &args);
+    for (sched, seed) in [(SchedPolicy::RoundRobin, 0), (SchedPolicy::Random, 5)] {
+        let what = format!("{sched:?} seed {seed}");
+        let (run, stats, trace) = run_traced(cfg(2, sched, seed), "sched_overlap", &args);
+        assert_eq!(run.stdout, native.stdout, "{what}");
+        let evs = parse_trace(&trace);
+        let clone = evs.iter().find(|e| e.kind == "sched" && e.message == "clone").expect("a clone event");
+        let child = clone.child.unwrap();
+        let start = evs.iter().find(|e| e.kind == "sched" && e.message == "switch in" && e.tid == Some(child)).expect("the child runs");
+        assert_eq!(start.vcpu, Some(1), "{what}: the child starts on the idle vCPU");
+        assert!(start.t >= clone.t && start.t - clone.t <= emu::machine::DEFAULT_SLICE, "{what}: clone at {}, child starts at {}", clone.t, start.t);
+        // Both spin 200,000 iterations side by side: each vCPU retires over a third.
+        let total: u64 = stats.vcpu_instructions.iter().sum();
+        assert!(stats.vcpu_instructions.iter().all(|&n| n * 3 > total), "{what}: {stats:?}");
+        check_causal(&evs, &what);
+    }
+}
+
+/// A thread that sleeps beside a busy one wakes at its deadline on its idle vCPU: its
+/// timer ends the busy vCPU's slice there, so each wake starts it at once.
+#[test]
+fn a_timer_wakes_a_sleeper_on_its_idle_vcpu_at_once() {
+    let args = ["timer", "5"];
+    let native = run_native("sched_overlap", &args);
+    assert_eq!(native.stdout_str(), "timer 5: sleeps done\n");
+    let (run, stats, trace) = run_traced(cfg(2, SchedPolicy::RoundRobin, 0), "sched_overlap", &args);
+    assert_eq!(run.stdout, native.stdout);
+    let evs = parse_trace(&trace);
+    let sleeper = evs.iter().find(|e| e.kind == "sched" && e.message == "clone").and_then(|e| e.child).unwrap();
+    let timeouts = evs.iter().filter(|e| e.kind == "sched" && e.message == "wake" && e.tid == Some(sleeper) && field_is(e, "Timeout")).count();
+    assert_eq!(timeouts, 5, "five timer wakes of the sleeper");
+    let lat = wake_latencies(&evs, sleeper);
+    assert!(lat.iter().all(|&l| l == 0), "wake-to-run latencies {lat:?}");
+    assert_eq!(switch_in_vcpus(&evs, sleeper), [1].into(), "the sleeper stays on vCPU 1");
+    assert!(stats.vcpu_instructions.iter().all(|&n| n > 0), "{stats:?}");
+    check_causal(&evs, "timer");
+}
+
+/// Clock readings handed from one thread to another through a pipe and through a futex
+/// word never come from the reader's future, on any shape.
+#[test]
+fn time_passed_between_threads_never_runs_backwards() {
+    let args = ["causal", "300"];
+    let native = run_native("sched_overlap", &args);
+    assert_eq!(native.stdout_str(), "causal 300: pipe readings from the future 0, futex readings from the future 0\n");
+    for (vcpus, sched, seed) in [(1, SchedPolicy::RoundRobin, 0), (2, SchedPolicy::RoundRobin, 0), (2, SchedPolicy::Random, 1), (3, SchedPolicy::Random, 2), (4, SchedPolicy::Random, 9)] {
+        let what = format!("{vcpus} vCPUs {sched:?} seed {seed}");
+        let (run, _, trace) = run_traced(cfg(vcpus, sched, seed), "sched_overlap", &args);
+        assert_eq!(run.stdout, native.stdout, "{what}");
+        check_causal(&parse_trace(&trace), &what);
+    }
+}
+
+/// The random policy's slices and orders come from the seed alone: the same seed gives a
+/// byte-identical trace, another seed another one.
+#[test]
+fn overlapping_vcpus_trace_identically_for_the_same_seed() {
+    let args = ["uffd", "16"];
+    let (_, _, a) = run_traced(cfg(3, SchedPolicy::Random, 11), "sched_overlap", &args);
+    let (_, _, b) = run_traced(cfg(3, SchedPolicy::Random, 11), "sched_overlap", &args);
+    assert!(a == b, "two runs with seed 11 traced differently");
+    let (_, _, c) = run_traced(cfg(3, SchedPolicy::Random, 12), "sched_overlap", &args);
+    assert!(a != c, "seeds 11 and 12 traced the same");
+}
+
+/// The multi-vCPU programs of the other suites (shootdowns, uffd_tlb's writer, swap_basic's
+/// concurrent reader) run on every vCPU they have.
+#[test]
+fn every_vcpu_runs_in_the_multi_thread_programs() {
+    for (prog, args) in [("mach_shootdown", &[][..]), ("uffd_tlb", &[]), ("swap_basic", &[]), ("qsort4", &["100000", "4"])] {
+        for vcpus in [2, 4] {
+            let vcpus = if prog == "qsort4" { vcpus } else { 2 };
+            let (_, s) = ok(run_stats(Config { check_tlb: true, ..cfg(vcpus, SchedPolicy::RoundRobin, 0) }, prog, args), prog);
+            assert!(s.vcpu_instructions.iter().all(|&n| n > 0), "{prog} on {vcpus} vCPUs: {:?}", s.vcpu_instructions);
+        }
     }
 }

@@ -37,10 +37,14 @@ enum Cmd {
         /// Virtual CPUs, each with its own registers, CR3 and TLB.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         vcpus: u16,
-        /// Scheduling policy: rr (round-robin, fixed quanta) or random (seeded choice of
-        /// the next thread and of quantum lengths).
+        /// Scheduling policy: rr (round-robin, fixed slices and quanta) or random (seeded
+        /// choice of the next thread, of the vCPU order and of slice and quantum lengths).
         #[arg(long, value_enum, default_value = "rr")]
         sched: Sched,
+        /// Instructions a vCPU runs before the next busy vCPU's turn, while two or more
+        /// have work (random: the mean slice). Smaller interleaves vCPUs more finely.
+        #[arg(long, default_value_t = emu::machine::DEFAULT_SLICE, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        slice: u64,
         /// Seed of the random policy: the same seed gives the same interleaving.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -137,7 +141,7 @@ fn signal_name(sig: i32) -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, seed, check_tlb, test_hooks, swap, thp, hugepages, hugepages_1g, prog, args } => {
+        Cmd::Run { mem, instr_limit, trace, stats, allow_paths, vcpus, sched, slice, seed, check_tlb, test_hooks, swap, thp, hugepages, hugepages_1g, prog, args } => {
             let trace_out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(p) => match std::fs::File::create(p) {
                     Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
@@ -152,7 +156,7 @@ fn main() -> ExitCode {
                 Sched::Rr => emu::SchedPolicy::RoundRobin,
                 Sched::Random => emu::SchedPolicy::Random,
             };
-            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, check_tlb, test_hooks, swap_bytes: swap, thp: match thp { Thp::Always => emu::ThpMode::Always, Thp::Madvise => emu::ThpMode::Madvise, Thp::Never => emu::ThpMode::Never }, hugepages, hugepages_1g };
+            let cfg = emu::Config { mem_bytes: mem, instr_limit, trace: trace_out, allow_paths, vcpus: vcpus as usize, sched, seed, slice, check_tlb, test_hooks, swap_bytes: swap, thp: match thp { Thp::Always => emu::ThpMode::Always, Thp::Madvise => emu::ThpMode::Madvise, Thp::Never => emu::ThpMode::Never }, hugepages, hugepages_1g };
             let mut argv = vec![prog.to_string_lossy().into_owned()];
             argv.extend(args);
             let envp: Vec<String> = std::env::vars_os().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();
@@ -161,9 +165,10 @@ fn main() -> ExitCode {
             match emu::machine::run(cfg, &prog, &argv, &envp, io, tty) {
                 Ok((outcome, st)) => {
                     if stats {
+                        let per_vcpu: Vec<String> = st.vcpu_instructions.iter().map(|n| n.to_string()).collect();
                         eprintln!(
-                            "pagelab: vcpus {} | instructions {} | page faults {} | syscalls {} | TLB hits {} misses {} | walks {} | TLB flushes {} | shootdowns {} | context switches {} | decoded {}",
-                            st.vcpus, st.instructions, st.page_faults, st.syscalls, st.tlb_hits, st.tlb_misses, st.walks, st.tlb_flushes, st.shootdowns, st.context_switches, st.decoded
+                            "pagelab: vcpus {} | instructions {} (per vCPU {}) | page faults {} | syscalls {} | TLB hits {} misses {} | walks {} | TLB flushes {} | shootdowns {} | context switches {} | decoded {}",
+                            st.vcpus, st.instructions, per_vcpu.join(" "), st.page_faults, st.syscalls, st.tlb_hits, st.tlb_misses, st.walks, st.tlb_flushes, st.shootdowns, st.context_switches, st.decoded
                         );
                     }
                     match &outcome {

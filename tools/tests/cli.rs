@@ -261,6 +261,27 @@ fn stats_name_every_counter() {
     assert!(field("TLB hits") > 0 && field("misses") > 0 && field("walks") > 0 && field("TLB flushes") > 0, "{line}");
     assert!(field("shootdowns") > 0, "two threads on two vCPUs remap shared memory: {line}");
     assert!(field("context switches") >= 2, "{line}");
+    // Each vCPU's instructions, which add up to the total: both vCPUs ran.
+    let per: Vec<u64> = line.split("(per vCPU ").nth(1).and_then(|r| r.split(')').next()).unwrap_or_else(|| panic!("no per-vCPU counts: {line}")).split(' ').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(per.len(), 2, "{line}");
+    assert!(per.iter().all(|&n| n > 0) && per.iter().sum::<u64>() == field("instructions"), "{line}");
+}
+
+#[test]
+fn slice_option_is_checked_and_changes_the_interleaving_only() {
+    let race = |slice: &str| {
+        let o = pagelab(&["run", "--vcpus", "2", "--slice", slice, &prog("mach_race"), "race", "3", "20000"]);
+        assert_eq!(o.status.code(), Some(0), "--slice {slice}: {}", stderr_of(&o));
+        stdout_of(&o)
+    };
+    let (a, b) = (race("7"), race("5000"));
+    assert!(a.starts_with("threads 3 x 20000 increments: counter ") && b.starts_with("threads 3 x 20000 increments: counter "), "{a}{b}");
+    assert_eq!(a, race("7"), "the same slice, the same interleaving");
+    assert_ne!(a, b, "a 7-instruction and a 5000-instruction slice interleave alike");
+    for bad in ["0", "100001", "x"] {
+        let o = pagelab(&["run", "--slice", bad, &prog("hello")]);
+        assert_eq!(o.status.code(), Some(2), "--slice {bad}");
+    }
 }
 
 #[test]

@@ -169,8 +169,8 @@ enum Leave {
 /// it runs between calls to `run`), and the decode-cache epoch only moves in `code.sync`,
 /// after which the inner loop is left.
 pub(crate) fn run(cpu: &mut Vcpu, phys: &mut PhysMem, code: &mut DecodeCache, budget: u64) -> Exit {
-    let Vcpu { state, tlb, retired, fetch, .. } = cpu;
-    let start = *retired;
+    let Vcpu { state, tlb, retired, clock, fetch, .. } = cpu;
+    let start = *clock;
     // Whether tracing is on is sampled once per quantum; a trace installed mid-quantum starts
     // stamping at the next call.
     let tracing = crate::trace::on();
@@ -265,6 +265,7 @@ pub(crate) fn run(cpu: &mut Vcpu, phys: &mut PhysMem, code: &mut DecodeCache, bu
         }
     };
     *retired += done;
+    *clock += done;
     exit
 }
 

@@ -14,7 +14,7 @@ pub struct Exec<'a> {
     pub mem: &'a mut PhysMem,
     /// RIP of the next instruction; control-flow handlers overwrite it.
     pub next_rip: u64,
-    /// Instructions this vCPU retired before this one (the virtual TSC's source).
+    /// The vCPU's virtual time at this instruction (the virtual TSC's source).
     pub icount: u64,
 }
 
@@ -81,7 +81,7 @@ impl<'a> Exec<'a> {
         Self { s, tlb, mem, next_rip, icount: 0 }
     }
 
-    /// The virtual time-stamp counter: a pure function of the instructions retired.
+    /// The virtual time-stamp counter: a pure function of the vCPU's virtual time.
     pub fn tsc(&self) -> u64 {
         self.icount.wrapping_mul(super::system::TSC_PER_INSTR)
     }

@@ -155,6 +155,10 @@ pub struct Vcpu {
     pub tlb: Tlb,
     /// Instructions retired by this vCPU.
     pub retired: u64,
+    /// This vCPU's virtual time in ns: one per instruction it retires, plus the time it
+    /// spent idle or was brought forward to kernel time (see `machine`). Trace stamps and
+    /// the TSC read it.
+    pub clock: u64,
     pub(crate) fetch: decode::FetchState,
     /// Verify every TLB hit against the page tables (`--check-tlb`).
     pub check_tlb: bool,
@@ -162,7 +166,7 @@ pub struct Vcpu {
 
 impl Vcpu {
     pub fn new(state: CpuState) -> Self {
-        Self { state, tlb: Tlb::new(), retired: 0, fetch: decode::FetchState::default(), check_tlb: false }
+        Self { state, tlb: Tlb::new(), retired: 0, clock: 0, fetch: decode::FetchState::default(), check_tlb: false }
     }
 
     /// Runs up to `budget` instructions. Returns why it stopped.

@@ -27,7 +27,7 @@ pub fn select(ins: &Instruction) -> Option<Handler> {
     })
 }
 
-/// Virtual TSC ticks per retired instruction: the TSC is a pure function of the work done.
+/// Virtual TSC ticks per ns of the vCPU's virtual time (one ns per instruction retired).
 pub const TSC_PER_INSTR: u64 = 1;
 
 fn syscall(e: &mut Exec, _: &Instruction) -> Result<(), Stop> {

@@ -42,9 +42,13 @@ impl Kernel {
         self.running.iter().position(|r| *r == Some(tid))
     }
 
-    /// Puts a runnable task at the back of the run queue (unless it is on a vCPU already).
+    /// Puts a runnable task at the back of the run queue (unless it is on a vCPU already),
+    /// ready from the current kernel time on.
     pub fn enqueue(&mut self, tid: Tid) {
         if self.vcpu_of(tid).is_none() && !self.runq.contains(&tid) {
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.ready_at = self.now;
+            }
             self.runq.push_back(tid);
         }
     }

@@ -220,6 +220,11 @@ pub struct Task {
     pub madvise_progress: Option<MadviseProgress>,
     /// The vCPUs this thread may run on (sched_setaffinity), bit i = vCPU i.
     pub cpus_allowed: u64,
+    /// Kernel time when it last became runnable: it starts on a vCPU no earlier.
+    pub ready_at: u64,
+    /// The vCPU it last ran on (a wake-up prefers it when it is idle, as Linux's
+    /// select_idle_sibling prefers the previous CPU).
+    pub last_vcpu: Option<usize>,
     /// For the sigcontext of the next signal frame.
     pub trap: TrapInfo,
     /// Its capability sets (Linux: the cred's; see `capability`).
@@ -255,6 +260,8 @@ impl Task {
             uaccess_progress: None,
             madvise_progress: None,
             cpus_allowed: u64::MAX,
+            ready_at: 0,
+            last_vcpu: None,
             trap: TrapInfo::default(),
             caps: super::capability::Caps::ROOT,
         }
