@@ -8,7 +8,13 @@ use pagelab_tests::{assert_same, assert_same_default};
 /// machine) name theirs in a `COVERED` list of their own; `every_program_has_a_test`
 /// checks that every guest program appears in one of them.
 const COVERED: &[&str] =
-    &["args_env", "capability", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx", "mlock_basic", "vma_merge"];
+    &["args_env", "capability", "cpu_model", "enosys", "exit_code", "hello", "hello_pie", "mem", "qsort", "segv_null", "segv_ro", "smc", "touch", "ud", "unimpl_avx", "mlock_basic", "vma_merge", "mincore_basic"];
+
+/// mincore(2), and MADV_PAGEOUT's effect on the page cache that it shows.
+#[test]
+fn mincore_basic() {
+    assert_same_default("mincore_basic");
+}
 
 #[test]
 fn enosys() {

@@ -116,6 +116,13 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // MADV_COLLAPSE over a registered THP VMA: EBUSY at the first 2 MiB ends the call
     // (Linux EBUSY); pagelab went on and reported the next one's EINVAL.
     (9991, 8),
+    // MADV_PAGEOUT of shmem pages only read (clean) drops them from the page cache on
+    // Linux without swap: the forked child's pagemap then has a hole there; pagelab kept
+    // them, and fault-around mapped them in the child.
+    (1758, 13),
+    // The same in a MINOR-registered memfd: Linux allocates the dropped pages afresh on
+    // the next read (no MINOR fault, the cache has no page); pagelab raised MINOR faults.
+    (2377, 15),
 ];
 
 /// The machine shape of a seed: (vCPUs, policy, scheduler seed, TLB checking).
@@ -246,13 +253,8 @@ fn check_seed(seed: u64, nops: u32) -> Verdict {
 /// (a fix makes one match, and the run then fails until it leaves this list). Open
 /// work of issue 11.
 /// Entries are (seed, NOPS as run, class).
-const KNOWN_DIVERGENT: &[(u64, u32, &str)] = &[
-    // A VMA layout difference after mprotect round trips (was the anon_vma merge rule
-    // and VM_ACCOUNT; what is left is not classified yet).
-    (205, NOPS, "VMA merge after mprotect round trip (anon_vma)"),
-    (87, NOPS, "a MISSING fault Linux raises that pagelab does not (VMA layout)"),
-    (167, NOPS, "a MINOR fault pagelab raises that Linux does not (VMA layout)"),
-];
+/// (Empty: 205, 87 and 167, the last three, were the clean shmem pages MADV_PAGEOUT keeps.)
+const KNOWN_DIVERGENT: &[(u64, u32, &str)] = &[];
 
 /// Runs `seeds` on a few worker threads; reports and fails on any divergence not in
 /// KNOWN_DIVERGENT, and on a KNOWN_DIVERGENT seed of the run that now matches.

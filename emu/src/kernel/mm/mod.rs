@@ -38,6 +38,7 @@ pub mod huge_memory;
 pub mod khugepaged;
 pub mod hugetlb;
 pub mod memory;
+pub mod mincore;
 pub mod mmap;
 pub mod mmu_gather;
 pub mod mprotect;

@@ -170,6 +170,12 @@ impl Shmem {
         self.0.borrow().mapping.get(pgoff)
     }
 
+    /// The page at page offset `pgoff` if it is in the page cache and up to date (Linux:
+    /// mincore_page's filemap_get_entry + folio_test_uptodate).
+    pub fn find_uptodate_page(&self, pgoff: u64) -> Option<PhysAddr> {
+        self.0.borrow().mapping.get_uptodate(pgoff)
+    }
+
     /// The page at page offset `pgoff`, allocated (zeroed) on first use (Linux:
     /// shmem_get_folio with SGP_CACHE). None when guest memory is exhausted.
     pub fn get_page(&self, pages: &mut Pages, mem: &mut mmu::PhysMem, pgoff: u64) -> Option<PhysAddr> {

@@ -300,6 +300,39 @@ pub fn sys_msync(s: &mut Sys, a: Args) -> SysResult {
     ok(0)
 }
 
+/// mincore(2) (Linux: the mincore syscall of mm/mincore.c): a byte per page of
+/// [start, start + len), bit 0 set when resident (`mm::mincore`). EINVAL for an unaligned
+/// start, ENOMEM for a range outside user space or with a hole (the bytes of the VMAs
+/// before the hole are already written), EFAULT for a bad vector. The vector is written
+/// VMA by VMA, at most 4,096 pages at a time, as Linux does through its bounce page.
+pub fn sys_mincore(s: &mut Sys, a: Args) -> SysResult {
+    let (mut start, len, mut vec) = (a.u(0), a.u(1), a.u(2));
+    if start & 0xfff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // access_ok of the range, then of the vector (a byte per page, the last one partial).
+    const TASK_SIZE: u64 = (1 << 47) - 4096;
+    if len > TASK_SIZE || start > TASK_SIZE - len {
+        return Err(Errno::ENOMEM);
+    }
+    let mut pages = (len >> 12) + (len & 0xfff != 0) as u64;
+    if pages > TASK_SIZE || vec > TASK_SIZE - pages {
+        return Err(Errno::EFAULT);
+    }
+    while pages > 0 {
+        let v = {
+            let (hw, mm) = s.hw_mm();
+            crate::kernel::mm::mincore::do_mincore(mm, hw, start, pages.min(4096))?
+        };
+        s.copy_to_user(vec, &v)?;
+        let n = v.len() as u64;
+        pages -= n;
+        vec += n;
+        start += n << 12;
+    }
+    ok(0)
+}
+
 pub fn sys_brk(s: &mut Sys, a: Args) -> SysResult {
     let (hw, mm) = s.hw_mm();
     ok(mmap::do_brk(mm, hw, a.u(0)))

@@ -310,6 +310,7 @@ fn dispatch(s: &mut Sys, nr: u64, a: Args) -> SysResult {
         24 => process::sys_sched_yield(s),
         25 => mm::sys_mremap(s, a),
         26 => mm::sys_msync(s, a),
+        27 => mm::sys_mincore(s, a),
         28 => mm::sys_madvise(s, a),
         149 => mm::sys_mlock(s, a),
         150 => mm::sys_munlock(s, a),
