@@ -230,12 +230,50 @@ static void uffd(void) {
     munmap(p, THP_SIZE);
 }
 
+/* Only none and zero-page PTEs: EINVAL in a VMA without advice; in a MADV_HUGEPAGE one
+ * they collapse into a zeroed THP once the VMA has an anon_vma (a write, or the huge zero
+ * page, gave it one); 4 KiB zero pages only (no anon_vma) are EINVAL. Read-only PTEs with
+ * data collapse too. */
+static void zero_and_none(void) {
+    volatile char c;
+    section("only none and zero-page PTEs");
+    char *p = region(1, THP_NO_ADVICE, 0, 1);
+    madvise(p, UPAGE, MADV_DONTNEED);
+    printf("a page table of none PTEs (after a write): %s\n", collapse(p, 0, THP_NR));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+    p = region(1, THP_NO_ADVICE, 0, 1);
+    madvise(p, THP_SIZE, MADV_DONTNEED);
+    printf("MADV_DONTNEED of the whole 2 MiB first: %s\n", collapse(p, 0, THP_NR));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+    p = region(1, THP_NO_ADVICE, 0, 0);
+    madvise(p, THP_SIZE, MADV_HUGEPAGE);
+    c = p[0];
+    madvise(p + UPAGE, UPAGE, MADV_DONTNEED);
+    printf("a split huge zero page, one page zapped: %s\n", collapse(p, 0, THP_NR));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+    p = region(1, THP_NO_ADVICE, 0, 0);
+    for (size_t i = 0; i < THP_NR; i++) c = p[i * UPAGE];
+    printf("512 zero-page PTEs, no anon_vma: %s\n", collapse(p, 0, THP_NR));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+    p = region(1, THP_NO_ADVICE, 0, 4);
+    mprotect(p, THP_SIZE, PROT_READ);
+    printf("4 written pages, then read-only: %s\n", collapse(p, 0, THP_NR));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+    (void)c;
+}
+
 int main(void) {
     thp_khugepaged_settle();
     basic();
     ranges();
     refusals();
     uffd();
+    zero_and_none();
     thp_khugepaged_check();
     printf("done\n");
     return 0;

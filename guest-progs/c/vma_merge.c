@@ -5,7 +5,8 @@
 // of a read-only VMA without pages), and what that does to mremap's UNMAP events: a
 // never-faulted range moved next to the rest of its WP-registered VMA merges into it and
 // loses the registration with it, so no UNMAP is sent for the source without
-// EVENT_REMAP. Offsets are in pages from an aligned base inside a PROT_NONE reservation.
+// EVENT_REMAP. A VMA that had guard pages installed still merges (VM_MAYBE_GUARD is
+// sticky). Offsets are in pages from an aligned base inside a PROT_NONE reservation.
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,8 @@ int main() {
     fresh(1); base[0]=1; mmap(base+P, P, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0); show("9 mmap next to faulted");
     fresh(2); base[P]=1; munmap(base, P); mmap(base, P, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0); show("9b mmap before faulted");
     fresh(3); base[0]=1; base[2*P]=1; munmap(base+P,P); show("9c"); mmap(base+P, P, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0); show("9c mmap between two faulted(same A)");
+    // 10: a guard page in one VMA (VM_MAYBE_GUARD is sticky: it does not prevent the merge)
+    fresh(3); base[0]=1; mprotect(base + 2*P, P, PROT_READ); madvise(base + P, P, 102 /* MADV_GUARD_INSTALL */); show("10a guard in 0-2, 2 R"); mprotect(base + 2*P, P, PROT_READ|PROT_WRITE); show("10b 2 RW again: merged");
     fresh(1); base[0]=1; char *q = mmap(base+2*P, P, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0); q[0]=1; show("9d"); mmap(base+P, P, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0); show("9d between A and B");
         for (int f = 0; f < 2; f++) for (int fl = 0; fl < 2; fl++) for (int w = 0; w < 2; w++)
         run(UFFD_FEATURE_EVENT_UNMAP | (f ? UFFD_FEATURE_EVENT_REMAP : 0), 0, fl, w);

@@ -123,6 +123,18 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // The same in a MINOR-registered memfd: Linux allocates the dropped pages afresh on
     // the next read (no MINOR fault, the cache has no page); pagelab raised MINOR faults.
     (2377, 15),
+    // MADV_PAGEOUT of a shared-anon range with a PROT_NONE page: Linux unmaps that PTE
+    // too (pte_present), pagelab skipped it and the forked child saw it mapped.
+    (4304, 28),
+    // UFFDIO_COPY over a range whose VMA had a guard page installed: VM_MAYBE_GUARD is
+    // sticky and does not prevent merging, so Linux has one VMA and copies; pagelab had
+    // kept the VMAs apart and failed with ENOENT.
+    (700, 36),
+    // MADV_COLLAPSE of a 2 MiB of only none and zero-page PTEs (a split huge zero page):
+    // Linux collapses, pagelab said EINVAL (SCAN_PAGE_RO is not what 6.18 does here).
+    (9254, 22),
+    // The same for the second 2 MiB of a THP region after DONTNEED of some of its pages.
+    (3979, 33),
 ];
 
 /// The machine shape of a seed: (vCPUs, policy, scheduler seed, TLB checking).

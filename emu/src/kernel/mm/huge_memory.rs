@@ -333,6 +333,7 @@ pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, 
                 return Err((Errno::EINVAL, false));
             }
             let pt = pmd.addr(Level::Pd, 52);
+            // Pages with data (for the trace).
             let mut present = 0;
             for i in 0..HPAGE_PMD_NR {
                 let e = Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i)));
@@ -347,18 +348,16 @@ pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, 
                         if e.has(_PAGE_UFFD_WP) {
                             return Err((Errno::EINVAL, false));
                         }
-                        if !zero {
-                            present += 1;
-                        }
+                        present += !zero as u32;
                     }
                     SoftLeaf::Swap { .. } => return Err((Errno::EAGAIN, false)),
                     SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return Err((Errno::EINVAL, false)),
                 }
             }
-            // Nothing mapped writable (SCAN_PAGE_RO): EINVAL, the end of the call.
-            if present == 0 {
-                return Err((Errno::EINVAL, true));
-            }
+            // Only none and zero-page PTEs collapse too, into a zeroed folio (measured on
+            // 6.18: a page table of 512 none PTEs, or a split huge zero page with one page
+            // zapped, become a THP; read-only PTEs with data as well). The VMA must have an
+            // anon_vma (the caller's `never_faulted`).
             let folio = hw.pages.alloc_huge_zeroed(&mut hw.mem).ok_or((Errno::ENOMEM, true))?;
             let mut tlb = MmuGather::new(mm);
             for i in 0..HPAGE_PMD_NR {

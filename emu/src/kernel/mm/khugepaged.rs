@@ -172,7 +172,7 @@ fn retract_page_tables(mms: &mut [Option<Mm>], hw: &mut Hw, obj: &Shmem, first: 
                 continue;
             }
             let pt = pmd.addr(Level::Pd, 52);
-            if (0..512).all(|i| pgtable::pte_none(Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i))))) {
+            if pgtable::pte_table_is_empty(&hw.mem, pt) {
                 let f = pgtable::set_entry(&mut hw.mem, slot, a, Entry::new(0));
                 hw.flush(f, mm.pml4.as_u64());
             }

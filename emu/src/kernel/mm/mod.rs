@@ -163,7 +163,7 @@ impl Mm {
         }
         self.vmas.insert(addr, hi);
     }
-    /// Merges adjacent compatible VMAs around [start, end) (Linux: vma_merge).
+
     /// A new anon_vma, never seen before in this mm.
     pub fn new_anon_vma(&mut self, forked: bool) -> vma::AnonVma {
         self.anon_vma_seq += 1;
@@ -195,6 +195,7 @@ impl Mm {
         }
     }
 
+    /// Merges adjacent compatible VMAs around [start, end) (Linux: vma_merge).
     pub fn merge_around(&mut self, start: u64, end: u64) {
         let keys = self.vmas_in(start.saturating_sub(1), end.saturating_add(1));
         let mut prev: Option<u64> = None;
@@ -209,6 +210,7 @@ impl Mm {
                     let b = self.vmas.remove(&k).unwrap();
                     let a = self.vmas.get_mut(&p).unwrap();
                     a.end = b.end;
+                    a.flags |= b.flags & VmFlags::STICKY;
                     // is_mergeable_anon_vma: the merged VMA keeps the one anon_vma (Linux:
                     // dup_anon_vma when only the removed VMA had it).
                     a.anon_vma = a.anon_vma.or(b.anon_vma);

@@ -161,6 +161,24 @@ pub fn walk_lookup(mem: &PhysMem, pml4: PhysAddr, va: u64) -> Option<Slot> {
     }
 }
 
+/// The PD slot over `va`, if the tables above it exist (no allocation).
+pub fn pmd_lookup(mem: &PhysMem, pml4: PhysAddr, va: u64) -> Option<Slot> {
+    let mut table = pml4;
+    let mut level = Level::Pml4;
+    loop {
+        let slot = index_slot(table, va, level);
+        if level == Level::Pd {
+            return Some(Slot { pa: slot, level });
+        }
+        let e = Entry::new(mem.read_u64(slot));
+        if !e.is_present() || e.is_leaf(level) {
+            return None;
+        }
+        table = e.addr(level, 52);
+        level = level.next_lower().unwrap();
+    }
+}
+
 pub fn get_entry(mem: &PhysMem, slot: Slot) -> Entry {
     Entry::new(mem.read_u64(slot.pa))
 }
@@ -188,13 +206,18 @@ pub fn free_pte_table_if_empty(mm: &mut super::Mm, hw: &mut crate::kernel::hw::H
         return;
     }
     let table = e.addr(Level::Pd, 52);
-    if (0..512).any(|i| !pte_none(Entry::new(hw.mem.read_u64(PhysAddr::new(table.as_u64() + 8 * i))))) {
+    if !pte_table_is_empty(&hw.mem, table) {
         return;
     }
     let f = set_entry(&mut hw.mem, pmd, va & !0x1f_ffff, Entry::new(0));
     hw.flush(f, mm.pml4.as_u64());
     mm.table_frames.retain(|&t| t != table);
     hw.pages.put(table);
+}
+
+/// Whether every entry of the page table at `table` is none (markers are not).
+pub fn pte_table_is_empty(mem: &PhysMem, table: PhysAddr) -> bool {
+    (0..512).all(|i| pte_none(Entry::new(mem.read_u64(PhysAddr::new(table.as_u64() + 8 * i)))))
 }
 
 pub fn pte_none(e: Entry) -> bool {

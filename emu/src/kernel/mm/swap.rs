@@ -221,7 +221,8 @@ impl MmWalkOps for ShmemPageout<'_> {
     /// pages of a private mapping need swap, which shmem reclaim here never uses).
     fn pte_entry(&mut self, pte: Entry, slot: Slot, va: u64) -> ControlFlow<Infallible> {
         let hw = &mut *self.hw;
-        if softleaf_from_pte(pte) != SoftLeaf::Present || pte.has(_PAGE_SPECIAL) {
+        // pte_present: a PROT_NONE PTE maps its page too, and is unmapped like the others.
+        if !matches!(softleaf_from_pte(pte), SoftLeaf::Present | SoftLeaf::ProtNone) || pte.has(_PAGE_SPECIAL) {
             return ControlFlow::Continue(());
         }
         let pa = pgtable::pte_pfn(pte);

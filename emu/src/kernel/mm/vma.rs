@@ -21,9 +21,14 @@ bitflags::bitflags! {
         const MAYSHARE = 0x80;
         const GROWSDOWN = 0x100;
         const UFFD_MISSING = 0x200;
-        /// VM_MAYBE_GUARD (6.18): MADV_GUARD_INSTALL was used on the VMA; sticky, so such
-        /// a VMA no longer merges with one that never had guards (smaps "gu").
+        /// VM_MAYBE_GUARD (6.18): MADV_GUARD_INSTALL was used on the VMA (smaps "gu").
+        /// Sticky (VM_STICKY): it does not keep VMAs from merging, and a merged VMA has it
+        /// if either part had it (measured: a guarded VMA and an unguarded neighbour of
+        /// the same flags otherwise become one again after an mprotect round trip).
         const MAYBE_GUARD = 0x800;
+        /// The flags a merge keeps from either part and that never prevent one (Linux:
+        /// VM_STICKY).
+        const STICKY = Self::MAYBE_GUARD.bits();
         const UFFD_WP = 0x1000;
         const LOCKED = 0x2000;
         const DONTCOPY = 0x2_0000;
@@ -255,7 +260,7 @@ impl Vma {
     pub fn can_merge(&self, next: &Vma) -> bool {
         // VM_SPECIAL (hugetlb mappings are VM_DONTEXPAND) never merges.
         !self.flags.has(VmFlags::DONTEXPAND)
-            && self.flags == next.flags
+            && (self.flags ^ next.flags) - VmFlags::STICKY == VmFlags::empty()
             && self.userfaultfd_ctx == next.userfaultfd_ctx
             && self.shared_id == next.shared_id
             && is_mergeable_anon_vma(self.anon_vma, next.anon_vma)
