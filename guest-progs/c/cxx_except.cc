@@ -12,7 +12,8 @@
 #include <thread>
 #include <vector>
 
-static std::string log_;
+// Per thread: the workers unwind through Guards too, at the same time.
+static thread_local std::string log_;
 
 struct Guard {
     int n;

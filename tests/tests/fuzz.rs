@@ -135,6 +135,14 @@ const REGRESSIONS: &[(u64, u32)] = &[
     (9254, 22),
     // The same for the second 2 MiB of a THP region after DONTNEED of some of its pages.
     (3979, 33),
+    // mremap of a never-faulted page of a registered anon VMA to a place inside the same
+    // VMA, without EVENT_REMAP: the new VMA merges into the source VMA, which loses its
+    // registration as a whole (Linux: no MISSING faults in the part that stayed; pagelab
+    // kept it registered there).
+    (5058, 9),
+    // The same, seen by a later UFFDIO_CONTINUE: ENOENT (not registered) on Linux,
+    // EINVAL (registered anon) in pagelab.
+    (977, 26),
 ];
 
 /// The machine shape of a seed: (vCPUs, policy, scheduler seed, TLB checking).

@@ -880,7 +880,7 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
     let rest = |p: &Vma| p.start.max(vma.start) < p.end.min(vma.end);
     let prev = mm.vmas.range(..new).next_back().map(|(_, p)| p).filter(|p| p.end == new && rest(p) && p.can_merge(&nv));
     let next = mm.vmas.get(&(new + new_len)).filter(|n| rest(n) && nv.can_merge(n));
-    let merged_into_source = prev.is_some() || next.is_some();
+    let merged_into_source = (prev.is_some() || next.is_some()).then_some((vma.start, vma.end));
     mm.vmas.insert(new, nv);
     mm.merge_around(new, new + new_len);
     Ok(Remapped { addr: new, merged_into_source })
@@ -891,16 +891,16 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
 pub struct Remapped {
     /// The address of the mapping now.
     pub addr: u64,
-    /// A move whose new VMA merged with what is left of the source's VMA: Linux's
-    /// copy_vma then returns the source VMA itself, extended, so what happens to the new
-    /// VMA (mremap_userfaultfd_prep dropping the registration) happens to the source
-    /// range before it is unmapped.
-    pub merged_into_source: bool,
+    /// A move whose new VMA merged with what is left of the source's VMA, with that VMA's
+    /// extent before the move: Linux's copy_vma then returns the source VMA itself,
+    /// extended, so what happens to the new VMA (mremap_userfaultfd_prep dropping the
+    /// registration) happens to the whole source VMA, the part that stays included.
+    pub merged_into_source: Option<(u64, u64)>,
 }
 
 impl Remapped {
     fn at(addr: u64) -> Self {
-        Remapped { addr, merged_into_source: false }
+        Remapped { addr, merged_into_source: None }
     }
 }
 

@@ -173,7 +173,7 @@ pub fn events_complete(s: &mut Sys, ev: PendingEvents, rax: u64) -> SysResult {
 /// (present PTEs, swap entries; markers dropped). Then UNMAP of the vacated source for
 /// a context with EVENT_UNMAP, when it was unmapped (`unmapped`: not with MREMAP_DONTUNMAP).
 #[allow(clippy::too_many_arguments)]
-pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, mut unmapped: bool, merged_into_source: bool, ev: &mut PendingEvents) {
+pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdCtx>>, from: u64, to: u64, old_len: u64, new_len: u64, mut unmapped: bool, merged_into_source: Option<(u64, u64)>, ev: &mut PendingEvents) {
     let Some(c) = ctx else { return };
     if c.features() & UFFD_FEATURE_EVENT_REMAP != 0 && !c.st.borrow().released {
         ev.0.push((c.clone(), remap_msg(from, to, old_len)));
@@ -181,8 +181,21 @@ pub fn mremap_events(k: &mut Kernel, hw: &mut Hw, mm: MmId, ctx: Option<Rc<UffdC
         clear_after_move(k, hw, mm, to, to + new_len);
         // The registration went from the source's VMA before its unmap when the new VMA
         // merged into it (measured: a never-faulted range moved next to the rest of its
-        // VMA gets no UNMAP, a faulted one, whose pgoff keeps it apart, does).
-        unmapped &= !merged_into_source;
+        // VMA gets no UNMAP, a faulted one, whose pgoff keeps it apart, does), and from
+        // the part of that VMA that stays (its PTEs keep their uffd-wp bits:
+        // userfaultfd_reset_ctx touches the VMA only).
+        if let Some((vs, ve)) = merged_into_source {
+            unmapped = false;
+            if let Some(m) = k.mms.get_mut(mm).and_then(|m| m.as_mut()) {
+                for key in m.vmas_in(vs, ve) {
+                    let v = m.vmas.get_mut(&key).unwrap();
+                    if vma_ctx(v).is_some_and(|x| Rc::ptr_eq(&x, &c)) {
+                        v.flags.remove(VM_UFFD_FLAGS);
+                        v.userfaultfd_ctx = None;
+                    }
+                }
+            }
+        }
     }
     if unmapped && c.features() & UFFD_FEATURE_EVENT_UNMAP != 0 && !c.st.borrow().released {
         ev.0.push((c, remove_msg(UFFD_EVENT_UNMAP, from, from + old_len)));
