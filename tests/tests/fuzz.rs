@@ -143,6 +143,11 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // The same, seen by a later UFFDIO_CONTINUE: ENOENT (not registered) on Linux,
     // EINVAL (registered anon) in pagelab.
     (977, 26),
+    // A write fault in a MISSING-registered private memfd VMA answered with SIGBUS: Linux
+    // gave the VMA its anon_vma first (do_cow_fault's vmf_anon_prepare), so fork copies
+    // its page tables and the page the parent maps is shared; pagelab gave none.
+    (2438, 48),
+    (6634, 25),
 ];
 
 /// The machine shape of a seed: (vCPUs, policy, scheduler seed, TLB checking).

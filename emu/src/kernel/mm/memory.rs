@@ -202,7 +202,11 @@ pub fn handle_mm_fault(mm: &mut Mm, hw: &mut Hw, vma: &Vma, address: u64, flags:
         return super::hugetlb::hugetlb_fault(mm, hw, vma, address, flags);
     }
     let r = __handle_mm_fault(mm, hw, vma, address, flags);
-    if r == FaultOutcome::Handled && !vma.shared() && vma.anon_vma.is_none() {
+    // A write to a none PTE prepares the anon_vma before it asks the monitor: do_anonymous_page
+    // and do_cow_fault call vmf_anon_prepare before handle_userfault (MISSING, or MINOR from
+    // the object's fault), so a write answered by a message or SIGBUS leaves one too.
+    let asked_first = flags.contains(FaultFlags::WRITE) && matches!(r, FaultOutcome::Userfault(UffdReason::Missing | UffdReason::Minor));
+    if (r == FaultOutcome::Handled || asked_first) && !vma.shared() && vma.anon_vma.is_none() {
         let huge = || vma.is_anonymous() && pgtable::walk_lookup(&hw.mem, mm.pml4, address).is_some_and(|s| s.level == mmu::Level::Pd);
         if flags.contains(FaultFlags::WRITE) || huge() {
             mm.anon_vma_prepare(vma.start);
