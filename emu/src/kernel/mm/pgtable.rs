@@ -142,11 +142,21 @@ pub fn pte_alloc(mem: &mut PhysMem, pages: &mut Pages, tables: &mut Vec<PhysAddr
 
 /// Finds the leaf slot for `va` without allocating.
 pub fn walk_lookup(mem: &PhysMem, pml4: PhysAddr, va: u64) -> Option<Slot> {
+    lookup_to(mem, pml4, va, Level::Pt)
+}
+
+/// The PD slot over `va`, if the tables above it exist (no allocation).
+pub fn pmd_lookup(mem: &PhysMem, pml4: PhysAddr, va: u64) -> Option<Slot> {
+    lookup_to(mem, pml4, va, Level::Pd).filter(|s| s.level == Level::Pd)
+}
+
+/// The slot at `stop` over `va`, or the leaf above it, or None where a table is missing.
+fn lookup_to(mem: &PhysMem, pml4: PhysAddr, va: u64, stop: Level) -> Option<Slot> {
     let mut table = pml4;
     let mut level = Level::Pml4;
     loop {
         let slot = index_slot(table, va, level);
-        if level == Level::Pt {
+        if level == stop {
             return Some(Slot { pa: slot, level });
         }
         let e = Entry::new(mem.read_u64(slot));
@@ -155,24 +165,6 @@ pub fn walk_lookup(mem: &PhysMem, pml4: PhysAddr, va: u64) -> Option<Slot> {
         }
         if e.is_leaf(level) {
             return Some(Slot { pa: slot, level });
-        }
-        table = e.addr(level, 52);
-        level = level.next_lower().unwrap();
-    }
-}
-
-/// The PD slot over `va`, if the tables above it exist (no allocation).
-pub fn pmd_lookup(mem: &PhysMem, pml4: PhysAddr, va: u64) -> Option<Slot> {
-    let mut table = pml4;
-    let mut level = Level::Pml4;
-    loop {
-        let slot = index_slot(table, va, level);
-        if level == Level::Pd {
-            return Some(Slot { pa: slot, level });
-        }
-        let e = Entry::new(mem.read_u64(slot));
-        if !e.is_present() || e.is_leaf(level) {
-            return None;
         }
         table = e.addr(level, 52);
         level = level.next_lower().unwrap();
