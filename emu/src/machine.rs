@@ -179,7 +179,7 @@ impl Machine {
     /// The vCPUs `tid` may run on: its affinity among the online vCPUs (all of them, should
     /// that leave none).
     fn allowed(&self, tid: Tid) -> u64 {
-        let online = u64::MAX >> (64 - self.hw.vcpus.len());
+        let online = self.hw.online_mask();
         let m = self.kernel.tasks.get(&tid).map_or(online, |t| t.cpus_allowed & online);
         if m == 0 {
             online

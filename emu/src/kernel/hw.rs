@@ -30,6 +30,11 @@ pub struct Hw {
 }
 
 impl Hw {
+    /// The vCPUs that exist, as a mask, bit i = vCPU i (Linux: cpu_active_mask).
+    pub fn online_mask(&self) -> u64 {
+        u64::MAX >> (64 - self.vcpus.len().clamp(1, 64))
+    }
+
     pub fn new(mem_bytes: u64, nvcpus: usize) -> Self {
         let mut mem = PhysMem::new(mem_bytes);
         let pages = Pages::new(&mut mem);

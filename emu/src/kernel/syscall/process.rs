@@ -191,16 +191,6 @@ pub fn sys_getrandom(s: &mut Sys, a: Args) -> SysResult {
 /// CPUs rounded up to longs; pagelab has at most 64 vCPUs).
 const CPUMASK_SIZE: u64 = 8;
 
-/// The vCPUs that exist, as a mask (Linux: cpu_active_mask).
-fn online_mask(s: &Sys) -> u64 {
-    let n = s.hw.vcpus.len() as u32;
-    if n >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << n) - 1
-    }
-}
-
 /// The task a scheduler call names: 0 is the caller, else any thread (ESRCH).
 fn sched_task(s: &Sys, pid: i32) -> Result<crate::kernel::task::Tid, Errno> {
     match pid {
@@ -218,7 +208,7 @@ pub fn sys_sched_getaffinity(s: &mut Sys, a: Args) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let tid = sched_task(s, pid)?;
-    let m = s.k.tasks[&tid].cpus_allowed & online_mask(s);
+    let m = s.k.tasks[&tid].cpus_allowed & s.hw.online_mask();
     let n = len.min(CPUMASK_SIZE);
     s.copy_to_user(mask, &m.to_le_bytes()[..n as usize])?;
     ok(n)
@@ -233,7 +223,7 @@ pub fn sys_sched_setaffinity(s: &mut Sys, a: Args) -> SysResult {
     let n = len.min(CPUMASK_SIZE) as usize;
     s.copy_from_user(ptr, &mut b[..n])?;
     let tid = sched_task(s, pid)?;
-    let m = u64::from_le_bytes(b) & online_mask(s);
+    let m = u64::from_le_bytes(b) & s.hw.online_mask();
     if m == 0 {
         return Err(Errno::EINVAL);
     }
