@@ -267,6 +267,102 @@ static void zero_and_none(void) {
     (void)c;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* A region of n 2 MiB whose first 2 MiB has no page table (a page written, then the whole
+ * 2 MiB zapped: its page table goes). */
+static char *region_no_table(size_t n) {
+    char *p = region(n, THP_NO_ADVICE, 0, 1);
+    madvise(p, THP_SIZE, MADV_DONTNEED);
+    return p;
+}
+
+/* Ranges where one 2 MiB stops MADV_COLLAPSE before the next, and PTEs Linux counts as
+ * present though the hardware does not (PROT_NONE), and guard markers (found by the
+ * random programs of issue 11). */
+static void mixed(void) {
+    volatile char c;
+    section("no page table, then 4 KiB pages");
+    char *p = region_no_table(2);
+    thp_fill(p, THP_NR, 2 * THP_NR, 1);
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, 2 * THP_NR));
+    thp_smaps("after", p, 0, 2 * THP_NR);
+    munmap(p, 2 * THP_SIZE);
+
+    section("4 KiB pages, then no page table");
+    p = region(2, THP_NO_ADVICE, 0, THP_NR);
+    thp_fill(p, THP_NR, THP_NR + 1, 1);
+    madvise(p + THP_SIZE, THP_SIZE, MADV_DONTNEED);
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, 2 * THP_NR));
+    thp_smaps("after", p, 0, 2 * THP_NR);
+    munmap(p, 2 * THP_SIZE);
+
+    section("MISSING: no page table, then none PTEs");
+    int fd = uffd_open(O_CLOEXEC | O_NONBLOCK, 0);
+    p = region_no_table(2);
+    thp_fill(p, THP_NR, THP_NR + 8, 1);
+    printf("register MISSING: %s\n", uffd_err(-uffd_register(fd, p, 2 * THP_SIZE, UFFDIO_REGISTER_MODE_MISSING, NULL)));
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, 2 * THP_NR));
+    thp_smaps("after", p, 0, 2 * THP_NR);
+    close(fd);
+    munmap(p, 2 * THP_SIZE);
+
+    section("PROT_NONE 4 KiB pages");
+    p = region(1, THP_NO_ADVICE, 0, THP_NR);
+    mprotect(p, THP_SIZE, PROT_NONE);
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, THP_NR));
+    thp_smaps("after", p, 0, THP_NR);
+    thp_pm("after", p, 0, THP_NR);
+    mprotect(p, THP_SIZE, PROT_READ | PROT_WRITE);
+    thp_frames_vs("after frames", p, THP_NR, snap);
+    thp_data("data", p, 0, THP_NR, G1, 1);
+    munmap(p, THP_SIZE);
+
+    section("PROT_NONE zero-page PTEs and one page");
+    p = region(1, THP_NO_ADVICE, 0, 1);
+    for (size_t i = 1; i < THP_NR; i++) c = p[i * UPAGE];
+    mprotect(p, THP_SIZE, PROT_NONE);
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, THP_NR));
+    thp_smaps("after", p, 0, THP_NR);
+    munmap(p, THP_SIZE);
+
+    section("MISSING: PROT_NONE zero-page PTEs, then a guard page");
+    fd = uffd_open(O_CLOEXEC | O_NONBLOCK, 0);
+    p = region(1, THP_NO_ADVICE, 0, 1);
+    for (size_t i = 1; i < THP_NR; i++) c = p[i * UPAGE];
+    madvise(p + 400 * UPAGE, UPAGE, MADV_GUARD_INSTALL);
+    mprotect(p, THP_SIZE, PROT_NONE);
+    printf("register MISSING: %s\n", uffd_err(-uffd_register(fd, p, THP_SIZE, UFFDIO_REGISTER_MODE_MISSING, NULL)));
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, THP_NR));
+    thp_smaps("after", p, 0, THP_NR);
+    close(fd);
+    munmap(p, THP_SIZE);
+
+    section("a guard page among 4 KiB pages");
+    p = region(1, THP_NO_ADVICE, 0, THP_NR);
+    printf("guard page 5: %s\n", madvise(p + 5 * UPAGE, UPAGE, MADV_GUARD_INSTALL) ? shm_err(errno) : "0");
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, THP_NR));
+    thp_smaps("after", p, 0, THP_NR);
+    thp_pm("after", p, 0, THP_NR);
+    munmap(p, THP_SIZE);
+
+    section("a PROT_NONE PMD-mapped THP, then 4 KiB pages");
+    p = region(2, MADV_HUGEPAGE, 0, THP_NR);
+    madvise(p + THP_SIZE, THP_SIZE, MADV_NOHUGEPAGE);
+    thp_fill(p, THP_NR, 2 * THP_NR, 1);
+    madvise(p + THP_SIZE, THP_SIZE, MADV_HUGEPAGE);
+    mprotect(p, 2 * THP_SIZE, PROT_NONE);
+    thp_smaps("before", p, 0, 2 * THP_NR);
+    printf("MADV_COLLAPSE: %s\n", collapse(p, 0, 2 * THP_NR));
+    thp_smaps("after", p, 0, 2 * THP_NR);
+    mprotect(p, 2 * THP_SIZE, PROT_READ | PROT_WRITE);
+    thp_data("data", p, 0, 2 * THP_NR, G1, 1);
+    munmap(p, 2 * THP_SIZE);
+    (void)c;
+}
+
 int main(void) {
     thp_khugepaged_settle();
     basic();
@@ -274,6 +370,7 @@ int main(void) {
     refusals();
     uffd();
     zero_and_none();
+    mixed();
     thp_khugepaged_check();
     printf("done\n");
     return 0;

@@ -148,6 +148,20 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // its page tables and the page the parent maps is shared; pagelab gave none.
     (2438, 48),
     (6634, 25),
+    // mremap of never-faulted pages of a registered anon VMA to right after themselves
+    // (the destination first unmapped from that VMA), without EVENT_REMAP: copy_vma merges
+    // the new VMA with the source VMA, which includes the moved range, so the part that
+    // stays loses its registration (Linux: a write there is not a MISSING fault).
+    (9679, 20),
+    // MADV_COLLAPSE of a PROT_NONE huge-zero-PMD 2 MiB: Linux 0 (SCAN_PMD_MAPPED),
+    // pagelab EINVAL (it saw no PMD).
+    (2867, 54),
+    // MADV_COLLAPSE of a MISSING-registered VMA: a PROT_NONE huge PMD, then PROT_NONE
+    // zero-page PTEs: Linux EBUSY (pte_present holds PROT_NONE), pagelab EINVAL.
+    (3956, 51),
+    // MADV_COLLAPSE where the first 2 MiB has no page table: Linux EINVAL at once
+    // (SCAN_PMD_NONE ends the call), pagelab went on and said EBUSY for the next.
+    (5522, 37),
 ];
 
 /// The machine shape of a seed: (vCPUs, policy, scheduler seed, TLB checking).

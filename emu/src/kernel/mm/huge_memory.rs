@@ -81,14 +81,17 @@ pub fn split_huge_pmd_at_boundary(mm: &mut super::Mm, hw: &mut Hw, addr: u64) {
     if addr & (HPAGE_PMD_SIZE - 1) == 0 {
         return;
     }
-    let Some(slot) = pgtable::walk_lookup(&hw.mem, mm.pml4, addr).filter(|s| s.level == Level::Pd) else { return };
+    let Some(slot) = pgtable::pmd_lookup(&hw.mem, mm.pml4, addr) else { return };
     if pmd_trans_huge(pgtable::get_entry(&hw.mem, slot)) && mm.find_vma(addr).is_some_and(|v| !v.is_hugetlb()) {
         split_huge_pmd(hw, &mut mm.table_frames, mm.pml4.as_u64(), slot, addr & !(HPAGE_PMD_SIZE - 1));
     }
 }
 
 /// A huge PMD for the 2 MiB frame `frame` with protection `prot` (Linux: folio_mk_pmd).
+/// The protection 0 of a PROT_NONE VMA gives the _PAGE_PROTNONE form (as `mk_pte`): a
+/// MADV_COLLAPSE in a PROT_NONE VMA maps its THP that way.
 pub fn mk_huge_pmd(frame: PhysAddr, prot: u64) -> Entry {
+    let prot = if prot == 0 { _PAGE_PROTNONE | _PAGE_USER | _PAGE_ACCESSED } else { prot };
     Entry::new(prot | _PAGE_PSE).with_addr(frame, Level::Pd)
 }
 
@@ -294,15 +297,17 @@ pub fn zap_huge_pmd(hw: &mut Hw, tlb: &mut MmuGather, slot: Slot, haddr: u64, pm
 /// huge PMD, whatever the sysfs policy (TVA_FORCED_COLLAPSE) — but EINVAL for a VMA that
 /// cannot have one (not private anonymous, VM_NOHUGEPAGE, PR_SET_THP_DISABLE, no aligned
 /// 2 MiB inside). Per 2 MiB (hpage_collapse_scan_pmd's results, as measured on 6.18): a
-/// huge PMD already is a success; no page table, or only none and zero-page PTEs, or a
-/// uffd-wp'd PTE, is EINVAL; a none PTE in a VMA registered with a userfaultfd is EBUSY;
-/// a swap entry (pagelab does not swap it in) is EAGAIN. Every range is tried; the call
-/// succeeds only when all did, else it returns the last failure. The new folio holds the
+/// huge PMD already (PROT_NONE too) is a success; no page table is EINVAL and ends the
+/// call; a uffd-wp'd PTE or swap entry is EINVAL; a none or zero-page PTE in a VMA
+/// registered with a userfaultfd is EBUSY and ends the call; PROT_NONE PTEs collapse like
+/// present ones; after the scan, a guard marker is EINVAL and ends the call, a swap entry
+/// (pagelab does not swap it in) is EAGAIN. The ranges are tried in order while none ended
+/// the call; it succeeds only when all did, else it returns the last failure. The new folio holds the
 /// pages' data (zeros for none and zero-page PTEs) and is mapped writable and dirty; the
 /// old pages lose this mapping (COW-shared ones stay the other process's), and the page
 /// table is freed.
 pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64) -> crate::kernel::errno::KResult<()> {
-    use super::swapops::{softleaf_from_pte, SoftLeaf};
+    use super::swapops::{pte_swp_uffd_wp_any, softleaf_from_pte, SoftLeaf};
     use crate::kernel::errno::Errno;
     let suitable = vma.len() >= HPAGE_PMD_SIZE && {
         let h = (vma.end - HPAGE_PMD_SIZE) & !(HPAGE_PMD_SIZE - 1);
@@ -319,40 +324,56 @@ pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, 
         // Err((errno, whether madvise_collapse stops there: only SCAN_PMD_NULL,
         // SCAN_PTE_NON_PRESENT and SCAN_PTE_UFFD_WP let it go on to the next 2 MiB).
         let r = (|| -> Result<(), (Errno, bool)> {
-            match pgtable::walk_lookup(&hw.mem, mm.pml4, haddr) {
-                // No page table (SCAN_PMD_NULL).
-                None => return Err((Errno::EINVAL, false)),
-                // A huge PMD: already collapsed (SCAN_PMD_MAPPED).
-                Some(s) if s.level != Level::Pt => return Ok(()),
-                Some(_) => {}
-            }
-            // The PD slot over haddr, and the page table below it.
-            let pd = pgtable::pmd_alloc(&mut hw.mem, &mut hw.pages, &mut mm.table_frames, mm.pml4, haddr).ok_or((Errno::ENOMEM, true))?;
+            // The PD slot over haddr and its entry.
+            let Some(pd) = pgtable::pmd_lookup(&hw.mem, mm.pml4, haddr) else { return Err((Errno::EINVAL, true)) };
             let pmd = pgtable::get_entry(&hw.mem, pd);
+            if pmd_trans_huge(pmd) {
+                // A huge PMD, PROT_NONE ones included: already collapsed (SCAN_PMD_MAPPED).
+                return Ok(());
+            }
             if !pmd.is_present() {
-                return Err((Errno::EINVAL, false));
+                // No page table (SCAN_PMD_NONE, not one of the results madvise_collapse
+                // goes on after: EINVAL, the end of the call; measured).
+                return Err((Errno::EINVAL, true));
             }
             let pt = pmd.addr(Level::Pd, 52);
             // Pages with data (for the trace).
             let mut present = 0;
+            // hpage_collapse_scan_pmd, PTE by PTE. Entries that are not present (swap
+            // entries, markers) pass the scan and fail later, in the swap-in
+            // (__collapse_huge_page_swapin): after the whole scan.
+            let mut swapin_fail = None;
             for i in 0..HPAGE_PMD_NR {
                 let e = Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i)));
-                // pte_none_or_zero: in a uffd-armed VMA any none or zero-page PTE is
-                // SCAN_EXCEED_NONE_PTE (EBUSY, the end of the call; measured).
-                let zero = e.is_present() && (e.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pgtable::pte_pfn(e)));
                 match softleaf_from_pte(e) {
+                    // pte_none_or_zero: in a uffd-armed VMA any none or zero-page PTE is
+                    // SCAN_EXCEED_NONE_PTE (EBUSY, the end of the call; measured).
                     SoftLeaf::None if armed => return Err((Errno::EBUSY, true)),
                     SoftLeaf::None => {}
-                    SoftLeaf::Present if zero && armed => return Err((Errno::EBUSY, true)),
-                    SoftLeaf::Present => {
+                    // pte_present: PROT_NONE PTEs too (measured: they collapse).
+                    SoftLeaf::Present | SoftLeaf::ProtNone => {
+                        let zero = e.has(_PAGE_SPECIAL) || hw.pages.is_zero_page(pgtable::pte_pfn(e));
+                        if zero && armed {
+                            return Err((Errno::EBUSY, true));
+                        }
                         if e.has(_PAGE_UFFD_WP) {
                             return Err((Errno::EINVAL, false));
                         }
                         present += !zero as u32;
                     }
-                    SoftLeaf::Swap { .. } => return Err((Errno::EAGAIN, false)),
-                    SoftLeaf::ProtNone | SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => return Err((Errno::EINVAL, false)),
+                    // SCAN_PTE_UFFD_WP: a uffd-wp swap entry or marker, at once.
+                    _ if pte_swp_uffd_wp_any(e) => return Err((Errno::EINVAL, false)),
+                    // pagelab does not swap in here: EAGAIN (a marker's failure wins).
+                    SoftLeaf::Swap { .. } => {
+                        swapin_fail.get_or_insert((Errno::EAGAIN, false));
+                    }
+                    // do_swap_page of a guard marker is SIGSEGV: SCAN_FAIL, EINVAL, the
+                    // end of the call (measured: EINVAL, the page table kept).
+                    SoftLeaf::Migration { .. } | SoftLeaf::Marker(_) => swapin_fail = Some((Errno::EINVAL, true)),
                 }
+            }
+            if let Some(f) = swapin_fail {
+                return Err(f);
             }
             // Only none and zero-page PTEs collapse too, into a zeroed folio (measured on
             // 6.18: a page table of 512 none PTEs, or a split huge zero page with one page
@@ -362,7 +383,7 @@ pub fn madvise_collapse(mm: &mut super::Mm, hw: &mut Hw, vma: &Vma, start: u64, 
             let mut tlb = MmuGather::new(mm);
             for i in 0..HPAGE_PMD_NR {
                 let e = Entry::new(hw.mem.read_u64(PhysAddr::new(pt.as_u64() + 8 * i)));
-                if !e.is_present() || e.has(_PAGE_SPECIAL) {
+                if !matches!(softleaf_from_pte(e), SoftLeaf::Present | SoftLeaf::ProtNone) || e.has(_PAGE_SPECIAL) {
                     continue;
                 }
                 let pa = pgtable::pte_pfn(e);

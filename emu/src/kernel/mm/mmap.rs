@@ -853,6 +853,24 @@ fn remap_move_multi(mm: &mut Mm, hw: &mut Hw, old: u64, len: u64, new: u64, dont
 fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u64, new_len: u64, dontunmap: bool) -> KResult<Remapped> {
     let moved = old_len.min(new_len);
     move_ptes(mm, hw, old, new, moved)?;
+    let mut nv = vma.clone();
+    nv.start = new;
+    nv.end = new + new_len;
+    // copy_vma: the pgoff of the moved part, or, for anonymous memory never faulted (no
+    // anon_vma), the new address's (so it may merge there).
+    nv.pgoff = if vma.is_anonymous() && vma.anon_vma.is_none() { new >> 12 } else { vma.pgoff + ((old - vma.start) >> 12) };
+    if let Backing::Shmem { offset, .. } = &mut nv.backing {
+        *offset += old - vma.start;
+    }
+    // Linux's copy_vma runs before the source is unmapped: a new range next to the
+    // source's VMA as it is now (the moved range itself included, when the new range
+    // touches it) that can merge with it merges into that VMA (pagelab merges after the
+    // source is gone; the layout is the same).
+    let source = mm.find_vma(old).map(|v| (v.start, v.end));
+    let merged_into_source = source.filter(|&(s, e)| {
+        let v = &mm.vmas[&s];
+        (e == new && v.can_merge(&nv)) || (s == new + new_len && nv.can_merge(v))
+    });
     mm.split_at(old);
     mm.split_at(old + old_len);
     for k in mm.vmas_in(old, old + old_len) {
@@ -865,22 +883,6 @@ fn move_vma(mm: &mut Mm, hw: &mut Hw, vma: &Vma, old: u64, old_len: u64, new: u6
     if dontunmap {
         mm.merge_around(old, old + old_len);
     }
-    let mut nv = vma.clone();
-    nv.start = new;
-    nv.end = new + new_len;
-    // copy_vma: the pgoff of the moved part, or, for anonymous memory never faulted (no
-    // anon_vma), the new address's (so it may merge there).
-    nv.pgoff = if vma.is_anonymous() && vma.anon_vma.is_none() { new >> 12 } else { vma.pgoff + ((old - vma.start) >> 12) };
-    if let Backing::Shmem { offset, .. } = &mut nv.backing {
-        *offset += old - vma.start;
-    }
-    // Linux's copy_vma runs before the source is unmapped: a new range that merges with
-    // the rest of the source's VMA (on either side) merges into that VMA, source range
-    // included (pagelab merges after the source is gone; the layout is the same).
-    let rest = |p: &Vma| p.start.max(vma.start) < p.end.min(vma.end);
-    let prev = mm.vmas.range(..new).next_back().map(|(_, p)| p).filter(|p| p.end == new && rest(p) && p.can_merge(&nv));
-    let next = mm.vmas.get(&(new + new_len)).filter(|n| rest(n) && nv.can_merge(n));
-    let merged_into_source = (prev.is_some() || next.is_some()).then_some((vma.start, vma.end));
     mm.vmas.insert(new, nv);
     mm.merge_around(new, new + new_len);
     Ok(Remapped { addr: new, merged_into_source })
