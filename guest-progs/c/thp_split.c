@@ -19,6 +19,7 @@
 // host without swap: thp_split.pageout.expected; pagelab with --swap 0).
 #define _GNU_SOURCE
 #include "thp.h"
+#include <sys/wait.h>
 
 static void section(const char *s) {
     printf("== %s\n", s);
@@ -33,6 +34,16 @@ static uint64_t snap[2 * THP_NR];
 static char *fresh(size_t n) {
     char *p = thp_map(n * THP_NR, MADV_HUGEPAGE);
     thp_fill(p, 0, n * THP_NR, 1);
+    thp_require(p, n * THP_NR, 2048 * (long)n);
+    thp_pfns(p, n * THP_NR, snap);
+    return p;
+}
+
+/* A fresh region of n THPs of which only pages 0-9 of each were written (g1),
+ * PMD-mapped; its frames in snap. */
+static char *sparse(size_t n) {
+    char *p = thp_map(n * THP_NR, MADV_HUGEPAGE);
+    for (size_t i = 0; i < n; i++) thp_fill(p, i * THP_NR, i * THP_NR + 10, 1);
     thp_require(p, n * THP_NR, 2048 * (long)n);
     thp_pfns(p, n * THP_NR, snap);
     return p;
@@ -224,6 +235,64 @@ static void pageouts(void) {
     section("MADV_COLD of a whole THP");
     p = fresh(1);
     printf("COLD: %s\n", res(madvise(p, THP_SIZE, MADV_COLD)));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+
+    /* A THP of which only pages 0-9 hold data: splitting the folio maps each zero-filled
+     * subpage to the shared zero page (remap_page with RMP_USE_SHARED_ZEROPAGE). */
+    section("MADV_PAGEOUT of a whole THP, pages 0-9 written (no swap)");
+    p = sparse(1);
+    printf("PAGEOUT: %s\n", res(madvise(p, THP_SIZE, MADV_PAGEOUT)));
+    state("after", p, THP_NR);
+    thp_data("data", p, 0, THP_NR, G1, 1);
+    munmap(p, THP_SIZE);
+
+    section("MADV_PAGEOUT pages 100-109 of a THP, pages 0-9 written (no swap)");
+    p = sparse(1);
+    printf("PAGEOUT: %s\n", res(madvise(p + 100 * UPAGE, 10 * UPAGE, MADV_PAGEOUT)));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+
+    section("MADV_COLD pages 100-109 of a THP, pages 0-9 written");
+    p = sparse(1);
+    printf("COLD: %s\n", res(madvise(p + 100 * UPAGE, 10 * UPAGE, MADV_COLD)));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+
+    section("MADV_COLD of a whole THP, pages 0-9 written");
+    p = sparse(1);
+    printf("COLD: %s\n", res(madvise(p, THP_SIZE, MADV_COLD)));
+    state("after", p, THP_NR);
+    munmap(p, THP_SIZE);
+
+    /* Pages 600-601 of the second 2 MiB's THP moved to pages 10-11, below it: the
+     * PAGEOUT of the whole range meets the folio there first. */
+    section("MADV_PAGEOUT of a THP whose pages 600-601 moved to 10-11 (no swap)");
+    p = sparse(2);
+    madvise(p, THP_SIZE, MADV_DONTNEED);
+    printf("mremap: %s\n", mremap(p + 600 * UPAGE, 2 * UPAGE, 2 * UPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, p + 10 * UPAGE) == p + 10 * UPAGE ? "0" : res(-1));
+    state("before", p, 2 * THP_NR);
+    printf("PAGEOUT: %s\n", res(madvise(p, 2 * THP_SIZE, MADV_PAGEOUT)));
+    state("after", p, 2 * THP_NR);
+    munmap(p, 2 * THP_SIZE);
+
+    section("MADV_PAGEOUT of a THP a child also maps, pages 0-9 written (no swap)");
+    p = sparse(1);
+    int go[2];
+    if (pipe(go)) exit(2);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        if (read(go[0], &c, 1) != 1) _exit(4);
+        _exit(0);
+    }
+    printf("PAGEOUT: %s\n", res(madvise(p, THP_SIZE, MADV_PAGEOUT)));
+    state("after", p, THP_NR);
+    if (write(go[1], "g", 1) != 1) exit(2);
+    waitpid(pid, NULL, 0);
+    state("after the child's exit", p, THP_NR);
+    printf("PAGEOUT: %s\n", res(madvise(p, THP_SIZE, MADV_PAGEOUT)));
     state("after", p, THP_NR);
     munmap(p, THP_SIZE);
 }

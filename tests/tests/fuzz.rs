@@ -162,6 +162,16 @@ const REGRESSIONS: &[(u64, u32)] = &[
     // MADV_COLLAPSE where the first 2 MiB has no page table: Linux EINVAL at once
     // (SCAN_PMD_NONE ends the call), pagelab went on and said EBUSY for the next.
     (5522, 37),
+    // MADV_PAGEOUT over a PTE-mapped THP one of whose pages mremap moved below it: the
+    // folio split maps its zero-filled pages to the zero page wherever they are mapped
+    // (Linux: present, not exclusive; pagelab looked for them at the wrong addresses).
+    (8854, 33),
+    // The same seen in pagemap's exclusive bits after a fork, and after MADV_COLD.
+    (895, 49),
+    (2624, 44),
+    // PAGEMAP_SCAN with WP_MATCHING stopping inside a THP it found already protected:
+    // Linux reports it HUGE and leaves the PMD whole (only a written one is split).
+    (1355, 18),
 ];
 
 /// The machine shape of a seed: (vCPUs, policy, scheduler seed, TLB checking).

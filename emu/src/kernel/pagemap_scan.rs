@@ -157,6 +157,8 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
     let mut regions: Vec<(u64, u64, u64)> = Vec::new();
     let mut found = 0u64;
     let mut to_protect: Vec<(u64, u64, u64)> = Vec::new(); // (vma start, start, end)
+    // Huge PMDs split but then not protected (their pages no longer match).
+    let mut to_split: Vec<u64> = Vec::new();
     let mut walk_end = a.end;
     let mut err = None;
     'vmas: for key in mm.vmas_in(a.start, a.end) {
@@ -177,6 +179,16 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
         let mut w = CategoryWalk { mem: &hw.mem, pages: &hw.pages, vma: &vma, cur, runs: Vec::new() };
         let ControlFlow::Continue(()) = walk_page_vma(mm.pml4, &vma, lo, hi, &mut w);
         for (st, en, cats, kind) in w.runs {
+            // pagemap_scan_thp_entry: a written huge PMD that WP_MATCHING would protect in
+            // part is split first and its pages then looked at as PTEs (without HUGE),
+            // against the masks again; one already protected stays whole.
+            let truncated = a.vec_len != 0 && found.saturating_add((en - st) >> 12) > a.max_pages;
+            let partial = en - st < super::mm::huge_memory::HPAGE_PMD_SIZE || truncated;
+            let split = wp && kind == RunKind::Huge && !vma.is_hugetlb() && cats & PAGE_IS_WRITTEN != 0 && partial && a.interesting(cats);
+            let (cats, kind) = if split { (cats & !PAGE_IS_HUGE, RunKind::Pte) } else { (cats, kind) };
+            if split && !a.interesting(cats) {
+                to_split.push(st);
+            }
             if !a.interesting(cats) {
                 // The fast path of a protect-only scan (no vector) write-protects every PTE
                 // of the range, interesting or not (measured on 6.18); holes and huge PMDs
@@ -194,9 +206,7 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
                     e2 = st + ((a.max_pages - found) << 12);
                     full = true;
                 }
-                // A huge PMD write-protected in part is split first: its pages are then
-                // reported as PTEs, without HUGE.
-                let rc = if wp && kind == RunKind::Huge && e2 - st < super::mm::huge_memory::HPAGE_PMD_SIZE { cats & !PAGE_IS_HUGE } else { cats } & a.return_mask;
+                let rc = cats & a.return_mask;
                 if e2 > st {
                     let n_regions = regions.len() as u64;
                     match regions.last_mut() {
@@ -216,6 +226,13 @@ fn scan(mm: &mut Mm, hw: &mut Hw, a: &PmScanArg) -> KResult<ScanOutcome> {
             if full {
                 walk_end = e2;
                 break 'vmas;
+            }
+        }
+    }
+    for addr in to_split {
+        if let Some(slot) = pgtable::pmd_lookup(&hw.mem, mm.pml4, addr) {
+            if super::mm::huge_memory::pmd_trans_huge(pgtable::get_entry(&hw.mem, slot)) {
+                super::mm::huge_memory::split_huge_pmd(hw, &mut mm.table_frames, mm.pml4.as_u64(), slot, addr & !(super::mm::huge_memory::HPAGE_PMD_SIZE - 1));
             }
         }
     }

@@ -987,8 +987,8 @@ pub fn do_madvise(mm: &mut Mm, hw: &mut Hw, start: u64, len: u64, advice: u32) -
         // reclaim splits it (measured on 6.18: AnonHugePages drops even without swap).
         super::huge_memory::split_huge_pmds(mm, hw, start, end, advice == MADV_PAGEOUT);
     }
-    if advice == MADV_PAGEOUT {
-        madvise_pageout(mm, hw, start, end);
+    if matches!(advice, MADV_COLD | MADV_PAGEOUT) {
+        madvise_cold_or_pageout(mm, hw, start, end, advice == MADV_PAGEOUT);
     }
     if matches!(advice, MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK | MADV_DONTDUMP | MADV_DODUMP | MADV_HUGEPAGE | MADV_NOHUGEPAGE) {
         madvise_vma_flags(mm, hw, start, end, advice)?;
@@ -1285,13 +1285,14 @@ impl MmWalkOps for MadvFree<'_> {
     }
 }
 
-/// MADV_PAGEOUT over every VMA of [start, end) (mm::swap::madvise_pageout): one gather,
-/// so one flush, and the frames freed after it.
-fn madvise_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64) {
+/// MADV_COLD or MADV_PAGEOUT over every VMA of [start, end)
+/// (mm::swap::madvise_cold_or_pageout): one gather, so one flush, and the frames freed
+/// after it.
+fn madvise_cold_or_pageout(mm: &mut Mm, hw: &mut Hw, start: u64, end: u64, pageout: bool) {
     let mut tlb = MmuGather::new(mm);
     for k in mm.vmas_in(start, end) {
         let v = mm.vmas[&k].clone();
-        super::swap::madvise_pageout(&mut tlb, mm, hw, &v, start.max(v.start), end.min(v.end));
+        super::swap::madvise_cold_or_pageout(&mut tlb, mm, hw, &v, start.max(v.start), end.min(v.end), pageout);
     }
     tlb.finish_mmu(hw);
 }

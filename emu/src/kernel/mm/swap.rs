@@ -39,6 +39,7 @@
 use super::memory::{FaultFlags, FaultOutcome, VmFault};
 use super::mmu_gather::MmuGather;
 use super::pagewalk::{walk_page_range, MmWalkOps};
+use super::huge_memory::{HPAGE_PMD_NR, HPAGE_PMD_SIZE};
 use super::pgtable::{self, linux::*, Slot};
 use super::swapops::{make_pte_marker, pte_swp_clear_exclusive, pte_swp_clear_uffd_wp, pte_swp_mkexclusive, pte_swp_mkuffd_wp, softleaf_from_pte, swp_entry, swp_entry_to_pte, PteMarker, SoftLeaf, SwpEntry};
 use super::vma::{Backing, Vma, VmFlags};
@@ -164,20 +165,26 @@ pub fn copy_nonpresent_pte(hw: &mut Hw, pte: Entry, leaf: SoftLeaf, keep_uffd_wp
 
 // ---- Swap-out: MADV_PAGEOUT ----
 
-/// Linux: madvise_pageout over [start, end) of one VMA (madvise_cold_or_pageout_pte_range,
-/// then reclaim_pages → shrink_folio_list → try_to_unmap_one, synchronously). Pages that
+/// Linux: madvise_cold and madvise_pageout over [start, end) of one VMA
+/// (madvise_cold_or_pageout_pte_range; for MADV_PAGEOUT, `pageout`, then reclaim_pages →
+/// shrink_folio_list → try_to_unmap_one, synchronously). MADV_COLD only splits the THPs
+/// it covers in part (`huge_memory::split_anon_folio`); the LRU it moves pages on is not
+/// modelled. MADV_PAGEOUT splits every THP it meets; then the pages that
 /// are private anonymous and mapped exactly once go to swap: the PTE becomes a swap entry
 /// carrying uffd-wp (`_PAGE_UFFD_WP` → `_PAGE_SWP_UFFD_WP`) and PageAnonExclusive
 /// (`_PAGE_SWP_EXCLUSIVE`), and the frame is freed once `tlb` has flushed. Skipped, as in
 /// Linux: the zero page (no struct page), pages mapped more than once (COW-shared after
 /// fork), and everything when no swap is configured or the device is full. Shmem and
 /// file VMAs go to `ShmemPageout`, which never writes to swap.
-pub fn madvise_pageout(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64) {
+pub fn madvise_cold_or_pageout(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, start: u64, end: u64, pageout: bool) {
     // VM_LOCKED pages are not reclaimed (can_madv_lru_vma: VM_LOCKED|VM_PFNMAP|VM_HUGETLB).
     if vma.flags.has(VmFlags::LOCKED) {
         return;
     }
     if let Backing::Shmem { obj, .. } = &vma.backing {
+        if !pageout {
+            return;
+        }
         // Page-cache pages (shmem is swap-backed but not anonymous): shrink_folio_list
         // unmaps them (try_to_unmap) before the writeout, which without swap fails and
         // leaves a dirty page in the cache — measured: the PTE goes, the data stays.
@@ -189,7 +196,7 @@ pub fn madvise_pageout(tlb: &mut MmuGather, mm: &Mm, hw: &mut Hw, vma: &Vma, sta
     if !matches!(vma.backing, Backing::Anon | Backing::Heap | Backing::Stack) || vma.shared() {
         return;
     }
-    let mut w = Pageout { hw, tlb, paged: 0, pml4: mm.pml4 };
+    let mut w = Pageout { hw, tlb, paged: 0, mm, vma, end, pageout, skip_to: 0 };
     // A break: the device is full, and the rest of the range stays resident.
     let _: ControlFlow<()> = walk_page_range(mm.pml4, start, end, &mut w);
     let (paged, hw) = (w.paged, w.hw);
@@ -254,48 +261,36 @@ impl MmWalkOps for ShmemPageout<'_> {
     }
 }
 
+/// The walk of madvise_cold_or_pageout_pte_range over an anonymous VMA: MADV_COLD splits
+/// the THPs the range covers in part; MADV_PAGEOUT (`pageout`) splits every THP it
+/// meets (the reclaim of a large folio without a large swap slot splits it) and swaps
+/// the pages out.
 struct Pageout<'a> {
     hw: &'a mut Hw,
     tlb: &'a mut MmuGather,
     paged: u64,
-    pml4: mmu::PhysAddr,
+    mm: &'a Mm,
+    vma: &'a Vma,
+    end: u64,
+    pageout: bool,
+    /// The end of a THP MADV_COLD met whole and left as it is.
+    skip_to: u64,
 }
 
-/// Linux: split_folio of an anonymous THP (madvise_cold_or_pageout_pte_range), then
-/// remap_page with RMP_USE_SHARED_ZEROPAGE (6.12): the PTE-mapped folio at `head`, whose
-/// page `pa` is mapped at `va`, becomes 512 small pages, and each subpage that holds only
-/// zeros and is mapped by this address space alone is replaced by the shared zero page
-/// (keeping uffd-wp) and freed — measured: after MADV_PAGEOUT of one page of a THP, the
-/// untouched pages read as present, not exclusive. False if the folio cannot be split.
-fn split_folio_remap_zero(hw: &mut Hw, tlb: &mut MmuGather, pml4: mmu::PhysAddr, head: mmu::PhysAddr, pa: mmu::PhysAddr, va: u64) -> bool {
-    if !hw.pages.split_anon_folio(head) {
-        return false;
+/// Linux: folio_pte_batch as madvise_folio_pte_batch uses it: how many PTEs from `slot`
+/// (mapping `pa` at `va`) on map the following pages of the same 2 MiB folio, within one
+/// page table and below `end`.
+fn folio_pte_batch(mem: &PhysMem, slot: Slot, va: u64, end: u64, pa: mmu::PhysAddr) -> u64 {
+    let first = (slot.pa.as_u64() & 0xfff) / 8;
+    let mut k = 0;
+    while k < HPAGE_PMD_NR && first + k < 512 && va + (k << 12) < end {
+        let e = Entry::new(mem.read_u64(mmu::PhysAddr::new(slot.pa.as_u64() + 8 * k)));
+        if !matches!(softleaf_from_pte(e), SoftLeaf::Present | SoftLeaf::ProtNone) || pgtable::pte_pfn(e).as_u64() != pa.as_u64() + (k << 12) {
+            break;
+        }
+        k += 1;
     }
-    let base = va - (pa.as_u64() - head.as_u64());
-    let zero = [0u8; 4096];
-    for i in 0..512u64 {
-        let (sva, spa) = (base + i * 4096, mmu::PhysAddr::new(head.as_u64() + i * 4096));
-        let Some(slot) = pgtable::walk_lookup(&hw.mem, pml4, sva).filter(|s| s.level == mmu::Level::Pt) else { continue };
-        let e = pgtable::get_entry(&hw.mem, slot);
-        if !e.is_present() || pgtable::pte_pfn(e) != spa || hw.pages.meta(spa).mapcount != 1 {
-            continue;
-        }
-        let mut buf = [0u8; 4096];
-        hw.mem.read(spa, &mut buf);
-        if buf != zero {
-            continue;
-        }
-        let prot = e.raw() & (_PAGE_USER | _PAGE_NX | _PAGE_PRESENT | _PAGE_ACCESSED);
-        let mut z = pgtable::mk_pte(hw.pages.zero_page, prot).with(_PAGE_SPECIAL);
-        if e.has(_PAGE_UFFD_WP) {
-            z = z.with(_PAGE_UFFD_WP);
-        }
-        let f = pgtable::set_entry(&mut hw.mem, slot, sva, z);
-        tlb.flush_pte(f);
-        hw.pages.remove_rmap(spa);
-        tlb.remove_page(spa);
-    }
-    true
+    k
 }
 
 impl MmWalkOps for Pageout<'_> {
@@ -319,10 +314,27 @@ impl MmWalkOps for Pageout<'_> {
             return ControlFlow::Continue(());
         }
         let pa = pgtable::pte_pfn(pte);
-        // A page of a (PTE-mapped) THP: reclaim splits the folio and swaps its pages one by
-        // one (measured on 6.18 with swap: 512 swap entries, each keeping uffd-wp).
+        // A page of a (PTE-mapped) THP another mm may map: left alone. Else MADV_COLD
+        // splits it unless the range maps all of it from here on (madvise_folio_pte_batch),
+        // and MADV_PAGEOUT's reclaim splits it and swaps its pages one by one (measured on
+        // 6.18 with swap: 512 swap entries, each keeping uffd-wp).
         let head = hw.pages.folio(pa);
-        if hw.pages.is_huge(head) && !split_folio_remap_zero(hw, self.tlb, self.pml4, head, pa, va) {
+        if hw.pages.is_huge(head) {
+            if super::huge_memory::folio_maybe_mapped_shared(&hw.pages, head) {
+                return ControlFlow::Continue(());
+            }
+            if va < self.skip_to {
+                return ControlFlow::Continue(());
+            }
+            if !self.pageout && head == pa && folio_pte_batch(&hw.mem, slot, va, self.end, pa) == HPAGE_PMD_NR {
+                self.skip_to = va + HPAGE_PMD_SIZE;
+                return ControlFlow::Continue(());
+            }
+            let index = super::huge_memory::anon_folio_index(self.vma, va, head, pa);
+            if !super::huge_memory::split_anon_folio(self.mm, hw, self.tlb, head, index) || !self.pageout {
+                return ControlFlow::Continue(());
+            }
+        } else if !self.pageout {
             return ControlFlow::Continue(());
         }
         // Without swap, reclaim keeps anonymous pages where they are.

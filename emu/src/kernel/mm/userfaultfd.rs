@@ -490,6 +490,24 @@ pub fn move_pages(mm: &mut Mm, hw: &mut Hw, ctx: &VmUserfaultfdCtx, dst: u64, sr
             break;
         }
         let sslot = pgtable::walk_lookup(&hw.mem, mm.pml4, s).filter(|sl| sl.level == mmu::Level::Pt);
+        // move_pages_pte: an exclusive page of a THP splits the folio first (split_folio,
+        // which maps the zero-filled pages to the zero page), then the PTE is read again.
+        if let Some(sl) = sslot {
+            let e = pgtable::get_entry(&hw.mem, sl);
+            let pa = pgtable::pte_pfn(e);
+            let present = softleaf_from_pte(e) == SoftLeaf::Present && !e.has(_PAGE_SPECIAL) && !hw.pages.is_zero_page(pa);
+            let head = if present { hw.pages.folio(pa) } else { pa };
+            if present && hw.pages.is_huge(head) && hw.pages.meta(pa).anon_exclusive && hw.pages.meta(pa).mapcount == 1 {
+                let mut tlb = super::mmu_gather::MmuGather::new(mm);
+                let index = super::huge_memory::anon_folio_index(&sv, s, head, pa);
+                let split = super::huge_memory::split_anon_folio(mm, hw, &mut tlb, head, index);
+                tlb.finish_mmu(hw);
+                if !split {
+                    err = Some(Errno::EAGAIN);
+                    break;
+                }
+            }
+        }
         let spte = sslot.map(|sl| pgtable::get_entry(&hw.mem, sl)).unwrap_or(mmu::Entry::new(0));
         let prot = pgtable::vm_page_prot(dv.readable(), dv.writable(), dv.executable(), false);
         let new = match softleaf_from_pte(spte) {
